@@ -1,0 +1,40 @@
+"""Packaging for tfcompress."""
+
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "tfcompress" / "_version.py").read_text()).group(1)
+
+setup(
+    name="tfcompress",
+    version=VERSION,
+    description="Distill, prune, quantize and export Keras models as verified int8 .tflite files for phones.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tfcompress", "tfcompress.*"]),
+    # Ranges, not pins, so Colab's own TensorFlow is kept. tf-keras must match
+    # TensorFlow's minor version; tfcompress checks that at import with the fix.
+    # Tested together: tensorflow 2.21.0, tf-keras 2.21.0, tensorflow-model-optimization
+    # 0.8.1, ai-edge-litert 2.3.0.
+    install_requires=[
+        "tensorflow>=2.16,<2.22",
+        "tf-keras>=2.16,<2.22",
+        "tensorflow-model-optimization>=0.8.0,<0.9",
+        "ai-edge-litert>=1.2,<3",
+        "numpy>=1.23",
+        "absl-py>=1.2",
+        "scikit-learn>=1.2",
+    ],
+    extras_require={"test": ["pytest>=7", "ruff>=0.6"]},
+    entry_points={"console_scripts": ["tfcompress=tfcompress.cli:run"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

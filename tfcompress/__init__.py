@@ -1,0 +1,36 @@
+"""tfcompress: make Keras models small and fast enough for phones.
+
+Distill a student from a teacher, prune it, train it quantization-aware, and export a
+verified full-integer `.tflite` for Android. Everything works on Keras 2 (`tf_keras`),
+which importing tfcompress selects before TensorFlow loads any Keras.
+
+Example:
+  >>> import tfcompress as tfc
+  >>> from tfcompress import keras
+  >>> (x_train, y_train), (x_test, y_test) = tfc.data.load_digits()
+"""
+
+import importlib
+
+# First, and without importing TensorFlow: select Keras 2 for TensorFlow.
+from tfcompress import _select_keras  # noqa: F401  # isort: skip
+from tfcompress._version import __version__
+
+__all__ = ["Distiller", "__version__", "data", "demo", "distill", "export", "keras", "prune", "quantize"]
+
+_SUBPACKAGES = ("data", "demo", "distill", "export", "prune", "quantize")
+
+
+def __getattr__(name):
+    # TensorFlow loads on first use, so `tfcompress --help` answers at once.
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"tfcompress.{name}")
+    if name == "keras":
+        return importlib.import_module("tfcompress._keras").keras
+    if name == "Distiller":
+        return importlib.import_module("tfcompress.distill").Distiller
+    raise AttributeError(f"module 'tfcompress' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

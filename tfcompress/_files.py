@@ -1,0 +1,76 @@
+"""Writing files so that a failure leaves nothing behind and never clobbers a file."""
+
+import os
+import tempfile
+
+
+def check_writable(path, overwrite: bool) -> str:
+    """Checks, before any work is done, that `path` can be written.
+
+    Args:
+      path: the file to write.
+      overwrite: whether an existing file may be replaced.
+
+    Returns:
+      `path` as an absolute string.
+
+    Raises:
+      FileExistsError: `path` exists and `overwrite` is False.
+      FileNotFoundError: the folder of `path` does not exist.
+      PermissionError: the folder of `path` is not writable.
+
+    Example:
+      >>> check_writable("model.tflite", overwrite=False)
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory; give a file path such as {path}/model.tflite")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(
+            f"{path} already exists and was left as it is. Pass overwrite=True to replace it, or choose another path."
+        )
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"The folder {folder} does not exist. Create it first.")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"The folder {folder} is not writable. Choose another path.")
+    return path
+
+
+def write_atomically(path, content: bytes, overwrite: bool = False) -> str:
+    """Writes `content` to `path` through a temporary file and a rename.
+
+    Readers see either the old file or the whole new one; on any error the temporary file
+    is removed and `path` is untouched.
+
+    Args:
+      path: the file to write.
+      content: the bytes to write.
+      overwrite: whether an existing file may be replaced.
+
+    Returns:
+      `path` as an absolute string.
+
+    Raises:
+      FileExistsError: `path` exists and `overwrite` is False.
+
+    Example:
+      >>> write_atomically("model.tflite", tflite_bytes)
+    """
+    path = check_writable(path, overwrite)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".partial"
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        if not overwrite and os.path.exists(path):
+            raise FileExistsError(f"{path} appeared while it was being written; left as it is.")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    return path

@@ -1,0 +1,12 @@
+"""Data: a built-in real data set and loaders for users' own data.
+
+Example:
+  >>> (x_train, y_train), (x_test, y_test) = tfc.data.load_digits()
+"""
+
+from tfcompress.data.arrays import as_arrays
+from tfcompress.data.builtin import load_digits
+from tfcompress.data.idx import load_mnist, read_idx
+from tfcompress.data.images import load_image_directory
+
+__all__ = ["as_arrays", "load_digits", "load_image_directory", "load_mnist", "read_idx"]

@@ -1,0 +1,98 @@
+"""Turning the data users hand in (numpy arrays or tf.data) into checked numpy arrays."""
+
+import numpy as np
+
+from tfcompress._keras import tf
+
+
+def as_arrays(x, y=None, *, limit: int = None, argument: str = "x"):
+    """Returns `(inputs, labels)` as numpy arrays from arrays or a batched `tf.data.Dataset`.
+
+    Datasets follow the `model.fit` convention: they yield batches, either of inputs
+    alone or of `(inputs, labels)` (a third element, sample weights, is dropped).
+
+    Args:
+      x: a numpy array (or anything `np.asarray` takes) of inputs, or a batched dataset.
+      y: labels for array inputs; must be None for a dataset.
+      limit: keep at most this many examples (the first ones).
+      argument: the argument's name, used in error messages.
+
+    Returns:
+      `(inputs, labels)`: float32 inputs and the labels, or None where there are none.
+
+    Raises:
+      ValueError: the data is empty, holds NaN or infinity, `y` does not match `x` in
+        length, or `y` is given alongside a dataset.
+
+    Example:
+      >>> x, y = as_arrays(train_dataset, limit=500)
+    """
+    if isinstance(x, tf.data.Dataset):
+        if y is not None:
+            raise ValueError(f"`{argument}` is a tf.data.Dataset, which carries its own labels; pass y=None.")
+        x, y = _collect(x, limit)
+    else:
+        x = np.asarray(x)
+        y = None if y is None else np.asarray(y)
+        if limit is not None:
+            x = x[:limit]
+            y = None if y is None else y[:limit]
+    if x.size == 0 or x.ndim == 0:
+        raise ValueError(f"`{argument}` is empty: expected at least one example. Received shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"`{argument}` must be numeric. Received dtype {x.dtype}")
+    x = x.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(x)):
+        bad = int(np.sum(~np.all(np.isfinite(x.reshape(len(x), -1)), axis=1)))
+        raise ValueError(f"`{argument}` holds NaN or infinite values in {bad} of {len(x)} examples. Clean them first.")
+    if y is not None and len(y) != len(x):
+        raise ValueError(f"`{argument}` has {len(x)} examples but the labels have {len(y)}; they must match.")
+    return x, y
+
+
+def _collect(dataset, limit):
+    inputs, labels = [], []
+    count = 0
+    for element in dataset:
+        if isinstance(element, (tuple, list)):
+            batch_x, batch_y = element[0], (element[1] if len(element) > 1 else None)
+        else:
+            batch_x, batch_y = element, None
+        inputs.append(np.asarray(batch_x))
+        if batch_y is not None:
+            labels.append(np.asarray(batch_y))
+        count += len(inputs[-1])
+        if limit is not None and count >= limit:
+            break
+    if not inputs:
+        return np.zeros((0,), np.float32), None
+    x = np.concatenate(inputs)
+    y = np.concatenate(labels) if labels else None
+    if limit is not None:
+        x = x[:limit]
+        y = None if y is None else y[:limit]
+    return x, y
+
+
+def check_input_shape(x: np.ndarray, input_shape, argument: str = "x") -> None:
+    """Raises a clear ValueError if examples in `x` do not fit a model input.
+
+    Args:
+      x: a batch of examples.
+      input_shape: the model's input shape, batch first (`model.input_shape`).
+      argument: the argument's name, used in the message.
+
+    Raises:
+      ValueError: the example shape differs from `input_shape[1:]`.
+
+    Example:
+      >>> check_input_shape(x_test, model.input_shape, "x_test")
+    """
+    expected = tuple(input_shape[1:])
+    got = tuple(x.shape[1:])
+    fits = len(expected) == len(got) and all(e is None or e == g for e, g in zip(expected, got))
+    if not fits:
+        raise ValueError(
+            f"`{argument}` has examples of shape {got}, but the model takes inputs of shape "
+            f"{expected} (batch dimension left out). Reshape the data, e.g. x.reshape((-1,) + {expected})."
+        )
