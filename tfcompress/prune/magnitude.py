@@ -1,0 +1,224 @@
+"""Magnitude pruning: a thin, safe layer over TF-MOT's `prune_low_magnitude`."""
+
+import inspect
+import math
+
+import tensorflow_model_optimization as tfmot
+
+# TF-MOT's public API does not export the wrapper class; the strip and callbacks use it too.
+from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+
+from tfcompress._keras import clone_with_weights, ensure_graph_model, keras
+
+_sparsity = tfmot.sparsity.keras
+_SCHEDULES = ("polynomial", "constant")
+
+
+@keras.utils.register_keras_serializable(package="tfcompress")
+class PruningModel(keras.Model):
+    """The model `magnitude` returns: TF-MOT's pruned model, with a `fit` that checks callbacks.
+
+    Without TF-MOT's `UpdatePruningStep` callback, training fails deep inside TensorFlow
+    with an assertion; this `fit` says what is missing before training starts.
+
+    Example:
+      >>> pruned = tfc.prune.magnitude(model, target_sparsity=0.8, epochs=2, steps_per_epoch=45)
+      >>> pruned.compile(...)
+      >>> pruned.fit(x, y, epochs=2, callbacks=tfc.prune.callbacks())
+    """
+
+    def fit(self, *args, **kwargs):
+        """Trains like `keras.Model.fit`; `callbacks` must include `tfc.prune.callbacks()`.
+
+        Args:
+          *args: as for `keras.Model.fit`.
+          **kwargs: as for `keras.Model.fit`.
+
+        Returns:
+          The `History` of `keras.Model.fit`.
+
+        Raises:
+          ValueError: the pruning-step callback is missing.
+
+        Example:
+          >>> pruned.fit(x, y, epochs=2, callbacks=tfc.prune.callbacks())
+        """
+        bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
+        callbacks = bound.arguments.get("callbacks") or []
+        if not any(isinstance(callback, _sparsity.UpdatePruningStep) for callback in callbacks):
+            raise ValueError(
+                "Training a pruned model needs the pruning-step callback, which was not in "
+                "`callbacks`. Pass callbacks=tfc.prune.callbacks() (or add its items to your list)."
+            )
+        return super().fit(*args, **kwargs)
+
+
+def magnitude(
+    model,
+    target_sparsity: float = 0.8,
+    *,
+    epochs: int = None,
+    steps_per_epoch: int = None,
+    end_step: int = None,
+    begin_step: int = 0,
+    initial_sparsity: float = 0.0,
+    frequency: int = None,
+    schedule: str = "polynomial",
+):
+    """Wraps a copy of `model` for magnitude pruning with TF-MOT's `prune_low_magnitude`.
+
+    The schedule ends at `target_sparsity` after `epochs * steps_per_epoch` training steps
+    (or at `end_step`); training longer fine-tunes at that sparsity. The user's model is
+    not modified: TF-MOT's wrappers would share its layers, so a copy is pruned.
+
+    Args:
+      model: a built Sequential or functional Keras 2 model.
+      target_sparsity: the share of each prunable kernel set to zero, in [0, 1).
+      epochs: epochs over which sparsity rises to the target (with `steps_per_epoch`).
+      steps_per_epoch: batches per epoch, e.g. `math.ceil(len(x_train) / batch_size)`.
+      end_step: alternatively, the step at which the target is reached.
+      begin_step: the step at which pruning starts.
+      initial_sparsity: sparsity at `begin_step` ("polynomial" schedule only).
+      frequency: prune every this many steps; by default a tenth of the pruning span
+        (at most 100), and the span is trimmed so the last pruning step hits the target.
+      schedule: "polynomial" (TF-MOT's `PolynomialDecay`, gradual) or "constant"
+        (`ConstantSparsity`, the target from the first pruning step).
+
+    Returns:
+      A new `PruningModel` with TF-MOT pruning wrappers. Compile and fit it with
+      `callbacks=tfc.prune.callbacks()`, then `tfc.prune.strip` it.
+
+    Raises:
+      TypeError: `model` is not a Keras 2 model.
+      ValueError: an argument is out of range, the step arguments are missing or given
+        twice, `schedule` is unknown, or `model` is subclassed, unbuilt or already pruned.
+
+    Example:
+      >>> pruned = tfc.prune.magnitude(model, target_sparsity=0.8, epochs=2,
+      ...                              steps_per_epoch=math.ceil(len(x) / 32))
+      >>> pruned.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+      >>> pruned.fit(x, y, batch_size=32, epochs=3, callbacks=tfc.prune.callbacks())
+      >>> small = tfc.prune.strip(pruned)
+    """
+    ensure_graph_model(model)
+    if is_pruned(model):
+        raise ValueError("`model` already has pruning wrappers. Strip them first with tfc.prune.strip(model).")
+    _check_fraction("target_sparsity", target_sparsity)
+    _check_fraction("initial_sparsity", initial_sparsity)
+    if schedule not in _SCHEDULES:
+        raise ValueError(f"`schedule` must be one of {_SCHEDULES}. Received: schedule={schedule!r}")
+    if schedule == "polynomial" and initial_sparsity > target_sparsity:
+        raise ValueError(
+            f"`initial_sparsity` ({initial_sparsity}) must not exceed `target_sparsity` ({target_sparsity})."
+        )
+    end_step = _resolve_end_step(epochs, steps_per_epoch, end_step, begin_step)
+    span = end_step - begin_step
+    if frequency is None:
+        frequency = max(1, min(100, span // 10))
+    elif not isinstance(frequency, int) or frequency < 1:
+        raise ValueError(f"`frequency` must be a positive integer. Received: frequency={frequency!r}")
+    # TF-MOT prunes at begin_step + k * frequency; end there so the target is reached.
+    end_step = begin_step + frequency * max(1, span // frequency)
+
+    if schedule == "polynomial":
+        pruning_schedule = _sparsity.PolynomialDecay(
+            initial_sparsity=initial_sparsity,
+            final_sparsity=target_sparsity,
+            begin_step=begin_step,
+            end_step=end_step,
+            frequency=frequency,
+        )
+    else:
+        pruning_schedule = _sparsity.ConstantSparsity(
+            target_sparsity, begin_step=begin_step, end_step=end_step, frequency=frequency
+        )
+    wrapped = _sparsity.prune_low_magnitude(clone_with_weights(model), pruning_schedule=pruning_schedule)
+    return PruningModel(inputs=wrapped.inputs, outputs=wrapped.outputs, name=f"{model.name}_pruned")
+
+
+def callbacks(log_dir: str = None) -> list:
+    """The callbacks a pruned model's `fit` needs.
+
+    Args:
+      log_dir: if given, also write TF-MOT's per-layer sparsity summaries for TensorBoard.
+
+    Returns:
+      A list with TF-MOT's `UpdatePruningStep` (and `PruningSummaries` with `log_dir`).
+
+    Example:
+      >>> pruned.fit(x, y, callbacks=tfc.prune.callbacks())
+    """
+    found = [_sparsity.UpdatePruningStep()]
+    if log_dir is not None:
+        found.append(_sparsity.PruningSummaries(log_dir=log_dir))
+    return found
+
+
+def strip(model):
+    """Removes the pruning wrappers: a plain Keras model with the zeros in its kernels.
+
+    Args:
+      model: a model returned by `magnitude` (and trained).
+
+    Returns:
+      A new plain Keras model, independent of `model`: training either later does not
+      change the other.
+
+    Raises:
+      TypeError: `model` is not a Keras 2 model.
+      ValueError: `model` has no pruning wrappers.
+
+    Example:
+      >>> small = tfc.prune.strip(pruned)
+      >>> small.save("pruned.keras")
+    """
+    ensure_graph_model(model)
+    if not is_pruned(model):
+        raise ValueError("`model` has no pruning wrappers to strip; it is already a plain model.")
+    stripped = _sparsity.strip_pruning(model)
+    # strip_pruning hands back the wrapped layers themselves; copy them to cut the link.
+    return clone_with_weights(stripped)
+
+
+def is_pruned(model) -> bool:
+    """Whether `model` holds TF-MOT pruning wrappers.
+
+    Args:
+      model: a Keras 2 model.
+
+    Returns:
+      True if any layer is a `PruneLowMagnitude` wrapper.
+
+    Example:
+      >>> is_pruned(tfc.prune.magnitude(model, end_step=100))
+      True
+    """
+    return any(isinstance(layer, PruneLowMagnitude) for layer in model.submodules)
+
+
+def _resolve_end_step(epochs, steps_per_epoch, end_step, begin_step):
+    if not isinstance(begin_step, int) or begin_step < 0:
+        raise ValueError(f"`begin_step` must be an integer >= 0. Received: begin_step={begin_step!r}")
+    by_epochs = epochs is not None or steps_per_epoch is not None
+    if by_epochs and end_step is not None:
+        raise ValueError("Give either `epochs` with `steps_per_epoch`, or `end_step`, not both.")
+    if end_step is None:
+        if epochs is None or steps_per_epoch is None:
+            raise ValueError(
+                "Say how long pruning lasts: pass `epochs` and `steps_per_epoch` "
+                "(e.g. steps_per_epoch=math.ceil(len(x_train) / batch_size)), or `end_step`."
+            )
+        for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        end_step = epochs * steps_per_epoch
+    if not isinstance(end_step, int) or end_step <= begin_step:
+        raise ValueError(
+            f"`end_step` must be an integer greater than `begin_step` ({begin_step}). Received: end_step={end_step!r}"
+        )
+    return end_step
+
+
+def _check_fraction(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1 or math.isnan(value):
+        raise ValueError(f"`{name}` must be a number in [0, 1). Received: {name}={value!r}")

@@ -1,0 +1,54 @@
+"""Counting weights and zeros, layer by layer."""
+
+import numpy as np
+
+from tfcompress._keras import ensure_keras2_model, keras
+
+
+def _innermost(layer):
+    # TF-MOT's pruning and quantization wrappers hold the real layer in `.layer`.
+    while isinstance(layer, keras.layers.Wrapper):
+        layer = layer.layer
+    return layer
+
+
+def report(model) -> dict:
+    """Per-layer parameter counts and sparsity of a plain, pruned or quantization-aware model.
+
+    Counts the trainable weights of each layer (kernels, biases, ...); TF-MOT wrappers'
+    masks and quantizer ranges are not trainable, so they are not counted as parameters.
+
+    Args:
+      model: a Keras 2 model.
+
+    Returns:
+      A dict: `layers`, a list of `{"layer", "parameters", "zeros", "sparsity"}` for each
+      layer with weights; and the totals `parameters`, `nonzero_parameters`, `sparsity`.
+
+    Raises:
+      TypeError: `model` is not a Keras 2 model.
+
+    Example:
+      >>> tfc.prune.report(small)["sparsity"]
+      0.8
+    """
+    ensure_keras2_model(model)
+    rows = []
+    for layer in model.layers:
+        # A wrapper's trainable weights are its layer's; its masks and ranges are not trainable.
+        weights = [np.asarray(weight) for weight in layer.trainable_weights]
+        if not weights:
+            continue
+        parameters = sum(weight.size for weight in weights)
+        zeros = sum(int(np.sum(weight == 0)) for weight in weights)
+        rows.append(
+            {"layer": _innermost(layer).name, "parameters": parameters, "zeros": zeros, "sparsity": zeros / parameters}
+        )
+    total = sum(row["parameters"] for row in rows)
+    zeros = sum(row["zeros"] for row in rows)
+    return {
+        "layers": rows,
+        "parameters": total,
+        "nonzero_parameters": total - zeros,
+        "sparsity": zeros / total if total else 0.0,
+    }
