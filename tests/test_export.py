@@ -1,0 +1,125 @@
+"""Export to .tflite and verification in the LiteRT interpreter, on real files."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+import tfcompress as tfc
+from tests.conftest import small_cnn
+from tfcompress import keras
+
+
+def _tensor_dtypes(path):
+    interpreter = Interpreter(model_path=str(path))
+    boundary = {d["index"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
+    inside = {np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details() if d["index"] not in boundary}
+    return inside, interpreter.get_input_details()[0]["dtype"], interpreter.get_output_details()[0]["dtype"]
+
+
+def test_float32_export_matches_keras(trained_cnn, digits, tmp_path):
+    _, (x_test, y_test) = digits
+    result = tfc.export.to_tflite(trained_cnn, tmp_path / "model.tflite", mode="float32")
+    assert result.path == str(tmp_path / "model.tflite") and result.bytes == os.path.getsize(result.path)
+    assert result.input_dtype == result.output_dtype == "float32" and 0 < result.gzip_bytes < result.bytes
+    check = tfc.export.verify(result.path, trained_cnn, x_test, y_test)
+    assert check["top1_agreement"] == 1.0 and check["max_abs_error"] < 1e-4
+    assert check["tflite_accuracy"] == check["keras_accuracy"] > 0.9
+
+
+@pytest.mark.parametrize("io_dtype", ["uint8", "int8", "float32"])
+def test_int8_export_is_integer_inside_with_the_chosen_io(trained_cnn, digits, tmp_path, io_dtype):
+    (x_train, _), (x_test, y_test) = digits
+    path = tmp_path / "model.tflite"
+    result = tfc.export.to_tflite(trained_cnn, path, representative_data=x_train[:200], io_dtype=io_dtype)
+    inside, input_dtype, output_dtype = _tensor_dtypes(path)
+    assert inside <= {"int8", "int32"}, inside
+    assert np.dtype(input_dtype).name == np.dtype(output_dtype).name == io_dtype == result.input_dtype
+    check = tfc.export.verify(path, trained_cnn, x_test, y_test)
+    assert check["top1_agreement"] >= 0.97
+
+
+def test_default_io_is_uint8_for_android_image_classifiers(trained_cnn, digits, tmp_path):
+    (x_train, _), _ = digits
+    dataset = tf.data.Dataset.from_tensor_slices(x_train[:128]).batch(32)
+    result = tfc.export.to_tflite(trained_cnn, tmp_path / "model.tflite", representative_data=dataset)
+    assert (result.mode, result.input_dtype, result.output_dtype) == ("int8", "uint8", "uint8")
+
+
+def test_int8_file_is_a_quarter_of_float32_for_a_100k_parameter_model(digits, tmp_path):
+    (x_train, _), _ = digits
+    model = small_cnn(filters=16, units=400)
+    assert model.count_params() >= 100_000
+    float32 = tfc.export.to_tflite(model, tmp_path / "float32.tflite", mode="float32")
+    int8 = tfc.export.to_tflite(model, tmp_path / "int8.tflite", representative_data=x_train[:100])
+    assert int8.bytes <= 0.27 * float32.bytes
+
+
+def test_existing_file_is_never_replaced(trained_cnn, tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"the user's file")
+    with pytest.raises(FileExistsError, match=r"already exists and was left as it is\. Pass overwrite=True"):
+        tfc.export.to_tflite(trained_cnn, path, mode="float32")
+    assert path.read_bytes() == b"the user's file"
+    tfc.export.to_tflite(trained_cnn, path, mode="float32", overwrite=True)
+    assert path.read_bytes()[4:8] == b"TFL3"
+
+
+def test_failed_conversion_leaves_no_file(tmp_path):
+    # lgamma has no int8 kernel, so a full-integer model cannot be made.
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Lambda(tf.math.lgamma)])
+    path = tmp_path / "model.tflite"
+    with pytest.raises(RuntimeError, match=r"would still compute in float .* Nothing was written"):
+        tfc.export.to_tflite(model, path, representative_data=np.random.rand(20, 4))
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [
+        ({"mode": "int4"}, ValueError, r"`mode` must be one of \('float32', 'int8'\)\. Received: mode='int4'"),
+        ({"mode": "float32", "io_dtype": "uint8"}, ValueError, r"In mode 'float32', `io_dtype` must be one of"),
+        ({"io_dtype": "int16"}, ValueError, r"`io_dtype` must be one of \('uint8', 'float32', 'int8'\)"),
+        ({}, ValueError, r"int8 export needs `representative_data`"),
+        (
+            {"representative_data": np.zeros((10, 28, 28, 1))},
+            ValueError,
+            r"`representative_data` has examples of shape \(28, 28, 1\), but the model takes .* \(8, 8, 1\)",
+        ),
+        ({"representative_data": np.full((10, 8, 8, 1), np.nan)}, ValueError, r"holds NaN or infinite values"),
+        ({"representative_data": np.zeros((0, 8, 8, 1))}, ValueError, r"`representative_data` is empty"),
+    ],
+)
+def test_bad_export_arguments(trained_cnn, tmp_path, arguments, error, message):
+    with pytest.raises(error, match=message):
+        tfc.export.to_tflite(trained_cnn, tmp_path / "model.tflite", **arguments)
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_output_paths(trained_cnn, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"does not exist\. Create it first"):
+        tfc.export.to_tflite(trained_cnn, tmp_path / "missing" / "model.tflite", mode="float32")
+    with pytest.raises(IsADirectoryError, match=r"is a directory"):
+        tfc.export.to_tflite(trained_cnn, tmp_path, mode="float32")
+
+
+def test_verify_bad_files_and_inputs(trained_cnn, digits, tmp_path):
+    _, (x_test, _) = digits
+    with pytest.raises(FileNotFoundError, match=r"No \.tflite file at"):
+        tfc.export.verify(tmp_path / "missing.tflite", trained_cnn, x_test)
+    good = tfc.export.to_tflite(trained_cnn, tmp_path / "model.tflite", mode="float32")
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes(open(good.path, "rb").read()[:1000])
+    with pytest.raises(ValueError, match=r"could not be loaded by the LiteRT interpreter .* export it again"):
+        tfc.export.verify(truncated, trained_cnn, x_test)
+    with pytest.raises(ValueError, match=r"`x` has examples of shape \(64,\), but the model takes .*\(8, 8, 1\)"):
+        tfc.export.verify(good.path, trained_cnn, x_test.reshape(-1, 64))
+
+
+def test_verify_without_labels(trained_cnn, digits, tmp_path):
+    _, (x_test, _) = digits
+    result = tfc.export.to_tflite(trained_cnn, tmp_path / "model.tflite", mode="float32")
+    check = tfc.export.verify(result.path, trained_cnn, x_test, limit=50)
+    assert check["samples"] == 50 and check["keras_accuracy"] is None and check["tflite_accuracy"] is None
