@@ -1,0 +1,57 @@
+"""`tfcompress` on the command line, run as a user runs it: in a new process."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _tfcompress(*arguments, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "tfcompress", *arguments], capture_output=True, text=True, timeout=600, cwd=cwd
+    )
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    output = tmp_path_factory.mktemp("demo")
+    return output, _tfcompress("demo", "--quick", f"--output_dir={output}")
+
+
+def test_demo_writes_verified_int8_model_and_report(quick_demo):
+    output, result = quick_demo
+    assert result.returncode == 0, result.stderr[-3000:]
+    for stage in ("teacher (float32)", "student, distilled (float32)", "student, pruned + QAT (int8)"):
+        assert stage in result.stdout
+    assert "[6/6] Verifying" in result.stdout and f"Android model: {output}" in result.stdout
+    report = json.loads((output / "report.json").read_text())
+    assert [row["parameters"] for row in report["rows"]][:2] == [416266, 105226]
+    assert report["rows"][-1]["tflite_bytes"] == os.path.getsize(output / "model_int8.tflite")
+    assert report["rows"][-1]["nonzero_parameters"] < 0.25 * report["rows"][-1]["parameters"]
+    assert report["verification"]["top1_agreement"] >= 0.97
+
+
+def test_demo_never_overwrites_an_earlier_run(quick_demo):
+    output, _ = quick_demo
+    before = (output / "model_int8.tflite").read_bytes()
+    result = _tfcompress("demo", "--quick", f"--output_dir={output}")
+    assert result.returncode == 1
+    assert "already exists" in result.stdout and "--overwrite" in result.stdout
+    assert (output / "model_int8.tflite").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "arguments, code, message",
+    [
+        (["--help"], 0, "tfcompress demo"),
+        ([], 2, "Usage:"),
+        (["distill"], 2, "unknown command 'distill'"),
+        (["demo", "extra"], 2, "takes no positional arguments"),
+    ],
+)
+def test_usage_and_exit_codes(arguments, code, message):
+    result = _tfcompress(*arguments)
+    assert result.returncode == code
+    assert message in result.stdout + result.stderr
