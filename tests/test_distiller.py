@@ -146,3 +146,33 @@ def test_unbuilt_teacher(trained_cnn):
 def test_same_model_twice(trained_cnn):
     with pytest.raises(ValueError, match=r"are the same model"):
         tfc.Distiller(student=trained_cnn, teacher=trained_cnn)
+
+
+def test_subclassed_teacher_and_sample_weights(trained_cnn, digits):
+    class SubclassedTeacher(keras.Model):
+        def __init__(self, wrapped):
+            super().__init__()
+            self.wrapped = wrapped
+
+        def call(self, inputs):
+            return self.wrapped(inputs)
+
+    (x, y), _ = digits
+    teacher = SubclassedTeacher(trained_cnn)
+    teacher(x[:1])
+    distiller = _distiller(trained_cnn)
+    distiller = tfc.Distiller(student=distiller.student, teacher=teacher)
+    distiller.compile(alpha=ALPHA, temperature=TEMPERATURE)
+    weights = np.r_[np.ones(32), np.zeros(32)]
+    weighted = distiller.evaluate(x[:64], y[:64], sample_weight=weights, batch_size=64, verbose=0, return_dict=True)
+    first_half = distiller.evaluate(x[:32], y[:32], batch_size=32, verbose=0, return_dict=True)
+    # Keras's convention: weighted sum over the number of examples.
+    assert weighted["loss"] == pytest.approx(first_half["loss"] / 2, rel=1e-4)
+
+
+def test_multi_output_teacher(trained_cnn):
+    inputs = keras.Input((8, 8, 1))
+    flat = keras.layers.Flatten()(inputs)
+    teacher = keras.Model(inputs, [keras.layers.Dense(10)(flat), keras.layers.Dense(10)(flat)])
+    with pytest.raises(ValueError, match=r"`teacher` has 2 outputs; Distiller needs one output of logits"):
+        tfc.Distiller(student=small_cnn(), teacher=teacher)

@@ -66,13 +66,17 @@ class DemoSettings:
         return cls(teacher_epochs=2, distill_epochs=2, prune_epochs=1, prune_finetune_epochs=1, qat_epochs=1)
 
 
-def conv_net(filters: tuple, dense_units: int, name: str):
-    """The demo's CNN for 8x8 digits: two 3x3 convolutions, max-pooling, two dense layers.
+def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (8, 8, 1)):
+    """The demo's CNN: two 3x3 convolutions, max-pooling, two dense layers.
+
+    Inputs larger than 8x8 (such as MNIST's 28x28) are pooled after the first
+    convolution too, so the dense layer stays a reasonable size.
 
     Args:
       filters: output channels of the two convolutions.
       dense_units: width of the hidden dense layer.
       name: model name.
+      input_shape: shape of one image, `(height, width, channels)`.
 
     Returns:
       An uncompiled Sequential model that outputs 10 logits.
@@ -81,10 +85,13 @@ def conv_net(filters: tuple, dense_units: int, name: str):
       >>> conv_net((32, 64), 384, "teacher").count_params()
       416266
     """
+    first = [keras.layers.Conv2D(filters[0], 3, padding="same", activation="relu")]
+    if input_shape[0] > 8:
+        first.append(keras.layers.MaxPooling2D())
     return keras.Sequential(
-        [
-            keras.Input(shape=(8, 8, 1)),
-            keras.layers.Conv2D(filters[0], 3, padding="same", activation="relu"),
+        [keras.Input(shape=input_shape)]
+        + first
+        + [
             keras.layers.Conv2D(filters[1], 3, padding="same", activation="relu"),
             keras.layers.MaxPooling2D(),
             keras.layers.Flatten(),
@@ -103,7 +110,13 @@ def _compile(model, learning_rate):
     )
 
 
-def run(output_dir, settings: DemoSettings = DemoSettings(), overwrite: bool = False, progress=print) -> dict:
+def run(
+    output_dir,
+    settings: DemoSettings = DemoSettings(),
+    overwrite: bool = False,
+    progress=print,
+    dataset: tuple = None,
+) -> dict:
     """Runs the demo and writes its `.tflite` files and `report.json` into `output_dir`.
 
     Args:
@@ -112,10 +125,12 @@ def run(output_dir, settings: DemoSettings = DemoSettings(), overwrite: bool = F
       overwrite: replace outputs of an earlier run; otherwise existing files stop the
         demo before any training.
       progress: called with one line of text as each stage starts and ends.
+      dataset: `((x_train, y_train), (x_test, y_test))` of images with 10 classes, such
+        as `tfc.data.load_mnist(folder)`; None for the built-in digits.
 
     Returns:
       The report: `rows` (one per stage: parameters, non-zero parameters, `.tflite`
-      bytes, gzip bytes, LiteRT accuracy on the held-out digits), `verification` of the
+      bytes, gzip bytes, LiteRT accuracy on the held-out images), `verification` of the
       int8 file against its Keras model, `summary` ratios, and the `files` written.
 
     Raises:
@@ -130,18 +145,19 @@ def run(output_dir, settings: DemoSettings = DemoSettings(), overwrite: bool = F
     for path in paths.values():
         _files.check_writable(path, overwrite)
     keras.utils.set_random_seed(settings.seed)
-    (x_train, y_train), (x_test, y_test) = data.load_digits(seed=settings.seed)
+    (x_train, y_train), (x_test, y_test) = dataset or data.load_digits(seed=settings.seed)
+    input_shape = tuple(x_train.shape[1:])
     steps_per_epoch = math.ceil(len(x_train) / settings.batch_size)
     fit_args = dict(batch_size=settings.batch_size, verbose=0)
     stages = _Stages(progress, total=6)
 
     with stages.step("Training the teacher"):
-        teacher = conv_net((32, 64), 384, "teacher")
+        teacher = conv_net((32, 64), 384, "teacher", input_shape)
         _compile(teacher, 1e-3)
         teacher.fit(x_train, y_train, epochs=settings.teacher_epochs, **fit_args)
 
     with stages.step("Distilling a student with a quarter of the teacher's parameters"):
-        student = conv_net((16, 32), 192, "student")
+        student = conv_net((16, 32), 192, "student", input_shape)
         distiller = distill.Distiller(student=student, teacher=teacher)
         distiller.compile(
             optimizer=keras.optimizers.Adam(1e-3),
@@ -180,7 +196,7 @@ def run(output_dir, settings: DemoSettings = DemoSettings(), overwrite: bool = F
             ),
         }
 
-    with stages.step("Verifying each .tflite in the LiteRT interpreter on held-out digits"):
+    with stages.step("Verifying each .tflite in the LiteRT interpreter on held-out images"):
         models = {"teacher": teacher, "student": student, "pruned": pruned, "final": quantization_aware}
         checks = {key: export.verify(exports[key].path, models[key], x_test, y_test) for key in models}
 
@@ -237,7 +253,7 @@ def render(report: dict) -> str:
         [
             format_table(report["rows"], TABLE_COLUMNS),
             "",
-            f"int8 model in LiteRT vs its Keras model on {check['samples']} held-out digits: "
+            f"int8 model in LiteRT vs its Keras model on {check['samples']} held-out images: "
             f"top-1 agreement {check['top1_agreement']:.1%}, max output error {check['max_abs_error']:.3f}.",
             f"int8 file is {summary['int8_bytes_vs_same_model_float32']:.3f}x the bytes of the same "
             f"student in float32; gzip size is {summary['gzip_reduction_vs_teacher']:.1f}x smaller than "

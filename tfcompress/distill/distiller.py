@@ -195,13 +195,12 @@ def _weighted_mean(values, sample_weight):
 
 
 def _check_output_shapes(student, teacher):
-    if len(teacher.outputs or [None]) != 1:
-        raise ValueError(f"`teacher` has {len(teacher.outputs)} outputs; Distiller needs one output of logits.")
-    student_outputs = getattr(student, "outputs", None)
-    if not student_outputs:
+    # Subclassed models have no static outputs; their shapes are checked at the first step.
+    for name, model in (("teacher", teacher), ("student", student)):
+        if model.outputs and len(model.outputs) != 1:
+            raise ValueError(f"`{name}` has {len(model.outputs)} outputs; Distiller needs one output of logits.")
+    if not (teacher.outputs and student.outputs):
         return
-    if len(student_outputs) != 1:
-        raise ValueError(f"`student` has {len(student_outputs)} outputs; Distiller needs one output of logits.")
     teacher_shape, student_shape = tuple(teacher.output_shape[1:]), tuple(student.output_shape[1:])
     if teacher_shape != student_shape:
         raise ValueError(
