@@ -14,7 +14,7 @@ import pathlib
 import sys
 import tempfile
 
-from absl import app, flags
+from absl import app, flags, logging
 
 import tfcompress as tfc
 from tfcompress import demo
@@ -29,6 +29,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    # The converter logs every temporary SavedModel at INFO; the table says enough.
+    logging.set_verbosity(logging.WARNING)
     if os.path.isdir(FLAGS.mnist_dir):
         dataset, name = tfc.data.load_mnist(FLAGS.mnist_dir), f"MNIST ({FLAGS.mnist_dir})"
     else:

@@ -90,6 +90,11 @@ def test_failed_conversion_leaves_no_file(tmp_path):
         ),
         ({"representative_data": np.full((10, 8, 8, 1), np.nan)}, ValueError, r"holds NaN or infinite values"),
         ({"representative_data": np.zeros((0, 8, 8, 1))}, ValueError, r"`representative_data` is empty"),
+        (
+            {"mode": "float32", "representative_data": np.zeros((4, 8, 8, 1))},
+            ValueError,
+            r"float32 mode has none to calibrate\. Remove it, or pass mode='int8'",
+        ),
     ],
 )
 def test_bad_export_arguments(trained_cnn, tmp_path, arguments, error, message):

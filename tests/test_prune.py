@@ -113,6 +113,7 @@ def test_target_outside_unit_interval(trained_cnn, target):
         ({"end_step": 10, "frequency": 0}, r"`frequency` must be a positive integer"),
         ({"end_step": 10, "schedule": "cubic"}, r"`schedule` must be one of \('polynomial', 'constant'\)"),
         ({"end_step": 10, "initial_sparsity": 0.9}, r"must not exceed `target_sparsity`"),
+        ({"end_step": 10, "schedule": "constant", "initial_sparsity": 0.2}, r"only applies to the 'polynomial'"),
     ],
 )
 def test_bad_schedule_arguments(trained_cnn, arguments, message):

@@ -79,8 +79,8 @@ def to_tflite(
 
     Raises:
       TypeError: `model` is not a Keras 2 model.
-      ValueError: `mode` or `io_dtype` is unknown or mismatched, representative data is
-        missing, empty, NaN or wrongly shaped.
+      ValueError: `mode` or `io_dtype` is unknown or mismatched; representative data is
+        missing (int8), given to float32 mode, empty, NaN or wrongly shaped.
       FileExistsError: `path` exists and `overwrite` is False.
       RuntimeError: the converter could not convert the model (nothing is written).
 
@@ -97,6 +97,11 @@ def to_tflite(
     io_dtype = io_dtype or _MODES[mode][0]
     if io_dtype not in _MODES[mode]:
         raise ValueError(f"In mode {mode!r}, `io_dtype` must be one of {_MODES[mode]}. Received: io_dtype={io_dtype!r}")
+    if mode == "float32" and representative_data is not None:
+        raise ValueError(
+            "`representative_data` calibrates int8 ranges; float32 mode has none to calibrate. "
+            "Remove it, or pass mode='int8'."
+        )
     path = _files.check_writable(path, overwrite)
     samples = None
     if representative_data is not None:

@@ -107,6 +107,11 @@ def magnitude(
     _check_fraction("initial_sparsity", initial_sparsity)
     if schedule not in _SCHEDULES:
         raise ValueError(f"`schedule` must be one of {_SCHEDULES}. Received: schedule={schedule!r}")
+    if schedule == "constant" and initial_sparsity != 0:
+        raise ValueError(
+            "`initial_sparsity` only applies to the 'polynomial' schedule; 'constant' prunes to "
+            f"`target_sparsity` from the first step. Received: initial_sparsity={initial_sparsity}"
+        )
     if schedule == "polynomial" and initial_sparsity > target_sparsity:
         raise ValueError(
             f"`initial_sparsity` ({initial_sparsity}) must not exceed `target_sparsity` ({target_sparsity})."
