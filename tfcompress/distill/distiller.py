@@ -1,7 +1,6 @@
 """`Distiller`: knowledge distillation as a Keras model, trained with compile() and fit()."""
 
-import numbers
-
+from tfcompress._checks import check_number
 from tfcompress._keras import ensure_keras2_model, keras, tf
 from tfcompress.distill import losses
 
@@ -106,8 +105,8 @@ class Distiller(keras.Model):
                 "Distiller.compile takes `student_loss_fn` and `distillation_loss_fn`, not `loss`. "
                 f"Received: loss={kwargs['loss']!r}"
             )
-        _check_number("alpha", alpha, low=0.0, high=1.0)
-        _check_number("temperature", temperature, low=0.0, low_inclusive=False)
+        check_number("alpha", alpha, low=0, high=1)
+        check_number("temperature", temperature, low=0, low_open=True)
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
         self.student_loss_fn = student_loss_fn or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.distillation_loss_fn = distillation_loss_fn or keras.losses.KLDivergence()
@@ -207,12 +206,3 @@ def _check_output_shapes(student, teacher):
             f"The teacher's outputs have shape {teacher_shape} but the student's have shape "
             f"{student_shape} (batch left out); they must be equal, one logit per class in both."
         )
-
-
-def _check_number(name, value, low, high=None, low_inclusive=True):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        ok = (value >= low if low_inclusive else value > low) and (high is None or value <= high)
-    if not ok:
-        bounds = f"in [{low}, {high}]" if high is not None else (f">= {low}" if low_inclusive else f"> {low}")
-        raise ValueError(f"`{name}` must be a number {bounds}. Received: {name}={value!r}")

@@ -10,7 +10,7 @@ from ai_edge_litert.interpreter import Interpreter
 from tfcompress import _files
 from tfcompress._keras import ensure_graph_model, tf
 from tfcompress.data.arrays import as_arrays, check_input_shape
-from tfcompress.export.litert import LiteRTModel
+from tfcompress.quantize import is_quantization_aware
 
 _IO_DTYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8}
 # uint8 is the default for int8 models: Android's LiteRT/MediaPipe image classifier takes
@@ -107,7 +107,7 @@ def to_tflite(
     if representative_data is not None:
         samples, _ = as_arrays(representative_data, limit=calibration_samples, argument="representative_data")
         check_input_shape(samples, model.input_shape, "representative_data")
-    if mode == "int8" and samples is None and not _is_quantization_aware(model):
+    if mode == "int8" and samples is None and not is_quantization_aware(model):
         raise ValueError(
             "int8 export needs `representative_data` to calibrate the value ranges, e.g. "
             "representative_data=x_train[:300]; or train the model with tfc.quantize.qat first."
@@ -134,26 +134,21 @@ def to_tflite(
             f"The TFLite converter could not convert {model.name!r} to {mode}: {summary}. "
             f"Nothing was written to {path}."
         ) from error
+    interpreter = Interpreter(model_content=content)
     if mode == "int8":
-        _check_integer_only(content, model.name, calibrated=samples is not None)
+        _check_integer_only(interpreter, model.name, calibrated=samples is not None)
     _files.write_atomically(path, content, overwrite=overwrite)
-    loaded = LiteRTModel(path)
     return ExportResult(
         path=path,
         mode=mode,
         bytes=len(content),
         gzip_bytes=len(gzip.compress(content, compresslevel=9)),
-        input_dtype=np.dtype(loaded.input["dtype"]).name,
-        output_dtype=np.dtype(loaded.output["dtype"]).name,
+        input_dtype=np.dtype(interpreter.get_input_details()[0]["dtype"]).name,
+        output_dtype=np.dtype(interpreter.get_output_details()[0]["dtype"]).name,
     )
 
 
-def _is_quantization_aware(model) -> bool:
-    return any(type(layer).__name__.startswith("QuantizeWrapper") for layer in model.submodules)
-
-
-def _check_integer_only(content: bytes, model_name: str, calibrated: bool) -> None:
-    interpreter = Interpreter(model_content=content)
+def _check_integer_only(interpreter, model_name: str, calibrated: bool) -> None:
     boundary = {detail["index"] for detail in interpreter.get_input_details() + interpreter.get_output_details()}
     floating = sorted(
         detail["name"]

@@ -1,13 +1,13 @@
 """Magnitude pruning: a thin, safe layer over TF-MOT's `prune_low_magnitude`."""
 
 import inspect
-import math
 
 import tensorflow_model_optimization as tfmot
 
 # TF-MOT's public API does not export the wrapper class; the strip and callbacks use it too.
 from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
 
+from tfcompress._checks import check_number, check_positive_integer
 from tfcompress._keras import clone_with_weights, ensure_graph_model, keras
 
 _sparsity = tfmot.sparsity.keras
@@ -103,8 +103,8 @@ def magnitude(
     ensure_graph_model(model)
     if is_pruned(model):
         raise ValueError("`model` already has pruning wrappers. Strip them first with tfc.prune.strip(model).")
-    _check_fraction("target_sparsity", target_sparsity)
-    _check_fraction("initial_sparsity", initial_sparsity)
+    check_number("target_sparsity", target_sparsity, low=0, high=1, high_open=True)
+    check_number("initial_sparsity", initial_sparsity, low=0, high=1, high_open=True)
     if schedule not in _SCHEDULES:
         raise ValueError(f"`schedule` must be one of {_SCHEDULES}. Received: schedule={schedule!r}")
     if schedule == "constant" and initial_sparsity != 0:
@@ -120,8 +120,8 @@ def magnitude(
     span = end_step - begin_step
     if frequency is None:
         frequency = max(1, min(100, span // 10))
-    elif not isinstance(frequency, int) or frequency < 1:
-        raise ValueError(f"`frequency` must be a positive integer. Received: frequency={frequency!r}")
+    else:
+        check_positive_integer("frequency", frequency)
     # TF-MOT prunes at begin_step + k * frequency; end there so the target is reached.
     end_step = begin_step + frequency * max(1, span // frequency)
 
@@ -213,17 +213,11 @@ def _resolve_end_step(epochs, steps_per_epoch, end_step, begin_step):
                 "Say how long pruning lasts: pass `epochs` and `steps_per_epoch` "
                 "(e.g. steps_per_epoch=math.ceil(len(x_train) / batch_size)), or `end_step`."
             )
-        for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        check_positive_integer("epochs", epochs)
+        check_positive_integer("steps_per_epoch", steps_per_epoch)
         end_step = epochs * steps_per_epoch
     if not isinstance(end_step, int) or end_step <= begin_step:
         raise ValueError(
             f"`end_step` must be an integer greater than `begin_step` ({begin_step}). Received: end_step={end_step!r}"
         )
     return end_step
-
-
-def _check_fraction(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1 or math.isnan(value):
-        raise ValueError(f"`{name}` must be a number in [0, 1). Received: {name}={value!r}")

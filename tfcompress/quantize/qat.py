@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from tfcompress._keras import clone_with_weights, ensure_graph_model
+from tfcompress.prune import is_pruned
 
 _quantization = tfmot.quantization.keras
 
@@ -36,8 +37,7 @@ def qat(model, *, preserve_sparsity: bool = None):
       >>> q.fit(x, y, epochs=2)
     """
     ensure_graph_model(model)
-    layer_types = {type(layer).__name__ for layer in model.submodules}
-    if "PruneLowMagnitude" in layer_types:
+    if is_pruned(model):
         raise ValueError(
             "`model` still has pruning wrappers. Strip them first: tfc.quantize.qat(tfc.prune.strip(model))."
         )

@@ -1,0 +1,58 @@
+"""One message template for bad arguments: what was expected, and what was received."""
+
+import math
+import numbers
+
+
+def check_number(name: str, value, low=None, high=None, low_open: bool = False, high_open: bool = False) -> None:
+    """Raises ValueError unless `value` is a real number within the given bounds.
+
+    Args:
+      name: the argument's name, used in the message.
+      value: what the caller passed.
+      low: the lower bound, or None for none.
+      high: the upper bound, or None for none.
+      low_open: exclude `low` itself.
+      high_open: exclude `high` itself.
+
+    Raises:
+      ValueError: `value` is not a number (bools are not), is NaN, or is out of bounds.
+
+    Example:
+      >>> check_number("alpha", 0.1, low=0, high=1)
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        bounds = _describe(low, high, low_open, high_open)
+        raise ValueError(f"`{name}` must be a number{bounds}. Received: {name}={value!r}")
+
+
+def check_positive_integer(name: str, value) -> None:
+    """Raises ValueError unless `value` is an integer >= 1.
+
+    Args:
+      name: the argument's name, used in the message.
+      value: what the caller passed.
+
+    Raises:
+      ValueError: `value` is not an integer, or is below 1.
+
+    Example:
+      >>> check_positive_integer("epochs", 3)
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+
+
+def _describe(low, high, low_open, high_open) -> str:
+    if low is not None and high is not None:
+        return f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {low}"
+    if high is not None:
+        return f" {'<' if high_open else '<='} {high}"
+    return ""
