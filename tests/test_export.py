@@ -68,10 +68,11 @@ def test_existing_file_is_never_replaced(trained_cnn, tmp_path):
 
 
 def test_failed_conversion_leaves_no_file(tmp_path):
-    # lgamma has no int8 kernel, so a full-integer model cannot be made.
+    # lgamma has no int8 kernel, so a full-integer model cannot be made. TensorFlow 2.21's
+    # converter leaves float ops (caught after conversion); 2.20's fails outright.
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Lambda(tf.math.lgamma)])
     path = tmp_path / "model.tflite"
-    with pytest.raises(RuntimeError, match=r"would still compute in float .* Nothing was written"):
+    with pytest.raises(RuntimeError, match=r"(would still compute in float|could not convert).* Nothing was written"):
         tfc.export.to_tflite(model, path, representative_data=np.random.rand(20, 4))
     assert os.listdir(tmp_path) == []
 

@@ -30,6 +30,11 @@ class ExportResult:
         zeros show here).
       input_dtype: element type of the model's input tensor.
       output_dtype: element type of the model's output tensor.
+
+    Example:
+      >>> result = tfc.export.to_tflite(model, "model.tflite", representative_data=x[:300])
+      >>> result.bytes, result.input_dtype
+      (112008, 'uint8')
     """
 
     path: str
@@ -40,7 +45,14 @@ class ExportResult:
     output_dtype: str
 
     def to_dict(self) -> dict:
-        """The fields as a plain dict, for reports and JSON."""
+        """The fields as a plain dict, for reports and JSON.
+
+        Returns:
+          A dict with one key per field.
+
+        Example:
+          >>> json.dumps(result.to_dict())
+        """
         return dataclasses.asdict(self)
 
 
@@ -129,7 +141,7 @@ def to_tflite(
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
             content = converter.convert()
     except Exception as error:  # The converter raises ConverterError, ValueError and others.
-        summary = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        summary = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
         raise RuntimeError(
             f"The TFLite converter could not convert {model.name!r} to {mode}: {summary}. "
             f"Nothing was written to {path}."

@@ -21,6 +21,11 @@ class PruningModel(keras.Model):
     Without TF-MOT's `UpdatePruningStep` callback, training fails deep inside TensorFlow
     with an assertion; this `fit` says what is missing before training starts.
 
+    Args:
+      inputs: the pruned model's inputs (functional API).
+      outputs: its outputs.
+      name: the model's name.
+
     Example:
       >>> pruned = tfc.prune.magnitude(model, target_sparsity=0.8, epochs=2, steps_per_epoch=45)
       >>> pruned.compile(...)
