@@ -129,3 +129,11 @@ def test_verify_without_labels(trained_cnn, digits, tmp_path):
     result = tfc.export.to_tflite(trained_cnn, tmp_path / "model.tflite", mode="float32")
     check = tfc.export.verify(result.path, trained_cnn, x_test, limit=50)
     assert check["samples"] == 50 and check["keras_accuracy"] is None and check["tflite_accuracy"] is None
+
+
+def test_integer_only_guard_rejects_a_model_computing_in_float(trained_cnn, tmp_path):
+    from tfcompress.export import tflite
+
+    result = tfc.export.to_tflite(trained_cnn, tmp_path / "float.tflite", mode="float32")
+    with pytest.raises(RuntimeError, match=r"would still compute in float at \d+ tensors .* Nothing was written"):
+        tflite._check_integer_only(Interpreter(model_path=result.path), "float", calibrated=True)
