@@ -15,15 +15,15 @@ def _numpy_log_softmax(logits):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def _hand_computed_loss(teacher, student, x, y):
+def _hand_computed_loss(teacher, student, x, y, alpha=ALPHA, temperature=TEMPERATURE):
     """alpha * CE(y, student) + (1 - alpha) * KL(softmax(t/T) || softmax(s/T)) * T², in numpy float64."""
     teacher_logits = teacher.predict(x, verbose=0).astype(np.float64)
     student_logits = student.predict(x, verbose=0).astype(np.float64)
     cross_entropy = -_numpy_log_softmax(student_logits)[np.arange(len(y)), y].mean()
-    log_p = _numpy_log_softmax(teacher_logits / TEMPERATURE)
-    log_q = _numpy_log_softmax(student_logits / TEMPERATURE)
-    kl = (np.exp(log_p) * (log_p - log_q)).sum(axis=-1).mean() * TEMPERATURE**2
-    return cross_entropy, kl, ALPHA * cross_entropy + (1 - ALPHA) * kl
+    log_p = _numpy_log_softmax(teacher_logits / temperature)
+    log_q = _numpy_log_softmax(student_logits / temperature)
+    kl = (np.exp(log_p) * (log_p - log_q)).sum(axis=-1).mean() * temperature**2
+    return cross_entropy, kl, alpha * cross_entropy + (1 - alpha) * kl
 
 
 def _distiller(trained_cnn, distillation_loss_fn=None, seed=0):
@@ -176,3 +176,44 @@ def test_multi_output_teacher(trained_cnn):
     teacher = keras.Model(inputs, [keras.layers.Dense(10)(flat), keras.layers.Dense(10)(flat)])
     with pytest.raises(ValueError, match=r"`teacher` has 2 outputs; Distiller needs one output of logits"):
         tfc.Distiller(student=small_cnn(), teacher=teacher)
+
+
+def test_schedule_sets_alpha_and_temperature_every_epoch_and_logs_them(trained_cnn, digits):
+    (x, y), _ = digits
+    distiller = _distiller(trained_cnn)
+    schedule = tfc.distill.DistillationSchedule(
+        alpha=tfc.distill.linear(0.1, 0.5, epochs=3), temperature=lambda epoch: 4.0 / (epoch + 1)
+    )
+    history = distiller.fit(x[:128], y[:128], batch_size=64, epochs=3, callbacks=[schedule], verbose=0).history
+    assert history["alpha"] == pytest.approx([0.1, 0.3, 0.5])
+    assert history["temperature"] == pytest.approx([4.0, 2.0, 4.0 / 3.0])
+    assert (distiller.alpha, distiller.temperature) == pytest.approx((0.5, 4.0 / 3.0))
+
+
+def test_new_temperature_reaches_the_already_traced_train_step(trained_cnn, digits):
+    (x, y), _ = digits
+    x, y = x[:64], y[:64]
+    distiller = _distiller(trained_cnn)
+    distiller.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+    distiller.temperature, distiller.alpha = 1.5, 0.8
+    _, expected_kl, expected_loss = _hand_computed_loss(trained_cnn, distiller.student, x, y, 0.8, 1.5)
+    logs = distiller.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0).history
+    assert logs["distillation_loss"][0] == pytest.approx(expected_kl, rel=1e-4)
+    assert logs["loss"][0] == pytest.approx(expected_loss, rel=1e-4)
+
+
+def test_schedule_bad_values_and_bad_model(trained_cnn, digits):
+    (x, y), _ = digits
+    with pytest.raises(ValueError, match=r"needs `alpha`, `temperature` or both"):
+        tfc.distill.DistillationSchedule()
+    distiller = _distiller(trained_cnn)
+    negative = tfc.distill.DistillationSchedule(temperature=lambda epoch: 2.0 - epoch)
+    with pytest.raises(ValueError, match=r"temperature schedule gave a bad value at epoch 2: `temperature` must be"):
+        distiller.fit(x[:64], y[:64], epochs=3, callbacks=[negative], verbose=0)
+    plain = keras.models.clone_model(trained_cnn)
+    plain.compile(loss="mse")
+    schedule = tfc.distill.DistillationSchedule(alpha=lambda epoch: 0.5)
+    with pytest.raises(TypeError, match=r"the model being fit is a Sequential"):
+        plain.fit(x[:8], np.zeros((8, 10)), callbacks=[schedule], verbose=0)
+    with pytest.raises(ValueError, match=r"`epochs` must be a positive integer"):
+        tfc.distill.linear(0.1, 0.5, epochs=0)

@@ -8,5 +8,6 @@ Example:
 
 from tfcompress.distill.distiller import Distiller
 from tfcompress.distill.losses import soft_target_kl
+from tfcompress.distill.schedules import DistillationSchedule, linear
 
-__all__ = ["Distiller", "soft_target_kl"]
+__all__ = ["DistillationSchedule", "Distiller", "linear", "soft_target_kl"]

@@ -59,8 +59,10 @@ class Distiller(keras.Model):
         _check_output_shapes(student, teacher)
         self.student = student
         self.teacher = teacher
-        self.alpha = 0.1
-        self.temperature = 3.0
+        # Variables, not floats: the traced train step reads them, so a schedule that
+        # changes them between epochs takes effect without retracing.
+        self._alpha = tf.Variable(0.1, trainable=False, dtype=tf.float32, name="alpha")
+        self._temperature = tf.Variable(3.0, trainable=False, dtype=tf.float32, name="temperature")
         self.student_loss_fn = None
         self.distillation_loss_fn = None
         self._loss_tracker = keras.metrics.Mean(name="loss")
@@ -105,13 +107,31 @@ class Distiller(keras.Model):
                 "Distiller.compile takes `student_loss_fn` and `distillation_loss_fn`, not `loss`. "
                 f"Received: loss={kwargs['loss']!r}"
             )
-        check_number("alpha", alpha, low=0, high=1)
-        check_number("temperature", temperature, low=0, low_open=True)
+        self.alpha = alpha
+        self.temperature = temperature
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
         self.student_loss_fn = student_loss_fn or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.distillation_loss_fn = distillation_loss_fn or keras.losses.KLDivergence()
-        self.alpha = float(alpha)
-        self.temperature = float(temperature)
+
+    @property
+    def alpha(self) -> float:
+        """Weight of the student (true-label) loss, in [0, 1]; settable between epochs."""
+        return float(self._alpha.numpy())
+
+    @alpha.setter
+    def alpha(self, value):
+        check_number("alpha", value, low=0, high=1)
+        self._alpha.assign(value)
+
+    @property
+    def temperature(self) -> float:
+        """The softening temperature T > 0; settable between epochs."""
+        return float(self._temperature.numpy())
+
+    @temperature.setter
+    def temperature(self, value):
+        check_number("temperature", value, low=0, low_open=True)
+        self._temperature.assign(value)
 
     @property
     def metrics(self):
@@ -161,15 +181,15 @@ class Distiller(keras.Model):
             raise ValueError("Distiller needs labels: call fit(x, y) or use a dataset of (x, y) pairs.")
         student_losses = losses.per_example(self.student_loss_fn, y, student_logits)
         if losses.is_kl_divergence(self.distillation_loss_fn):
-            distillation_losses = losses.soft_target_kl(teacher_logits, student_logits, self.temperature)
+            distillation_losses = losses.soft_target_kl(teacher_logits, student_logits, self._temperature)
         else:
-            soft_teacher = tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / self.temperature, axis=-1)
-            soft_student = tf.nn.softmax(tf.cast(student_logits, tf.float32) / self.temperature, axis=-1)
+            soft_teacher = tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / self._temperature, axis=-1)
+            soft_student = tf.nn.softmax(tf.cast(student_logits, tf.float32) / self._temperature, axis=-1)
             distillation_losses = losses.per_example(self.distillation_loss_fn, soft_teacher, soft_student)
-            distillation_losses *= self.temperature**2
+            distillation_losses *= self._temperature**2
         student_loss = _weighted_mean(student_losses, sample_weight)
         distillation_loss = _weighted_mean(distillation_losses, sample_weight)
-        loss = self.alpha * student_loss + (1.0 - self.alpha) * distillation_loss
+        loss = self._alpha * student_loss + (1.0 - self._alpha) * distillation_loss
         if self.student.losses:
             loss += tf.add_n([tf.cast(extra, tf.float32) for extra in self.student.losses])
         return student_loss, distillation_loss, loss
