@@ -1,19 +1,7 @@
 """The one Keras of tfcompress: Keras 2 (`tf_keras`), and checks that models use it."""
 
-import tensorflow as tf  # noqa: E402  (re-exported for the package)
-
-from tfcompress import _select_keras  # noqa: F401  (must run before TensorFlow loads)
-
-try:
-    import tf_keras as keras
-except ImportError as error:
-    _major_minor = ".".join(tf.__version__.split(".")[:2])
-    raise ImportError(
-        f"tfcompress needs the tf-keras package (Keras 2), which was not found. "
-        f"Install the release that matches TensorFlow {tf.__version__}: "
-        f"pip install 'tf-keras~={_major_minor}.0'"
-    ) from error
-
+# The package's __init__ has already selected Keras 2, before TensorFlow loads here.
+import tensorflow as tf
 
 # Tested together: TensorFlow 2.21, tf-keras 2.21, TF-MOT 0.8.1, ai-edge-litert 2.3.0.
 _MIN_TENSORFLOW = (2, 16)
@@ -21,6 +9,20 @@ _MIN_TENSORFLOW = (2, 16)
 
 def _major_minor(version: str) -> tuple:
     return tuple(int(part) for part in version.split(".")[:2])
+
+
+def _release(version: str) -> str:
+    return ".".join(str(part) for part in _major_minor(version))
+
+
+try:
+    import tf_keras as keras
+except ImportError as error:
+    raise ImportError(
+        f"tfcompress needs the tf-keras package (Keras 2), which was not found. "
+        f"Install the release that matches TensorFlow {tf.__version__}: "
+        f"pip install 'tf-keras~={_release(tf.__version__)}.0'"
+    ) from error
 
 
 def check_versions(tensorflow_version: str, tf_keras_version: str) -> None:
@@ -44,11 +46,10 @@ def check_versions(tensorflow_version: str, tf_keras_version: str) -> None:
             "Upgrade it: pip install -U 'tensorflow>=2.16'"
         )
     if _major_minor(tf_keras_version) != tf_release:
-        wanted = ".".join(str(part) for part in tf_release)
         raise ImportError(
             f"tf-keras {tf_keras_version} does not match TensorFlow {tensorflow_version}: "
             "their minor versions must be equal. Keep your TensorFlow and install the "
-            f"matching tf-keras: pip install 'tf-keras~={wanted}.0'"
+            f"matching tf-keras: pip install 'tf-keras~={_release(tensorflow_version)}.0'"
         )
 
 
