@@ -152,7 +152,8 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        teacher_logits = tf.stop_gradient(self.teacher(x, training=False))
+        # Outside the tape: no gradient reaches the teacher and none is recorded for it.
+        teacher_logits = self.teacher(x, training=False)
         with tf.GradientTape() as tape:
             student_logits = self.student(x, training=True)
             student_loss, distillation_loss, loss = self._compute_losses(
@@ -180,13 +181,9 @@ class Distiller(keras.Model):
         if y is None:
             raise ValueError("Distiller needs labels: call fit(x, y) or use a dataset of (x, y) pairs.")
         student_losses = losses.per_example(self.student_loss_fn, y, student_logits)
-        if losses.is_kl_divergence(self.distillation_loss_fn):
-            distillation_losses = losses.soft_target_kl(teacher_logits, student_logits, self._temperature)
-        else:
-            soft_teacher = tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / self._temperature, axis=-1)
-            soft_student = tf.nn.softmax(tf.cast(student_logits, tf.float32) / self._temperature, axis=-1)
-            distillation_losses = losses.per_example(self.distillation_loss_fn, soft_teacher, soft_student)
-            distillation_losses *= self._temperature**2
+        distillation_losses = losses.distillation_per_example(
+            self.distillation_loss_fn, teacher_logits, student_logits, self._temperature
+        )
         student_loss = _weighted_mean(student_losses, sample_weight)
         distillation_loss = _weighted_mean(distillation_losses, sample_weight)
         loss = self._alpha * student_loss + (1.0 - self._alpha) * distillation_loss

@@ -74,3 +74,30 @@ def per_example(loss_fn, y_true, y_pred):
     if values.shape.rank and values.shape.rank > 1:
         values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
     return values
+
+
+def distillation_per_example(loss_fn, teacher_logits, student_logits, temperature):
+    """Per-example distillation loss between softened teacher and student, times T², in float32.
+
+    Keras's KL divergence (the default) takes the stable log-softmax path of
+    `soft_target_kl`; any other loss is called, as in the keras.io example, on
+    `(softmax(teacher / T), softmax(student / T))`.
+
+    Args:
+      loss_fn: a Keras loss instance, loss function or loss name.
+      teacher_logits: teacher outputs before softmax, shape `(batch, classes)`.
+      student_logits: student outputs before softmax, same shape.
+      temperature: the softening temperature T > 0 (a float or a scalar tensor).
+
+    Returns:
+      A float32 tensor of shape `(batch,)`.
+
+    Example:
+      >>> distillation_per_example(keras.losses.KLDivergence(), teacher_logits, student_logits, 4.0)
+    """
+    if is_kl_divergence(loss_fn):
+        return soft_target_kl(teacher_logits, student_logits, temperature)
+    temperature = tf.cast(temperature, tf.float32)
+    soft_teacher = tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / temperature, axis=-1)
+    soft_student = tf.nn.softmax(tf.cast(student_logits, tf.float32) / temperature, axis=-1)
+    return per_example(loss_fn, soft_teacher, soft_student) * temperature**2
