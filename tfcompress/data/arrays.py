@@ -34,16 +34,16 @@ def as_arrays(x, y=None, *, limit: int = None, argument: str = "x"):
     else:
         x = np.asarray(x)
         y = None if y is None else np.asarray(y)
-        if limit is not None:
-            x = x[:limit]
-            y = None if y is None else y[:limit]
+    if limit is not None:
+        x, y = x[:limit], (None if y is None else y[:limit])
     if x.size == 0 or x.ndim == 0:
         raise ValueError(f"`{argument}` is empty: expected at least one example. Received shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"`{argument}` must be numeric. Received dtype {x.dtype}")
     x = x.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(x)):
-        bad = int(np.sum(~np.all(np.isfinite(x.reshape(len(x), -1)), axis=1)))
+    finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if not finite.all():
+        bad = int(np.sum(~finite))
         raise ValueError(f"`{argument}` holds NaN or infinite values in {bad} of {len(x)} examples. Clean them first.")
     if y is not None and len(y) != len(x):
         raise ValueError(f"`{argument}` has {len(x)} examples but the labels have {len(y)}; they must match.")
@@ -51,8 +51,8 @@ def as_arrays(x, y=None, *, limit: int = None, argument: str = "x"):
 
 
 def _collect(dataset, limit):
+    """Concatenates a dataset's batches, stopping once `limit` examples are in hand."""
     inputs, labels = [], []
-    count = 0
     for element in dataset:
         if isinstance(element, (tuple, list)):
             batch_x, batch_y = element[0], (element[1] if len(element) > 1 else None)
@@ -61,17 +61,11 @@ def _collect(dataset, limit):
         inputs.append(np.asarray(batch_x))
         if batch_y is not None:
             labels.append(np.asarray(batch_y))
-        count += len(inputs[-1])
-        if limit is not None and count >= limit:
+        if limit is not None and sum(len(batch) for batch in inputs) >= limit:
             break
     if not inputs:
         return np.zeros((0,), np.float32), None
-    x = np.concatenate(inputs)
-    y = np.concatenate(labels) if labels else None
-    if limit is not None:
-        x = x[:limit]
-        y = None if y is None else y[:limit]
-    return x, y
+    return np.concatenate(inputs), (np.concatenate(labels) if labels else None)
 
 
 def check_input_shape(x: np.ndarray, input_shape, argument: str = "x") -> None:
