@@ -34,7 +34,7 @@ class ExportResult:
     Example:
       >>> result = tfc.export.to_tflite(model, "model.tflite", representative_data=x[:300])
       >>> result.bytes, result.input_dtype
-      (112008, 'uint8')
+      (112008, 'uint8')  # the demo's int8 student
     """
 
     path: str

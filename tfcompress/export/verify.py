@@ -30,7 +30,7 @@ def verify(path, model, x, y=None, *, limit: int = None) -> dict:
 
     Example:
       >>> tfc.export.verify("model.tflite", model, x_test, y_test)["top1_agreement"]
-      0.997
+      1.0  # the demo's int8 student on 360 held-out digits
     """
     ensure_keras2_model(model)
     x, y = as_arrays(x, y, limit=limit)
