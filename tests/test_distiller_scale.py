@@ -18,11 +18,18 @@ def _dense_models(seed):
     return teacher, student
 
 
-def _one_step(teacher, student, x, y):
+def _weights(model):
+    return [np.array(weight, dtype=np.float32) for weight in model.get_weights()]
+
+
+def _one_step(teacher, student, x, y, sample_weight=None, learning_rate=0.5):
+    """One full-batch distillation step; returns its history, the student's weights and the Distiller."""
     distiller = tfc.Distiller(student=student, teacher=teacher)
-    distiller.compile(optimizer=keras.optimizers.SGD(0.5), alpha=0.3, temperature=4.0)
-    history = distiller.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0).history
-    return history, [np.array(weight, dtype=np.float32) for weight in student.get_weights()], distiller
+    distiller.compile(optimizer=keras.optimizers.SGD(learning_rate), alpha=0.3, temperature=4.0)
+    history = distiller.fit(
+        x, y, sample_weight=sample_weight, batch_size=len(x), epochs=1, shuffle=False, verbose=0
+    ).history
+    return history, _weights(student), distiller
 
 
 def _weight_changes(x, y, sample_weight, policy):
@@ -30,13 +37,10 @@ def _weight_changes(x, y, sample_weight, policy):
     keras.mixed_precision.set_global_policy(policy)
     try:
         _, student = _dense_models(0)
-        before = [np.array(weight, dtype=np.float32) for weight in student.get_weights()]
-        distiller = tfc.Distiller(student=student, teacher=teacher)
-        distiller.compile(optimizer=keras.optimizers.SGD(1.0), alpha=0.3, temperature=4.0)
-        distiller.fit(x, y, sample_weight=sample_weight, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+        before = _weights(student)
+        _, after, distiller = _one_step(teacher, student, x, y, sample_weight, learning_rate=1.0)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    after = [np.array(weight, dtype=np.float32) for weight in student.get_weights()]
     return [a - b for a, b in zip(after, before)], distiller, student
 
 
