@@ -6,8 +6,19 @@ Example:
   >>> distiller.fit(x_train, y_train, epochs=3)
 """
 
-from tfcompress.distill.distiller import Distiller
-from tfcompress.distill.losses import soft_target_kl
+from tfcompress.distill.distiller import DistillationBatch, Distiller
+from tfcompress.distill.features import AttentionTransfer, FeatureLoss, Hint
+from tfcompress.distill.losses import DecoupledKD, soft_target_kl
 from tfcompress.distill.schedules import DistillationSchedule, linear
 
-__all__ = ["DistillationSchedule", "Distiller", "linear", "soft_target_kl"]
+__all__ = [
+    "AttentionTransfer",
+    "DecoupledKD",
+    "DistillationBatch",
+    "DistillationSchedule",
+    "Distiller",
+    "FeatureLoss",
+    "Hint",
+    "linear",
+    "soft_target_kl",
+]

@@ -1,8 +1,27 @@
 """`Distiller`: knowledge distillation as a Keras model, trained with compile() and fit()."""
 
+import collections
+
 from tfcompress._checks import check_number
 from tfcompress._keras import ensure_keras2_model, keras, tf
-from tfcompress.distill import losses
+from tfcompress.distill import cache, losses
+from tfcompress.distill.features import FeatureLoss
+
+DistillationBatch = collections.namedtuple(
+    "DistillationBatch",
+    "x y sample_weight student_logits teacher_logits temperature student_features teacher_features",
+)
+DistillationBatch.__doc__ = """What an `extra_losses` hook receives for each batch.
+
+Fields:
+  x: the inputs; y: the labels; sample_weight: the weights, or None.
+  student_logits: the student's outputs (in training mode during fit).
+  teacher_logits: the teacher's logits, float32 (for several teachers, the fused ensemble's,
+    whose softmax at `temperature` is the weighted average of theirs).
+  temperature: the current temperature, a scalar float32 tensor.
+  student_features, teacher_features: dicts from layer name to output, for the layers that
+    `feature_losses` name (student features before any adapter).
+"""
 
 
 class Distiller(keras.Model):
@@ -15,21 +34,36 @@ class Distiller(keras.Model):
     optimizer's `minimize` applies loss scaling under mixed precision; and the loss is
     scaled for `tf.distribute` so gradients match single-device training.
 
-    The loss is `alpha * student_loss + (1 - alpha) * distillation_loss`, plus the
-    student's regularization losses, where `distillation_loss` is
-    `KL(softmax(teacher / T) || softmax(student / T)) * T**2`.
+    The loss is `alpha * student_loss + (1 - alpha) * distillation_loss`, plus each
+    feature loss times its weight, each extra loss, and the student's regularization
+    losses, where `distillation_loss` is by default `KL(softmax(teacher / T) ||
+    softmax(student / T)) * T**2`. Every term is logged under its own name.
+
+    Methods, all through `compile` and `fit`:
+      - response distillation (Hinton et al., 2015), with `alpha` and `temperature`
+        settable between epochs (see `DistillationSchedule`);
+      - decoupled KD: `distillation_loss_fn=tfc.distill.DecoupledKD(...)`;
+      - feature distillation: `feature_losses=[tfc.distill.Hint(...)]` (FitNets, with a
+        trainable adapter) or `tfc.distill.AttentionTransfer(...)`;
+      - several teachers: `teacher=[a, b]` with optional `teacher_weights`;
+      - a hook for a method of your own: `extra_losses=` or `tfc.distill.FeatureLoss(fn=...)`;
+      - a cached teacher: `fit(distiller.cache_teacher(x, y))` runs the teacher once, not
+        every epoch.
 
     Args:
       student: the Keras 2 model to train; it must output logits. It is trained in place
         and stays usable (and savable) on its own as `distiller.student`.
-      teacher: a built Keras 2 model that outputs logits of the same shape. Its weights
-        and its `trainable` flags are left as they are.
+      teacher: a built Keras 2 model that outputs logits of the same shape, or a list of
+        them: an ensemble whose soft targets are averaged. Their weights and `trainable`
+        flags are left as they are.
+      teacher_weights: for several teachers, one non-negative weight each (normalised to
+        sum to 1); equal weights by default.
       **kwargs: passed to `keras.Model` (for example `name`).
 
     Raises:
       TypeError: a model is not a Keras 2 model (a Keras 3 model gets a message saying so).
-      ValueError: the teacher is not built, the two are the same object, or their output
-        shapes differ.
+      ValueError: a teacher is not built or is the student, output shapes differ, or
+        `teacher_weights` does not match the teachers.
 
     Example:
       >>> distiller = tfc.Distiller(student=student, teacher=teacher)
@@ -45,20 +79,32 @@ class Distiller(keras.Model):
       >>> distiller.student.save("student.keras")
     """
 
-    def __init__(self, student, teacher, **kwargs):
+    def __init__(self, student, teacher, teacher_weights=None, **kwargs):
         super().__init__(**kwargs)
         ensure_keras2_model(student, "student")
-        ensure_keras2_model(teacher, "teacher")
-        if student is teacher:
-            raise ValueError("`student` and `teacher` are the same model; distillation needs two models.")
-        if not teacher.built:
-            raise ValueError(
-                "`teacher` is not built: it has no weights, so it cannot have been trained. "
-                "Build and train it first, e.g. start it with keras.Input(shape=...) and call fit."
-            )
-        _check_output_shapes(student, teacher)
+        teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+        if not teachers:
+            raise ValueError("`teacher` is an empty list; pass a teacher model or a list of them.")
+        for index, model in enumerate(teachers):
+            name = "teacher" if len(teachers) == 1 else f"teacher[{index}]"
+            ensure_keras2_model(model, name)
+            if model is student:
+                raise ValueError(f"`student` and `{name}` are the same model; distillation needs two models.")
+            if not model.built:
+                raise ValueError(
+                    f"`{name}` is not built: it has no weights, so it cannot have been trained. "
+                    "Build and train it first, e.g. start it with keras.Input(shape=...) and call fit."
+                )
+            _check_output_shapes(student, model, name)
+        self._teacher_weights = _normalized_teacher_weights(teacher_weights, len(teachers))
         self.student = student
-        self.teacher = teacher
+        self.teachers = teachers
+        self._teacher_forward_model = None
+        self._student_forward_model = None
+        self._feature_losses = ()
+        self._adapters = {}
+        self._extra_losses = {}
+        self._term_trackers = {}
         # Variables, not floats: the traced train step reads them, so a schedule that
         # changes them between epochs takes effect without retracing.
         self._alpha = tf.Variable(0.1, trainable=False, dtype=tf.float32, name="alpha")
@@ -77,6 +123,8 @@ class Distiller(keras.Model):
         distillation_loss_fn=None,
         alpha: float = 0.1,
         temperature: float = 3.0,
+        feature_losses=None,
+        extra_losses=None,
         **kwargs,
     ):
         """Configures the distillation.
@@ -88,16 +136,25 @@ class Distiller(keras.Model):
             `SparseCategoricalCrossentropy(from_logits=True)`.
           distillation_loss_fn: loss between the teacher's and the student's softened
             distributions; defaults to `KLDivergence()`, which is computed from logits with
-            log-softmax. Any other loss is called, as in the keras.io example, on
-            `(softmax(teacher / T), softmax(student / T))`. Either way the result is
-            multiplied by T².
+            log-softmax. `tfc.distill.DecoupledKD(...)` gives decoupled KD. Any other loss
+            is called, as in the keras.io example, on `(softmax(teacher / T),
+            softmax(student / T))`. Either way the result is multiplied by T².
           alpha: weight of the student loss, in [0, 1]; `1 - alpha` weighs distillation.
           temperature: the softening temperature T, > 0.
+          feature_losses: a list of `tfc.distill.FeatureLoss` (`Hint`, `AttentionTransfer`
+            or your own) between named layers; needs one teacher, and functional or
+            Sequential models. Adapters are created here, so compiling again starts them anew.
+          extra_losses: a hook for methods of your own: a function, or a dict from name to
+            function, called as `fn(batch)` with a `tfc.distill.DistillationBatch`; it returns
+            one loss per example (weighted like the others) or a scalar, added to the loss
+            as it is and logged under its name.
           **kwargs: passed to `keras.Model.compile` (for example `jit_compile`).
 
         Raises:
-          ValueError: `alpha` is outside [0, 1], `temperature` is not > 0, or `loss` is
-            passed (the losses are `student_loss_fn` and `distillation_loss_fn`).
+          ValueError: `alpha` is outside [0, 1], `temperature` is not > 0, `loss` is
+            passed (the losses are `student_loss_fn` and `distillation_loss_fn`), a layer a
+            feature loss names does not exist, or two terms share a name.
+          TypeError: a feature loss or an extra loss has the wrong type.
 
         Example:
           >>> distiller.compile(optimizer="adam", metrics=["accuracy"], alpha=0.1, temperature=10)
@@ -109,9 +166,82 @@ class Distiller(keras.Model):
             )
         self.alpha = alpha
         self.temperature = temperature
+        feature_losses = _checked_feature_losses(feature_losses, len(self.teachers))
+        extra_losses = _checked_extra_losses(extra_losses)
+        _check_unique_names([term.name for term in feature_losses] + list(extra_losses))
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
         self.student_loss_fn = student_loss_fn or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.distillation_loss_fn = distillation_loss_fn or keras.losses.KLDivergence()
+        self._set_up_features(feature_losses)
+        self._extra_losses = extra_losses
+        self._term_trackers = {
+            name: keras.metrics.Mean(name=name) for name in [term.name for term in feature_losses] + list(extra_losses)
+        }
+
+    def _set_up_features(self, feature_losses):
+        self._feature_losses = tuple(feature_losses)
+        self._adapters = {}
+        if not feature_losses:
+            self._student_forward_model = self._teacher_forward_model = None
+            return
+        self._student_feature_layers = _unique(term.student_layer for term in feature_losses)
+        self._teacher_feature_layers = _unique(term.teacher_layer for term in feature_losses)
+        self._student_forward_model = _with_layer_outputs(self.student, "student", self._student_feature_layers)
+        self._teacher_forward_model = _with_layer_outputs(self.teachers[0], "teacher", self._teacher_feature_layers)
+        for term in feature_losses:
+            adapter = term.make_adapter(
+                self.student.get_layer(term.student_layer).output.shape,
+                self.teachers[0].get_layer(term.teacher_layer).output.shape,
+            )
+            if adapter is not None:
+                self._adapters[term.name] = adapter
+
+    @property
+    def teacher(self):
+        """The teacher model; for several teachers, the list of them."""
+        return self.teachers[0] if len(self.teachers) == 1 else list(self.teachers)
+
+    def cache_teacher(self, x, y=None, sample_weight=None, batch_size=32, shuffle=True, seed=None, path=None):
+        """Runs the teacher(s) once over the data; fit on the result never runs them again.
+
+        Distillation with a live teacher pays for the teacher's forward pass on every batch
+        of every epoch. The cache stores each example with the teacher's logits (and the
+        layers `feature_losses` name, so call `compile` first), so an epoch costs what
+        training the student alone costs. Logits, not probabilities, are stored: the
+        temperature and alpha can still change between epochs.
+
+        When caching is wrong: if the inputs are augmented at random, the teacher must see
+        the same view as the student, which only a live teacher can do. This method
+        refuses a dataset that yields different data on two passes (random augmentation
+        or shuffling) and a student with `Random*` augmentation layers.
+
+        Args:
+          x: inputs as an array, or a batched `tf.data.Dataset` of `(x, y)` or
+            `(x, y, sample_weight)` that is deterministic (no shuffling, no random
+            augmentation); it is read in full into memory.
+          y: labels, with array inputs.
+          sample_weight: per-example weights, with array inputs.
+          batch_size: batch size of the returned dataset.
+          shuffle: reshuffle the examples every epoch (as `fit` does for arrays).
+          seed: the shuffling seed.
+          path: a directory to keep the cache in: written once (atomically), then
+            reused, also by later sessions, after checking it was made from the same
+            teacher weights and data.
+
+        Returns:
+          A `tf.data.Dataset` for `fit`, `evaluate` or `validation_data`.
+
+        Raises:
+          ValueError: labels are missing or lengths differ; the data or student augments
+            at random; `path` holds a cache of other teachers or data, or something else.
+
+        Example:
+          >>> distiller.compile(optimizer="adam", alpha=0.1, temperature=10)
+          >>> cached = distiller.cache_teacher(x_train, y_train, batch_size=64)
+          >>> distiller.fit(cached, epochs=10)
+        """
+        cache.check_student_does_not_augment(self.student)
+        return cache.build(self._run_teachers, self.teachers, x, y, sample_weight, batch_size, shuffle, seed, path)
 
     @property
     def alpha(self) -> float:
@@ -137,15 +267,17 @@ class Distiller(keras.Model):
     def metrics(self):
         # Listed here so Keras resets them at the start of every epoch and evaluate().
         trackers = [self._loss_tracker, self._student_loss_tracker, self._distillation_loss_tracker]
+        trackers += list(self._term_trackers.values())
         return trackers + (self.compiled_metrics.metrics if self.compiled_metrics is not None else [])
 
     @property
     def trainable_weights(self):
-        return self.student.trainable_weights
+        adapters = [weight for adapter in self._adapters.values() for weight in adapter.trainable_weights]
+        return self.student.trainable_weights + adapters
 
     @property
     def non_trainable_weights(self):
-        return self.student.non_trainable_weights + self.teacher.weights
+        return self.student.non_trainable_weights + [weight for model in self.teachers for weight in model.weights]
 
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
@@ -153,26 +285,54 @@ class Distiller(keras.Model):
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         # Outside the tape: no gradient reaches the teacher and none is recorded for it.
-        teacher_logits = self.teacher(x, training=False)
+        x, teacher = self._teacher_outputs(x)
         with tf.GradientTape() as tape:
-            student_logits = self.student(x, training=True)
-            student_loss, distillation_loss, loss = self._compute_losses(
-                y, teacher_logits, student_logits, sample_weight
-            )
+            batch = self._batch_with_student(x, y, sample_weight, teacher, training=True)
+            terms, loss = self._compute_losses(batch)
             # Gradients are summed across replicas, so each replica contributes its share.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             loss_to_minimize = loss / replicas
-        self.optimizer.minimize(loss_to_minimize, self.student.trainable_variables, tape=tape)
-        return self._update_metrics(y, student_logits, sample_weight, student_loss, distillation_loss, loss)
+        self.optimizer.minimize(loss_to_minimize, self.trainable_weights, tape=tape)
+        return self._update_metrics(batch, terms, loss)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        teacher_logits = self.teacher(x, training=False)
-        student_logits = self.student(x, training=False)
-        student_loss, distillation_loss, loss = self._compute_losses(y, teacher_logits, student_logits, sample_weight)
-        return self._update_metrics(y, student_logits, sample_weight, student_loss, distillation_loss, loss)
+        x, teacher = self._teacher_outputs(x)
+        batch = self._batch_with_student(x, y, sample_weight, teacher, training=False)
+        terms, loss = self._compute_losses(batch)
+        return self._update_metrics(batch, terms, loss)
 
-    def _compute_losses(self, y, teacher_logits, student_logits, sample_weight):
+    def _run_teachers(self, x):
+        """The teachers in inference mode: `(list of logits, dict of hinted layer outputs)`."""
+        if self._teacher_forward_model is None:
+            return [model(x, training=False) for model in self.teachers], {}
+        outputs = self._teacher_forward_model(x, training=False)
+        return [outputs[0]], dict(zip(self._teacher_feature_layers, outputs[1:]))
+
+    def _teacher_outputs(self, x):
+        """`(inputs, (fused teacher logits, teacher features))`, from the cache or a live forward pass."""
+        if cache.is_cached(x):
+            x, logits, features = cache.split(x)
+        else:
+            logits, features = self._run_teachers(x)
+        return x, (losses.fuse_teachers(logits, self._teacher_weights, self._temperature), features)
+
+    def _batch_with_student(self, x, y, sample_weight, teacher, training):
+        """Runs the student and gathers everything the loss terms read."""
+        if self._student_forward_model is None:
+            student_logits, student_features = self.student(x, training=training), {}
+        else:
+            outputs = self._student_forward_model(x, training=training)
+            student_logits, student_features = outputs[0], dict(zip(self._student_feature_layers, outputs[1:]))
+        teacher_logits, teacher_features = teacher
+        return DistillationBatch(
+            x, y, sample_weight, student_logits, teacher_logits, self._temperature, student_features, teacher_features
+        )
+
+    def _compute_losses(self, batch):
+        """Returns `(dict of named loss terms, total loss)`."""
+        teacher_logits, student_logits = batch.teacher_logits, batch.student_logits
+        y, sample_weight = batch.y, batch.sample_weight
         if teacher_logits.shape[-1] != student_logits.shape[-1]:
             raise ValueError(
                 f"The teacher outputs {teacher_logits.shape[-1]} values per example but the student "
@@ -182,20 +342,34 @@ class Distiller(keras.Model):
             raise ValueError("Distiller needs labels: call fit(x, y) or use a dataset of (x, y) pairs.")
         student_losses = losses.per_example(self.student_loss_fn, y, student_logits)
         distillation_losses = losses.distillation_per_example(
-            self.distillation_loss_fn, teacher_logits, student_logits, self._temperature
+            self.distillation_loss_fn, teacher_logits, student_logits, self._temperature, labels=y
         )
-        student_loss = _weighted_mean(student_losses, sample_weight)
-        distillation_loss = _weighted_mean(distillation_losses, sample_weight)
-        loss = self._alpha * student_loss + (1.0 - self._alpha) * distillation_loss
+        terms = {
+            "student_loss": _weighted_mean(student_losses, sample_weight),
+            "distillation_loss": _weighted_mean(distillation_losses, sample_weight),
+        }
+        loss = self._alpha * terms["student_loss"] + (1.0 - self._alpha) * terms["distillation_loss"]
+        for term in self._feature_losses:
+            student_feature = batch.student_features[term.student_layer]
+            if term.name in self._adapters:
+                student_feature = self._adapters[term.name](student_feature)
+            values = term.per_example(student_feature, batch.teacher_features[term.teacher_layer])
+            terms[term.name] = _weighted_mean(values, sample_weight)
+            loss += term.weight * terms[term.name]
+        for name, fn in self._extra_losses.items():
+            terms[name] = _weighted_mean(tf.cast(fn(batch), tf.float32), sample_weight)
+            loss += terms[name]
         if self.student.losses:
             loss += tf.add_n([tf.cast(extra, tf.float32) for extra in self.student.losses])
-        return student_loss, distillation_loss, loss
+        return terms, loss
 
-    def _update_metrics(self, y, student_logits, sample_weight, student_loss, distillation_loss, loss):
+    def _update_metrics(self, batch, terms, loss):
         self._loss_tracker.update_state(loss)
-        self._student_loss_tracker.update_state(student_loss)
-        self._distillation_loss_tracker.update_state(distillation_loss)
-        self.compiled_metrics.update_state(y, student_logits, sample_weight)
+        self._student_loss_tracker.update_state(terms["student_loss"])
+        self._distillation_loss_tracker.update_state(terms["distillation_loss"])
+        for name, tracker in self._term_trackers.items():
+            tracker.update_state(terms[name])
+        self.compiled_metrics.update_state(batch.y, batch.student_logits, batch.sample_weight)
         return {metric.name: metric.result() for metric in self.metrics}
 
     def get_config(self):
@@ -203,16 +377,16 @@ class Distiller(keras.Model):
 
 
 def _weighted_mean(values, sample_weight):
-    if sample_weight is None:
+    if sample_weight is None or values.shape.rank == 0:
         return tf.reduce_mean(values)
     weights = tf.reshape(tf.cast(sample_weight, tf.float32), tf.shape(values))
     # As Keras's "sum over batch size": weighted sum divided by the number of examples.
     return tf.reduce_sum(values * weights) / tf.cast(tf.size(values), tf.float32)
 
 
-def _check_output_shapes(student, teacher):
+def _check_output_shapes(student, teacher, teacher_name):
     # Subclassed models have no static outputs; their shapes are checked at the first step.
-    for name, model in (("teacher", teacher), ("student", student)):
+    for name, model in ((teacher_name, teacher), ("student", student)):
         if model.outputs and len(model.outputs) != 1:
             raise ValueError(f"`{name}` has {len(model.outputs)} outputs; Distiller needs one output of logits.")
     if not (teacher.outputs and student.outputs):
@@ -220,6 +394,86 @@ def _check_output_shapes(student, teacher):
     teacher_shape, student_shape = tuple(teacher.output_shape[1:]), tuple(student.output_shape[1:])
     if teacher_shape != student_shape:
         raise ValueError(
-            f"The teacher's outputs have shape {teacher_shape} but the student's have shape "
+            f"The {teacher_name}'s outputs have shape {teacher_shape} but the student's have shape "
             f"{student_shape} (batch left out); they must be equal, one logit per class in both."
         )
+
+
+def _normalized_teacher_weights(weights, count):
+    if weights is None:
+        return [1.0 / count] * count
+    weights = list(weights)
+    if len(weights) != count:
+        raise ValueError(f"`teacher_weights` has {len(weights)} entries for {count} teachers; give one per teacher.")
+    for index, weight in enumerate(weights):
+        check_number(f"teacher_weights[{index}]", weight, low=0)
+    total = float(sum(weights))
+    if total <= 0:
+        raise ValueError(f"`teacher_weights` must not all be zero. Received: {weights}")
+    return [float(weight) / total for weight in weights]
+
+
+def _checked_feature_losses(feature_losses, teacher_count):
+    feature_losses = list(feature_losses or [])
+    for term in feature_losses:
+        if not isinstance(term, FeatureLoss):
+            raise TypeError(
+                "`feature_losses` must be a list of tfc.distill.FeatureLoss (Hint, AttentionTransfer, or "
+                f"FeatureLoss(student_layer, teacher_layer, fn=...)). Received: {term!r}"
+            )
+    if feature_losses and teacher_count != 1:
+        raise ValueError(
+            f"`feature_losses` need one teacher to take layers from; this Distiller has {teacher_count}. "
+            "Distill features from one teacher, or the ensemble's soft targets without feature losses."
+        )
+    return feature_losses
+
+
+def _checked_extra_losses(extra_losses):
+    if extra_losses is None:
+        return {}
+    if callable(extra_losses):
+        extra_losses = {getattr(extra_losses, "__name__", "extra_loss"): extra_losses}
+    if not isinstance(extra_losses, dict) or not all(callable(fn) for fn in extra_losses.values()):
+        raise TypeError(
+            "`extra_losses` must be a function or a dict from name to function, each called as fn(batch). "
+            f"Received: {extra_losses!r}"
+        )
+    return {("extra_loss" if name == "<lambda>" else name): fn for name, fn in extra_losses.items()}
+
+
+def _check_unique_names(names):
+    reserved = {"loss", "student_loss", "distillation_loss"}
+    clashes = sorted({name for name in names if name in reserved or names.count(name) > 1})
+    if clashes:
+        raise ValueError(
+            f"Loss terms are logged by name, and {clashes} would be logged twice. "
+            "Give each feature loss or extra loss its own `name`."
+        )
+
+
+def _unique(names):
+    return list(dict.fromkeys(names))
+
+
+def _with_layer_outputs(model, role, layer_names):
+    """A model sharing `model`'s layers that outputs its logits followed by the named layers' outputs."""
+    if not getattr(model, "_is_graph_network", False):
+        raise ValueError(
+            f"Feature losses read layers inside the {role}, which needs a functional or Sequential model "
+            f"built with an Input; {model.name!r} is a subclassed or unbuilt model."
+        )
+    outputs = []
+    for name in layer_names:
+        try:
+            layer = model.get_layer(name)
+        except ValueError:
+            names = [layer.name for layer in model.layers]
+            raise ValueError(f"The {role} has no layer named {name!r}. Its layers: {names}") from None
+        if len(layer.inbound_nodes) != 1:
+            raise ValueError(
+                f"The {role}'s layer {name!r} is used {len(layer.inbound_nodes)} times, so its output is ambiguous; "
+                "name a layer that is called once."
+            )
+        outputs.append(layer.output)
+    return keras.Model(model.inputs, [model.outputs[0], *outputs], name=f"{model.name}_with_features")

@@ -1,5 +1,6 @@
 """Soft-target losses for knowledge distillation, computed in float32 from logits."""
 
+from tfcompress._checks import check_number
 from tfcompress._keras import keras, tf
 
 # Losses recognised as "KL divergence between softened distributions": for these the
@@ -48,8 +49,7 @@ def soft_target_kl(teacher_logits, student_logits, temperature):
     temperature = tf.cast(temperature, tf.float32)
     teacher_log_probs = tf.nn.log_softmax(tf.cast(teacher_logits, tf.float32) / temperature, axis=-1)
     student_log_probs = tf.nn.log_softmax(tf.cast(student_logits, tf.float32) / temperature, axis=-1)
-    kl = tf.reduce_sum(tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), axis=-1)
-    return kl * temperature**2
+    return _kl_from_log_probs(teacher_log_probs, student_log_probs) * temperature**2
 
 
 def per_example(loss_fn, y_true, y_pred):
@@ -76,18 +76,19 @@ def per_example(loss_fn, y_true, y_pred):
     return values
 
 
-def distillation_per_example(loss_fn, teacher_logits, student_logits, temperature):
+def distillation_per_example(loss_fn, teacher_logits, student_logits, temperature, labels=None):
     """Per-example distillation loss between softened teacher and student, times T², in float32.
 
     Keras's KL divergence (the default) takes the stable log-softmax path of
-    `soft_target_kl`; any other loss is called, as in the keras.io example, on
-    `(softmax(teacher / T), softmax(student / T))`.
+    `soft_target_kl`; `DecoupledKD` also reads the labels; any other loss is called, as in
+    the keras.io example, on `(softmax(teacher / T), softmax(student / T))`.
 
     Args:
-      loss_fn: a Keras loss instance, loss function or loss name.
+      loss_fn: a Keras loss instance, loss function or loss name, or a `DecoupledKD`.
       teacher_logits: teacher outputs before softmax, shape `(batch, classes)`.
       student_logits: student outputs before softmax, same shape.
       temperature: the softening temperature T > 0 (a float or a scalar tensor).
+      labels: the true labels; only `DecoupledKD` uses them.
 
     Returns:
       A float32 tensor of shape `(batch,)`.
@@ -95,9 +96,135 @@ def distillation_per_example(loss_fn, teacher_logits, student_logits, temperatur
     Example:
       >>> distillation_per_example(keras.losses.KLDivergence(), teacher_logits, student_logits, 4.0)
     """
+    if isinstance(loss_fn, DecoupledKD):
+        return loss_fn.per_example(labels, teacher_logits, student_logits, temperature)
     if is_kl_divergence(loss_fn):
         return soft_target_kl(teacher_logits, student_logits, temperature)
     temperature = tf.cast(temperature, tf.float32)
     soft_teacher = tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / temperature, axis=-1)
     soft_student = tf.nn.softmax(tf.cast(student_logits, tf.float32) / temperature, axis=-1)
     return per_example(loss_fn, soft_teacher, soft_student) * temperature**2
+
+
+def fuse_teachers(teacher_logits, weights, temperature):
+    """Fuses several teachers into the logits of their weighted average soft targets.
+
+    The ensemble's soft targets are `p = sum_i w_i * softmax(z_i / T)`. The returned
+    tensor is `T * log(p)`, whose softmax at temperature T is exactly `p`, so every
+    distillation loss that softens logits works on the ensemble unchanged.
+
+    Args:
+      teacher_logits: a list of tensors of shape `(batch, classes)`, one per teacher.
+      weights: one non-negative weight per teacher, summing to 1.
+      temperature: the softening temperature T > 0.
+
+    Returns:
+      A float32 tensor of shape `(batch, classes)`; the single teacher's logits, cast to
+      float32, when there is only one.
+
+    Example:
+      >>> fuse_teachers([logits_a, logits_b], [0.5, 0.5], temperature=4.0)
+    """
+    if len(teacher_logits) == 1:
+        return tf.cast(teacher_logits[0], tf.float32)
+    temperature = tf.cast(temperature, tf.float32)
+    log_probs = [
+        tf.nn.log_softmax(tf.cast(logits, tf.float32) / temperature, axis=-1) + tf.math.log(float(weight))
+        for logits, weight in zip(teacher_logits, weights)
+    ]
+    return temperature * tf.reduce_logsumexp(tf.stack(log_probs), axis=0)
+
+
+def one_hot_labels(labels, classes):
+    """Labels as a float32 one-hot matrix, from class indices or one-hot rows.
+
+    Args:
+      labels: integer class indices of shape `(batch,)` or `(batch, 1)`, or one-hot
+        (or soft) labels of shape `(batch, classes)`.
+      classes: the number of classes.
+
+    Returns:
+      A float32 tensor of shape `(batch, classes)`.
+
+    Example:
+      >>> one_hot_labels(tf.constant([2, 0]), 3)
+    """
+    if labels.shape.rank == 2 and labels.shape[-1] == classes and classes != 1:
+        return tf.cast(labels, tf.float32)
+    return tf.one_hot(tf.reshape(tf.cast(labels, tf.int32), [-1]), classes, dtype=tf.float32)
+
+
+class DecoupledKD:
+    """Decoupled knowledge distillation (Zhao et al., CVPR 2022), as a `distillation_loss_fn`.
+
+    Splits the classic KL into target-class KD (TCKD: the binary "right class or not"
+    distribution) and non-target-class KD (NCKD: the distribution among the wrong classes),
+    and weighs them separately: `alpha * TCKD + beta * NCKD`, each times T². Classic KD
+    weighs NCKD by the teacher's `1 - p_target`, which shrinks it exactly where the teacher
+    is confident; DKD gives it its own weight. The paper's defaults are alpha=1, beta=8, T=4.
+
+    Args:
+      alpha: weight of the target-class term, >= 0.
+      beta: weight of the non-target-class term, >= 0.
+
+    Raises:
+      ValueError: a weight is negative or not a number.
+
+    Example:
+      >>> distiller.compile(optimizer="adam", distillation_loss_fn=tfc.distill.DecoupledKD(beta=8.0),
+      ...                   alpha=0.5, temperature=4.0)
+    """
+
+    def __init__(self, alpha: float = 1.0, beta: float = 8.0):
+        check_number("alpha", alpha, low=0)
+        check_number("beta", beta, low=0)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def __repr__(self):
+        return f"DecoupledKD(alpha={self.alpha}, beta={self.beta})"
+
+    def per_example(self, labels, teacher_logits, student_logits, temperature):
+        """Per-example `alpha * TCKD + beta * NCKD`, each times T², in float32.
+
+        Args:
+          labels: class indices or one-hot labels.
+          teacher_logits: teacher outputs before softmax, shape `(batch, classes)`.
+          student_logits: student outputs before softmax, same shape.
+          temperature: the softening temperature T > 0.
+
+        Returns:
+          A float32 tensor of shape `(batch,)`.
+
+        Example:
+          >>> DecoupledKD().per_example(y, teacher_logits, student_logits, 4.0)
+        """
+        temperature = tf.cast(temperature, tf.float32)
+        teacher = tf.cast(teacher_logits, tf.float32) / temperature
+        student = tf.cast(student_logits, tf.float32) / temperature
+        target = one_hot_labels(labels, student.shape[-1])
+        target_kl = _binary_kl(_target_log_probs(teacher, target), _target_log_probs(student, target))
+        # Pushing the target logit far down leaves the softmax over the other classes.
+        non_target_kl = _kl_from_log_probs(
+            tf.nn.log_softmax(teacher - 1e9 * target, axis=-1), tf.nn.log_softmax(student - 1e9 * target, axis=-1)
+        )
+        return (self.alpha * target_kl + self.beta * non_target_kl) * temperature**2
+
+
+def _target_log_probs(logits, target):
+    """log p(target) and log(1 - p(target)), stably, from softened logits."""
+    log_probs = tf.nn.log_softmax(logits, axis=-1)
+    log_target = tf.reduce_sum(log_probs * target, axis=-1)
+    log_rest = tf.reduce_logsumexp(log_probs - 1e9 * target, axis=-1)
+    return log_target, log_rest
+
+
+def _binary_kl(teacher, student):
+    (teacher_target, teacher_rest), (student_target, student_rest) = teacher, student
+    return tf.exp(teacher_target) * (teacher_target - student_target) + tf.exp(teacher_rest) * (
+        teacher_rest - student_rest
+    )
+
+
+def _kl_from_log_probs(teacher_log_probs, student_log_probs):
+    return tf.reduce_sum(tf.exp(teacher_log_probs) * (teacher_log_probs - student_log_probs), axis=-1)
