@@ -75,6 +75,15 @@ def test_cache_holds_hinted_teacher_features(trained_cnn, digits):
     assert cached_logs["loss"] == pytest.approx(live_logs["loss"], rel=1e-5)
 
 
+def test_cache_made_before_the_feature_losses_is_refused(trained_cnn, digits):
+    (x, y), _ = digits
+    distiller = _distiller(trained_cnn)
+    dataset = distiller.cache_teacher(x[:64], y[:64], batch_size=32)
+    distiller.compile(optimizer="adam", feature_losses=[tfc.distill.Hint("student_conv", trained_cnn.layers[0].name)])
+    with pytest.raises(ValueError, match=r"after compile\(feature_losses=...\)"):
+        distiller.fit(dataset, epochs=1, verbose=0)
+
+
 def test_cache_keeps_sample_weights_and_shuffles_each_epoch(trained_cnn, digits):
     (x, y), _ = digits
     x, y = x[:64], y[:64]

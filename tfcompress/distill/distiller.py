@@ -313,9 +313,20 @@ class Distiller(keras.Model):
         """`(inputs, (fused teacher logits, teacher features))`, from the cache or a live forward pass."""
         if cache.is_cached(x):
             x, logits, features = cache.split(x)
+            self._check_cache_matches(len(logits), features)
         else:
             logits, features = self._run_teachers(x)
         return x, (losses.fuse_teachers(logits, self._teacher_weights, self._temperature), features)
+
+    def _check_cache_matches(self, teacher_count, features):
+        missing = [term.teacher_layer for term in self._feature_losses if term.teacher_layer not in features]
+        if teacher_count != len(self.teachers) or missing:
+            raise ValueError(
+                f"This cached dataset holds the logits of {teacher_count} teacher(s) and the teacher layers "
+                f"{sorted(features)}, but this Distiller has {len(self.teachers)} teacher(s) and its feature "
+                f"losses read {sorted(term.teacher_layer for term in self._feature_losses)}. Make the cache with "
+                "this Distiller's cache_teacher, after compile(feature_losses=...)."
+            )
 
     def _batch_with_student(self, x, y, sample_weight, teacher, training):
         """Runs the student and gathers everything the loss terms read."""
