@@ -1,0 +1,37 @@
+"""What the benchmarks share: the data they run on and an epoch timer."""
+
+import os
+import pathlib
+import time
+
+import tfcompress as tfc
+from tfcompress import keras
+
+DEFAULT_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def load_data(mnist_dir):
+    """`((x_train, y_train), (x_test, y_test)), description`: MNIST when the folder exists, else built-in digits."""
+    if mnist_dir and os.path.isdir(mnist_dir):
+        return tfc.data.load_mnist(mnist_dir), f"MNIST ({mnist_dir})"
+    return tfc.data.load_digits(), "built-in digits (MNIST folder not found)"
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records the wall-clock seconds of every epoch in `seconds`."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+    @property
+    def steady_epoch(self):
+        """Median epoch time without the first epoch, which also pays for tracing."""
+        steady = sorted(self.seconds[1:] or self.seconds)
+        return steady[len(steady) // 2]
