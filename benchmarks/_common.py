@@ -4,14 +4,18 @@ import os
 import pathlib
 import time
 
+from absl import flags
+
 import tfcompress as tfc
 from tfcompress import keras
 
 DEFAULT_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+flags.DEFINE_string("mnist_dir", str(DEFAULT_MNIST), "Folder with MNIST's four IDX files.")
 
 
-def load_data(mnist_dir):
-    """`((x_train, y_train), (x_test, y_test)), description`: MNIST when the folder exists, else built-in digits."""
+def load_data():
+    """`((x_train, y_train), (x_test, y_test)), description`: MNIST from --mnist_dir if it exists, else digits."""
+    mnist_dir = flags.FLAGS.mnist_dir
     if mnist_dir and os.path.isdir(mnist_dir):
         return tfc.data.load_mnist(mnist_dir), f"MNIST ({mnist_dir})"
     return tfc.data.load_digits(), "built-in digits (MNIST folder not found)"

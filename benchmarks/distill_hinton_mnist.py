@@ -18,14 +18,13 @@ Run: python benchmarks/distill_hinton_mnist.py [--student_epochs=30] [--teacher_
 import sys
 
 import numpy as np
-from _common import DEFAULT_MNIST, EpochTimer, load_data
+from _common import EpochTimer, load_data
 from absl import app, flags
 
 import tfcompress as tfc
 from tfcompress import keras
 from tfcompress.report import format_table
 
-flags.DEFINE_string("mnist_dir", str(DEFAULT_MNIST), "Folder with MNIST's four IDX files.")
 flags.DEFINE_integer("teacher_epochs", 10, "Epochs of the CNN teacher.")
 flags.DEFINE_integer("student_epochs", 30, "Epochs of each student.")
 flags.DEFINE_integer("batch_size", 128, "Batch size of every model.")
@@ -81,7 +80,7 @@ def _errors(model, x, y):
 
 def main(argv):
     del argv
-    ((x_train, y_train), (x_test, y_test)), name = load_data(FLAGS.mnist_dir)
+    ((x_train, y_train), (x_test, y_test)), name = load_data()
     input_shape, batch = x_train.shape[1:], FLAGS.batch_size
     steps_per_epoch = -(-len(x_train) // batch)
     print(f"data: {name}; {len(x_train)} training and {len(x_test)} test images", flush=True)

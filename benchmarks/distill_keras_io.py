@@ -21,7 +21,7 @@ import sys
 import time
 
 import numpy as np
-from _common import DEFAULT_MNIST, EpochTimer, load_data
+from _common import EpochTimer, load_data
 from absl import app, flags
 
 import tfcompress as tfc
@@ -29,7 +29,6 @@ from tfcompress import keras
 from tfcompress._keras import tf
 from tfcompress.report import format_table
 
-flags.DEFINE_string("mnist_dir", str(DEFAULT_MNIST), "Folder with MNIST's four IDX files.")
 flags.DEFINE_integer("epochs", 3, "Epochs of each student (keras.io: 3).")
 flags.DEFINE_integer("teacher_epochs", 3, "Epochs of the teacher (keras.io: 5).")
 flags.DEFINE_integer("batch_size", 32, "Batch size (keras.io: Keras's default, 32).")
@@ -116,7 +115,7 @@ def _distill_kwargs():
 
 def main(argv):
     del argv
-    ((x_train, y_train), (x_test, y_test)), name = load_data(FLAGS.mnist_dir)
+    ((x_train, y_train), (x_test, y_test)), name = load_data()
     if FLAGS.train_limit:
         x_train, y_train = x_train[: FLAGS.train_limit], y_train[: FLAGS.train_limit]
     input_shape, epochs, batch = x_train.shape[1:], FLAGS.epochs, FLAGS.batch_size
@@ -145,6 +144,12 @@ def main(argv):
             }
         )
         print(f"{run}: accuracy {rows[-1]['accuracy']:.4f}, epoch {timer.steady_epoch:.1f} s", flush=True)
+        return timer.steady_epoch
+
+    def timed_fit(model, *data, **kwargs):
+        timer = EpochTimer()
+        model.fit(*data, epochs=epochs, verbose=0, callbacks=[timer], **kwargs)
+        return timer
 
     keras.utils.set_random_seed(1)
     scratch = _fresh_student(initial, input_shape)
@@ -153,25 +158,15 @@ def main(argv):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy()],
     )
-    timer = EpochTimer()
-    scratch.fit(x_train, y_train, epochs=epochs, batch_size=batch, verbose=0, callbacks=[timer])
-    record("student from scratch", scratch, timer)
+    record("student from scratch", scratch, timed_fit(scratch, x_train, y_train, batch_size=batch))
 
-    keras.utils.set_random_seed(1)
-    baseline = KerasIoDistiller(student=_fresh_student(initial, input_shape), teacher=teacher)
-    baseline.compile(**_distill_kwargs())
-    timer = EpochTimer()
-    baseline.fit(x_train, y_train, epochs=epochs, batch_size=batch, verbose=0, callbacks=[timer])
-    record("keras.io train_step, live teacher", baseline.student, timer)
-    keras_io_epoch = timer.steady_epoch
-
-    keras.utils.set_random_seed(1)
-    live = tfc.Distiller(student=_fresh_student(initial, input_shape), teacher=teacher)
-    live.compile(**_distill_kwargs())
-    timer = EpochTimer()
-    live.fit(x_train, y_train, epochs=epochs, batch_size=batch, verbose=0, callbacks=[timer])
-    record("tfc.Distiller, live teacher", live.student, timer)
-    live_epoch = timer.steady_epoch
+    live_epochs = {}
+    for run, distiller_class in (("keras.io train_step", KerasIoDistiller), ("tfc.Distiller", tfc.Distiller)):
+        keras.utils.set_random_seed(1)
+        distiller = distiller_class(student=_fresh_student(initial, input_shape), teacher=teacher)
+        distiller.compile(**_distill_kwargs())
+        timer = timed_fit(distiller, x_train, y_train, batch_size=batch)
+        live_epochs[run] = record(f"{run}, live teacher", distiller.student, timer)
 
     keras.utils.set_random_seed(1)
     cached = tfc.Distiller(student=_fresh_student(initial, input_shape), teacher=teacher)
@@ -179,10 +174,8 @@ def main(argv):
     start = time.perf_counter()
     dataset = cached.cache_teacher(x_train, y_train, batch_size=batch, seed=1)
     cache_seconds = time.perf_counter() - start
-    timer = EpochTimer()
-    cached.fit(dataset, epochs=epochs, verbose=0, callbacks=[timer])
-    record("tfc.Distiller, cached teacher", cached.student, timer, extra_seconds=cache_seconds)
-    cached_epoch = timer.steady_epoch
+    cached_epoch = record("tfc.Distiller, cached teacher", cached.student, timed_fit(cached, dataset), cache_seconds)
+    keras_io_epoch, live_epoch = live_epochs["keras.io train_step"], live_epochs["tfc.Distiller"]
 
     print()
     print(

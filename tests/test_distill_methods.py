@@ -270,7 +270,8 @@ def test_bad_method_arguments_are_named(trained_cnn, digits):
         )
     distiller = tfc.Distiller(student=_functional_student(), teacher=trained_cnn)
     with pytest.raises(TypeError, match="FeatureLoss"):
-        distiller.compile(feature_losses=["student_conv"])
+        distiller.compile(alpha=0.9, feature_losses=["student_conv"])
+    assert distiller.alpha == pytest.approx(0.1)  # a rejected compile changes nothing
     with pytest.raises(TypeError, match="extra_losses"):
         distiller.compile(extra_losses=[lambda batch: 0.0])
     with pytest.raises(ValueError, match="logged twice"):

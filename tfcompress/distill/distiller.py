@@ -101,6 +101,8 @@ class Distiller(keras.Model):
         self.teachers = teachers
         self._teacher_forward_model = None
         self._student_forward_model = None
+        self._student_feature_layers = []
+        self._teacher_feature_layers = []
         self._feature_losses = ()
         self._adapters = {}
         self._extra_losses = {}
@@ -164,37 +166,47 @@ class Distiller(keras.Model):
                 "Distiller.compile takes `student_loss_fn` and `distillation_loss_fn`, not `loss`. "
                 f"Received: loss={kwargs['loss']!r}"
             )
-        self.alpha = alpha
-        self.temperature = temperature
+        # Everything is checked before anything changes, so a rejected compile leaves the Distiller as it was.
+        check_number("alpha", alpha, low=0, high=1)
+        check_number("temperature", temperature, low=0, low_open=True)
         feature_losses = _checked_feature_losses(feature_losses, len(self.teachers))
         extra_losses = _checked_extra_losses(extra_losses)
-        _check_unique_names([term.name for term in feature_losses] + list(extra_losses))
+        term_names = [term.name for term in feature_losses] + list(extra_losses)
+        _check_unique_names(term_names)
+        features = self._feature_setup(feature_losses)
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        self.alpha = alpha
+        self.temperature = temperature
         self.student_loss_fn = student_loss_fn or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.distillation_loss_fn = distillation_loss_fn or keras.losses.KLDivergence()
-        self._set_up_features(feature_losses)
-        self._extra_losses = extra_losses
-        self._term_trackers = {
-            name: keras.metrics.Mean(name=name) for name in [term.name for term in feature_losses] + list(extra_losses)
-        }
-
-    def _set_up_features(self, feature_losses):
         self._feature_losses = tuple(feature_losses)
-        self._adapters = {}
+        (
+            self._student_forward_model,
+            self._student_feature_layers,
+            self._teacher_forward_model,
+            self._teacher_feature_layers,
+            self._adapters,
+        ) = features
+        self._extra_losses = extra_losses
+        self._term_trackers = {name: keras.metrics.Mean(name=name) for name in term_names}
+
+    def _feature_setup(self, feature_losses):
+        """The models that expose the hinted layers, their layer names, and the adapters."""
         if not feature_losses:
-            self._student_forward_model = self._teacher_forward_model = None
-            return
-        self._student_feature_layers = _unique(term.student_layer for term in feature_losses)
-        self._teacher_feature_layers = _unique(term.teacher_layer for term in feature_losses)
-        self._student_forward_model = _with_layer_outputs(self.student, "student", self._student_feature_layers)
-        self._teacher_forward_model = _with_layer_outputs(self.teachers[0], "teacher", self._teacher_feature_layers)
+            return None, [], None, [], {}
+        student_layers = _unique(term.student_layer for term in feature_losses)
+        teacher_layers = _unique(term.teacher_layer for term in feature_losses)
+        student_forward = _with_layer_outputs(self.student, "student", student_layers)
+        teacher_forward = _with_layer_outputs(self.teachers[0], "teacher", teacher_layers)
+        adapters = {}
         for term in feature_losses:
             adapter = term.make_adapter(
                 self.student.get_layer(term.student_layer).output.shape,
                 self.teachers[0].get_layer(term.teacher_layer).output.shape,
             )
             if adapter is not None:
-                self._adapters[term.name] = adapter
+                adapters[term.name] = adapter
+        return student_forward, student_layers, teacher_forward, teacher_layers, adapters
 
     @property
     def teacher(self):
