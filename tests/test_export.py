@@ -1,6 +1,7 @@
 """Export to .tflite and verification in the LiteRT interpreter, on real files."""
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -57,6 +58,65 @@ def test_int8_file_is_a_quarter_of_float32_for_a_100k_parameter_model(digits, tm
     assert int8.bytes <= 0.27 * float32.bytes
 
 
+# What the file holds inside, besides int32 shapes and indices, in each mode.
+_MODE_TENSORS = {
+    "float16": {"float16", "float32"},
+    "dynamic": {"int8", "float32"},
+    "int16x8": {"int16", "int8"},
+}
+
+
+@pytest.mark.parametrize("mode", sorted(_MODE_TENSORS))
+def test_every_mode_loads_and_runs_in_litert(trained_cnn, digits, tmp_path, mode):
+    (x_train, _), (x_test, y_test) = digits
+    calibration = {"representative_data": x_train[:200]} if mode == "int16x8" else {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        float32 = tfc.export.to_tflite(trained_cnn, tmp_path / "float32.tflite", mode="float32")
+        result = tfc.export.to_tflite(trained_cnn, tmp_path / f"{mode}.tflite", mode=mode, **calibration)
+    inside, input_dtype, output_dtype = _tensor_dtypes(result.path)
+    assert _MODE_TENSORS[mode] <= inside, inside
+    assert np.dtype(input_dtype).name == np.dtype(output_dtype).name == "float32" == result.input_dtype
+    assert result.mode == mode and result.bytes < 0.6 * float32.bytes
+    assert tfc.export.verify(result.path, trained_cnn, x_test, y_test)["top1_agreement"] >= 0.99
+    slow_path_warnings = [w for w in caught if "not delegated to XNNPACK" in str(w.message)]
+    assert len(slow_path_warnings) == (1 if mode == "int16x8" else 0)
+
+
+def test_int16x8_with_int16_io(trained_cnn, digits, tmp_path):
+    (x_train, _), (x_test, y_test) = digits
+    with pytest.warns(UserWarning, match="not delegated to XNNPACK"):
+        result = tfc.export.to_tflite(
+            trained_cnn, tmp_path / "model.tflite", mode="int16x8", io_dtype="int16", representative_data=x_train[:100]
+        )
+    assert (result.input_dtype, result.output_dtype) == ("int16", "int16")
+    assert tfc.export.verify(result.path, trained_cnn, x_test, y_test)["top1_agreement"] >= 0.99
+
+
+@pytest.mark.parametrize(
+    "make_data",
+    [
+        lambda x: (example for example in x),  # a generator of single examples
+        lambda x: lambda: ([x[i : i + 10]] for i in range(0, len(x), 10)),  # the converter's own convention
+        lambda x: iter(list(x.reshape(-1, 10, 8, 8, 1))),  # an iterator of batches
+    ],
+    ids=["examples", "converter_style_function", "batches"],
+)
+def test_representative_data_from_a_generator(trained_cnn, digits, tmp_path, make_data):
+    (x_train, _), _ = digits
+    from_array = tfc.export.to_tflite(trained_cnn, tmp_path / "array.tflite", representative_data=x_train[:100])
+    from_generator = tfc.export.to_tflite(
+        trained_cnn, tmp_path / "generator.tflite", representative_data=make_data(x_train[:100])
+    )
+    assert open(from_generator.path, "rb").read() == open(from_array.path, "rb").read()
+
+
+def test_few_calibration_examples_warn(trained_cnn, digits, tmp_path):
+    (x_train, _), _ = digits
+    with pytest.warns(UserWarning, match=r"Calibrating on 8 examples.*Pass a few hundred"):
+        tfc.export.to_tflite(trained_cnn, tmp_path / "model.tflite", representative_data=x_train[:8])
+
+
 def test_existing_file_is_never_replaced(trained_cnn, tmp_path):
     path = tmp_path / "model.tflite"
     path.write_bytes(b"the user's file")
@@ -73,14 +133,14 @@ def test_failed_conversion_leaves_no_file(tmp_path):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Lambda(tf.math.lgamma)])
     path = tmp_path / "model.tflite"
     with pytest.raises(RuntimeError, match=r"(would still compute in float|could not convert).* Nothing was written"):
-        tfc.export.to_tflite(model, path, representative_data=np.random.rand(20, 4))
+        tfc.export.to_tflite(model, path, representative_data=np.random.rand(64, 4))
     assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize(
     "arguments, error, message",
     [
-        ({"mode": "int4"}, ValueError, r"`mode` must be one of \('float32', 'int8'\)\. Received: mode='int4'"),
+        ({"mode": "int4"}, ValueError, r"`mode` must be one of \('float32', .*'int16x8'\)\. Received: mode='int4'"),
         ({"mode": "float32", "io_dtype": "uint8"}, ValueError, r"In mode 'float32', `io_dtype` must be one of"),
         ({"io_dtype": "int16"}, ValueError, r"`io_dtype` must be one of \('uint8', 'float32', 'int8'\)"),
         ({}, ValueError, r"int8 export needs `representative_data`"),
@@ -94,8 +154,17 @@ def test_failed_conversion_leaves_no_file(tmp_path):
         (
             {"mode": "float32", "representative_data": np.zeros((4, 8, 8, 1))},
             ValueError,
-            r"float32 mode has none to calibrate\. Remove it, or pass mode='int8'",
+            r"which float32 mode does not have\. Remove it, or pass one of the calibrated modes",
         ),
+        ({"mode": "float16", "representative_data": np.zeros((4, 8, 8, 1))}, ValueError, "float16 mode does not"),
+        ({"mode": "int16x8"}, ValueError, r"int16x8 export needs `representative_data`"),
+        ({"mode": "int16x8", "io_dtype": "uint8"}, ValueError, r"`io_dtype` must be one of \('float32', 'int16'\)"),
+        (
+            {"representative_data": lambda: iter([np.zeros((8, 8, 1)), np.zeros((4, 4, 1))])},
+            ValueError,
+            r"yielded items of different shapes",
+        ),
+        ({"representative_data": np.array([["a"] * 64] * 4).reshape(4, 8, 8, 1)}, ValueError, r"must be numeric"),
     ],
 )
 def test_bad_export_arguments(trained_cnn, tmp_path, arguments, error, message):

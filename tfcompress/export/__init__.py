@@ -1,4 +1,4 @@
-"""Export: write `.tflite` files (float32 or full-integer int8) and verify them in LiteRT.
+"""Export: write `.tflite` files (full-integer int8, float32, float16, dynamic-range, int16x8) and verify them.
 
 Example:
   >>> result = tfc.export.to_tflite(model, "model.tflite", mode="int8", representative_data=x[:300])
