@@ -24,12 +24,34 @@ _FINGERPRINT = "tfcompress_fingerprint.json"
 
 
 def is_cached(x) -> bool:
-    """Whether a batch's inputs come from a cached-teacher dataset."""
+    """Whether a batch's inputs come from a cached-teacher dataset.
+
+    Args:
+      x: the inputs part of a batch, as `fit` hands it to `train_step`.
+
+    Returns:
+      True for the dict a cached dataset yields.
+
+    Example:
+      >>> is_cached({INPUTS: images, LOGITS: logits})
+      True
+    """
     return isinstance(x, dict) and INPUTS in x
 
 
 def split(x):
-    """Splits a cached batch's inputs into `(inputs, teacher_logits_list, teacher_features)`."""
+    """Splits a cached batch's inputs into `(inputs, teacher_logits_list, teacher_features)`.
+
+    Args:
+      x: the dict a cached dataset yields as inputs.
+
+    Returns:
+      The model inputs, a list with one logits tensor per teacher, and a dict from
+      teacher layer name to its cached output.
+
+    Example:
+      >>> inputs, logits, features = split(x)
+    """
     features = {key[len(FEATURE_PREFIX) :]: value for key, value in x.items() if key.startswith(FEATURE_PREFIX)}
     return x[INPUTS], tf.unstack(x[LOGITS], axis=1), features
 
@@ -53,6 +75,9 @@ def build(teacher_forward, teachers, x, y, sample_weight, batch_size, shuffle, s
 
     Raises:
       ValueError: see `Distiller.cache_teacher`.
+
+    Example:
+      >>> build(distiller._run_teachers, distiller.teachers, x, y, None, 64, True, 0, None)
     """
     check_positive_integer("batch_size", batch_size)
     batches = _input_batches(x, y, sample_weight)
@@ -110,6 +135,9 @@ def check_student_does_not_augment(student):
 
     Raises:
       ValueError: a `Random*` preprocessing layer (RandomFlip, RandomCrop, ...) is inside.
+
+    Example:
+      >>> check_student_does_not_augment(student)
     """
     augmenting = [layer.name for layer in student.submodules if type(layer).__name__.startswith("Random")]
     if augmenting:
