@@ -49,9 +49,21 @@ def test_demo_never_overwrites_an_earlier_run(quick_demo):
         ([], 2, "Usage:"),
         (["distill"], 2, "unknown command 'distill'"),
         (["demo", "extra"], 2, "takes no positional arguments"),
+        (["inspect"], 2, "takes one argument: the .tflite file"),
+        (["inspect", "missing.tflite"], 1, "No .tflite file at missing.tflite"),
     ],
 )
 def test_usage_and_exit_codes(arguments, code, message):
     result = _tfcompress(*arguments)
     assert result.returncode == code
     assert message in result.stdout + result.stderr
+
+
+def test_inspect_prints_io_ops_int8_share_and_delegation(quick_demo):
+    output, _ = quick_demo
+    result = _tfcompress("inspect", str(output / "model_int8.tflite"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert " input " in result.stdout and "output " in result.stdout
+    assert "uint8 [1, 8, 8, 1], scale 0.00392" in result.stdout
+    assert "CONV_2D" in result.stdout and "in int8: 100%" in result.stdout
+    assert "not delegated to XNNPACK: none" in result.stdout

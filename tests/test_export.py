@@ -206,3 +206,46 @@ def test_integer_only_guard_rejects_a_model_computing_in_float(trained_cnn, tmp_
     result = tfc.export.to_tflite(trained_cnn, tmp_path / "float.tflite", mode="float32")
     with pytest.raises(RuntimeError, match=r"would still compute in float at \d+ tensors .* Nothing was written"):
         tflite._check_integer_only(Interpreter(model_path=result.path), "float", calibrated=True)
+
+
+def test_inspect_int8_counts_macs_and_finds_everything_integer_and_delegated(trained_cnn, digits, tmp_path):
+    (x_train, _), _ = digits
+    result = tfc.export.to_tflite(trained_cnn, tmp_path / "model.tflite", representative_data=x_train[:100])
+    report = tfc.export.inspect(result.path)
+    # By hand: conv 8*8*16 outputs x 3*3*1; dense 256 -> 64; dense 64 -> 10.
+    assert report["macs"] == 8 * 8 * 16 * 9 + 256 * 64 + 64 * 10
+    assert report["int8_mac_share"] == 1.0 and report["float_ops"] == []
+    assert report["op_counts"]["CONV_2D"] == 1 and report["op_counts"]["FULLY_CONNECTED"] == 2
+    assert set(report["undelegated_ops"]) <= {"QUANTIZE", "DEQUANTIZE"}  # only the uint8 edges
+    (model_input,) = report["inputs"]
+    assert model_input["dtype"] == "uint8" and model_input["shape"] == [1, 8, 8, 1]
+    assert model_input["scale"] == pytest.approx(1 / 255, rel=0.05) and report["bytes"] == result.bytes
+
+
+def test_inspect_float32_and_int16x8(trained_cnn, digits, tmp_path):
+    (x_train, _), _ = digits
+    float32 = tfc.export.inspect(tfc.export.to_tflite(trained_cnn, tmp_path / "f.tflite", mode="float32").path)
+    assert float32["int8_mac_share"] == 0.0 and "CONV_2D" in float32["float_ops"]
+    assert float32["undelegated_ops"] == []
+    with pytest.warns(UserWarning, match="not delegated"):
+        int16 = tfc.export.to_tflite(trained_cnn, tmp_path / "i.tflite", mode="int16x8", representative_data=x_train)
+    assert "CONV_2D" in tfc.export.inspect(int16.path)["undelegated_ops"]
+
+
+def test_export_warns_when_an_op_falls_off_the_fast_path(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(4), keras.layers.Lambda(lambda x: tf.math.cumsum(x, axis=-1))]
+    )
+    with pytest.warns(UserWarning, match=r"1 ops of the float32 export .* not delegated to XNNPACK \(\['CUMSUM'\]\)"):
+        result = tfc.export.to_tflite(model, tmp_path / "model.tflite", mode="float32")
+    assert tfc.export.inspect(result.path)["undelegated_ops"] == ["CUMSUM"]
+
+
+def test_inspect_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"No \.tflite file at"):
+        tfc.export.inspect(tmp_path / "missing.tflite")
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"TFL3" + b"\0" * 100)
+    with pytest.raises(ValueError, match=r"could not be loaded by the LiteRT interpreter"):
+        tfc.export.inspect(broken)

@@ -12,12 +12,16 @@ _USAGE = """tfcompress: make Keras models small and fast enough for phones.
 
 Usage:
   tfcompress demo [--output_dir=DIR] [--overwrite] [--quick]
+  tfcompress inspect MODEL.tflite
 
 Commands:
-  demo   Train a CNN teacher on the built-in digits, distill a student with a quarter of
-         its parameters, prune 80 percent of its weights, fine-tune it with sparsity-preserving
-         quantization-aware training, export a full-integer int8 .tflite, verify it in the
-         LiteRT interpreter, and print what each stage did to size and accuracy.
+  demo     Train a CNN teacher on the built-in digits, distill a student with a quarter of
+           its parameters, prune 80 percent of its weights, fine-tune it with sparsity-preserving
+           quantization-aware training, export a full-integer int8 .tflite, verify it in the
+           LiteRT interpreter, and print what each stage did to size and accuracy.
+  inspect  Print what a .tflite file holds: its inputs and outputs (dtype, scale, zero point),
+           every op with its dtypes and multiply-accumulates, the share of them that runs in
+           int8, and which ops LiteRT's XNNPACK delegate leaves on slow reference kernels.
 """
 
 FLAGS = flags.FLAGS
@@ -25,7 +29,9 @@ flags.DEFINE_string("output_dir", "tfcompress_demo", "Folder for the .tflite fil
 flags.DEFINE_bool("overwrite", False, "Replace the outputs of an earlier run in --output_dir.")
 flags.DEFINE_bool("quick", False, "A few epochs per stage: checks the path end to end, at lower accuracy.")
 
-_COMMANDS = ("demo",)
+_COMMANDS = ("demo", "inspect")
+# How many positional arguments each command takes.
+_ARGUMENTS = {"demo": 0, "inspect": 1}
 
 
 def _demo() -> int:
@@ -42,6 +48,41 @@ def _demo() -> int:
         return 1
     _say("")
     _say(demo.render(report))
+    return 0
+
+
+def _inspect(path: str) -> int:
+    from tfcompress.export.inspection import inspect
+    from tfcompress.report import format_table
+
+    try:
+        report = inspect(path)
+    except (FileNotFoundError, ValueError) as error:
+        _say(f"error: {error}")
+        return 1
+    _say(f"{report['path']}: {report['bytes']:,} bytes")
+    for role in ("inputs", "outputs"):
+        for tensor in report[role]:
+            _say(
+                f"{role[:-1]:>6} {tensor['name']}: {tensor['dtype']} {tensor['shape']}, "
+                f"scale {tensor['scale']:.6g}, zero point {tensor['zero_point']}"
+            )
+    rows = [
+        dict(
+            op,
+            dtypes=f"{','.join(op['input_dtypes'])} -> {','.join(op['output_dtypes'])}",
+            xnnpack="yes" if op["delegated"] else "no",
+        )
+        for op in report["ops"]
+    ]
+    _say("")
+    columns = [("index", "#"), ("op", "op"), ("dtypes", "dtypes in -> out"), ("macs", "MACs"), ("xnnpack", "XNNPACK")]
+    _say(format_table(rows, columns))
+    share = report["int8_mac_share"]
+    _say("")
+    _say(f"MACs: {report['macs']:,}; in int8: {'n/a' if share is None else f'{share:.0%}'}")
+    slow = [op for op in report["undelegated_ops"] if op not in ("QUANTIZE", "DEQUANTIZE")]
+    _say(f"not delegated to XNNPACK: {', '.join(slow) if slow else 'none (besides I/O conversions)'}")
     return 0
 
 
@@ -69,10 +110,11 @@ def main(argv) -> int:
     if command not in _COMMANDS:
         _say(f"error: unknown command {command!r}; the commands are: {', '.join(_COMMANDS)}.\n\n{_USAGE}")
         return 2
-    if extra:
-        _say(f"error: {command} takes no positional arguments; received {extra}.")
+    if len(extra) != _ARGUMENTS[command]:
+        wanted = "no positional arguments" if not _ARGUMENTS[command] else "one argument: the .tflite file"
+        _say(f"error: {command} takes {wanted}; received {extra}.")
         return 2
-    return _demo()
+    return _inspect(extra[0]) if command == "inspect" else _demo()
 
 
 def run() -> None:

@@ -11,6 +11,7 @@ from ai_edge_litert.interpreter import Interpreter
 from tfcompress import _files
 from tfcompress._keras import ensure_graph_model, tf
 from tfcompress.data.arrays import as_arrays, check_input_shape
+from tfcompress.export.inspection import undelegated_compute_ops
 from tfcompress.quantize import is_quantization_aware
 
 _IO_DTYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8, "int16": tf.int16}
@@ -169,6 +170,8 @@ def to_tflite(
     interpreter = Interpreter(model_content=content)
     if mode == "int8":
         _check_integer_only(interpreter, model.name, calibrated=samples is not None)
+    if mode != "int16x8":  # which warned already, before converting
+        _warn_if_off_the_fast_path(content, model.name, mode)
     _files.write_atomically(path, content, overwrite=overwrite)
     return ExportResult(
         path=path,
@@ -240,6 +243,17 @@ def _drain(generator, input_rank, limit):
             "yield examples (or batches) of the model's input shape."
         )
     return np.concatenate(batches)
+
+
+def _warn_if_off_the_fast_path(content, model_name, mode):
+    slow = undelegated_compute_ops(content)
+    if slow:
+        warnings.warn(
+            f"{len(slow)} ops of the {mode} export of {model_name!r} are not delegated to XNNPACK "
+            f"({sorted(set(slow))}); LiteRT runs them on reference kernels, many times slower on a phone's CPU. "
+            "tfc.export.inspect(path) lists them; replace those layers or try another mode.",
+            stacklevel=3,
+        )
 
 
 def _check_integer_only(interpreter, model_name: str, calibrated: bool) -> None:

@@ -1,0 +1,165 @@
+"""What is inside a `.tflite` file: ops and their dtypes, int8 coverage, I/O, and XNNPACK delegation."""
+
+import collections
+import os
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+# Ops that only convert between float and integer at the model's edges.
+_CONVERSION_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+def inspect(path) -> dict:
+    """Reads a `.tflite` file and reports what runs where.
+
+    Multiply-accumulates (MACs) are counted for CONV_2D, DEPTHWISE_CONV_2D and
+    FULLY_CONNECTED at batch 1; an op counts as int8 when its input activations are int8
+    or uint8. Delegation is what LiteRT's default XNNPACK delegate takes on this machine:
+    ops it leaves to the reference kernels run many times slower on a phone's CPU.
+
+    Args:
+      path: the `.tflite` file.
+
+    Returns:
+      A dict with `path`, `bytes`, `inputs` and `outputs` (name, shape, dtype, scale,
+      zero_point each), `ops` (one dict per op: index, op, input and output dtypes, macs,
+      delegated), `op_counts`, `macs`, `int8_mac_share`, `float_ops` (ops other than
+      QUANTIZE/DEQUANTIZE that compute on float tensors), `delegated_ops` and
+      `undelegated_ops` (op names, in order).
+
+    Raises:
+      FileNotFoundError: `path` does not exist.
+      ValueError: the file cannot be loaded by LiteRT.
+
+    Example:
+      >>> report = tfc.export.inspect("model.tflite")
+      >>> report["int8_mac_share"], report["undelegated_ops"]
+      (1.0, [])
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No .tflite file at {path}.")
+    plain = _load(path, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    delegated = _delegated_op_indices(_load(path, OpResolverType.AUTO))
+    tensors = {detail["index"]: detail for detail in plain.get_tensor_details()}
+    ops = []
+    for op in plain._get_ops_details():
+        inputs = [tensors[index] for index in op["inputs"] if index >= 0]
+        outputs = [tensors[index] for index in op["outputs"]]
+        ops.append(
+            {
+                "index": op["index"],
+                "op": op["op_name"],
+                "input_dtypes": [_dtype(tensor) for tensor in inputs],
+                "output_dtypes": [_dtype(tensor) for tensor in outputs],
+                "macs": _macs(op["op_name"], inputs, outputs),
+                "delegated": op["index"] in delegated,
+            }
+        )
+    macs = sum(op["macs"] for op in ops)
+    int8_macs = sum(op["macs"] for op in ops if op["input_dtypes"] and op["input_dtypes"][0] in ("int8", "uint8"))
+    return {
+        "path": os.path.abspath(path),
+        "bytes": os.path.getsize(path),
+        "inputs": [_io(detail) for detail in plain.get_input_details()],
+        "outputs": [_io(detail) for detail in plain.get_output_details()],
+        "ops": ops,
+        "op_counts": dict(collections.Counter(op["op"] for op in ops)),
+        "macs": macs,
+        "int8_mac_share": int8_macs / macs if macs else None,
+        "float_ops": [
+            op["op"]
+            for op in ops
+            if op["op"] not in _CONVERSION_OPS and "float32" in op["input_dtypes"] + op["output_dtypes"]
+        ],
+        "delegated_ops": [op["op"] for op in ops if op["delegated"]],
+        "undelegated_ops": [op["op"] for op in ops if not op["delegated"]],
+    }
+
+
+def undelegated_compute_ops(content: bytes) -> list:
+    """The ops of a converted model, other than QUANTIZE/DEQUANTIZE, that XNNPACK leaves alone.
+
+    Args:
+      content: the bytes of a `.tflite` model.
+
+    Returns:
+      Op names in order; empty when every compute op is delegated.
+
+    Example:
+      >>> undelegated_compute_ops(converter.convert())
+      []
+    """
+    plain = _load(content, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    delegated = _delegated_op_indices(_load(content, OpResolverType.AUTO))
+    return [
+        op["op_name"]
+        for op in plain._get_ops_details()
+        if op["index"] not in delegated and op["op_name"] not in _CONVERSION_OPS
+    ]
+
+
+def _load(source, resolver):
+    """An interpreter, allocated, from a path or from the model's bytes."""
+    where = {"model_content": source} if isinstance(source, bytes) else {"model_path": source}
+    try:
+        interpreter = Interpreter(experimental_op_resolver_type=resolver, **where)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"{'The model' if isinstance(source, bytes) else source} could not be loaded by the LiteRT interpreter "
+            f"({error}). It may be truncated or not a TFLite model; export it again."
+        ) from error
+    return interpreter
+
+
+def _delegated_op_indices(interpreter) -> set:
+    """The ops a delegate took over: everything between a DELEGATE node's inputs and outputs.
+
+    LiteRT lists the original ops and, after them, one DELEGATE node per partition whose
+    outputs are the partition's outputs; walking back from those outputs to the
+    partition's inputs finds the ops it replaced.
+    """
+    ops = interpreter._get_ops_details()
+    producers = {tensor: op["index"] for op in ops if op["op_name"] != "DELEGATE" for tensor in op["outputs"]}
+    inputs_of = {op["index"]: op["inputs"] for op in ops}
+    delegated = set()
+    for node in (op for op in ops if op["op_name"] == "DELEGATE"):
+        boundary = set(node["inputs"])
+        pending = list(node["outputs"])
+        while pending:
+            tensor = pending.pop()
+            producer = producers.get(tensor)
+            if tensor in boundary or producer is None or producer in delegated:
+                continue
+            delegated.add(producer)
+            pending.extend(index for index in inputs_of[producer] if index >= 0)
+    return delegated
+
+
+def _dtype(tensor) -> str:
+    return np.dtype(tensor["dtype"]).name
+
+
+def _io(detail) -> dict:
+    scale, zero_point = detail["quantization"]
+    return {
+        "name": detail["name"],
+        "shape": [int(size) for size in detail["shape"]],
+        "dtype": _dtype(detail),
+        "scale": float(scale),
+        "zero_point": int(zero_point),
+    }
+
+
+def _macs(op_name, inputs, outputs) -> int:
+    if op_name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") or len(inputs) < 2:
+        return 0
+    output_elements = int(np.prod(outputs[0]["shape"]))
+    kernel = inputs[1]["shape"]
+    if op_name == "CONV_2D":  # kernel (out, kh, kw, in)
+        return output_elements * int(np.prod(kernel[1:]))
+    if op_name == "DEPTHWISE_CONV_2D":  # kernel (1, kh, kw, channels)
+        return output_elements * int(kernel[1] * kernel[2])
+    return output_elements * int(kernel[-1])  # FULLY_CONNECTED: kernel (out, in)
