@@ -81,7 +81,7 @@ def _inspect(path: str) -> int:
     share = report["int8_mac_share"]
     _say("")
     _say(f"MACs: {report['macs']:,}; in int8: {'n/a' if share is None else f'{share:.0%}'}")
-    slow = [op for op in report["undelegated_ops"] if op not in ("QUANTIZE", "DEQUANTIZE")]
+    slow = report["undelegated_compute_ops"]
     _say(f"not delegated to XNNPACK: {', '.join(slow) if slow else 'none (besides I/O conversions)'}")
     return 0
 

@@ -4,7 +4,8 @@ import collections
 import os
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+from tfcompress.export.litert import load_interpreter
 
 # Ops that only convert between float and integer at the model's edges.
 _CONVERSION_OPS = ("QUANTIZE", "DEQUANTIZE")
@@ -26,7 +27,8 @@ def inspect(path) -> dict:
       zero_point each), `ops` (one dict per op: index, op, input and output dtypes, macs,
       delegated), `op_counts`, `macs`, `int8_mac_share`, `float_ops` (ops other than
       QUANTIZE/DEQUANTIZE that compute on float tensors), `delegated_ops` and
-      `undelegated_ops` (op names, in order).
+      `undelegated_ops` (op names, in order), and `undelegated_compute_ops` (the
+      undelegated ones other than QUANTIZE/DEQUANTIZE: the ones that cost speed).
 
     Raises:
       FileNotFoundError: `path` does not exist.
@@ -38,13 +40,59 @@ def inspect(path) -> dict:
       (1.0, [])
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No .tflite file at {path}.")
-    plain = _load(path, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    delegated = _delegated_op_indices(_load(path, OpResolverType.AUTO))
-    tensors = {detail["index"]: detail for detail in plain.get_tensor_details()}
+    interpreter = load_interpreter(path)
+    ops = _ops(interpreter)
+    macs = sum(op["macs"] for op in ops)
+    int8_macs = sum(op["macs"] for op in ops if op["input_dtypes"] and op["input_dtypes"][0] in ("int8", "uint8"))
+    return {
+        "path": os.path.abspath(path),
+        "bytes": os.path.getsize(path),
+        "inputs": [_io(detail) for detail in interpreter.get_input_details()],
+        "outputs": [_io(detail) for detail in interpreter.get_output_details()],
+        "ops": ops,
+        "op_counts": dict(collections.Counter(op["op"] for op in ops)),
+        "macs": macs,
+        "int8_mac_share": int8_macs / macs if macs else None,
+        "float_ops": [
+            op["op"]
+            for op in ops
+            if op["op"] not in _CONVERSION_OPS and "float32" in op["input_dtypes"] + op["output_dtypes"]
+        ],
+        "delegated_ops": [op["op"] for op in ops if op["delegated"]],
+        "undelegated_ops": [op["op"] for op in ops if not op["delegated"]],
+        "undelegated_compute_ops": _undelegated_compute(ops),
+    }
+
+
+def undelegated_compute_ops(interpreter) -> list:
+    """The ops, other than QUANTIZE/DEQUANTIZE, that XNNPACK leaves on LiteRT's reference kernels.
+
+    Args:
+      interpreter: an allocated interpreter with LiteRT's default delegate (see
+        `litert.load_interpreter`).
+
+    Returns:
+      Op names in order; empty when every compute op is delegated.
+
+    Example:
+      >>> undelegated_compute_ops(load_interpreter("model.tflite"))
+      []
+    """
+    return _undelegated_compute(_ops(interpreter))
+
+
+def _undelegated_compute(ops):
+    return [op["op"] for op in ops if not op["delegated"] and op["op"] not in _CONVERSION_OPS]
+
+
+def _ops(interpreter) -> list:
+    """One dict per op of the model, DELEGATE nodes left out (they list the ops they replaced)."""
+    delegated = _delegated_op_indices(interpreter)
+    tensors = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
     ops = []
-    for op in plain._get_ops_details():
+    for op in interpreter._get_ops_details():
+        if op["op_name"] == "DELEGATE":
+            continue
         inputs = [tensors[index] for index in op["inputs"] if index >= 0]
         outputs = [tensors[index] for index in op["outputs"]]
         ops.append(
@@ -57,61 +105,7 @@ def inspect(path) -> dict:
                 "delegated": op["index"] in delegated,
             }
         )
-    macs = sum(op["macs"] for op in ops)
-    int8_macs = sum(op["macs"] for op in ops if op["input_dtypes"] and op["input_dtypes"][0] in ("int8", "uint8"))
-    return {
-        "path": os.path.abspath(path),
-        "bytes": os.path.getsize(path),
-        "inputs": [_io(detail) for detail in plain.get_input_details()],
-        "outputs": [_io(detail) for detail in plain.get_output_details()],
-        "ops": ops,
-        "op_counts": dict(collections.Counter(op["op"] for op in ops)),
-        "macs": macs,
-        "int8_mac_share": int8_macs / macs if macs else None,
-        "float_ops": [
-            op["op"]
-            for op in ops
-            if op["op"] not in _CONVERSION_OPS and "float32" in op["input_dtypes"] + op["output_dtypes"]
-        ],
-        "delegated_ops": [op["op"] for op in ops if op["delegated"]],
-        "undelegated_ops": [op["op"] for op in ops if not op["delegated"]],
-    }
-
-
-def undelegated_compute_ops(content: bytes) -> list:
-    """The ops of a converted model, other than QUANTIZE/DEQUANTIZE, that XNNPACK leaves alone.
-
-    Args:
-      content: the bytes of a `.tflite` model.
-
-    Returns:
-      Op names in order; empty when every compute op is delegated.
-
-    Example:
-      >>> undelegated_compute_ops(converter.convert())
-      []
-    """
-    plain = _load(content, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    delegated = _delegated_op_indices(_load(content, OpResolverType.AUTO))
-    return [
-        op["op_name"]
-        for op in plain._get_ops_details()
-        if op["index"] not in delegated and op["op_name"] not in _CONVERSION_OPS
-    ]
-
-
-def _load(source, resolver):
-    """An interpreter, allocated, from a path or from the model's bytes."""
-    where = {"model_content": source} if isinstance(source, bytes) else {"model_path": source}
-    try:
-        interpreter = Interpreter(experimental_op_resolver_type=resolver, **where)
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as error:
-        raise ValueError(
-            f"{'The model' if isinstance(source, bytes) else source} could not be loaded by the LiteRT interpreter "
-            f"({error}). It may be truncated or not a TFLite model; export it again."
-        ) from error
-    return interpreter
+    return ops
 
 
 def _delegated_op_indices(interpreter) -> set:

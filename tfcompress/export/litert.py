@@ -6,6 +6,41 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 
+def load_interpreter(source, num_threads: int = None):
+    """An allocated LiteRT interpreter, with LiteRT's default delegate (XNNPACK), or a clear error.
+
+    Args:
+      source: the path of a `.tflite` file, or the model's bytes.
+      num_threads: interpreter threads; None lets LiteRT choose.
+
+    Returns:
+      An `ai_edge_litert.interpreter.Interpreter` with its tensors allocated.
+
+    Raises:
+      FileNotFoundError: `source` is a path and no file is there.
+      ValueError: LiteRT cannot load the model.
+
+    Example:
+      >>> interpreter = load_interpreter("model.tflite")
+    """
+    if isinstance(source, bytes):
+        where, name = {"model_content": source}, "The model"
+    else:
+        name = os.fspath(source)
+        if not os.path.isfile(name):
+            raise FileNotFoundError(f"No .tflite file at {name}.")
+        where = {"model_path": name}
+    try:
+        interpreter = Interpreter(num_threads=num_threads, **where)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"{name} could not be loaded by the LiteRT interpreter ({error}). "
+            "It may be truncated or not a TFLite model; export it again."
+        ) from error
+    return interpreter
+
+
 class LiteRTModel:
     """A `.tflite` model loaded in LiteRT that takes and returns float arrays.
 
@@ -26,16 +61,7 @@ class LiteRTModel:
 
     def __init__(self, path, num_threads: int = None):
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"No .tflite file at {path}.")
-        try:
-            self._interpreter = Interpreter(model_path=path, num_threads=num_threads)
-            self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as error:
-            raise ValueError(
-                f"{path} could not be loaded by the LiteRT interpreter ({error}). "
-                "It may be truncated or not a TFLite model; export it again."
-            ) from error
+        self._interpreter = load_interpreter(path, num_threads)
         inputs = self._interpreter.get_input_details()
         if len(inputs) != 1:
             raise ValueError(f"{path} has {len(inputs)} inputs; only single-input models are supported so far.")

@@ -6,12 +6,12 @@ import inspect
 import warnings
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 
 from tfcompress import _files
 from tfcompress._keras import ensure_graph_model, tf
 from tfcompress.data.arrays import as_arrays, check_input_shape
 from tfcompress.export.inspection import undelegated_compute_ops
+from tfcompress.export.litert import load_interpreter
 from tfcompress.quantize import is_quantization_aware
 
 _IO_DTYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8, "int16": tf.int16}
@@ -167,11 +167,11 @@ def to_tflite(
             f"The TFLite converter could not convert {model.name!r} to {mode}: {summary}. "
             f"Nothing was written to {path}."
         ) from error
-    interpreter = Interpreter(model_content=content)
+    interpreter = load_interpreter(content)
     if mode == "int8":
         _check_integer_only(interpreter, model.name, calibrated=samples is not None)
     if mode != "int16x8":  # which warned already, before converting
-        _warn_if_off_the_fast_path(content, model.name, mode)
+        _warn_if_off_the_fast_path(interpreter, model.name, mode)
     _files.write_atomically(path, content, overwrite=overwrite)
     return ExportResult(
         path=path,
@@ -210,7 +210,7 @@ def _calibration_examples(data, input_shape, limit):
     """Calibration inputs as one float32 array, from an array, a dataset or a generator, checked."""
     if callable(data) and not isinstance(data, tf.data.Dataset):
         data = data()
-    if inspect.isgenerator(data) or (hasattr(data, "__next__") and not isinstance(data, np.ndarray)):
+    if inspect.isgenerator(data) or hasattr(data, "__next__"):
         data = _drain(data, len(input_shape), limit)
     samples, _ = as_arrays(data, limit=limit, argument="representative_data")
     check_input_shape(samples, input_shape, "representative_data")
@@ -245,8 +245,8 @@ def _drain(generator, input_rank, limit):
     return np.concatenate(batches)
 
 
-def _warn_if_off_the_fast_path(content, model_name, mode):
-    slow = undelegated_compute_ops(content)
+def _warn_if_off_the_fast_path(interpreter, model_name, mode):
+    slow = undelegated_compute_ops(interpreter)
     if slow:
         warnings.warn(
             f"{len(slow)} ops of the {mode} export of {model_name!r} are not delegated to XNNPACK "
