@@ -1,11 +1,23 @@
-"""Quantization: quantization-aware training over TF-MOT, sparsity-preserving on pruned models.
+"""Quantization: quantization-aware training and weight clustering over TF-MOT.
+
+QAT is sparsity-preserving on pruned models and cluster-preserving on request.
 
 Example:
   >>> q = tfc.quantize.qat(pruned_and_stripped_model)
   >>> q.compile(optimizer="adam", loss=loss)
   >>> q.fit(x, y, epochs=2)
+  >>> c = tfc.quantize.cluster(model, clusters=16)   # then compile, fit, strip_clustering
 """
 
+from tfcompress.quantize.cluster import cluster, is_clustered, strip_clustering, unique_weights
 from tfcompress.quantize.qat import is_quantization_aware, qat, quantize_scope
 
-__all__ = ["is_quantization_aware", "qat", "quantize_scope"]
+__all__ = [
+    "cluster",
+    "is_clustered",
+    "is_quantization_aware",
+    "qat",
+    "quantize_scope",
+    "strip_clustering",
+    "unique_weights",
+]

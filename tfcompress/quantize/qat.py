@@ -5,11 +5,12 @@ import tensorflow_model_optimization as tfmot
 
 from tfcompress._keras import clone_with_weights, ensure_graph_model
 from tfcompress.prune import is_pruned
+from tfcompress.quantize.cluster import is_clustered
 
 _quantization = tfmot.quantization.keras
 
 
-def qat(model, *, preserve_sparsity: bool = None):
+def qat(model, *, preserve_sparsity: bool = None, preserve_clusters: bool = False):
     """Returns a quantization-aware copy of `model`, ready to compile and fine-tune.
 
     Fake-quantization of weights and activations lets training adapt to int8, and the
@@ -20,6 +21,9 @@ def qat(model, *, preserve_sparsity: bool = None):
       model: a built Sequential or functional Keras 2 model, pruning wrappers stripped.
       preserve_sparsity: keep exact zeros in the kernels at zero during training. None
         (the default) turns it on when any kernel holds zeros, as a pruned model does.
+      preserve_clusters: keep the weight sharing of a clustered model (stripped with
+        `tfc.quantize.strip_clustering`): training moves the shared values, not the
+        weights one by one (TF-MOT's cluster-preserving QAT).
 
     Returns:
       A new quantization-aware Keras model (TF-MOT quantize wrappers). It is not
@@ -28,8 +32,8 @@ def qat(model, *, preserve_sparsity: bool = None):
 
     Raises:
       TypeError: `model` is not a Keras 2 model.
-      ValueError: `model` still has pruning wrappers, is already quantization-aware,
-        or is subclassed or unbuilt.
+      ValueError: `model` still has pruning or clustering wrappers, is already
+        quantization-aware, or is subclassed or unbuilt.
 
     Example:
       >>> q = tfc.quantize.qat(tfc.prune.strip(pruned))
@@ -41,15 +45,21 @@ def qat(model, *, preserve_sparsity: bool = None):
         raise ValueError(
             "`model` still has pruning wrappers. Strip them first: tfc.quantize.qat(tfc.prune.strip(model))."
         )
+    if is_clustered(model):
+        raise ValueError(
+            "`model` still has clustering wrappers. Strip them first: "
+            "tfc.quantize.qat(tfc.quantize.strip_clustering(model), preserve_clusters=True)."
+        )
     if is_quantization_aware(model):
         raise ValueError("`model` is already quantization-aware; fine-tune it as it is, or export it.")
     if preserve_sparsity is None:
         preserve_sparsity = _has_zero_weights(model)
-    scheme = (
-        tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
-        if preserve_sparsity
-        else _quantization.default_8bit.Default8BitQuantizeScheme()
-    )
+    if preserve_clusters:
+        scheme = tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity)
+    elif preserve_sparsity:
+        scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+    else:
+        scheme = _quantization.default_8bit.Default8BitQuantizeScheme()
     annotated = _quantization.quantize_annotate_model(clone_with_weights(model))
     return _quantization.quantize_apply(annotated, scheme)
 
