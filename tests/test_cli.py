@@ -51,6 +51,8 @@ def test_demo_never_overwrites_an_earlier_run(quick_demo):
         (["demo", "extra"], 2, "takes no positional arguments"),
         (["inspect"], 2, "takes one argument: the .tflite file"),
         (["inspect", "missing.tflite"], 1, "No .tflite file at missing.tflite"),
+        (["bench", "missing.tflite"], 1, "No .tflite file at missing.tflite"),
+        (["bench", "m.tflite", "--threads=one"], 2, "--threads takes thread counts or 'all'"),
     ],
 )
 def test_usage_and_exit_codes(arguments, code, message):
@@ -67,3 +69,13 @@ def test_inspect_prints_io_ops_int8_share_and_delegation(quick_demo):
     assert "uint8 [1, 8, 8, 1], scale 0.00392" in result.stdout
     assert "CONV_2D" in result.stdout and "in int8: 100%" in result.stdout
     assert "not delegated to XNNPACK: none" in result.stdout
+
+
+def test_bench_prints_latency_per_setting_and_sizes(quick_demo):
+    output, _ = quick_demo
+    result = _tfcompress("bench", str(output / "model_int8.tflite"), "--threads=1,2", "--runs=10")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "gzipped; batch 1" in result.stdout and "median ms" in result.stdout
+    lines = [line.split() for line in result.stdout.splitlines()]
+    settings = [line[:2] for line in lines if line[:1] in (["1"], ["2"])]
+    assert settings == [["1", "yes"], ["2", "yes"], ["1", "no"], ["2", "no"]]

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from tfcompress.export.litert import load_interpreter
+from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
 
 # Ops that only convert between float and integer at the model's edges.
 _CONVERSION_OPS = ("QUANTIZE", "DEQUANTIZE")
@@ -28,7 +28,9 @@ def inspect(path) -> dict:
       delegated), `op_counts`, `macs`, `int8_mac_share`, `float_ops` (ops other than
       QUANTIZE/DEQUANTIZE that compute on float tensors), `delegated_ops` and
       `undelegated_ops` (op names, in order), and `undelegated_compute_ops` (the
-      undelegated ones other than QUANTIZE/DEQUANTIZE: the ones that cost speed).
+      undelegated ones other than QUANTIZE/DEQUANTIZE: the ones that cost speed), and
+      `xnnpack_loads` (False when LiteRT loads the file only with XNNPACK switched off,
+      as with the converter's sparse encoding: then no op is delegated).
 
     Raises:
       FileNotFoundError: `path` does not exist.
@@ -40,7 +42,10 @@ def inspect(path) -> dict:
       (1.0, [])
     """
     path = os.fspath(path)
-    interpreter = load_interpreter(path)
+    try:
+        interpreter, xnnpack_loads = load_interpreter(path), True
+    except XNNPackRefusedError:
+        interpreter, xnnpack_loads = load_interpreter(path, xnnpack=False), False
     ops = _ops(interpreter)
     macs = sum(op["macs"] for op in ops)
     int8_macs = sum(op["macs"] for op in ops if op["input_dtypes"] and op["input_dtypes"][0] in ("int8", "uint8"))
@@ -61,6 +66,7 @@ def inspect(path) -> dict:
         "delegated_ops": [op["op"] for op in ops if op["delegated"]],
         "undelegated_ops": [op["op"] for op in ops if not op["delegated"]],
         "undelegated_compute_ops": _undelegated_compute(ops),
+        "xnnpack_loads": xnnpack_loads,
     }
 
 

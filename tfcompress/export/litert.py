@@ -3,21 +3,33 @@
 import os
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 
-def load_interpreter(source, num_threads: int = None):
-    """An allocated LiteRT interpreter, with LiteRT's default delegate (XNNPACK), or a clear error.
+class XNNPackRefusedError(ValueError):
+    """LiteRT loads the model only with its default XNNPACK delegate switched off.
+
+    A phone app that keeps LiteRT's defaults cannot load such a file at all. The
+    converter's sparse int8 encoding does this (XNNPACK fails to prepare its DENSIFY'd
+    layers).
+    """
+
+
+def load_interpreter(source, num_threads: int = None, *, xnnpack: bool = True):
+    """An allocated LiteRT interpreter, or a clear error.
 
     Args:
       source: the path of a `.tflite` file, or the model's bytes.
       num_threads: interpreter threads; None lets LiteRT choose.
+      xnnpack: apply LiteRT's default delegate, XNNPACK, as a phone app does by default.
+        False runs every op on LiteRT's built-in kernels.
 
     Returns:
       An `ai_edge_litert.interpreter.Interpreter` with its tensors allocated.
 
     Raises:
       FileNotFoundError: `source` is a path and no file is there.
+      XNNPackRefusedError: the model loads, but only with `xnnpack=False`.
       ValueError: LiteRT cannot load the model.
 
     Example:
@@ -30,15 +42,32 @@ def load_interpreter(source, num_threads: int = None):
         if not os.path.isfile(name):
             raise FileNotFoundError(f"No .tflite file at {name}.")
         where = {"model_path": name}
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
-        interpreter = Interpreter(num_threads=num_threads, **where)
+        interpreter = Interpreter(num_threads=num_threads, experimental_op_resolver_type=resolver, **where)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
+        if xnnpack and _loads_without_xnnpack(where):
+            raise XNNPackRefusedError(
+                f"{name} loads in LiteRT only with the XNNPACK delegate switched off ({error}). An app that "
+                "keeps LiteRT's defaults cannot load it; export without sparse encoding, or create the app's "
+                "interpreter with default delegates disabled and accept reference-kernel speed."
+            ) from error
         raise ValueError(
             f"{name} could not be loaded by the LiteRT interpreter ({error}). "
             "It may be truncated or not a TFLite model; export it again."
         ) from error
     return interpreter
+
+
+def _loads_without_xnnpack(where) -> bool:
+    try:
+        Interpreter(
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, **where
+        ).allocate_tensors()
+    except (ValueError, RuntimeError):
+        return False
+    return True
 
 
 class LiteRTModel:
@@ -48,8 +77,11 @@ class LiteRTModel:
     point stored in the file, so callers never handle raw integers.
 
     Args:
-      path: the `.tflite` file.
+      path: the `.tflite` file, or its bytes.
       num_threads: interpreter threads; None lets LiteRT choose.
+      xnnpack: apply LiteRT's default XNNPACK delegate. None (the default) applies it
+        when the model loads with it, and otherwise runs on the built-in kernels (a
+        sparse-encoded model), so such a file can still be verified.
 
     Raises:
       FileNotFoundError: `path` does not exist.
@@ -59,12 +91,18 @@ class LiteRTModel:
       >>> logits = LiteRTModel("model.tflite").predict(x_test)
     """
 
-    def __init__(self, path, num_threads: int = None):
-        path = os.fspath(path)
-        self._interpreter = load_interpreter(path, num_threads)
+    def __init__(self, path, num_threads: int = None, xnnpack: bool = None):
+        path = path if isinstance(path, bytes) else os.fspath(path)
+        try:
+            self._interpreter = load_interpreter(path, num_threads, xnnpack=xnnpack is not False)
+        except XNNPackRefusedError:
+            if xnnpack:
+                raise
+            self._interpreter = load_interpreter(path, num_threads, xnnpack=False)
         inputs = self._interpreter.get_input_details()
         if len(inputs) != 1:
-            raise ValueError(f"{path} has {len(inputs)} inputs; only single-input models are supported so far.")
+            name = "The model" if isinstance(path, bytes) else path
+            raise ValueError(f"{name} has {len(inputs)} inputs; only single-input models are supported so far.")
         self.input = inputs[0]
         self.output = self._interpreter.get_output_details()[0]
 

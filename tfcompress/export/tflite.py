@@ -2,16 +2,16 @@
 
 import dataclasses
 import gzip
-import inspect
 import warnings
 
 import numpy as np
 
 from tfcompress import _files
 from tfcompress._keras import ensure_graph_model, tf
-from tfcompress.data.arrays import as_arrays, check_input_shape
+from tfcompress.export import fallback
+from tfcompress.export.calibration import calibration_examples
 from tfcompress.export.inspection import undelegated_compute_ops
-from tfcompress.export.litert import load_interpreter
+from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
 from tfcompress.quantize import is_quantization_aware
 
 _IO_DTYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8, "int16": tf.int16}
@@ -26,8 +26,12 @@ _MODES = {
     "int16x8": ("float32", "int16"),
 }
 _CALIBRATED_MODES = ("int8", "int16x8")
-# Below this many examples, calibrated ranges are likely to miss values seen in use.
-_FEW_CALIBRATION_EXAMPLES = 50
+_SPARSE_MODES = ("float32", "dynamic", "int8")
+# TF-MOT names the wrapper of layer "scores" "quant_scores"; the file keeps the layer's name.
+_QAT_PREFIX = "quant_"
+# Measured by `python benchmarks/export_modes.py` (MNIST CNN, LiteRT 2.3.0, 1 thread, x86):
+# how much slower than the float32 export each off-the-fast-path file runs.
+_MEASURED_SLOWDOWN = {"int16x8": "14x", "sparse": "2.4x"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +46,11 @@ class ExportResult:
         zeros show here).
       input_dtype: element type of the model's input tensor.
       output_dtype: element type of the model's output tensor.
+      fallback: None, or with `float_layers` what keeping them in float cost:
+        `float_layers` (names), `layer_errors` (per-layer int8 error, see
+        `tfc.export.layer_errors`), `all_int8_bytes` and `bytes` (file sizes without and
+        with the fallback), and `all_int8_agreement` and `agreement` (top-1 agreement with
+        the Keras model on the calibration examples, without and with it).
 
     Example:
       >>> result = tfc.export.to_tflite(model, "model.tflite", representative_data=x[:300])
@@ -55,6 +64,7 @@ class ExportResult:
     gzip_bytes: int
     input_dtype: str
     output_dtype: str
+    fallback: dict = None
 
     def to_dict(self) -> dict:
         """The fields as a plain dict, for reports and JSON.
@@ -77,6 +87,9 @@ def to_tflite(
     io_dtype: str = None,
     overwrite: bool = False,
     calibration_samples: int = 500,
+    batch_size: int = None,
+    sparse: bool = False,
+    float_layers=None,
 ) -> ExportResult:
     """Converts `model` with the TFLite converter and writes it to `path` atomically.
 
@@ -90,6 +103,8 @@ def to_tflite(
       - "int16x8": int16 activations with int8 weights, calibrated; more accurate than
         int8 but not delegated to XNNPACK, so it runs far slower on a CPU (a warning says so).
 
+    The file has one signature, "serving_default", whose input and output are named after
+    the model's input layer and output layers (what an app's `runSignature` call uses).
     The file appears only once it is complete; a failed export leaves no file behind and
     never replaces an existing one.
 
@@ -106,13 +121,25 @@ def to_tflite(
         "float32" or "int8"; for int16x8 "float32" (default) or "int16"; "float32" otherwise.
       overwrite: replace an existing file at `path`.
       calibration_samples: use at most this many examples of `representative_data`.
+      batch_size: None (the default) keeps the batch dimension dynamic (an app can resize
+        it; it runs at 1 unless resized); an int fixes it, as GPU and NPU delegates prefer.
+      sparse: store pruned kernels in the converter's sparse encoding (smaller file for a
+        model with many zeros). LiteRT's default XNNPACK delegate refuses such a file: an
+        app with default settings cannot load it, and without XNNPACK it runs far slower.
+        A warning says so; prefer gzip (`ExportResult.gzip_bytes`) to shrink the download.
+      float_layers: int8 only, calibrated: keep some layers in float, chosen from the
+        converter's QuantizationDebugger error per layer: a list of Keras layer names, an
+        int N (the N layers with the largest error), or a float threshold on the error
+        (root-mean-square error over the quantization step; 0.7 flags a layer as
+        suspicious). The file then has float32 I/O, and `ExportResult.fallback` says
+        what the float layers cost in bytes and gained in agreement.
 
     Returns:
       An `ExportResult` with the path, byte size and gzip size.
 
     Raises:
       TypeError: `model` is not a Keras 2 model.
-      ValueError: `mode` or `io_dtype` is unknown or mismatched; representative data is
+      ValueError: `mode`, `io_dtype`, `batch_size` or `sparse` is unknown or mismatched; representative data is
         missing (calibrated modes), given to a mode that does not calibrate, empty,
         non-numeric, NaN or wrongly shaped.
       FileExistsError: `path` exists and `overwrite` is False.
@@ -128,6 +155,9 @@ def to_tflite(
         raise ValueError(f"`model` has {len(model.inputs)} inputs; only single-input models can be exported so far.")
     if mode not in _MODES:
         raise ValueError(f"`mode` must be one of {tuple(_MODES)}. Received: mode={mode!r}")
+    if float_layers is not None:
+        _check_fallback_request(model, mode, io_dtype, representative_data, sparse, batch_size)
+        io_dtype = "float32"
     io_dtype = io_dtype or _MODES[mode][0]
     if io_dtype not in _MODES[mode]:
         raise ValueError(f"In mode {mode!r}, `io_dtype` must be one of {_MODES[mode]}. Received: io_dtype={io_dtype!r}")
@@ -136,10 +166,14 @@ def to_tflite(
             f"`representative_data` calibrates activation ranges, which {mode} mode does not have. "
             f"Remove it, or pass one of the calibrated modes {_CALIBRATED_MODES}."
         )
+    if batch_size is not None and not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"`batch_size` must be None (dynamic) or a positive int. Received: batch_size={batch_size!r}")
+    if sparse and mode not in _SPARSE_MODES:
+        raise ValueError(f"`sparse=True` works in modes {_SPARSE_MODES}, not {mode!r}.")
     path = _files.check_writable(path, overwrite)
     samples = None
     if representative_data is not None:
-        samples = _calibration_examples(representative_data, model.input_shape, calibration_samples)
+        samples = calibration_examples(representative_data, model.input_shape, calibration_samples)
     if mode in _CALIBRATED_MODES and samples is None and not (mode == "int8" and is_quantization_aware(model)):
         raise ValueError(
             f"{mode} export needs `representative_data` to calibrate the value ranges, e.g. "
@@ -149,28 +183,44 @@ def to_tflite(
     if mode == "int16x8":
         warnings.warn(
             "int16x8 models are not delegated to XNNPACK: LiteRT runs them on its reference kernels, "
-            "many times slower than float32 or int8 on a phone's CPU. Use it for accuracy-sensitive models "
-            "that run rarely, or measure first with tfc.export.benchmark.",
+            f"{_MEASURED_SLOWDOWN['int16x8']} slower than float32 on the MNIST CNN of benchmarks/export_modes.py. "
+            "Use it for accuracy-sensitive models that run rarely, or measure first with tfc.export.benchmark.",
             stacklevel=2,
         )
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    _configure(converter, mode, io_dtype, samples)
+    if float_layers is not None:
+        errors = fallback.layer_errors(model, samples)
+        names = fallback.choose_float_layers(errors, float_layers)
     try:
         with warnings.catch_warnings():
             # The I/O scale and zero point come from calibration or QAT ranges, as wanted.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-            content = converter.convert()
+            if float_layers is None:
+                converter = _converter(model, batch_size)
+                _configure(converter, mode, io_dtype, samples, sparse)
+                content, cost = converter.convert(), None
+            else:
+                content, cost = _convert_with_fallback(model, samples, errors, names)
     except Exception as error:  # The converter raises ConverterError, ValueError and others.
         summary = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
         raise RuntimeError(
             f"The TFLite converter could not convert {model.name!r} to {mode}: {summary}. "
             f"Nothing was written to {path}."
         ) from error
-    interpreter = load_interpreter(content)
-    if mode == "int8":
+    try:
+        interpreter = load_interpreter(content)
+    except XNNPackRefusedError:
+        interpreter = load_interpreter(content, xnnpack=False)
+        warnings.warn(
+            f"The sparse {mode} export of {model.name!r} cannot be loaded with LiteRT's default XNNPACK delegate: "
+            "an app with default settings fails to load it, and with default delegates disabled it runs on "
+            f"built-in kernels ({_MEASURED_SLOWDOWN['sparse']} slower than float32 on the MNIST CNN of "
+            "benchmarks/export_modes.py). Export with sparse=False unless the app is built for it.",
+            stacklevel=2,
+        )
+    if mode == "int8" and float_layers is None:
         _check_integer_only(interpreter, model.name, calibrated=samples is not None)
-    if mode != "int16x8":  # which warned already, before converting
+    if mode != "int16x8" and not sparse:  # both warned already
         _warn_if_off_the_fast_path(interpreter, model.name, mode)
     _files.write_atomically(path, content, overwrite=overwrite)
     return ExportResult(
@@ -180,14 +230,63 @@ def to_tflite(
         gzip_bytes=len(gzip.compress(content, compresslevel=9)),
         input_dtype=np.dtype(interpreter.get_input_details()[0]["dtype"]).name,
         output_dtype=np.dtype(interpreter.get_output_details()[0]["dtype"]).name,
+        fallback=cost,
     )
 
 
-def _configure(converter, mode, io_dtype, samples):
+def _check_fallback_request(model, mode, io_dtype, representative_data, sparse, batch_size):
+    if mode != "int8" or representative_data is None or is_quantization_aware(model):
+        raise ValueError(
+            "`float_layers` works in int8 mode with `representative_data`, on a model that is not "
+            "quantization-aware: the per-layer errors come from calibrating it. "
+            f"Received: mode={mode!r}, representative_data={'given' if representative_data is not None else None}, "
+            f"quantization-aware={is_quantization_aware(model)}."
+        )
+    if io_dtype not in (None, "float32") or sparse or batch_size is not None:
+        raise ValueError(
+            "A file with float layers has float32 I/O, a dynamic batch and no sparse encoding; "
+            "leave `io_dtype`, `batch_size` and `sparse` at their defaults with `float_layers`."
+        )
+
+
+def _convert_with_fallback(model, samples, errors, names):
+    """The int8 file with the layers `names` in float, and what that cost against an all-int8 file."""
+    content = fallback.convert_with_float_layers(model, samples, errors, names)
+    all_int8 = fallback.convert_with_float_layers(model, samples, errors, [])
+    cost = {
+        "float_layers": names,
+        "layer_errors": errors["layers"],
+        "all_int8_bytes": len(all_int8),
+        "bytes": len(content),
+        "all_int8_agreement": fallback.agreement(all_int8, model, samples),
+        "agreement": fallback.agreement(content, model, samples),
+    }
+    return content, cost
+
+
+def _converter(model, batch_size):
+    """A converter for `model`'s inference graph, with its input and output names and batch size."""
+    output_names = list(model.output_names)
+    if is_quantization_aware(model):
+        output_names = [name.removeprefix(_QAT_PREFIX) for name in output_names]
+    input_spec = tf.TensorSpec(
+        (batch_size,) + tuple(model.input_shape[1:]), model.inputs[0].dtype, name=model.input_names[0]
+    )
+
+    @tf.function
+    def serve(inputs):
+        outputs = model(inputs, training=False)
+        return dict(zip(output_names, outputs if isinstance(outputs, (list, tuple)) else [outputs]))
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function(input_spec)], model)
+
+
+def _configure(converter, mode, io_dtype, samples, sparse):
     """Sets the converter's options for `mode`."""
+    converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY] if sparse else []
     if mode == "float32":
         return
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.optimizations.append(tf.lite.Optimize.DEFAULT)
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
         return
@@ -204,45 +303,6 @@ def _configure(converter, mode, io_dtype, samples):
         # TF 2.21 rejects this setting for QAT models without calibration data, so the
         # integer-only check after conversion covers both cases.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-
-
-def _calibration_examples(data, input_shape, limit):
-    """Calibration inputs as one float32 array, from an array, a dataset or a generator, checked."""
-    if callable(data) and not isinstance(data, tf.data.Dataset):
-        data = data()
-    if inspect.isgenerator(data) or hasattr(data, "__next__"):
-        data = _drain(data, len(input_shape), limit)
-    samples, _ = as_arrays(data, limit=limit, argument="representative_data")
-    check_input_shape(samples, input_shape, "representative_data")
-    if len(samples) < _FEW_CALIBRATION_EXAMPLES:
-        warnings.warn(
-            f"Calibrating on {len(samples)} examples; ranges from so few often miss values seen in use. "
-            "Pass a few hundred typical examples.",
-            stacklevel=3,
-        )
-    return samples
-
-
-def _drain(generator, input_rank, limit):
-    """Collects a generator's items (examples or batches, bare or as `[batch]`) into one array."""
-    batches, count = [], 0
-    for item in generator:
-        if isinstance(item, (list, tuple)):
-            item = item[0]
-        item = np.asarray(item)
-        batch = item[np.newaxis] if item.ndim == input_rank - 1 else item
-        batches.append(batch)
-        count += len(batch)
-        if count >= limit:
-            break
-    if not batches:
-        return np.zeros((0,), np.float32)
-    if len({batch.shape[1:] for batch in batches}) != 1:
-        raise ValueError(
-            f"`representative_data` yielded items of different shapes {sorted({b.shape for b in batches})}; "
-            "yield examples (or batches) of the model's input shape."
-        )
-    return np.concatenate(batches)
 
 
 def _warn_if_off_the_fast_path(interpreter, model_name, mode):

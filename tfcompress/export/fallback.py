@@ -1,0 +1,172 @@
+"""Per-layer int8 error from the converter's QuantizationDebugger, and int8 files that keep chosen layers in float."""
+
+import csv
+import io
+
+import numpy as np
+
+from tfcompress._keras import ensure_graph_model, tf
+from tfcompress.export.calibration import calibration_examples
+from tfcompress.export.litert import LiteRTModel
+from tfcompress.quantize import is_quantization_aware
+
+# A uniform quantizer's own rounding error is scale / sqrt(12), about 0.29 scale; the
+# TFLite debugging guide calls layers above about 0.7 scale suspicious.
+SUSPICIOUS_RMSE_PER_SCALE = 0.7
+
+
+def layer_errors(model, representative_data, *, calibration_samples: int = 500) -> dict:
+    """Quantizes `model` to int8 with TFLite's QuantizationDebugger and measures each layer's error.
+
+    Every quantized op's output is compared with the float output of the same op, given
+    the same (quantized) inputs, on each calibration example.
+
+    Args:
+      model: a built Sequential or functional Keras 2 model (not quantization-aware).
+      representative_data: calibration inputs, as for `to_tflite`: a numpy array, a
+        batched `tf.data.Dataset`, or a generator.
+      calibration_samples: use at most this many examples.
+
+    Returns:
+      A dict: `layers`, one dict per quantized op in model order with `layer` (the Keras
+      layer it comes from), `op`, `tensor`, `rmse_per_scale` (root-mean-square error over
+      the quantization step: near 0.29 is rounding alone), `max_abs_error` and `scale`;
+      and `worst`, the layer names by decreasing `rmse_per_scale`.
+
+    Raises:
+      TypeError: `model` is not a Keras 2 model.
+      ValueError: `model` is quantization-aware (its ranges are learned, not
+        calibrated), or the data is empty, NaN or wrongly shaped.
+
+    Example:
+      >>> errors = tfc.export.layer_errors(model, x_train[:300])
+      >>> errors["worst"][:2]
+    """
+    ensure_graph_model(model)
+    if is_quantization_aware(model):
+        raise ValueError("`model` is quantization-aware; its int8 ranges were learned, not calibrated.")
+    samples = calibration_examples(representative_data, model.input_shape, calibration_samples)
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=_calibrating_converter(model, samples), debug_dataset=_dataset(samples)
+    )
+    debugger.run()
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    rows = list(csv.DictReader(io.StringIO(dump.getvalue())))
+    layers = []
+    for number, row in enumerate(rows):
+        scale = float(row["scale"])
+        layers.append(
+            {
+                "layer": _layer_name(model, row["tensor_name"], last=number == len(rows) - 1),
+                "op": row["op_name"],
+                "tensor": row["tensor_name"],
+                "rmse_per_scale": float(np.sqrt(float(row["mean_squared_error"])) / scale) if scale else 0.0,
+                "max_abs_error": float(row["max_abs_error"]),
+                "scale": scale,
+            }
+        )
+    worst = sorted(layers, key=lambda row: -row["rmse_per_scale"])
+    return {"layers": layers, "worst": list(dict.fromkeys(row["layer"] for row in worst))}
+
+
+def choose_float_layers(errors: dict, float_layers) -> list:
+    """The layers to keep in float: names as given, the N worst, or those above an error threshold.
+
+    Args:
+      errors: what `layer_errors` returned.
+      float_layers: a list of Keras layer names; an int N, the N layers with the largest
+        error; or a float, every layer whose `rmse_per_scale` exceeds it.
+
+    Returns:
+      Layer names.
+
+    Raises:
+      ValueError: a name is not among the quantized layers, or the value is out of range.
+
+    Example:
+      >>> choose_float_layers(layer_errors(model, x[:300]), 2)
+    """
+    known = [row["layer"] for row in errors["layers"]]
+    if isinstance(float_layers, bool):
+        raise ValueError("`float_layers` must be layer names, a count or an error threshold, not a bool.")
+    if isinstance(float_layers, int):
+        if not 1 <= float_layers <= len(errors["worst"]):
+            raise ValueError(
+                f"`float_layers` as a count must be in [1, {len(errors['worst'])}]. Received: {float_layers}"
+            )
+        return errors["worst"][:float_layers]
+    if isinstance(float_layers, float):
+        if float_layers <= 0:
+            raise ValueError(f"`float_layers` as an error threshold must be positive. Received: {float_layers}")
+        return [row["layer"] for row in errors["layers"] if row["rmse_per_scale"] > float_layers]
+    names = [float_layers] if isinstance(float_layers, str) else list(float_layers)
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise ValueError(
+            f"`float_layers` names {unknown or names}, which are not quantized layers of the model. "
+            f"The quantized layers are: {list(dict.fromkeys(known))}."
+        )
+    return names
+
+
+def convert_with_float_layers(model, samples, errors: dict, names) -> bytes:
+    """Converts `model` to int8, float32 I/O, with the ops of the layers `names` left in float.
+
+    Args:
+      model: the Keras model.
+      samples: calibration inputs.
+      errors: what `layer_errors(model, samples)` returned.
+      names: Keras layer names, as `choose_float_layers` returns; empty for all int8.
+
+    Returns:
+      The `.tflite` bytes.
+
+    Example:
+      >>> content = convert_with_float_layers(model, x[:300], errors, ["dense_1"])
+    """
+    tensors = [row["tensor"] for row in errors["layers"] if row["layer"] in names]
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=tensors)
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=_calibrating_converter(model, samples), debug_dataset=_dataset(samples), debug_options=options
+    )
+    return debugger.get_nondebug_quantized_model()
+
+
+def agreement(content: bytes, model, samples) -> float:
+    """Top-1 agreement of the `.tflite` bytes with `model` on `samples`.
+
+    Args:
+      content: `.tflite` bytes.
+      model: the Keras model they came from.
+      samples: inputs.
+
+    Returns:
+      The share of examples where both predict the same class.
+
+    Example:
+      >>> agreement(content, model, x_train[:300])
+    """
+    runner = LiteRTModel(content)
+    keras_classes = np.argmax(model.predict(samples, batch_size=256, verbose=0), axis=-1)
+    return float(np.mean(np.argmax(runner.predict(samples), axis=-1) == keras_classes))
+
+
+def _calibrating_converter(model, samples):
+    # The debugger calibrates through the converter's SavedModel path: from_keras_model.
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _dataset(samples)
+    return converter
+
+
+def _dataset(samples):
+    return lambda: ([example[np.newaxis]] for example in samples)
+
+
+def _layer_name(model, tensor_name, last) -> str:
+    for layer in model.layers:
+        if f"/{layer.name}/" in f"/{tensor_name}":
+            return layer.name
+    # The model's output tensor is named after the function call, not the layer.
+    return model.layers[-1].name if last else tensor_name
