@@ -5,8 +5,10 @@ Example:
   >>> tfc.export.verify("model.tflite", model, x_test, y_test)
   >>> tfc.export.inspect("model.tflite")["undelegated_ops"]
   >>> tfc.export.benchmark("model.tflite")["latency"]
+  >>> tfc.export.android_bundle("model.tflite", "android", labels=class_names)
 """
 
+from tfcompress.export.android import android_bundle, read_metadata
 from tfcompress.export.benchmark import benchmark
 from tfcompress.export.fallback import layer_errors
 from tfcompress.export.inspection import inspect
@@ -17,9 +19,11 @@ from tfcompress.export.verify import verify
 __all__ = [
     "ExportResult",
     "LiteRTModel",
+    "android_bundle",
     "benchmark",
     "inspect",
     "layer_errors",
+    "read_metadata",
     "to_tflite",
     "verify",
 ]
