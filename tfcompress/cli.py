@@ -88,6 +88,8 @@ def _inspect(path: str) -> int:
     _say("")
     _say(f"MACs: {report['macs']:,}; in int8: {'n/a' if share is None else f'{share:.0%}'}")
     slow = report["undelegated_compute_ops"]
+    if not report["xnnpack_loads"]:
+        _say("XNNPACK refuses to load this file: an app with LiteRT's default settings cannot load it.")
     _say(f"not delegated to XNNPACK: {', '.join(slow) if slow else 'none (besides I/O conversions)'}")
     return 0
 

@@ -86,36 +86,21 @@ def image_classifier_metadata(
     """
     builder = flatbuffers.Builder(1024)
     table = _TableWriter(builder)
+    size_table = table.write("ImageSize", width=("uint32", size[0]), height=("uint32", size[1]))
     image = table.write(
-        "ImageProperties",
-        color_space=("int8", _COLOR_SPACES[color_space]),
-        default_size=("table", table.write("ImageSize", width=("uint32", size[0]), height=("uint32", size[1]))),
+        "ImageProperties", color_space=("int8", _COLOR_SPACES[color_space]), default_size=("table", size_table)
     )
     normalization = table.write("NormalizationOptions", mean=("floats", mean), std=("floats", std))
+    normalize = table.write(
+        "ProcessUnit", options_type=("uint8", _OPTIONS_NORMALIZATION), options=("table", normalization)
+    )
     input_metadata = table.write(
         "TensorMetadata",
         name=("string", input_name),
         description=("string", "Input image to be classified."),
-        content=(
-            "table",
-            table.write(
-                "Content", content_properties_type=("uint8", _CONTENT_IMAGE), content_properties=("table", image)
-            ),
-        ),
-        process_units=(
-            "tables",
-            [
-                table.write(
-                    "ProcessUnit", options_type=("uint8", _OPTIONS_NORMALIZATION), options=("table", normalization)
-                )
-            ],
-        ),
-        stats=(
-            "table",
-            table.write(
-                "Stats", max=("floats", [value_range[1]] * len(mean)), min=("floats", [value_range[0]] * len(mean))
-            ),
-        ),
+        content=("table", _content(table, _CONTENT_IMAGE, image)),
+        process_units=("tables", [normalize]),
+        stats=("table", _stats(table, [value_range[0]] * len(mean), [value_range[1]] * len(mean))),
     )
     labels = table.write(
         "AssociatedFile",
@@ -123,18 +108,12 @@ def image_classifier_metadata(
         description=("string", "Labels for the categories that the model can recognize."),
         type=("int8", _TENSOR_AXIS_LABELS),
     )
-    features = table.write("FeatureProperties")
     output_metadata = table.write(
         "TensorMetadata",
         name=("string", output_name),
         description=("string", "Scores of the labels respectively."),
-        content=(
-            "table",
-            table.write(
-                "Content", content_properties_type=("uint8", _CONTENT_FEATURE), content_properties=("table", features)
-            ),
-        ),
-        stats=("table", table.write("Stats", max=("floats", [1.0]), min=("floats", [0.0]))),
+        content=("table", _content(table, _CONTENT_FEATURE, table.write("FeatureProperties"))),
+        stats=("table", _stats(table, [0.0], [1.0])),
         associated_files=("tables", [labels]),
     )
     subgraph = table.write(
@@ -263,6 +242,14 @@ def read(content: bytes) -> dict:
         },
         "files": files,
     }
+
+
+def _content(table, kind, properties) -> int:
+    return table.write("Content", content_properties_type=("uint8", kind), content_properties=("table", properties))
+
+
+def _stats(table, low, high) -> int:
+    return table.write("Stats", max=("floats", high), min=("floats", low))
 
 
 class _TableWriter:
