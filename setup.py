@@ -30,7 +30,11 @@ setup(
         "absl-py>=1.2",
         "scikit-learn>=1.2",
     ],
-    extras_require={"test": ["pytest>=7", "ruff>=0.6"]},
+    extras_require={
+        # The LiteRT quantizer: int4 and weight-only export modes.
+        "quantizer": ["litert-quantizer>=0.11"],
+        "test": ["pytest>=7", "ruff>=0.6", "litert-quantizer>=0.11"],
+    },
     entry_points={"console_scripts": ["tfcompress=tfcompress.cli:run"]},
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -8,7 +8,7 @@ import numpy as np
 
 from tfcompress import _files
 from tfcompress._keras import ensure_graph_model, tf
-from tfcompress.export import fallback
+from tfcompress.export import fallback, weight_quantization
 from tfcompress.export.calibration import calibration_examples
 from tfcompress.export.inspection import undelegated_compute_ops
 from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
@@ -24,14 +24,15 @@ _MODES = {
     "dynamic": ("float32",),
     "int8": ("uint8", "float32", "int8"),
     "int16x8": ("float32", "int16"),
+    **{mode: ("float32",) for mode in weight_quantization.RECIPES},
 }
 _CALIBRATED_MODES = ("int8", "int16x8")
 _SPARSE_MODES = ("float32", "dynamic", "int8")
 # TF-MOT names the wrapper of layer "scores" "quant_scores"; the file keeps the layer's name.
 _QAT_PREFIX = "quant_"
 # Measured by `python benchmarks/export_modes.py` (MNIST CNN, LiteRT 2.3.0, 1 thread, x86):
-# how much slower than the float32 export each off-the-fast-path file runs.
-_MEASURED_SLOWDOWN = {"int16x8": "14x", "sparse": "2.4x"}
+# int16x8 ran 28x slower than float32; sparse int8 5.0x slower than the same model's dense int8.
+_MEASURED_SLOWDOWN = {"int16x8": "28x slower than float32", "sparse": "5.0x slower than dense int8"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +103,10 @@ def to_tflite(
       - "dynamic": dynamic-range; int8 weights, activations quantized on the fly.
       - "int16x8": int16 activations with int8 weights, calibrated; more accurate than
         int8 but not delegated to XNNPACK, so it runs far slower on a CPU (a warning says so).
+      - "weights_int8", "weights_int4": weights stored as int8 or int4 and dequantized
+        to float at load; computed in float. "dynamic_int4": int4 weights, activations
+        quantized on the fly. These three use the LiteRT quantizer, an optional extra:
+        `pip install "tfcompress[quantizer]"`.
 
     The file has one signature, "serving_default", whose input and output are named after
     the model's input layer and output layers (what an app's `runSignature` call uses).
@@ -111,7 +116,8 @@ def to_tflite(
     Args:
       model: a built Sequential or functional Keras 2 model with one input.
       path: where to write the `.tflite` file.
-      mode: one of "int8", "float32", "float16", "dynamic", "int16x8".
+      mode: one of "int8", "float32", "float16", "dynamic", "int16x8", "weights_int8",
+        "weights_int4", "dynamic_int4".
       representative_data: inputs to calibrate the ranges of "int8" and "int16x8": a
         numpy array, a batched `tf.data.Dataset` (labels ignored), or a generator (or a
         function returning one) that yields examples or batches, bare or as `[batch]`
@@ -143,6 +149,7 @@ def to_tflite(
         missing (calibrated modes), given to a mode that does not calibrate, empty,
         non-numeric, NaN or wrongly shaped.
       FileExistsError: `path` exists and `overwrite` is False.
+      ImportError: the mode needs the LiteRT quantizer, which is not installed.
       RuntimeError: the converter could not convert the model (nothing is written).
 
     Example:
@@ -161,6 +168,8 @@ def to_tflite(
     io_dtype = io_dtype or _MODES[mode][0]
     if io_dtype not in _MODES[mode]:
         raise ValueError(f"In mode {mode!r}, `io_dtype` must be one of {_MODES[mode]}. Received: io_dtype={io_dtype!r}")
+    if mode in weight_quantization.RECIPES:
+        weight_quantization.check_available(mode)
     if mode not in _CALIBRATED_MODES and representative_data is not None:
         raise ValueError(
             f"`representative_data` calibrates activation ranges, which {mode} mode does not have. "
@@ -183,7 +192,7 @@ def to_tflite(
     if mode == "int16x8":
         warnings.warn(
             "int16x8 models are not delegated to XNNPACK: LiteRT runs them on its reference kernels, "
-            f"{_MEASURED_SLOWDOWN['int16x8']} slower than float32 on the MNIST CNN of benchmarks/export_modes.py. "
+            f"{_MEASURED_SLOWDOWN['int16x8']} on the MNIST CNN of benchmarks/export_modes.py. "
             "Use it for accuracy-sensitive models that run rarely, or measure first with tfc.export.benchmark.",
             stacklevel=2,
         )
@@ -197,8 +206,12 @@ def to_tflite(
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
             if float_layers is None:
                 converter = _converter(model, batch_size)
-                _configure(converter, mode, io_dtype, samples, sparse)
+                _configure(
+                    converter, "float32" if mode in weight_quantization.RECIPES else mode, io_dtype, samples, sparse
+                )
                 content, cost = converter.convert(), None
+                if mode in weight_quantization.RECIPES:
+                    content = weight_quantization.quantize(content, mode)
             else:
                 content, cost = _convert_with_fallback(model, samples, errors, names)
     except Exception as error:  # The converter raises ConverterError, ValueError and others.
@@ -214,7 +227,7 @@ def to_tflite(
         warnings.warn(
             f"The sparse {mode} export of {model.name!r} cannot be loaded with LiteRT's default XNNPACK delegate: "
             "an app with default settings fails to load it, and with default delegates disabled it runs on "
-            f"built-in kernels ({_MEASURED_SLOWDOWN['sparse']} slower than float32 on the MNIST CNN of "
+            f"built-in kernels ({_MEASURED_SLOWDOWN['sparse']} on the MNIST CNN of "
             "benchmarks/export_modes.py). Export with sparse=False unless the app is built for it.",
             stacklevel=2,
         )

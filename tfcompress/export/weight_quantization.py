@@ -1,0 +1,49 @@
+"""Weight-only and int4 modes through the LiteRT quantizer (`litert-quantizer`), an optional extra."""
+
+# The LiteRT quantizer's recipe for each mode it serves.
+RECIPES = {
+    "weights_int8": "weight_only_wi8_afp32",
+    "weights_int4": "weight_only_wi4_afp32",
+    "dynamic_int4": "dynamic_wi4_afp32",
+}
+
+
+def check_available(mode: str) -> None:
+    """Raises a clear ImportError when `mode` needs the LiteRT quantizer and it is not installed.
+
+    Args:
+      mode: an export mode.
+
+    Raises:
+      ImportError: `mode` is one of `RECIPES` and `litert-quantizer` is missing.
+
+    Example:
+      >>> check_available("weights_int4")
+    """
+    try:
+        import litert_quantizer  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            f'Mode {mode!r} uses the LiteRT quantizer, an optional extra: pip install "tfcompress[quantizer]"'
+        ) from error
+
+
+def quantize(float_content: bytes, mode: str) -> bytes:
+    """Quantizes a float32 `.tflite` with the LiteRT quantizer's recipe for `mode`.
+
+    Args:
+      float_content: the float32 `.tflite` bytes.
+      mode: one of `RECIPES`.
+
+    Returns:
+      The quantized `.tflite` bytes.
+
+    Example:
+      >>> quantize(float_bytes, "weights_int4")
+    """
+    from litert_quantizer import quantizer, recipe
+
+    engine = quantizer.Quantizer(float_content)
+    engine.load_quantization_recipe(getattr(recipe, RECIPES[mode])())
+    result = engine.quantize(enable_progress_bar=False, enable_progress_report=False)
+    return bytes(result.quantized_model)
