@@ -88,6 +88,10 @@ def test_every_mode_loads_and_runs_in_litert(trained_cnn, digits, tmp_path, mode
     assert tfc.export.verify(result.path, trained_cnn, x_test, y_test)["top1_agreement"] >= 0.98
     slow_path_warnings = [w for w in caught if "not delegated to XNNPACK" in str(w.message)]
     assert len(slow_path_warnings) == (1 if mode in _OFF_THE_FAST_PATH else 0)
+    report = tfc.export.inspect(result.path)
+    assert report["bytes"] == result.bytes and report["inputs"][0]["dtype"] == "float32"
+    assert bool(report["undelegated_compute_ops"]) == (mode in _OFF_THE_FAST_PATH)
+    assert report["int8_mac_share"] == 0.0  # no static int8 activations in these modes
 
 
 def test_int16x8_with_int16_io(trained_cnn, digits, tmp_path):
