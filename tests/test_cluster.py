@@ -82,10 +82,10 @@ def test_cluster_preserving_qat_exports_int8_kernels_with_the_shared_values(trai
         ({"clusters": 1}, "`clusters` must be at least 2"),
         ({"clusters": 2.5}, "clusters"),
         ({"init": "random"}, r"`init` must be one of \('kmeans\+\+', 'linear', 'density'\)"),
-        ({"layers": ["conv2d", "nope"]}, r"names \['nope'\], which are not Conv2D, DepthwiseConv2D or Dense"),
+        ({"layers": ["conv2d", "nope"]}, r"names \['nope'\], which are not Conv2D or Dense"),
         ({"layers": ["max_pooling2d"]}, "which are not Conv2D"),
         ({"clusters": 1000, "layers": ["dense_1"]}, r"have no more than 1000 weights"),
-        ({"clusters": 100000}, "No Conv2D, DepthwiseConv2D or Dense layer .* has more than 100000 weights"),
+        ({"clusters": 100000}, "No Conv2D or Dense layer .* has more than 100000 weights"),
     ],
 )
 def test_bad_cluster_arguments(trained_cnn, arguments, message):
@@ -103,3 +103,15 @@ def test_wrappers_and_keras3_models_get_clear_errors(trained_cnn, seeded):
         tfc.quantize.strip_clustering(trained_cnn)
     with pytest.raises(TypeError, match="Keras 3"):
         tfc.quantize.cluster(keras3_model())
+
+
+def test_depthwise_kernels_are_left_alone_as_tf_mot_does_not_cluster_them(seeded):
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.DepthwiseConv2D(3), keras.layers.Conv2D(16, 1), keras.layers.Flatten()]
+    )
+    shared = tfc.quantize.strip_clustering(tfc.quantize.cluster(model, clusters=4))
+    depthwise, pointwise = tfc.quantize.unique_weights(shared)["layers"]
+    assert depthwise["unique"] == 27 and depthwise["unique_per_channel"] == 9
+    assert pointwise["unique"] <= 4
+    with pytest.raises(ValueError, match="not Conv2D or Dense layers"):
+        tfc.quantize.cluster(model, clusters=4, layers=["depthwise_conv2d"])

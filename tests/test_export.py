@@ -151,7 +151,7 @@ def test_failed_conversion_leaves_no_file(tmp_path):
 @pytest.mark.parametrize(
     "arguments, error, message",
     [
-        ({"mode": "int4"}, ValueError, r"`mode` must be one of \('float32', .*'int16x8', .*'dynamic_int4'\)\. Received: mode='int4'"),
+        ({"mode": "int4"}, ValueError, r"`mode` must be one of \('float32', .*'dynamic_int4'\)\. Received: mode='int4"),
         ({"mode": "float32", "io_dtype": "uint8"}, ValueError, r"In mode 'float32', `io_dtype` must be one of"),
         ({"io_dtype": "int16"}, ValueError, r"`io_dtype` must be one of \('uint8', 'float32', 'int8'\)"),
         ({}, ValueError, r"int8 export needs `representative_data`"),

@@ -18,8 +18,10 @@ _INITS = {
     "linear": _clustering.CentroidInitialization.LINEAR,
     "density": _clustering.CentroidInitialization.DENSITY_BASED,
 }
-# The layers whose kernels are worth sharing; TF-MOT's registry knows how to cluster each.
-_CLUSTERED_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+# The layers whose kernels TF-MOT's registry clusters. It lists DepthwiseConv2D (a Conv2D
+# subclass) with no weights to cluster, so wrapping one would change nothing.
+_CLUSTERED_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
+_UNCLUSTERED_LAYERS = (keras.layers.DepthwiseConv2D,)
 
 
 def cluster(
@@ -42,8 +44,9 @@ def cluster(
         table of values per channel); other layers are clustered per kernel.
       preserve_sparsity: keep exact zeros at zero, as a pruned model needs. None (the
         default) turns it on when any kernel holds zeros.
-      layers: names of the layers to cluster. None clusters every Conv2D,
-        DepthwiseConv2D and Dense layer with more weights than `clusters`.
+      layers: names of the layers to cluster. None clusters every Conv2D and Dense
+        layer with more weights than `clusters` (TF-MOT does not cluster depthwise
+        kernels).
 
     Returns:
       A new Keras model with TF-MOT clustering wrappers, not compiled. `model` is not
@@ -154,7 +157,11 @@ def unique_weights(model) -> dict:
         kernel = _kernel(layer)
         if kernel is None:
             continue
-        channels = kernel.reshape(-1, kernel.shape[-1])
+        # Output channels are the last axis, except a depthwise kernel's (height, width, in, multiplier).
+        depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
+        channels = (
+            kernel.reshape(kernel.shape[0] * kernel.shape[1], -1) if depthwise else kernel.reshape(-1, kernel.shape[-1])
+        )
         rows.append(
             {
                 "layer": layer.name,
@@ -177,13 +184,15 @@ def _layers_to_cluster(model, clusters, names) -> set:
     candidates = {
         layer.name: layer
         for layer in model.layers
-        if isinstance(layer, _CLUSTERED_LAYERS) and _kernel(layer) is not None
+        if isinstance(layer, _CLUSTERED_LAYERS)
+        and not isinstance(layer, _UNCLUSTERED_LAYERS)
+        and _kernel(layer) is not None
     }
     if names is None:
         chosen = {name for name, layer in candidates.items() if _kernel(layer).size > clusters}
         if not chosen:
             raise ValueError(
-                f"No Conv2D, DepthwiseConv2D or Dense layer of {model.name!r} has more than {clusters} weights "
+                f"No Conv2D or Dense layer of {model.name!r} has more than {clusters} weights "
                 "to share; lower `clusters`."
             )
         return chosen
@@ -191,7 +200,7 @@ def _layers_to_cluster(model, clusters, names) -> set:
     unknown = [name for name in names if name not in candidates]
     if unknown:
         raise ValueError(
-            f"`layers` names {unknown}, which are not Conv2D, DepthwiseConv2D or Dense layers of {model.name!r}. "
+            f"`layers` names {unknown}, which are not Conv2D or Dense layers of {model.name!r}. "
             f"Those layers are: {sorted(candidates)}."
         )
     small = [name for name in names if _kernel(candidates[name]).size <= clusters]
