@@ -29,6 +29,9 @@ setup(
         "numpy>=1.23",
         "absl-py>=1.2",
         "scikit-learn>=1.2",
+        "matplotlib>=3.5",  # the pipeline report's plots
+        "pyyaml>=5.4",  # YAML recipes, parsed with safe_load
+        "tensorboard>=2.16",  # the pipeline's training and stage logs (TF 2.21 no longer brings it)
     ],
     extras_require={
         # The LiteRT quantizer: int4 and weight-only export modes.

@@ -16,9 +16,23 @@ import importlib
 from tfcompress import _select_keras  # noqa: F401  # isort: skip
 from tfcompress._version import __version__
 
-__all__ = ["Distiller", "__version__", "data", "demo", "distill", "export", "keras", "prune", "quantize"]
+__all__ = [
+    "Distiller",
+    "__version__",
+    "data",
+    "demo",
+    "distill",
+    "export",
+    "from_keras3",
+    "keras",
+    "pipeline",
+    "prune",
+    "quantize",
+    "recipe",
+    "report",
+]
 
-_SUBPACKAGES = ("data", "demo", "distill", "export", "prune", "quantize")
+_SUBPACKAGES = ("data", "demo", "distill", "export", "pipeline", "prune", "quantize", "recipe", "report")
 
 
 def __getattr__(name):
@@ -27,6 +41,8 @@ def __getattr__(name):
         return importlib.import_module(f"tfcompress.{name}")
     if name == "keras":
         return importlib.import_module("tfcompress._keras").keras
+    if name == "from_keras3":
+        return importlib.import_module("tfcompress.keras3").from_keras3
     if name == "Distiller":
         return importlib.import_module("tfcompress.distill").Distiller
     raise AttributeError(f"module 'tfcompress' has no attribute {name!r}")

@@ -56,6 +56,22 @@ def check_versions(tensorflow_version: str, tf_keras_version: str) -> None:
 check_versions(tf.__version__, keras.__version__)
 
 
+def is_keras3_model(obj) -> bool:
+    """Whether `obj` is a Keras 3 model (from `import keras`), which TF-MOT cannot use.
+
+    Args:
+      obj: any object.
+
+    Returns:
+      True for a Keras 3 `Model` (Sequential, functional or subclassed).
+
+    Example:
+      >>> is_keras3_model(keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2)]))
+      True
+    """
+    return _is_keras3_object(obj) and hasattr(obj, "layers")
+
+
 def _is_keras3_object(obj) -> bool:
     return any(cls.__module__.split(".")[0] == "keras" for cls in type(obj).__mro__)
 

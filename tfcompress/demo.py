@@ -66,7 +66,7 @@ class DemoSettings:
         return cls(teacher_epochs=2, distill_epochs=2, prune_epochs=1, prune_finetune_epochs=1, qat_epochs=1)
 
 
-def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (8, 8, 1)):
+def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (8, 8, 1), classes: int = 10):
     """The demo's CNN: two 3x3 convolutions, max-pooling, two dense layers.
 
     Inputs larger than 8x8 (such as MNIST's 28x28) are pooled after the first
@@ -77,9 +77,10 @@ def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (
       dense_units: width of the hidden dense layer.
       name: model name.
       input_shape: shape of one image, `(height, width, channels)`.
+      classes: how many logits it outputs.
 
     Returns:
-      An uncompiled Sequential model that outputs 10 logits.
+      An uncompiled Sequential model that outputs `classes` logits.
 
     Example:
       >>> conv_net((32, 64), 384, "teacher").count_params()
@@ -96,7 +97,7 @@ def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (
             keras.layers.MaxPooling2D(),
             keras.layers.Flatten(),
             keras.layers.Dense(dense_units, activation="relu"),
-            keras.layers.Dense(10),
+            keras.layers.Dense(classes),
         ],
         name=name,
     )

@@ -1,6 +1,8 @@
-"""Rendering stage reports: aligned text tables and JSON files."""
+"""Rendering stage reports: aligned text and Markdown tables, JSON, PNG plots and TensorBoard scalars."""
 
+import io
 import json
+import os
 
 from tfcompress import _files
 
@@ -62,3 +64,142 @@ def write_json(path, content: dict, overwrite: bool = False) -> str:
       >>> write_json("report.json", {"accuracy": 0.97})
     """
     return _files.write_atomically(path, (json.dumps(content, indent=2) + "\n").encode(), overwrite=overwrite)
+
+
+# The pipeline's stage table: key and heading of each column.
+STAGE_COLUMNS = [
+    ("stage", "stage"),
+    ("seconds", "seconds"),
+    ("parameters", "parameters"),
+    ("nonzero_parameters", "non-zero"),
+    ("keras_accuracy", "Keras acc."),
+    ("tflite_bytes", ".tflite bytes"),
+    ("gzip_bytes", "gzip bytes"),
+    ("tflite_accuracy", "LiteRT acc."),
+    ("latency_ms", "latency ms"),
+]
+# What `write_all` writes, by key.
+REPORT_FILES = {
+    "json": "report.json",
+    "markdown": "report.md",
+    "accuracy_vs_size": "accuracy_vs_size.png",
+    "sparsity": "sparsity.png",
+    "latency": "latency.png",
+}
+
+
+def format_markdown(rows: list, columns: list) -> str:
+    """Formats dict rows as a Markdown table, cells as `format_table` writes them.
+
+    Args:
+      rows: dicts holding the keys named in `columns`.
+      columns: `(key, heading)` pairs, in display order.
+
+    Returns:
+      The table as one string.
+
+    Example:
+      >>> print(format_markdown(report["rows"], STAGE_COLUMNS))
+    """
+    lines = ["| " + " | ".join(heading for _, heading in columns) + " |"]
+    lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|")
+    lines += ["| " + " | ".join(_format_cell(row.get(key)) for key, _ in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_all(report: dict, paths: dict, overwrite: bool = False) -> dict:
+    """Writes the pipeline's report as JSON, a Markdown table and three PNG plots.
+
+    The plots: accuracy against gzip size for each stage (what was traded for what),
+    each layer's sparsity in the final model, and each stage's LiteRT latency.
+
+    Args:
+      report: the pipeline's report (`rows` with the `STAGE_COLUMNS` keys and `layers`).
+      paths: file paths by the keys of `REPORT_FILES`.
+      overwrite: replace existing files.
+
+    Returns:
+      The paths written, by the keys of `REPORT_FILES`.
+
+    Example:
+      >>> write_all(report, {key: os.path.join("out", name) for key, name in REPORT_FILES.items()})
+    """
+    rows = report["rows"]
+    written = {
+        "markdown": _files.write_atomically(
+            paths["markdown"], (format_markdown(rows, STAGE_COLUMNS) + "\n").encode(), overwrite=overwrite
+        ),
+        "accuracy_vs_size": _write_figure(paths["accuracy_vs_size"], _accuracy_vs_size(rows), overwrite),
+        "sparsity": _write_figure(paths["sparsity"], _sparsity(rows[-1]), overwrite),
+        "latency": _write_figure(paths["latency"], _latency(rows), overwrite),
+    }
+    written["json"] = paths["json"]
+    write_json(paths["json"], dict(report, files=dict(report["files"], **written)), overwrite=overwrite)
+    return written
+
+
+def log_stages(rows: list, log_dir) -> None:
+    """Writes each stage's figures as TensorBoard scalars (step = stage number) under `log_dir/stages`.
+
+    Args:
+      rows: the pipeline's report rows.
+      log_dir: the TensorBoard folder.
+
+    Example:
+      >>> log_stages(report["rows"], "out/tensorboard")
+    """
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(os.path.join(os.fspath(log_dir), "stages"))
+    with writer.as_default():
+        for step, row in enumerate(rows):
+            for key, _ in STAGE_COLUMNS[1:]:
+                if isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool):
+                    tf.summary.scalar(key, row[key], step=step)
+            tf.summary.text("stage", row["stage"], step=step)
+    writer.close()
+
+
+def _figure():
+    # A Figure without pyplot: no global state, no GUI backend, safe in scripts and notebooks.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    return figure, figure.subplots()
+
+
+def _accuracy_vs_size(rows):
+    figure, axes = _figure()
+    measured = [row for row in rows if row.get("gzip_bytes") and row.get("tflite_accuracy") is not None]
+    axes.plot([row["gzip_bytes"] / 1024 for row in measured], [row["tflite_accuracy"] for row in measured], "o-")
+    for row in measured:
+        axes.annotate(row["stage"], (row["gzip_bytes"] / 1024, row["tflite_accuracy"]), textcoords="offset points",
+                      xytext=(5, 5), fontsize=8)  # fmt: skip
+    axes.set(xlabel="gzip size of the .tflite (KiB)", ylabel="accuracy in LiteRT (test set)", title="Accuracy vs size")
+    axes.margins(x=0.15, y=0.1)  # room for the stage names
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def _sparsity(row):
+    figure, axes = _figure()
+    layers = row.get("layers") or []
+    axes.barh([layer["layer"] for layer in layers], [layer["sparsity"] for layer in layers])
+    axes.set(xlabel="share of zero weights", xlim=(0, 1), title=f"Per-layer sparsity: {row['stage']}")
+    axes.invert_yaxis()
+    return figure
+
+
+def _latency(rows):
+    figure, axes = _figure()
+    timed = [row for row in rows if row.get("latency_ms") is not None]
+    axes.bar([row["stage"] for row in timed], [row["latency_ms"] for row in timed])
+    axes.set(ylabel="LiteRT latency, batch 1, 1 thread (ms)", title="Latency per stage")
+    axes.tick_params(axis="x", labelrotation=20, labelsize=8)
+    return figure
+
+
+def _write_figure(path, figure, overwrite):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    return _files.write_atomically(path, buffer.getvalue(), overwrite=overwrite)

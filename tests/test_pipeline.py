@@ -1,0 +1,172 @@
+"""The recipe pipeline end to end, on real data and real files, and the Keras 3 rebuild."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+import tfcompress as tfc
+from tests.conftest import compile_classifier, small_cnn, weights_of
+from tfcompress import keras
+
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "digits.yaml")
+# The example recipe at a few epochs per stage: the whole path, checked end to end.
+QUICK = [
+    "stages.distill.teacher_epochs=2",
+    "stages.distill.epochs=2",
+    "stages.prune.epochs=1",
+    "stages.prune.finetune_epochs=1",
+    "stages.qat.epochs=1",
+]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+    output = tmp_path_factory.mktemp("run") / "out"
+    sets = [f"--set={value}" for value in QUICK]
+    command = [sys.executable, "-m", "tfcompress", "run", f"--recipe={EXAMPLE}", f"--output_dir={output}", *sets]
+    return output, subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def test_cli_runs_the_example_recipe_and_writes_every_output(example_run):
+    output, result = example_run
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "[1/4] Distilling" in result.stdout and "[4/4] Exporting int8" in result.stdout
+    report = json.loads((output / "report.json").read_text())
+    assert [row["stage"] for row in report["rows"]] == ["distill", "prune", "qat", "export (int8)"]
+    final = report["rows"][-1]
+    assert final["tflite_bytes"] == os.path.getsize(output / "model_int8.tflite")
+    assert final["top1_agreement"] >= 0.95 and final["tflite_accuracy"] > 0.5
+    assert report["rows"][1]["nonzero_parameters"] < 0.25 * report["rows"][1]["parameters"]
+    assert final["gzip_bytes"] < report["rows"][0]["gzip_bytes"] / 4
+    for plot in ("accuracy_vs_size.png", "sparsity.png", "latency.png"):
+        assert (output / plot).read_bytes()[:8] == PNG
+    markdown = (output / "report.md").read_text()
+    assert markdown.startswith("| stage | seconds |") and "| export (int8) |" in markdown
+    logs = [name for _, _, names in os.walk(output / "tensorboard") for name in names]
+    assert sum(name.startswith("events.out.tfevents") for name in logs) >= 5  # 4 fits and the stage scalars
+    bundle = tfc.export.read_metadata(output / "android" / "model_int8.tflite")
+    assert bundle["files"]["labels.txt"].decode().split() == [str(digit) for digit in range(10)]
+
+
+def test_a_second_run_never_replaces_the_first(example_run):
+    output, _ = example_run
+    before = (output / "model_int8.tflite").read_bytes()
+    command = [sys.executable, "-m", "tfcompress", "run", f"--recipe={EXAMPLE}", f"--output_dir={output}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and "already exists" in result.stdout and "[1/" not in result.stdout
+    assert (output / "model_int8.tflite").read_bytes() == before
+
+
+def _write_digit_images(folder, x, y):
+    for index, (image, label) in enumerate(zip(x, y)):
+        (folder / str(label)).mkdir(exist_ok=True)
+        keras.utils.save_img(folder / str(label) / f"{index}.png", image * 255, scale=False)
+
+
+def test_a_folder_of_images_through_train_and_post_training_int8(digits, tmp_path):
+    (x_train, y_train), _ = digits
+    images = tmp_path / "images"
+    images.mkdir()
+    _write_digit_images(images, x_train[:400], y_train[:400])
+    recipe = {
+        "model": "builtin:student",
+        "data": {"source": "directory", "path": str(images), "image_size": [8, 8]},
+        "output_dir": str(tmp_path / "out"),
+        "stages": {"train": {"epochs": 3}, "export": {"mode": "int8"}},
+    }
+    report = tfc.pipeline.run(recipe, progress=lambda line: None)
+    assert report["class_names"] == [str(digit) for digit in range(10)]
+    assert [row["stage"] for row in report["rows"]] == ["train", "export (int8)"]
+    assert report["rows"][-1]["top1_agreement"] >= 0.9
+    assert tfc.export.inspect(report["files"]["model"])["int8_mac_share"] == 1.0
+
+
+def test_a_saved_model_and_npz_data_the_user_file_left_as_it_was(trained_cnn, digits, tmp_path):
+    (x_train, y_train), (x_test, y_test) = digits
+    np.savez(tmp_path / "data.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    trained_cnn.save(tmp_path / "model.keras")
+    saved = (tmp_path / "model.keras").read_bytes()
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(
+        json.dumps(
+            {
+                "model": str(tmp_path / "model.keras"),
+                "data": {"source": "npz", "path": str(tmp_path / "data.npz")},
+                "output_dir": str(tmp_path / "out"),
+                "stages": {"prune": {"sparsity": 0.5, "epochs": 1, "finetune_epochs": 0}, "export": {}},
+            }
+        )
+    )
+    report = tfc.pipeline.run(recipe, progress=lambda line: None)
+    assert [row["stage"] for row in report["rows"]] == ["input model", "prune", "export (int8)"]
+    assert report["rows"][0]["keras_accuracy"] == pytest.approx(trained_cnn.evaluate(x_test, y_test, verbose=0)[1])
+    assert (tmp_path / "model.keras").read_bytes() == saved
+
+
+def test_a_keras_object_is_copied_not_trained(digits, tmp_path, seeded):
+    model = compile_classifier(small_cnn())
+    before = weights_of(model)
+    recipe = {"model": model, "output_dir": str(tmp_path / "out"), "stages": {"train": {"epochs": 1}, "export": {}}}
+    tfc.pipeline.run(recipe, progress=lambda line: None)
+    for original, now in zip(before, weights_of(model)):
+        np.testing.assert_array_equal(original, now)
+
+
+def test_recipes_load_from_yaml_and_overrides_apply(tmp_path):
+    path = tmp_path / "recipe.yml"
+    path.write_text(yaml.safe_dump({"model": "m.keras", "stages": {"prune": {"sparsity": 0.8}, "export": None}}))
+    recipe = tfc.recipe.override(tfc.recipe.load(path), ["stages.prune.sparsity=0.5", "stages.export.mode=float16"])
+    checked = tfc.recipe.check(recipe)
+    assert checked["stages"]["prune"] == {"sparsity": 0.5, "epochs": 3, "finetune_epochs": 1, "learning_rate": 5e-4}
+    assert checked["stages"]["export"]["mode"] == "float16" and checked["data"]["source"] == "builtin"
+
+
+def _keras3_models():
+    import keras as keras3
+
+    sequential = keras3.Sequential(
+        [
+            keras3.Input((8, 8, 1)),
+            keras3.layers.Conv2D(4, 3, activation="relu", kernel_regularizer=keras3.regularizers.L2(1e-4)),
+            keras3.layers.BatchNormalization(),
+            keras3.layers.Flatten(),
+            keras3.layers.Dense(10),
+        ],
+        name="k3_sequential",
+    )
+    inputs = keras3.Input((8, 8, 1), name="pixels")
+    branch = keras3.layers.Conv2D(4, 3, padding="same")(inputs)
+    merged = keras3.layers.Add()([branch, keras3.layers.Conv2D(4, 1)(inputs)])
+    pooled = keras3.layers.GlobalAveragePooling2D()(keras3.layers.Concatenate()([merged, branch]))
+    functional = keras3.Model(inputs, keras3.layers.Dense(10)(pooled), name="k3_functional")
+    return sequential, functional
+
+
+def test_from_keras3_rebuilds_sequential_and_functional_models_exactly():
+    x = np.random.default_rng(0).random((4, 8, 8, 1)).astype(np.float32)
+    for model in _keras3_models():
+        rebuilt = tfc.from_keras3(model)
+        assert isinstance(rebuilt, keras.Model) and rebuilt.name == model.name
+        np.testing.assert_allclose(rebuilt.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+        pruned = tfc.prune.magnitude(rebuilt, target_sparsity=0.5, end_step=10)  # TF-MOT takes it
+        assert tfc.prune.is_pruned(pruned)
+    sequential, functional = (tfc.from_keras3(model) for model in _keras3_models())
+    assert float(sequential.layers[0].kernel_regularizer.l2) == pytest.approx(1e-4)
+    assert [layer.__class__.__name__ for layer in functional.layers][3:5] == ["Add", "Concatenate"]
+
+
+def test_the_pipeline_takes_a_keras3_model(tmp_path, seeded):
+    sequential, _ = _keras3_models()
+    recipe = {
+        "model": sequential,
+        "output_dir": str(tmp_path / "out"),
+        "stages": {"train": {"epochs": 1}, "export": {}},
+    }
+    report = tfc.pipeline.run(recipe, progress=lambda line: None)
+    assert report["rows"][0]["stage"] == "input model" and os.path.isfile(report["files"]["model"])

@@ -1,0 +1,192 @@
+"""Keras 3 models rebuilt as Keras 2 (tf_keras), which TF-MOT and so every tfcompress stage need."""
+
+import json
+
+import numpy as np
+
+from tfcompress._keras import ensure_keras2_model, is_keras3_model, keras
+
+# Keras 3 configuration keys that Keras 2 layers do not take, with the value that means
+# "not used": such a key is dropped; any other value is a feature Keras 2 cannot rebuild.
+_KERAS3_ONLY = {
+    "lora_rank": None,
+    "lora_alpha": None,
+    "quantization_config": None,
+    "optional": False,
+    "synchronized": False,
+}
+_DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
+_TENSOR = "__keras_tensor__"
+
+
+def from_keras3(model):
+    """Rebuilds a Sequential or functional Keras 3 model as a Keras 2 (tf_keras) model.
+
+    Each layer is recreated from its configuration as the Keras 2 layer of the same
+    class, wired as in the original, and given the original's weights; the rebuilt
+    model is then checked to compute the same outputs on random inputs. The Keras 3
+    model is not modified.
+
+    Args:
+      model: a Keras 3 model (from `import keras` with Keras 3 installed).
+
+    Returns:
+      A new Keras 2 model with the same layers, names and weights.
+
+    Raises:
+      TypeError: `model` is not a Keras model, or is already Keras 2.
+      ValueError: the model is subclassed, a layer has no Keras 2 counterpart or uses a
+        Keras 3-only feature (the layer is named), or the rebuilt model computes
+        different outputs.
+
+    Example:
+      >>> import keras as keras3
+      >>> k3 = keras3.Sequential([keras3.Input((28, 28, 1)), keras3.layers.Flatten(), keras3.layers.Dense(10)])
+      >>> k2 = tfc.from_keras3(k3)          # now ready for tfc.prune.magnitude, tfc.quantize.qat, ...
+    """
+    if not is_keras3_model(model):
+        ensure_keras2_model(model)  # a clear TypeError for anything that is not a Keras model
+        raise TypeError("`model` is already a Keras 2 (tf_keras) model; use it as it is.")
+    kind = type(model).__name__
+    if kind not in ("Sequential", "Functional"):
+        raise ValueError(
+            f"`model` is a subclassed Keras 3 model ({kind}); only Sequential and functional models can be rebuilt "
+            "from their configuration. Rebuild it with `from tfcompress import keras` and load its weights."
+        )
+    # Through JSON: get_config() holds tuples and objects where the saved form has plain lists.
+    config = json.loads(model.to_json())["config"]
+    rebuilt = _sequential(config) if kind == "Sequential" else _functional(config)
+    _copy_weights(model, rebuilt)
+    _check_same_outputs(model, rebuilt)
+    return rebuilt
+
+
+def _sequential(config):
+    layers = list(config["layers"])
+    first = layers[0] if layers and layers[0]["class_name"] == "InputLayer" else None
+    if first is None:
+        raise ValueError("The Keras 3 Sequential model has no Input; build it with keras.Input(shape=...) first.")
+    inputs = _input(first)
+    return keras.Sequential([inputs] + [_layer(entry) for entry in layers[1:]], name=config.get("name"))
+
+
+def _functional(config):
+    tensors = {}
+    for entry in config["layers"]:
+        name = entry["config"]["name"]
+        if entry["class_name"] == "InputLayer":
+            tensors[(name, 0, 0)] = _input(entry)
+            continue
+        layer = _layer(entry)
+        for node_index, node in enumerate(entry.get("inbound_nodes", [])):
+            arguments = _resolve(node.get("args", []), tensors)
+            keywords = _resolve(node.get("kwargs", {}), tensors)
+            outputs = layer(*arguments, **keywords)
+            for tensor_index, output in enumerate(outputs if isinstance(outputs, (list, tuple)) else [outputs]):
+                tensors[(name, node_index, tensor_index)] = output
+    inputs = [tensors[tuple(reference)] for reference in _references(config["input_layers"])]
+    outputs = [tensors[tuple(reference)] for reference in _references(config["output_layers"])]
+    return keras.Model(
+        inputs[0] if len(inputs) == 1 else inputs, outputs[0] if len(outputs) == 1 else outputs, name=config.get("name")
+    )
+
+
+def _references(layers):
+    # One input is saved as ["name", 0, 0]; several as [["a", 0, 0], ["b", 0, 0]].
+    return [layers] if layers and isinstance(layers[0], str) else layers
+
+
+def _resolve(value, tensors):
+    if isinstance(value, dict) and value.get("class_name") == _TENSOR:
+        return tensors[tuple(value["config"]["keras_history"])]
+    if isinstance(value, dict):
+        return {key: _resolve(item, tensors) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolve(item, tensors) for item in value]
+    return value
+
+
+def _input(entry):
+    config = entry["config"]
+    return keras.Input(batch_shape=tuple(config["batch_shape"]), dtype=_dtype(config.get("dtype")), name=config["name"])
+
+
+def _layer(entry):
+    class_name, config = entry["class_name"], dict(entry["config"])
+    name = config.get("name", class_name)
+    if class_name == "Lambda":
+        raise ValueError(
+            f"Layer {name!r} is a Lambda layer: its Python code is not part of the configuration, so it cannot be "
+            "rebuilt. Replace it with a built-in layer, or build the model with tfcompress.keras."
+        )
+    layer_class = getattr(keras.layers, class_name, None)
+    if layer_class is None or entry.get("module", "keras.layers").split(".")[0] != "keras":
+        raise ValueError(
+            f"Layer {name!r} ({entry.get('module', '')}.{class_name}) has no Keras 2 counterpart, so the model cannot "
+            "be rebuilt as tf_keras. Replace it with a built-in layer, or build the model with tfcompress.keras."
+        )
+    for key, unused in _KERAS3_ONLY.items():
+        if key in config:
+            if config[key] != unused:
+                raise ValueError(
+                    f"Layer {name!r} uses the Keras 3-only setting {key}={config[key]!r}; Keras 2 has none."
+                )
+            del config[key]
+    try:
+        return layer_class.from_config(_keras2_config(config))
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"Layer {name!r} ({class_name}) could not be rebuilt in Keras 2: {error}") from None
+
+
+def _keras2_config(config):
+    """Keras 3 serialized objects (`module`, `class_name`, `config`) in Keras 2's form."""
+    converted = {}
+    for key, value in config.items():
+        if key == "dtype":
+            converted[key] = _dtype(value)
+        elif isinstance(value, dict) and "class_name" in value and "config" in value:
+            # Initializers and regularizers gained settings in Keras 3 that are None when unused.
+            settings = {name: item for name, item in (value["config"] or {}).items() if item is not None}
+            converted[key] = {"class_name": value["class_name"], "config": _keras2_config(settings)}
+        else:
+            converted[key] = value
+    return converted
+
+
+def _dtype(value):
+    if isinstance(value, dict) and value.get("class_name") in _DTYPE_POLICIES:
+        return value["config"]["name"]
+    return value
+
+
+def _copy_weights(source, target):
+    for layer in source.layers:
+        if not layer.weights:
+            continue
+        weights = layer.get_weights()
+        twin = target.get_layer(layer.name)
+        shapes = [weight.shape for weight in twin.get_weights()]
+        if shapes != [weight.shape for weight in weights]:
+            raise ValueError(
+                f"Layer {layer.name!r} holds weights of shapes {[w.shape for w in weights]} in Keras 3 but "
+                f"{shapes} when rebuilt in Keras 2; it cannot be converted."
+            )
+        twin.set_weights(weights)
+
+
+def _check_same_outputs(source, target):
+    rng = np.random.default_rng(0)
+    shapes = [tuple(2 if size is None else size for size in tensor.shape) for tensor in source.inputs]
+    inputs = [rng.random(shape).astype(np.float32) for shape in shapes]
+    inputs = inputs[0] if len(inputs) == 1 else inputs
+    expected = source.predict(inputs, verbose=0)
+    actual = target.predict(inputs, verbose=0)
+    for want, got in zip(
+        expected if isinstance(expected, list) else [expected], actual if isinstance(actual, list) else [actual]
+    ):
+        difference = float(np.max(np.abs(np.asarray(want) - np.asarray(got))))
+        if difference > 1e-4 * max(1.0, float(np.max(np.abs(want)))):
+            raise ValueError(
+                f"The Keras 2 rebuild of {source.name!r} computes different outputs (max difference {difference:.3g}); "
+                "a layer behaves differently in the two Keras versions. Build the model with tfcompress.keras."
+            )

@@ -1,0 +1,399 @@
+"""The pipeline: one recipe from a user's model and data to a verified `.tflite`, with a report.
+
+Stages run in a fixed order, each handing a plain Keras model to the next: train ->
+distill -> prune (stripped before QAT) -> qat (prune-preserving on a sparse model) ->
+export (from the QAT ranges, or calibrated post-training). Each stage is timed and
+measured; the report is a table, a JSON, plots and a TensorBoard log.
+"""
+
+import contextlib
+import math
+import os
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+from tfcompress import data, demo, distill, export, prune, quantize
+from tfcompress import recipe as recipes
+from tfcompress import report as reports
+from tfcompress._keras import clone_with_weights, ensure_graph_model, is_keras3_model, keras
+from tfcompress.keras3 import from_keras3
+
+_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+_BUILTIN_SHAPES = {"builtin:teacher": ((32, 64), 384), "builtin:student": ((16, 32), 192)}
+
+
+def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
+    """Runs a recipe: loads the model and data, runs its stages, writes the files and the report.
+
+    Nothing is trained until the whole recipe, the model, the data and every output
+    path have been checked; outputs are written atomically and never replace existing
+    files unless the recipe says `overwrite: true`. A Keras model passed in the recipe
+    is copied, never modified.
+
+    Args:
+      recipe: a dict, or the path of a `.json`/`.yaml` recipe (see `tfcompress.recipe`).
+      overrides: `key.path=value` strings applied on top, e.g. `["stages.prune.sparsity=0.5"]`.
+      progress: called with one line of text as each stage starts and ends.
+      verbose: Keras `fit` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+
+    Returns:
+      The report dict: `rows` (one per stage: seconds, parameters, non-zero parameters,
+      Keras accuracy, `.tflite` bytes and gzip bytes, LiteRT accuracy and latency),
+      `final` (the exported file's verification and size), `files` written, and the
+      checked `recipe`. The same is written to `report.json`.
+
+    Raises:
+      RecipeError: the recipe has an unknown key or a bad value.
+      FileNotFoundError: the model, the data or a folder does not exist.
+      FileExistsError: an output exists and the recipe does not allow overwriting.
+      ValueError: the model or the data cannot be used (named in the message).
+
+    Example:
+      >>> report = tfc.pipeline.run("examples/digits.yaml")
+      >>> report["files"]["model"]
+    """
+    checked = recipes.check(recipes.override(recipes.load(recipe), overrides))
+    seed, batch_size = checked["seed"], checked["batch_size"]
+    keras.utils.set_random_seed(seed)
+    (x_train, y_train), (x_test, y_test), class_names = _load_data(checked["data"], seed)
+    classes = int(max(y_train.max(), y_test.max())) + 1
+    model = _load_model(checked["model"], x_train.shape[1:], classes, "model")
+    stages = checked["stages"]
+    teacher = None
+    if "distill" in stages:
+        teacher = _load_model(stages["distill"]["teacher"], x_train.shape[1:], classes, "stages.distill.teacher")
+    paths = _output_paths(checked)
+
+    folder = paths["folder"]
+    os.makedirs(folder, exist_ok=True)
+    fit = {"batch_size": batch_size, "verbose": verbose}
+    log_dir = paths["tensorboard"]
+    measure = _Measure(x_test, y_test, progress)
+    names = [name for name in recipes.STAGES if name in stages]
+    timer = _Timer(progress, len(names))
+    rows = []
+    if not _is_builtin(checked["model"]):
+        rows.append(measure("input model", model, seconds=0.0))
+
+    for name in names:
+        settings = stages[name]
+        with timer.step(name, _STAGE_TITLES[name](settings)):
+            if name == "train":
+                _compile(model, settings["learning_rate"])
+                model.fit(x_train, y_train, epochs=settings["epochs"], callbacks=_board(log_dir, name), **fit)
+            elif name == "distill":
+                model = _distill(model, teacher, settings, x_train, y_train, fit, log_dir)
+            elif name == "prune":
+                model = _prune(model, settings, x_train, y_train, fit, log_dir)
+            elif name == "qat":
+                model = quantize.qat(model)
+                _compile(model, settings["learning_rate"])
+                model.fit(x_train, y_train, epochs=settings["epochs"], callbacks=_board(log_dir, name), **fit)
+            else:
+                result = export.to_tflite(
+                    model,
+                    paths["model"],
+                    mode=settings["mode"],
+                    io_dtype=settings["io_dtype"],
+                    representative_data=x_train if settings["mode"] in ("int8", "int16x8") else None,
+                    calibration_samples=settings["calibration_samples"],
+                    float_layers=settings["float_layers"],
+                    overwrite=checked["overwrite"],
+                )
+        if name == "export":
+            rows.append(measure.exported(f"export ({settings['mode']})", model, result, timer.seconds[name]))
+        else:
+            rows.append(measure(name, model, timer.seconds[name], quantization_aware=name == "qat"))
+
+    final = rows[-1]
+    files = {"model": paths["model"]}
+    export_settings = stages["export"]
+    if export_settings["android_labels"]:
+        bundle = export.android_bundle(
+            paths["model"],
+            paths["android"],
+            labels=export_settings["android_labels"],
+            pixel_range=export_settings["pixel_range"],
+            overwrite=checked["overwrite"],
+        )
+        files["android"] = {key: bundle[key] for key in ("model", "labels", "json")}
+    report = {
+        "rows": rows,
+        "final": final,
+        "class_names": class_names,
+        "recipe": _jsonable(checked),
+        "files": files,
+    }
+    report["files"].update(reports.write_all(report, paths, overwrite=checked["overwrite"]))
+    reports.log_stages(rows, log_dir)
+    progress("")
+    progress(reports.format_table(rows, reports.STAGE_COLUMNS))
+    return report
+
+
+_STAGE_TITLES = {
+    "train": lambda s: f"Training for {s['epochs']} epochs",
+    "distill": lambda s: f"Distilling for {s['epochs']} epochs (alpha {s['alpha']}, T {s['temperature']})",
+    "prune": lambda s: (
+        f"Pruning to {s['sparsity']:.0%} sparsity over {s['epochs']} epochs, then {s['finetune_epochs']}"
+    ),
+    "qat": lambda s: f"Quantization-aware fine-tuning for {s['epochs']} epochs",
+    "export": lambda s: f"Exporting {s['mode']} .tflite and verifying it in LiteRT",
+}
+
+
+def _distill(student, teacher, settings, x_train, y_train, fit, log_dir):
+    if settings["teacher_epochs"]:
+        _compile(teacher, settings["learning_rate"])
+        teacher.fit(x_train, y_train, epochs=settings["teacher_epochs"], callbacks=_board(log_dir, "teacher"), **fit)
+    distiller = distill.Distiller(student=student, teacher=teacher)
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(settings["learning_rate"]),
+        metrics=[keras.metrics.SparseCategoricalAccuracy()],
+        alpha=settings["alpha"],
+        temperature=settings["temperature"],
+    )
+    distiller.fit(x_train, y_train, epochs=settings["epochs"], callbacks=_board(log_dir, "distill"), **fit)
+    return distiller.student
+
+
+def _prune(model, settings, x_train, y_train, fit, log_dir):
+    steps = math.ceil(len(x_train) / fit["batch_size"])
+    pruning = prune.magnitude(model, settings["sparsity"], epochs=settings["epochs"], steps_per_epoch=steps)
+    _compile(pruning, settings["learning_rate"])
+    epochs = settings["epochs"] + settings["finetune_epochs"]
+    pruning.fit(x_train, y_train, epochs=epochs, callbacks=prune.callbacks() + _board(log_dir, "prune"), **fit)
+    # Strip before anything else: QAT and export need the plain model with its zeros.
+    return prune.strip(pruning)
+
+
+def _compile(model, learning_rate):
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=_outputs_logits(model)),
+        metrics=["accuracy"],
+    )
+
+
+def _outputs_logits(model) -> bool:
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    return not (isinstance(last, keras.layers.Softmax) or getattr(activation, "__name__", "") == "softmax")
+
+
+def _board(log_dir, name):
+    return [keras.callbacks.TensorBoard(log_dir=os.path.join(log_dir, name))]
+
+
+def _load_data(spec, seed):
+    """`(train, test, class_names)` as checked numpy arrays, from the recipe's data section."""
+    source, path = spec["source"], spec["path"]
+    class_names = None
+    if source == "builtin":
+        train, test = data.load_digits(test_fraction=spec["test_fraction"], seed=seed)
+    elif source == "mnist":
+        train, test = data.load_mnist(path)
+    elif source == "npz":
+        train, test = _load_npz(path)
+    else:
+        (train_set, test_set), class_names = data.load_image_directory(
+            path,
+            image_size=spec["image_size"],
+            color_mode=spec["color_mode"],
+            validation_split=spec["test_fraction"],
+            subset="both",
+            seed=seed,
+        )
+        train, test = (
+            data.as_arrays(train_set, argument="data (training)"),
+            data.as_arrays(test_set, argument="data (test)"),
+        )
+    (x_train, y_train), (x_test, y_test) = (
+        data.as_arrays(*train, argument="data (training)"),
+        data.as_arrays(*test, argument="data (test)"),
+    )
+    for labels, part in ((y_train, "training"), (y_test, "test")):
+        if labels is None or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+            raise ValueError(f"The {part} labels must be integer class indices 0..n-1, one per example.")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise ValueError(f"Training images have shape {x_train.shape[1:]} but test images {x_test.shape[1:]}.")
+    return (x_train, y_train), (x_test, y_test), class_names
+
+
+def _load_npz(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No .npz file at {path}.")
+    with np.load(path, allow_pickle=False) as arrays:
+        missing = [key for key in ("x_train", "y_train", "x_test", "y_test") if key not in arrays.files]
+        if missing:
+            raise ValueError(f"{path} lacks the arrays {missing}; it needs x_train, y_train, x_test and y_test.")
+        return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
+def _load_model(reference, input_shape, classes, key):
+    """A Keras 2 model the pipeline may train: a copy of an object, a loaded file, or a built-in CNN."""
+    if _is_builtin(reference):
+        filters, units = _BUILTIN_SHAPES[reference]
+        return demo.conv_net(filters, units, reference.split(":")[1], tuple(input_shape), classes=classes)
+    if isinstance(reference, str):
+        model = _load_file(reference, key)
+    elif is_keras3_model(reference):
+        model = from_keras3(reference)
+    else:
+        model = clone_with_weights(ensure_graph_model(reference, key))
+    ensure_graph_model(model, key)
+    if tuple(model.input_shape[1:]) != tuple(input_shape):
+        raise ValueError(
+            f"`{key}` takes inputs of shape {model.input_shape[1:]}, but the data's images are {input_shape}."
+        )
+    if model.output_shape[-1] != classes:
+        raise ValueError(f"`{key}` outputs {model.output_shape[-1]} scores, but the data has {classes} classes.")
+    return model
+
+
+def _load_file(path, key):
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"`{key}`: no model file or folder at {path}.")
+    if not (os.path.isdir(path) or path.lower().endswith(_MODEL_SUFFIXES)):
+        raise ValueError(f"`{key}` must be a .keras or .h5 file or a SavedModel folder. Received: {path}")
+    try:
+        # safe_mode refuses Lambda layers' pickled code in .keras files.
+        options = {"safe_mode": True} if path.lower().endswith(".keras") else {}
+        return keras.models.load_model(path, compile=False, **options)
+    except Exception as error:  # Keras raises many types for unreadable or foreign files.
+        summary = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"`{key}`: {path} could not be loaded by Keras 2 (tf_keras): {summary}. If Keras 3 saved it, load "
+            "it with `keras.models.load_model` and pass the model through tfc.from_keras3(model)."
+        ) from error
+
+
+def _is_builtin(reference) -> bool:
+    return isinstance(reference, str) and reference.startswith("builtin:")
+
+
+def _output_paths(checked) -> dict:
+    """Every path the run writes, checked before any training."""
+    folder = os.path.abspath(checked["output_dir"])
+    export_settings = checked["stages"]["export"]
+    paths = {
+        "folder": folder,
+        "model": os.path.join(folder, f"model_{export_settings['mode']}.tflite"),
+        "tensorboard": os.path.join(folder, "tensorboard"),
+        "android": os.path.join(folder, "android"),
+    }
+    paths.update({key: os.path.join(folder, name) for key, name in reports.REPORT_FILES.items()})
+    if not os.path.isdir(os.path.dirname(folder)):
+        raise FileNotFoundError(
+            f"The folder {os.path.dirname(folder)} does not exist; create it, or change output_dir."
+        )
+    overwrite = checked["overwrite"]
+    for key, path in paths.items():
+        if key in ("folder", "tensorboard", "android"):
+            continue
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(
+                f"{path} already exists and was left as it is. Set `overwrite: true` (--overwrite), "
+                "or choose another output_dir."
+            )
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK):
+        raise PermissionError(f"The folder {folder} is not writable. Choose another output_dir.")
+    if os.path.isdir(paths["tensorboard"]) and os.listdir(paths["tensorboard"]) and not overwrite:
+        raise FileExistsError(
+            f"{paths['tensorboard']} holds an earlier run's logs. Set `overwrite: true`, or another output_dir."
+        )
+    if (
+        export_settings["android_labels"]
+        and os.path.isdir(paths["android"])
+        and os.listdir(paths["android"])
+        and not overwrite
+    ):
+        raise FileExistsError(
+            f"{paths['android']} holds an earlier bundle. Set `overwrite: true`, or another output_dir."
+        )
+    return paths
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return f"<{type(value).__name__} {getattr(value, 'name', '')}>".replace(" >", ">")
+
+
+class _Timer:
+    """Prints numbered progress lines and records each stage's seconds."""
+
+    def __init__(self, progress, total):
+        self._progress, self._total, self._number = progress, total, 0
+        self.seconds = {}
+
+    @contextlib.contextmanager
+    def step(self, name, title):
+        self._number += 1
+        self._progress(f"[{self._number}/{self._total}] {title} ...")
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 2)
+        self._progress(f"{' ' * 6}done in {self.seconds[name]:.1f} s")
+
+
+class _Measure:
+    """One report row per stage: size, sparsity, accuracy and latency of the stage's model."""
+
+    def __init__(self, x_test, y_test, progress):
+        self._x, self._y, self._progress = x_test, y_test, progress
+
+    def __call__(self, stage, model, seconds, quantization_aware=False) -> dict:
+        counts = prune.report(model)
+        row = {
+            "stage": stage,
+            "seconds": seconds,
+            "parameters": counts["parameters"],
+            "nonzero_parameters": counts["nonzero_parameters"],
+            "keras_accuracy": self._accuracy(model),
+            "tflite_bytes": None,
+            "gzip_bytes": None,
+            "tflite_accuracy": None,
+            "latency_ms": None,
+            "layers": counts["layers"],
+        }
+        if quantization_aware:  # its file is the export's; a float32 copy would not say anything new
+            return row
+        with tempfile.TemporaryDirectory() as folder, _quiet():
+            result = export.to_tflite(model, os.path.join(folder, "stage.tflite"), mode="float32")
+            return self._with_file(row, model, result)
+
+    def exported(self, stage, model, result, seconds) -> dict:
+        row = self(stage, model, seconds, quantization_aware=True)
+        return self._with_file(row, model, result)
+
+    def _with_file(self, row, model, result):
+        check = export.verify(result.path, model, self._x, self._y)
+        (timing,) = export.benchmark(result.path, threads=1, xnnpack=True, runs=50, max_seconds=5)["latency"]
+        row.update(
+            tflite_bytes=result.bytes,
+            gzip_bytes=result.gzip_bytes,
+            tflite_accuracy=check["tflite_accuracy"],
+            top1_agreement=check["top1_agreement"],
+            latency_ms=timing["median_ms"],
+        )
+        return row
+
+    def _accuracy(self, model):
+        predictions = model.predict(self._x, batch_size=256, verbose=0)
+        return float(np.mean(np.argmax(predictions, axis=-1) == self._y))
+
+
+@contextlib.contextmanager
+def _quiet():
+    # Float32 size measurements need no warnings about the fast path; the export's own are kept.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
