@@ -34,6 +34,11 @@ def check_writable(path, overwrite: bool) -> str:
         raise FileNotFoundError(f"The folder {folder} does not exist. Create it first.")
     if not os.access(folder, os.W_OK):
         raise PermissionError(f"The folder {folder} is not writable. Choose another path.")
+    try:  # os.access says yes to root even on a read-only file system: try it
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise PermissionError(f"The folder {folder} is not writable ({error.strerror}). Choose another path.") from None
     return path
 
 
@@ -53,14 +58,20 @@ def write_atomically(path, content: bytes, overwrite: bool = False) -> str:
 
     Raises:
       FileExistsError: `path` exists and `overwrite` is False.
+      PermissionError: the folder cannot be written.
 
     Example:
       >>> write_atomically("model.tflite", tflite_bytes)
     """
     path = check_writable(path, overwrite)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".partial"
-    )
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".partial"
+        )
+    except OSError as error:  # e.g. a read-only file system, which os.access does not see for root
+        raise PermissionError(
+            f"Cannot write in {os.path.dirname(path)} ({error.strerror}). Choose another path."
+        ) from error
     try:
         with os.fdopen(descriptor, "wb") as file:
             file.write(content)

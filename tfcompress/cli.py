@@ -11,11 +11,17 @@ from absl import app, flags, logging  # noqa: E402
 _USAGE = """tfcompress: make Keras models small and fast enough for phones.
 
 Usage:
+  tfcompress run --recipe=FILE [--set=key.path=value ...] [--output_dir=DIR] [--overwrite]
   tfcompress demo [--output_dir=DIR] [--overwrite] [--quick]
   tfcompress inspect MODEL.tflite
   tfcompress bench MODEL.tflite [--threads=1,all] [--runs=100]
 
 Commands:
+  run      Run a recipe (YAML or JSON; see examples/): load your model (.keras, .h5 or SavedModel)
+           and data (built-in digits, MNIST IDX files, a folder of images, or .npz), then
+           distill, prune, fine-tune quantization-aware and export a verified .tflite, writing
+           a report (table, JSON, plots, TensorBoard logs). The whole recipe, the model, the
+           data and the output paths are checked before any training starts.
   demo     Train a CNN teacher on the built-in digits, distill a student with a quarter of
            its parameters, prune 80 percent of its weights, fine-tune it with sparsity-preserving
            quantization-aware training, export a full-integer int8 .tflite, verify it in the
@@ -26,18 +32,26 @@ Commands:
   bench    Time single inferences of a .tflite file in the LiteRT interpreter at each thread
            count, with and without XNNPACK, after a warm-up: median and 10th-90th percentile
            in milliseconds, and the file's size raw and gzipped (what an app download costs).
+
+Exit codes: 0 success; 1 the command failed (a missing or existing file, a model or data
+it cannot use); 2 a usage or recipe error; 130 interrupted (no partial files are left).
 """
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("output_dir", "tfcompress_demo", "Folder for the .tflite files and report.json.")
+flags.DEFINE_string(
+    "output_dir", "tfcompress_demo", "Folder for the outputs (demo); for run, overrides the recipe's output_dir."
+)
 flags.DEFINE_bool("overwrite", False, "Replace the outputs of an earlier run in --output_dir.")
+flags.DEFINE_string("recipe", None, "run: the recipe file (.yaml, .yml or .json).")
+flags.DEFINE_multi_string("set", [], "run: override a recipe value, e.g. --set=stages.prune.sparsity=0.5 (repeatable).")
 flags.DEFINE_bool("quick", False, "A few epochs per stage: checks the path end to end, at lower accuracy.")
 flags.DEFINE_list("threads", ["1", "all"], "bench: interpreter thread counts; 'all' is every core of this machine.")
 flags.DEFINE_integer("runs", 100, "bench: timed runs per setting (at least 5), after 10 warm-up runs.")
 
-_COMMANDS = ("demo", "inspect", "bench")
+_COMMANDS = ("run", "demo", "inspect", "bench")
 # How many positional arguments each command takes.
-_ARGUMENTS = {"demo": 0, "inspect": 1, "bench": 1}
+_ARGUMENTS = {"run": 0, "demo": 0, "inspect": 1, "bench": 1}
+_INTERRUPTED = 130
 
 
 def _demo() -> int:
@@ -54,6 +68,33 @@ def _demo() -> int:
         return 1
     _say("")
     _say(demo.render(report))
+    return 0
+
+
+def _run() -> int:
+    from tfcompress import pipeline
+    from tfcompress.recipe import RecipeError
+
+    logging.set_verbosity(logging.WARNING)
+    if not FLAGS.recipe:
+        _say("error: run needs --recipe=FILE (a .yaml or .json recipe; see examples/digits.yaml).")
+        return 2
+    overrides = list(FLAGS.set)
+    if FLAGS["output_dir"].present:
+        overrides.append(f"output_dir={FLAGS.output_dir}")
+    if FLAGS["overwrite"].present:
+        overrides.append(f"overwrite={str(FLAGS.overwrite).lower()}")
+    try:
+        report = pipeline.run(FLAGS.recipe, overrides=overrides, progress=_say, verbose=1 if sys.stdout.isatty() else 2)
+    except RecipeError as error:
+        _say(f"error in the recipe: {error}")
+        return 2
+    except (FileNotFoundError, FileExistsError, PermissionError, ValueError, TypeError) as error:
+        _say(f"error: {error}")
+        return 1
+    _say("")
+    for key, path in report["files"].items():
+        _say(f"{key}: {path}" if isinstance(path, str) else f"{key}: {path['model']}")
     return 0
 
 
@@ -130,7 +171,8 @@ def main(argv) -> int:
       argv: the command line after absl removed its flags: `[program, command, ...]`.
 
     Returns:
-      0 on success, 1 when the command failed, 2 for a usage error.
+      0 on success, 1 when the command failed, 2 for a usage or recipe error, 130 when
+      interrupted.
 
     Example:
       >>> main(["tfcompress", "demo"])
@@ -147,9 +189,13 @@ def main(argv) -> int:
         wanted = "no positional arguments" if not _ARGUMENTS[command] else "one argument: the .tflite file"
         _say(f"error: {command} takes {wanted}; received {extra}.")
         return 2
-    if command == "demo":
-        return _demo()
-    return {"inspect": _inspect, "bench": _bench}[command](extra[0])
+    try:
+        if command in ("run", "demo"):
+            return _run() if command == "run" else _demo()
+        return {"inspect": _inspect, "bench": _bench}[command](extra[0])
+    except KeyboardInterrupt:
+        _say("interrupted; files are written only once complete, so none was left half-written.")
+        return _INTERRUPTED
 
 
 def run() -> None:

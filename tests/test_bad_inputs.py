@@ -1,0 +1,450 @@
+"""The catalogue of bad inputs: every public entry point and the CLI, handed what users get wrong.
+
+For each case: the error is ours (raised inside tfcompress, not deep in TensorFlow), of
+the expected type, and says what happened and what to do; no file appears or changes in
+the working folder; and the user's model keeps its weights.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+import numpy as np
+import pytest
+
+import tfcompress as tfc
+from tests.conftest import keras3_model, small_cnn, weights_of
+from tfcompress import keras
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(10)
+
+    def call(self, inputs):
+        return self.dense(keras.layers.Flatten()(inputs))
+
+
+def _recipe(tmp, **changes):
+    recipe = {
+        "model": "builtin:student",
+        "output_dir": str(tmp / "out"),
+        "stages": {"train": {"epochs": 1}, "export": {}},
+    }
+    recipe.update(changes)
+    return recipe
+
+
+# Files a case puts in place before its bad call (path -> content): they must come out unchanged.
+_PLANTED = {}
+
+
+def _file(tmp, name, content):
+    path = tmp / name
+    path.write_bytes(content)
+    _PLANTED[str(path)] = content
+    return path
+
+
+def _tflite(tmp, model):
+    path = tfc.export.to_tflite(model, tmp / "ok.tflite", mode="float32").path
+    _PLANTED[path] = open(path, "rb").read()
+    return path
+
+
+def _keras3_subclassed():
+    import keras as keras3
+
+    class Keras3Subclassed(keras3.Model):
+        def call(self, inputs):
+            return inputs
+
+    return Keras3Subclassed()
+
+
+def _keras3_lambda():
+    import keras as keras3
+
+    return keras3.Sequential([keras3.Input((4,)), keras3.layers.Lambda(lambda x: x * 2)])
+
+
+# name -> (call(tmp, model, x), exception type, message pattern). `model` is a trained
+# digits CNN whose weights must not change; `x` the training images.
+CASES = {
+    # Distillation
+    "distiller: Keras 3 student": (
+        lambda t, m, x: tfc.Distiller(student=keras3_model(), teacher=m),
+        TypeError,
+        "Keras 3 model",
+    ),
+    "distiller: teacher is not a model": (
+        lambda t, m, x: tfc.Distiller(student=m, teacher="teacher.keras"),
+        TypeError,
+        "must be a Keras model",
+    ),
+    "distiller: student is the teacher": (
+        lambda t, m, x: tfc.Distiller(student=m, teacher=m),
+        ValueError,
+        "are the same model",
+    ),
+    "distiller: alpha above 1": (
+        lambda t, m, x: tfc.Distiller(student=small_cnn(), teacher=m).compile(optimizer="adam", alpha=1.5),
+        ValueError,
+        r"`alpha` must be a number in \[0, 1\]",
+    ),
+    "distiller: temperature 0": (
+        lambda t, m, x: tfc.Distiller(student=small_cnn(), teacher=m).compile(optimizer="adam", temperature=0),
+        ValueError,
+        "`temperature` must be a number > 0",
+    ),
+    # Pruning
+    "prune: sparsity 1": (lambda t, m, x: tfc.prune.magnitude(m, 1.0, end_step=10), ValueError, r"in \[0, 1\)"),
+    "prune: negative sparsity": (lambda t, m, x: tfc.prune.magnitude(m, -0.1, end_step=10), ValueError, r"in \[0, 1\)"),
+    "prune: Keras 3 model": (
+        lambda t, m, x: tfc.prune.magnitude(keras3_model(), 0.5, end_step=10),
+        TypeError,
+        "Keras 3",
+    ),
+    "prune: subclassed model": (
+        lambda t, m, x: tfc.prune.magnitude(Subclassed(), 0.5, end_step=10),
+        ValueError,
+        "subclassed model",
+    ),
+    "prune: unbuilt model": (
+        lambda t, m, x: tfc.prune.magnitude(keras.Sequential([keras.layers.Dense(2)]), 0.5, end_step=10),
+        ValueError,
+        "is not built",
+    ),
+    "prune: strip a plain model": (lambda t, m, x: tfc.prune.strip(m), ValueError, "no pruning wrappers"),
+    # Quantization
+    "qat: pruning wrappers left on": (
+        lambda t, m, x: tfc.quantize.qat(tfc.prune.magnitude(m, 0.5, end_step=10)),
+        ValueError,
+        "Strip them first",
+    ),
+    "qat: already quantization-aware": (
+        lambda t, m, x: tfc.quantize.qat(tfc.quantize.qat(m)),
+        ValueError,
+        "already quantization-aware",
+    ),
+    "cluster: one cluster": (lambda t, m, x: tfc.quantize.cluster(m, clusters=1), ValueError, "at least 2"),
+    "cluster: unknown layer": (
+        lambda t, m, x: tfc.quantize.cluster(m, layers=["conv9"]),
+        ValueError,
+        r"\['conv9'\], which are not",
+    ),
+    "cluster: Keras 3 model": (lambda t, m, x: tfc.quantize.cluster(keras3_model()), TypeError, "Keras 3"),
+    # Export
+    "export: unknown mode": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", mode="int4"),
+        ValueError,
+        "`mode` must be one of",
+    ),
+    "export: io dtype of another mode": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", mode="float16", io_dtype="uint8"),
+        ValueError,
+        "`io_dtype` must be one of",
+    ),
+    "export: int8 without calibration data": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite"),
+        ValueError,
+        "needs `representative_data`",
+    ),
+    "export: NaN calibration data": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=np.full_like(x[:100], np.nan)),
+        ValueError,
+        "NaN",
+    ),
+    "export: calibration data of the wrong shape": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=np.zeros((100, 28, 28, 1))),
+        ValueError,
+        "shape",
+    ),
+    "export: empty calibration data": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=x[:0]),
+        ValueError,
+        "is empty",
+    ),
+    "export: text as calibration data": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=np.array([["a"] * 8] * 8)),
+        ValueError,
+        "must be numeric",
+    ),
+    "export: output file exists": (
+        lambda t, m, x: tfc.export.to_tflite(m, _file(t, "mine.tflite", b"mine"), mode="float32"),
+        FileExistsError,
+        "already exists and was left as it is",
+    ),
+    "export: output folder missing": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "missing" / "m.tflite", mode="float32"),
+        FileNotFoundError,
+        "does not exist. Create it first",
+    ),
+    "export: output path is a folder": (
+        lambda t, m, x: tfc.export.to_tflite(m, t, mode="float32"),
+        IsADirectoryError,
+        "is a directory",
+    ),
+    "export: read-only destination": (
+        lambda t, m, x: tfc.export.to_tflite(m, "/sys/m.tflite", mode="float32"),
+        PermissionError,
+        "not writable",
+    ),
+    "export: sparse float16": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", mode="float16", sparse=True),
+        ValueError,
+        "`sparse=True` works in modes",
+    ),
+    "export: batch size 0": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", mode="float32", batch_size=0),
+        ValueError,
+        "`batch_size` must be None",
+    ),
+    "export: float layer that does not exist": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=x[:100], float_layers=["x"]),
+        ValueError,
+        "not quantized layers",
+    ),
+    "verify: not a tflite file": (
+        lambda t, m, x: tfc.export.verify(_file(t, "bad.tflite", b"not a model" * 50), m, x),
+        ValueError,
+        "could not be loaded by the LiteRT interpreter",
+    ),
+    "verify: truncated tflite file": (
+        lambda t, m, x: tfc.export.verify(_file(t, "cut.tflite", open(_tflite(t, m), "rb").read()[:600]), m, x),
+        ValueError,
+        "could not be loaded",
+    ),
+    "verify: inputs of the wrong shape": (
+        lambda t, m, x: tfc.export.verify(_tflite(t, m), m, np.zeros((4, 28, 28, 1))),
+        ValueError,
+        "shape",
+    ),
+    "inspect: missing file": (lambda t, m, x: tfc.export.inspect(t / "none.tflite"), FileNotFoundError, "No .tflite"),
+    "benchmark: too few runs": (
+        lambda t, m, x: tfc.export.benchmark(_tflite(t, m), runs=2),
+        ValueError,
+        "`runs` must be an int >= 5",
+    ),
+    "android bundle: labels do not match": (
+        lambda t, m, x: tfc.export.android_bundle(_tflite(t, m), t / "android", labels=["a", "b"]),
+        ValueError,
+        "`labels` has 2 names but the model scores 10 classes",
+    ),
+    # Data
+    "data: MNIST folder missing": (lambda t, m, x: tfc.data.load_mnist(t / "mnist"), FileNotFoundError, "mnist"),
+    "data: image folder missing": (
+        lambda t, m, x: tfc.data.load_image_directory(t / "images"),
+        FileNotFoundError,
+        "does not exist",
+    ),
+    "data: not an IDX file": (
+        lambda t, m, x: tfc.data.read_idx(_file(t, "train-images-idx3-ubyte", b"\x00\x00\x09\x03" + b"\x00" * 4)),
+        ValueError,
+        "is truncated or padded",
+    ),
+    "data: empty array": (lambda t, m, x: tfc.data.as_arrays(np.zeros((0, 8, 8, 1))), ValueError, "is empty"),
+    # Recipes and the pipeline
+    "recipe: unknown key": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, epochs=3)),
+        tfc.recipe.RecipeError,
+        "Unknown key `epochs`",
+    ),
+    "recipe: unknown stage": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"quantise": {}, "export": {}})),
+        tfc.recipe.RecipeError,
+        "Unknown stage 'quantise'",
+    ),
+    "recipe: sparsity out of range": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"prune": {"sparsity": 1.5}, "export": {}})),
+        tfc.recipe.RecipeError,
+        r"`stages.prune.sparsity` must be a number in \[0, 1\)",
+    ),
+    "recipe: export mode misspelt": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"train": {}, "export": {"mode": "int-8"}})),
+        tfc.recipe.RecipeError,
+        r"`stages.export.mode` must be one of \['int8'",
+    ),
+    "recipe: no model": (
+        lambda t, m, x: tfc.pipeline.run({"stages": {"export": {}}}),
+        tfc.recipe.RecipeError,
+        "`model` is required",
+    ),
+    "recipe: untrained built-in model": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"export": {}})),
+        tfc.recipe.RecipeError,
+        "starts untrained",
+    ),
+    "recipe: QAT then float16": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"train": {}, "qat": {}, "export": {"mode": "float16"}})),
+        tfc.recipe.RecipeError,
+        "must then be 'int8'",
+    ),
+    "recipe: broken YAML": (
+        lambda t, m, x: tfc.pipeline.run(_file(t, "r.yaml", b"stages: [unclosed")),
+        tfc.recipe.RecipeError,
+        "does not parse as YAML",
+    ),
+    "recipe: a text file": (
+        lambda t, m, x: tfc.pipeline.run(_file(t, "r.txt", b"model: m")),
+        tfc.recipe.RecipeError,
+        ".json, .yaml or .yml",
+    ),
+    "recipe: override without =": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t), overrides=["stages.prune.sparsity"]),
+        tfc.recipe.RecipeError,
+        "must look like key.path=value",
+    ),
+    "pipeline: model file missing": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, model=str(t / "none.keras"))),
+        FileNotFoundError,
+        "no model file or folder",
+    ),
+    "pipeline: corrupt model file": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, model=str(_file(t, "m.keras", b"PK\x03\x04 broken")))),
+        ValueError,
+        "could not be loaded by Keras 2",
+    ),
+    "pipeline: model and data shapes differ": (
+        lambda t, m, x: tfc.pipeline.run(
+            _recipe(
+                t, model=keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+            )
+        ),
+        ValueError,
+        r"takes inputs of shape \(28, 28, 1\), but the data's images are \(8, 8, 1\)",
+    ),
+    "pipeline: npz without test arrays": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, data={"source": "npz", "path": str(_npz(t, x_train=x))})),
+        ValueError,
+        r"lacks the arrays \['y_train', 'x_test', 'y_test'\]",
+    ),
+    "pipeline: NaN in the data": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, data={"source": "npz", "path": str(_nan_npz(t, x))})),
+        ValueError,
+        "NaN",
+    ),
+    "pipeline: earlier results in the output folder": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, output_dir=str(_earlier_run(t)))),
+        FileExistsError,
+        "already exists and was left as it is",
+    ),
+    # Keras 3
+    "from_keras3: subclassed Keras 3 model": (
+        lambda t, m, x: tfc.from_keras3(_keras3_subclassed()),
+        ValueError,
+        "subclassed Keras 3 model",
+    ),
+    "from_keras3: Lambda layer": (lambda t, m, x: tfc.from_keras3(_keras3_lambda()), ValueError, "is a Lambda layer"),
+    "from_keras3: already Keras 2": (lambda t, m, x: tfc.from_keras3(m), TypeError, "already a Keras 2"),
+}
+
+
+def _npz(tmp, **arrays):
+    np.savez(tmp / "data.npz", **arrays)
+    _PLANTED[str(tmp / "data.npz")] = (tmp / "data.npz").read_bytes()
+    return tmp / "data.npz"
+
+
+def _nan_npz(tmp, x):
+    x = x[:100].copy()
+    x[3, 0, 0, 0] = np.nan
+    labels = np.arange(100) % 10
+    return _npz(tmp, x_train=x, y_train=labels, x_test=x, y_test=labels)
+
+
+def _earlier_run(tmp):
+    folder = tmp / "earlier"
+    folder.mkdir()
+    _file(folder, "report.json", b"{}")
+    return folder
+
+
+def _snapshot(folder):
+    return {
+        path: open(path, "rb").read()
+        for path in (os.path.join(root, name) for root, _, names in os.walk(folder) for name in names)
+    }
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_gets_a_clear_error_and_loses_nothing(case, trained_cnn, digits, tmp_path):
+    call, error, pattern = CASES[case]
+    (x_train, _), _ = digits
+    weights = weights_of(trained_cnn)
+    with pytest.raises(error, match=pattern) as caught:
+        call(tmp_path, trained_cnn, x_train)
+    origin = traceback.extract_tb(caught.value.__traceback__)[-1].filename
+    assert f"{os.sep}tfcompress{os.sep}" in origin, f"raised from {origin}, not by tfcompress"
+    assert len(str(caught.value)) > 30, "too terse to say what happened and what to do"
+    after = _snapshot(tmp_path)
+    planted = {path: content for path, content in _PLANTED.items() if path.startswith(str(tmp_path))}
+    assert {path: after.get(path) for path in planted} == planted, "a file that was there changed"
+    new = [path for path in after if path not in planted and path.endswith((".tflite", ".json", ".png", ".partial"))]
+    assert not new, f"left behind: {new}"
+    for original, now in zip(weights, weights_of(trained_cnn)):
+        np.testing.assert_array_equal(original, now)
+
+
+def test_the_catalogue_is_long_enough():
+    assert len(CASES) + len(CLI_CASES) + 1 >= 40  # +1: the interrupted run below
+
+
+def _tfcompress(*arguments, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "tfcompress", *arguments], capture_output=True, text=True, timeout=600, cwd=cwd
+    )
+
+
+# arguments, exit code, message on stdout.
+CLI_CASES = {
+    "no command": ([], 2, "Usage:"),
+    "unknown command": (["compress"], 2, "unknown command 'compress'"),
+    "run without a recipe": (["run"], 2, "run needs --recipe=FILE"),
+    "run with a missing recipe file": (["run", "--recipe=none.yaml"], 1, "No recipe file at none.yaml"),
+    "run with a bad recipe value": (
+        ["run", "--recipe=r.yaml", "--set=stages.qat.epochs=0"],
+        2,
+        "`stages.qat.epochs` must be a positive integer",
+    ),
+    "bench with a bad thread count": (["bench", "m.tflite", "--threads=two"], 2, "--threads takes thread counts"),
+    "inspect a file that is not a model": (["inspect", "r.yaml"], 1, "could not be loaded by the LiteRT interpreter"),
+    "bench a file that is not a model": (["bench", "r.yaml"], 1, "could not be loaded by the LiteRT interpreter"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLI_CASES))
+def test_cli_bad_input_exits_with_its_code_and_no_traceback(case, tmp_path):
+    arguments, code, message = CLI_CASES[case]
+    (tmp_path / "r.yaml").write_text("model: builtin:student\nstages: {train: {epochs: 1}, qat: {}, export: {}}\n")
+    result = _tfcompress(*arguments, cwd=tmp_path)
+    assert result.returncode == code, result.stdout + result.stderr[-2000:]
+    assert message in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["r.yaml"]
+
+
+def test_an_interrupted_run_exits_130_and_leaves_no_files(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: builtin:teacher\noutput_dir: out\nstages: {train: {epochs: 500}, export: {}}\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfcompress", "run", f"--recipe={recipe}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in process.stdout:  # wait until training has started
+        if line.startswith("[1/2] Training"):
+            break
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stdout + stderr[-2000:]
+    assert "interrupted" in stdout and "Traceback" not in stdout + stderr
+    written = [name for _, _, names in os.walk(tmp_path / "out") for name in names if not name.startswith("events.")]
+    assert written == []
