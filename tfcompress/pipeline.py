@@ -56,6 +56,7 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
       >>> report["files"]["model"]
     """
     checked = recipes.check(recipes.override(recipes.load(recipe), overrides))
+    paths = _output_paths(checked)
     seed, batch_size = checked["seed"], checked["batch_size"]
     keras.utils.set_random_seed(seed)
     (x_train, y_train), (x_test, y_test), class_names = _load_data(checked["data"], seed)
@@ -65,7 +66,6 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
     teacher = None
     if "distill" in stages:
         teacher = _load_model(stages["distill"]["teacher"], x_train.shape[1:], classes, "stages.distill.teacher")
-    paths = _output_paths(checked)
 
     folder = paths["folder"]
     os.makedirs(folder, exist_ok=True)

@@ -159,7 +159,7 @@ def load(source) -> dict:
       >>> recipe = tfc.recipe.load("examples/digits.yaml")
     """
     if isinstance(source, dict):
-        return copy.copy(source)
+        return _copy_tree(source)
     path = os.fspath(source)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in (".json", ".yaml", ".yml"):
@@ -196,7 +196,7 @@ def override(recipe: dict, assignments) -> dict:
     Example:
       >>> override(recipe, ["stages.prune.sparsity=0.5", "output_dir=out"])
     """
-    result = copy.deepcopy(recipe)
+    result = _copy_tree(recipe)
     for assignment in assignments:
         key, separator, text = assignment.partition("=")
         if not separator or not key.strip():
@@ -260,6 +260,15 @@ def check(recipe: dict) -> dict:
     }
     _check_combination(complete)
     return complete
+
+
+def _copy_tree(value):
+    """Copies the recipe's dicts and lists, not the objects in them: a Keras model stays the same object."""
+    if isinstance(value, dict):
+        return {key: _copy_tree(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_tree(item) for item in value]
+    return value
 
 
 def _section(values, section, prefix):
