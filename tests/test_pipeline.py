@@ -69,34 +69,48 @@ def _write_digit_images(folder, x, y):
         keras.utils.save_img(folder / str(label) / f"{index}.png", image * 255, scale=False)
 
 
-def test_a_folder_of_images_through_train_and_post_training_int8(digits, tmp_path):
+def test_cli_runs_the_image_folder_recipe_on_a_folder_of_images(digits, tmp_path):
     (x_train, y_train), _ = digits
     images = tmp_path / "images"
     images.mkdir()
     _write_digit_images(images, x_train[:400], y_train[:400])
+    recipe = os.path.join(os.path.dirname(EXAMPLE), "image_folder.yaml")
+    sets = [f"--set={value}" for value in QUICK + [f"data.path={images}", "data.image_size=[8, 8]"]]
+    sets.append("--set=data.color_mode=grayscale")
+    command = [sys.executable, "-m", "tfcompress", "run", f"--recipe={recipe}", f"--output_dir={tmp_path / 'out'}"]
+    result = subprocess.run(command + sets, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["class_names"] == [str(digit) for digit in range(10)]
+    assert [row["stage"] for row in report["rows"]] == ["distill", "prune", "qat", "export (int8)"]
+    assert report["rows"][-1]["top1_agreement"] >= 0.9
+    assert tfc.export.inspect(tmp_path / "out" / "model_int8.tflite")["int8_mac_share"] == 1.0
+    for name in ("report.md", "accuracy_vs_size.png", "sparsity.png", "latency.png"):
+        assert (tmp_path / "out" / name).is_file()
+
+
+def test_a_built_in_model_trained_then_post_training_int8(tmp_path):
     recipe = {
         "model": "builtin:student",
-        "data": {"source": "directory", "path": str(images), "image_size": [8, 8]},
         "output_dir": str(tmp_path / "out"),
-        "stages": {"train": {"epochs": 3}, "export": {"mode": "int8"}},
+        "stages": {"train": {"epochs": 3}, "export": {}},
     }
     report = tfc.pipeline.run(recipe, progress=lambda line: None)
-    assert report["class_names"] == [str(digit) for digit in range(10)]
     assert [row["stage"] for row in report["rows"]] == ["train", "export (int8)"]
     assert report["rows"][-1]["top1_agreement"] >= 0.9
-    assert tfc.export.inspect(report["files"]["model"])["int8_mac_share"] == 1.0
 
 
-def test_a_saved_model_and_npz_data_the_user_file_left_as_it_was(trained_cnn, digits, tmp_path):
+@pytest.mark.parametrize("saved_as", ["model.keras", "model.h5", "saved_model"])
+def test_a_saved_model_and_npz_data_the_user_file_left_as_it_was(trained_cnn, digits, tmp_path, saved_as):
     (x_train, y_train), (x_test, y_test) = digits
     np.savez(tmp_path / "data.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    trained_cnn.save(tmp_path / "model.keras")
-    saved = (tmp_path / "model.keras").read_bytes()
+    trained_cnn.save(tmp_path / saved_as)
+    before = {path: open(path, "rb").read() for path in _files_under(tmp_path / saved_as)}
     recipe = tmp_path / "recipe.json"
     recipe.write_text(
         json.dumps(
             {
-                "model": str(tmp_path / "model.keras"),
+                "model": str(tmp_path / saved_as),
                 "data": {"source": "npz", "path": str(tmp_path / "data.npz")},
                 "output_dir": str(tmp_path / "out"),
                 "stages": {"prune": {"sparsity": 0.5, "epochs": 1, "finetune_epochs": 0}, "export": {}},
@@ -106,7 +120,13 @@ def test_a_saved_model_and_npz_data_the_user_file_left_as_it_was(trained_cnn, di
     report = tfc.pipeline.run(recipe, progress=lambda line: None)
     assert [row["stage"] for row in report["rows"]] == ["input model", "prune", "export (int8)"]
     assert report["rows"][0]["keras_accuracy"] == pytest.approx(trained_cnn.evaluate(x_test, y_test, verbose=0)[1])
-    assert (tmp_path / "model.keras").read_bytes() == saved
+    assert {path: open(path, "rb").read() for path in _files_under(tmp_path / saved_as)} == before
+
+
+def _files_under(path):
+    if path.is_file():
+        return [path]
+    return sorted(item for item in path.rglob("*") if item.is_file())
 
 
 def test_a_keras_object_is_copied_not_trained(digits, tmp_path, seeded):
