@@ -4,14 +4,13 @@ It runs every stage of tfcompress on the built-in digits data, the way a user wo
 chain them by hand, and reports what each stage did to size and accuracy.
 """
 
-import contextlib
 import dataclasses
 import math
 import os
-import time
 
 from tfcompress import _files, data, distill, export, prune, quantize
 from tfcompress._keras import keras
+from tfcompress._progress import StageTimer
 from tfcompress.report import format_table, write_json
 
 TABLE_COLUMNS = [
@@ -150,7 +149,7 @@ def run(
     input_shape = tuple(x_train.shape[1:])
     steps_per_epoch = math.ceil(len(x_train) / settings.batch_size)
     fit_args = dict(batch_size=settings.batch_size, verbose=0)
-    stages = _Stages(progress, total=6)
+    stages = StageTimer(progress, total=6)
 
     with stages.step("Training the teacher"):
         teacher = conv_net((32, 64), 384, "teacher", input_shape)
@@ -264,22 +263,3 @@ def render(report: dict) -> str:
             f"Report (JSON): {files['report']}",
         ]
     )
-
-
-class _Stages:
-    """Prints numbered progress lines and records how long each stage took."""
-
-    def __init__(self, progress, total):
-        self._progress = progress
-        self._total = total
-        self._number = 0
-        self.seconds = {}
-
-    @contextlib.contextmanager
-    def step(self, title):
-        self._number += 1
-        self._progress(f"[{self._number}/{self._total}] {title} ...")
-        start = time.perf_counter()
-        yield
-        self.seconds[title] = round(time.perf_counter() - start, 2)
-        self._progress(f"{' ' * 6}done in {self.seconds[title]:.1f} s")

@@ -10,7 +10,6 @@ import contextlib
 import math
 import os
 import tempfile
-import time
 import warnings
 
 import numpy as np
@@ -19,6 +18,7 @@ from tfcompress import data, demo, distill, export, prune, quantize
 from tfcompress import recipe as recipes
 from tfcompress import report as reports
 from tfcompress._keras import clone_with_weights, ensure_graph_model, is_keras3_model, keras
+from tfcompress._progress import StageTimer
 from tfcompress.keras3 import from_keras3
 
 _MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -71,16 +71,16 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
     os.makedirs(folder, exist_ok=True)
     fit = {"batch_size": batch_size, "verbose": verbose}
     log_dir = paths["tensorboard"]
-    measure = _Measure(x_test, y_test, progress)
+    measure = _Measure(x_test, y_test)
     names = [name for name in recipes.STAGES if name in stages]
-    timer = _Timer(progress, len(names))
+    timer = StageTimer(progress, len(names))
     rows = []
     if not _is_builtin(checked["model"]):
         rows.append(measure("input model", model, seconds=0.0))
 
     for name in names:
         settings = stages[name]
-        with timer.step(name, _STAGE_TITLES[name](settings)):
+        with timer.step(_STAGE_TITLES[name](settings), key=name):
             if name == "train":
                 _compile(model, settings["learning_rate"])
                 model.fit(x_train, y_train, epochs=settings["epochs"], callbacks=_board(log_dir, name), **fit)
@@ -327,28 +327,11 @@ def _jsonable(value):
     return f"<{type(value).__name__} {getattr(value, 'name', '')}>".replace(" >", ">")
 
 
-class _Timer:
-    """Prints numbered progress lines and records each stage's seconds."""
-
-    def __init__(self, progress, total):
-        self._progress, self._total, self._number = progress, total, 0
-        self.seconds = {}
-
-    @contextlib.contextmanager
-    def step(self, name, title):
-        self._number += 1
-        self._progress(f"[{self._number}/{self._total}] {title} ...")
-        start = time.perf_counter()
-        yield
-        self.seconds[name] = round(time.perf_counter() - start, 2)
-        self._progress(f"{' ' * 6}done in {self.seconds[name]:.1f} s")
-
-
 class _Measure:
     """One report row per stage: size, sparsity, accuracy and latency of the stage's model."""
 
-    def __init__(self, x_test, y_test, progress):
-        self._x, self._y, self._progress = x_test, y_test, progress
+    def __init__(self, x_test, y_test):
+        self._x, self._y = x_test, y_test
 
     def __call__(self, stage, model, seconds, quantization_aware=False) -> dict:
         counts = prune.report(model)
