@@ -6,9 +6,21 @@ Example:
   >>> pruned.fit(x, y, epochs=3, callbacks=tfc.prune.callbacks())
   >>> small = tfc.prune.strip(pruned)
   >>> tfc.prune.report(small)["sparsity"]
+  >>> faster = tfc.prune.channels(model, ratio=0.5)   # whole channels removed: a smaller, faster model
 """
 
+from tfcompress.prune.channels import ChannelPlan, channels, plan_channels
 from tfcompress.prune.magnitude import PruningModel, callbacks, is_pruned, magnitude, strip
 from tfcompress.prune.report import report
 
-__all__ = ["PruningModel", "callbacks", "is_pruned", "magnitude", "report", "strip"]
+__all__ = [
+    "ChannelPlan",
+    "PruningModel",
+    "callbacks",
+    "channels",
+    "is_pruned",
+    "magnitude",
+    "plan_channels",
+    "report",
+    "strip",
+]

@@ -1,0 +1,169 @@
+"""Channel pruning: coupled groups found, whole channels removed, surviving weights copied exactly."""
+
+import numpy as np
+import pytest
+
+import tfcompress as tfc
+from tests.conftest import keras3_model, weights_of
+from tfcompress import keras
+from tfcompress.prune.channels import plan_channels
+
+
+def _zero_channels(model, layer_name, channels):
+    """Makes `channels` of a producer output exactly zero (and of the BatchNormalization after it)."""
+    layer = model.get_layer(layer_name)
+    kernel, bias = layer.get_weights()
+    kernel[..., channels] = 0
+    bias[channels] = 0
+    layer.set_weights([kernel, bias])
+
+
+def _zero_batchnorm(model, layer_name, channels):
+    layer = model.get_layer(layer_name)
+    gamma, beta, mean, variance = layer.get_weights()
+    gamma[channels], beta[channels], mean[channels] = 0, 0, 0
+    layer.set_weights([gamma, beta, mean, variance])
+
+
+def _sequential():
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a"),
+            keras.layers.BatchNormalization(name="bn_a"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(16, 3, padding="same", name="conv_b"),
+            keras.layers.ReLU(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(32, activation="relu", name="dense_a"),
+            keras.layers.Dense(10, name="logits"),
+        ]
+    )
+
+
+def _residual():
+    """A small ResNet-style block with a depthwise branch, an Add and a Concatenate."""
+    inputs = keras.Input((8, 8, 3))
+    stem = keras.layers.Conv2D(8, 1, name="stem")(inputs)
+    branch = keras.layers.ReLU()(keras.layers.BatchNormalization(name="bn")(stem))
+    branch = keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(branch)
+    branch = keras.layers.Conv2D(8, 1, name="project")(branch)
+    merged = keras.layers.Add()([branch, stem])
+    side = keras.layers.Conv2D(4, 3, padding="same", name="side")(inputs)
+    joined = keras.layers.Concatenate()([merged, side])
+    pooled = keras.layers.GlobalAveragePooling2D()(joined)
+    return keras.Model(inputs, keras.layers.Dense(5, name="head")(pooled))
+
+
+def test_zeroed_channels_are_removed_and_outputs_stay_the_same(seeded):
+    model = _sequential()
+    _zero_channels(model, "conv_a", [0, 2, 4, 6])
+    _zero_batchnorm(model, "bn_a", [0, 2, 4, 6])
+    _zero_channels(model, "conv_b", list(range(8)))
+    _zero_channels(model, "dense_a", list(range(16)))
+    x = np.random.default_rng(0).random((16, 8, 8, 1)).astype(np.float32)
+    smaller = tfc.prune.channels(model, ratio=0.5)
+    shapes = {layer.name: layer.output_shape[-1] for layer in smaller.layers}
+    assert shapes["conv_a"] == 4 and shapes["conv_b"] == 8 and shapes["dense_a"] == 16 and shapes["logits"] == 10
+    np.testing.assert_allclose(smaller.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    assert smaller.count_params() < 0.35 * model.count_params()
+
+
+def test_add_couples_both_sides_and_concatenate_keeps_its_slices(seeded):
+    model = _residual()
+    plan = plan_channels(model, ratio=0.5)
+    coupled = [group for group in plan.groups if group["layers"] == ["project", "stem"]]
+    assert len(coupled) == 1 and coupled[0]["prunable"] and len(coupled[0]["kept"]) == 4
+    for name in ("stem", "project"):
+        _zero_channels(model, name, [1, 3, 5, 7])
+    _zero_batchnorm(model, "bn", [1, 3, 5, 7])
+    _zero_channels(model, "side", [0, 1])
+    x = np.random.default_rng(1).random((8, 8, 8, 3)).astype(np.float32)
+    smaller = tfc.prune.channels(model, ratio=0.5)
+    assert smaller.get_layer("depthwise").output_shape[-1] == 4 and smaller.get_layer("side").output_shape[-1] == 2
+    assert smaller.get_layer("concatenate").output_shape[-1] == 6 and smaller.get_layer("head").output_shape[-1] == 5
+    np.testing.assert_allclose(smaller.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_mobilenet_v2_is_pruned_and_still_runs(seeded):
+    model = keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(96, 96, 3), classes=10)
+    before = weights_of(model)
+    smaller = tfc.prune.channels(model, ratio=0.5)
+    assert smaller.count_params() < 0.4 * model.count_params()
+    x = np.random.default_rng(0).random((2, 96, 96, 3)).astype(np.float32)
+    assert smaller.predict(x, verbose=0).shape == (2, 10)
+    # Each inverted residual's expansion is its own group; projections tied by Adds share one.
+    assert (
+        smaller.get_layer("block_1_expand").output_shape[-1] == model.get_layer("block_1_expand").output_shape[-1] // 2
+    )
+    assert smaller.get_layer("block_2_add").output_shape[-1] == smaller.get_layer("block_1_project").output_shape[-1]
+    for original, now in zip(before, weights_of(model)):
+        np.testing.assert_array_equal(original, now)
+
+
+def test_criteria_choose_different_channels():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="hidden"), keras.layers.Dense(1)])
+    # Channel 0: many small weights (L1 3.0, L2 1.5); channel 1: one large weight (L1 2.0, L2 2.0).
+    kernel = np.array([[0.75, 2.0], [0.75, 0.0], [0.75, 0.0], [0.75, 0.0]], np.float32)
+    model.get_layer("hidden").set_weights([kernel, np.zeros(2, np.float32)])
+    kept = {name: plan_channels(model, 0.5, criterion=name).groups[1]["kept"] for name in ("l1", "l2")}
+    assert kept == {"l1": [0], "l2": [1]}
+    custom = plan_channels(model, 0.5, criterion=lambda layer, k: -np.abs(k).sum(axis=0)).groups[1]["kept"]
+    assert custom == [1]
+
+
+def test_per_layer_ratios_and_protected_layers(seeded):
+    model = _sequential()
+    only_b = tfc.prune.channels(model, ratio={"conv_b": 0.75})
+    assert [only_b.get_layer(name).output_shape[-1] for name in ("conv_a", "conv_b", "dense_a")] == [8, 4, 32]
+    protected = tfc.prune.channels(model, ratio=0.5, protect=["conv_a"])
+    assert [protected.get_layer(name).output_shape[-1] for name in ("conv_a", "conv_b", "dense_a")] == [8, 8, 16]
+
+
+def test_an_unsupported_layer_is_named_or_skipped_on_request(seeded):
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(8, 3, name="conv"),
+            keras.layers.LayerNormalization(name="norm"),
+            keras.layers.Conv2D(8, 3, name="after"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3),
+        ]
+    )
+    with pytest.raises(ValueError, match=r"Layer 'norm' \(LayerNormalization\) is not a layer kind it knows"):
+        tfc.prune.channels(model, ratio=0.5)
+    skipped = tfc.prune.channels(model, ratio=0.5, unsupported="skip")
+    assert skipped.get_layer("conv").output_shape[-1] == 8 and skipped.get_layer("after").output_shape[-1] == 4
+
+
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [
+        ({"ratio": 1.0}, ValueError, r"`ratio` must be a number in \[0, 1\)"),
+        ({"ratio": -0.1}, ValueError, r"`ratio` must be a number in \[0, 1\)"),
+        ({"ratio": {"nope": 0.5}}, ValueError, r"`ratio` names \['nope'\], which are not layers"),
+        ({"protect": ["nope"]}, ValueError, r"`protect` names \['nope'\]"),
+        ({"criterion": "taylor2"}, ValueError, "`criterion` must be one of"),
+        ({"unsupported": "ignore"}, ValueError, "`unsupported` must be 'error' or 'skip'"),
+    ],
+)
+def test_bad_arguments(arguments, error, message, seeded):
+    with pytest.raises(error, match=message):
+        tfc.prune.channels(_sequential(), **arguments)
+
+
+def test_models_it_cannot_prune_get_clear_errors():
+    class Subclassed(keras.Model):
+        def call(self, inputs):
+            return inputs
+
+    with pytest.raises(ValueError, match="subclassed model"):
+        tfc.prune.channels(Subclassed())
+    with pytest.raises(TypeError, match="Keras 3"):
+        tfc.prune.channels(keras3_model())
+    shared = keras.layers.Conv2D(3, 1, name="shared")
+    inputs = keras.Input((4, 4, 3))
+    twice = keras.Model(inputs, shared(shared(inputs)))
+    with pytest.raises(ValueError, match=r"Layer 'shared' is shared \(called 2 times\)"):
+        tfc.prune.channels(twice)
