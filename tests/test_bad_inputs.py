@@ -264,6 +264,18 @@ CASES = {
         tfc.recipe.RecipeError,
         r"`stages.prune.sparsity` must be a number in \[0, 1\)",
     ),
+    "recipe: channel ratio of 1": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"train": {}, "channels": {"ratio": 1}, "export": {}})),
+        tfc.recipe.RecipeError,
+        r"`stages.channels.ratio` must be a number in \[0, 1\)",
+    ),
+    "channels: a layer it cannot prune": (
+        lambda t, m, x: tfc.prune.channels(
+            keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(4, 1), keras.layers.Reshape((64,))])
+        ),
+        ValueError,
+        r"Layer 'reshape.*' \(Reshape\) is not a layer kind it knows",
+    ),
     "recipe: export mode misspelt": (
         lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"train": {}, "export": {"mode": "int-8"}})),
         tfc.recipe.RecipeError,

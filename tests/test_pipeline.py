@@ -190,3 +190,19 @@ def test_the_pipeline_takes_a_keras3_model(tmp_path, seeded):
     }
     report = tfc.pipeline.run(recipe, progress=lambda line: None)
     assert report["rows"][0]["stage"] == "input model" and os.path.isfile(report["files"]["model"])
+
+
+def test_the_channels_stage_hands_a_smaller_model_on(tmp_path):
+    recipe = {
+        "model": "builtin:student",
+        "output_dir": str(tmp_path / "out"),
+        "stages": {
+            "train": {"epochs": 3},
+            "channels": {"ratio": 0.5, "finetune_epochs": 1},
+            "export": {"mode": "float32"},
+        },
+    }
+    report = tfc.pipeline.run(recipe, progress=lambda line: None)
+    train, smaller, exported = report["rows"]
+    assert smaller["stage"] == "channels" and smaller["parameters"] < 0.35 * train["parameters"]
+    assert exported["tflite_bytes"] < 0.35 * train["tflite_bytes"] and exported["top1_agreement"] == 1.0

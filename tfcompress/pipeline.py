@@ -1,9 +1,10 @@
 """The pipeline: one recipe from a user's model and data to a verified `.tflite`, with a report.
 
 Stages run in a fixed order, each handing a plain Keras model to the next: train ->
-distill -> prune (stripped before QAT) -> qat (prune-preserving on a sparse model) ->
-export (from the QAT ranges, or calibrated post-training). Each stage is timed and
-measured; the report is a table, a JSON, plots and a TensorBoard log.
+distill -> channels (structured: a smaller model) -> prune (stripped before QAT) -> qat
+(prune-preserving on a sparse model) -> export (from the QAT ranges, or calibrated
+post-training). Each stage is timed and measured; the report is a table, a JSON, plots
+and a TensorBoard log.
 """
 
 import contextlib
@@ -86,6 +87,15 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
                 model.fit(x_train, y_train, epochs=settings["epochs"], callbacks=_board(log_dir, name), **fit)
             elif name == "distill":
                 model = _distill(model, teacher, settings, x_train, y_train, fit, log_dir)
+            elif name == "channels":
+                model = prune.channels(
+                    model, settings["ratio"], criterion=settings["criterion"], protect=settings["protect"]
+                )
+                _compile(model, settings["learning_rate"])
+                if settings["finetune_epochs"]:
+                    model.fit(
+                        x_train, y_train, epochs=settings["finetune_epochs"], callbacks=_board(log_dir, name), **fit
+                    )
             elif name == "prune":
                 model = _prune(model, settings, x_train, y_train, fit, log_dir)
             elif name == "qat":
@@ -137,6 +147,9 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
 _STAGE_TITLES = {
     "train": lambda s: f"Training for {s['epochs']} epochs",
     "distill": lambda s: f"Distilling for {s['epochs']} epochs (alpha {s['alpha']}, T {s['temperature']})",
+    "channels": lambda s: (
+        f"Removing {s['ratio']:.0%} of the channels ({s['criterion']}), then {s['finetune_epochs']} epochs"
+    ),
     "prune": lambda s: (
         f"Pruning to {s['sparsity']:.0%} sparsity over {s['epochs']} epochs, then {s['finetune_epochs']}"
     ),

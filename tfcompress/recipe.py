@@ -11,6 +11,7 @@ Example recipe (YAML):
     output_dir: compressed
     stages:
       distill: {teacher: builtin:teacher, teacher_epochs: 10, epochs: 20}
+      channels: {ratio: 0.5, finetune_epochs: 2}
       prune: {sparsity: 0.8, epochs: 5, finetune_epochs: 2}
       qat: {epochs: 2}
       export: {mode: int8, android_labels: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]}
@@ -24,7 +25,7 @@ import os
 import yaml
 
 # The stages in the order they run: each hands a plain Keras model to the next.
-STAGES = ("train", "distill", "prune", "qat", "export")
+STAGES = ("train", "distill", "channels", "prune", "qat", "export")
 BUILTIN_MODELS = ("builtin:teacher", "builtin:student")
 DATA_SOURCES = ("builtin", "mnist", "directory", "npz")
 EXPORT_MODES = ("int8", "float32", "float16", "dynamic", "int16x8", "weights_int8", "weights_int4", "dynamic_int4")
@@ -122,6 +123,16 @@ SCHEMA = {
         "alpha": (_unit, 0.1),
         "temperature": (_positive, 4.0),
         "learning_rate": (_positive, 1e-3),
+    },
+    "channels": {
+        "ratio": (_sparsity, 0.5),
+        "criterion": (_one_of("l1", "l2"), "l1"),
+        "protect": (
+            lambda v: (isinstance(v, list) and all(isinstance(i, str) for i in v), "a list of layer names"),
+            [],
+        ),
+        "finetune_epochs": (_count, 2),
+        "learning_rate": (_positive, 5e-4),
     },
     "prune": {
         "sparsity": (_sparsity, 0.8),
