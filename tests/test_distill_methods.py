@@ -172,9 +172,7 @@ def test_hint_training_moves_student_and_adapter_and_never_the_teacher(trained_c
     history = distiller.fit(x[:512], y[:512], batch_size=64, epochs=3, verbose=0).history
 
     assert history["student_conv_hint"][-1] < history["student_conv_hint"][0]
-    assert any(
-        not np.array_equal(a, b) for a, b in zip(adapter_before, weights_of(distiller._adapters[hint.name]))
-    )
+    assert any(not np.array_equal(a, b) for a, b in zip(adapter_before, weights_of(distiller._adapters[hint.name])))
     for a, b in zip(teacher_before, weights_of(trained_cnn)):
         np.testing.assert_array_equal(a, b)
     # The adapter helps training only; the student to ship is unchanged in size.
