@@ -39,40 +39,15 @@ _CALIBRATION = 500
 _QUANTIZER_MODES = ("weights_int8", "weights_int4", "dynamic_int4")
 
 
-def _cnn(input_shape):
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10),
-        ],
-        name="mnist_cnn",
-    )
-
-
-def _compile(model, learning_rate):
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
-
-
 def _variants(model, x_train, y_train, epochs):
     """The pruned (80%) and clustered (16 values per kernel) copies, fine-tuned."""
     steps = int(np.ceil(len(x_train) / 128))
     pruned = tfc.prune.magnitude(model, target_sparsity=0.8, epochs=epochs, steps_per_epoch=steps)
-    _compile(pruned, 1e-4).fit(
+    _common.compile_classifier(pruned, 1e-4).fit(
         x_train, y_train, batch_size=128, epochs=epochs + 1, callbacks=tfc.prune.callbacks(), verbose=0
     )
     clustered = tfc.quantize.cluster(model, clusters=16)
-    _compile(clustered, 1e-4).fit(x_train, y_train, batch_size=128, epochs=1, verbose=0)
+    _common.compile_classifier(clustered, 1e-4).fit(x_train, y_train, batch_size=128, epochs=1, verbose=0)
     return tfc.prune.strip(pruned), tfc.quantize.strip_clustering(clustered)
 
 
@@ -94,7 +69,7 @@ def main(argv):
     print(f"data: {data_name}; {len(x_train)} training, {len(x_test)} test images; files in {folder}", flush=True)
 
     keras.utils.set_random_seed(0)
-    model = _compile(_cnn(x_train.shape[1:]), 1e-3)
+    model = _common.compile_classifier(_common.mnist_cnn(x_train.shape[1:]), 1e-3)
     model.fit(x_train, y_train, batch_size=128, epochs=FLAGS.epochs, verbose=0)
     pruned, clustered = _variants(model, x_train, y_train, FLAGS.epochs)
     calibration = {"representative_data": x_train[:_CALIBRATION]}

@@ -32,31 +32,6 @@ flags.DEFINE_integer("finetune_epochs", 2, "Fine-tuning epochs after channel pru
 FLAGS = flags.FLAGS
 
 
-def _cnn(input_shape):
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10),
-        ],
-        name="mnist_cnn",
-    )
-
-
-def _compile(model, learning_rate):
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
-
-
 def _measure(label, model, folder, x_train, x_test, y_test, mode):
     path = os.path.join(folder, f"{label.replace(' ', '_').replace('%', '')}_{mode}.tflite")
     calibration = {"representative_data": x_train[:500]} if mode == "int8" else {}
@@ -88,17 +63,19 @@ def main(argv):
     fit = {"batch_size": 128, "verbose": 0}
 
     keras.utils.set_random_seed(0)
-    dense = _compile(_cnn(x_train.shape[1:]), 1e-3)
+    dense = _common.compile_classifier(_common.mnist_cnn(x_train.shape[1:]), 1e-3)
     dense.fit(x_train, y_train, epochs=FLAGS.epochs, **fit)
 
     print("channel pruning 50% and fine-tuning ...", flush=True)
-    channel_pruned = _compile(tfc.prune.channels(dense, ratio=0.5, criterion="l1"), 5e-4)
+    channel_pruned = _common.compile_classifier(tfc.prune.channels(dense, ratio=0.5, criterion="l1"), 5e-4)
     before_finetune = channel_pruned.evaluate(x_test, y_test, verbose=0)[1]
     channel_pruned.fit(x_train, y_train, epochs=FLAGS.finetune_epochs, **fit)
 
     print("TF-MOT magnitude pruning to 80% ...", flush=True)
     steps = int(np.ceil(len(x_train) / 128))
-    pruning = _compile(tfc.prune.magnitude(dense, 0.8, epochs=FLAGS.finetune_epochs, steps_per_epoch=steps), 5e-4)
+    pruning = _common.compile_classifier(
+        tfc.prune.magnitude(dense, 0.8, epochs=FLAGS.finetune_epochs, steps_per_epoch=steps), 5e-4
+    )
     pruning.fit(x_train, y_train, epochs=FLAGS.finetune_epochs + 1, callbacks=tfc.prune.callbacks(), **fit)
     unstructured = tfc.prune.strip(pruning)
 
