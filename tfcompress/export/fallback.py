@@ -10,10 +10,6 @@ from tfcompress.export.calibration import calibration_examples
 from tfcompress.export.litert import LiteRTModel
 from tfcompress.quantize import is_quantization_aware
 
-# A uniform quantizer's own rounding error is scale / sqrt(12), about 0.29 scale; the
-# TFLite debugging guide calls layers above about 0.7 scale suspicious.
-SUSPICIOUS_RMSE_PER_SCALE = 0.7
-
 
 def layer_errors(model, representative_data, *, calibration_samples: int = 500) -> dict:
     """Quantizes `model` to int8 with TFLite's QuantizationDebugger and measures each layer's error.
@@ -46,28 +42,68 @@ def layer_errors(model, representative_data, *, calibration_samples: int = 500) 
     if is_quantization_aware(model):
         raise ValueError("`model` is quantization-aware; its int8 ranges were learned, not calibrated.")
     samples = calibration_examples(representative_data, model.input_shape, calibration_samples)
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=_calibrating_converter(model, samples), debug_dataset=_dataset(samples)
-    )
-    debugger.run()
-    dump = io.StringIO()
-    debugger.layer_statistics_dump(dump)
-    rows = list(csv.DictReader(io.StringIO(dump.getvalue())))
-    layers = []
-    for number, row in enumerate(rows):
-        scale = float(row["scale"])
-        layers.append(
-            {
-                "layer": _layer_name(model, row["tensor_name"], last=number == len(rows) - 1),
-                "op": row["op_name"],
-                "tensor": row["tensor_name"],
-                "rmse_per_scale": float(np.sqrt(float(row["mean_squared_error"])) / scale) if scale else 0.0,
-                "max_abs_error": float(row["max_abs_error"]),
-                "scale": scale,
-            }
+    return Calibration(model, samples).errors
+
+
+class Calibration:
+    """A model calibrated once by TFLite's QuantizationDebugger: its per-layer errors, and int8 files from it.
+
+    Calibration runs the model on every example, so it is done once; each file with a
+    different choice of float layers is then re-quantized from the same statistics.
+
+    Args:
+      model: a built Sequential or functional Keras 2 model (not quantization-aware).
+      samples: calibration inputs, a checked float32 array (see `calibration_examples`).
+
+    Attributes:
+      errors: what `layer_errors` returns.
+
+    Example:
+      >>> calibration = Calibration(model, x_train[:300])
+      >>> mixed = calibration.convert(["dense_1"])
+    """
+
+    def __init__(self, model, samples):
+        self._debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=_calibrating_converter(model, samples), debug_dataset=_dataset(samples)
         )
-    worst = sorted(layers, key=lambda row: -row["rmse_per_scale"])
-    return {"layers": layers, "worst": list(dict.fromkeys(row["layer"] for row in worst))}
+        self._debugger.run()
+        dump = io.StringIO()
+        self._debugger.layer_statistics_dump(dump)
+        rows = list(csv.DictReader(io.StringIO(dump.getvalue())))
+        layers = [_layer_row(model, row, last=number == len(rows) - 1) for number, row in enumerate(rows)]
+        worst = sorted(layers, key=lambda row: -row["rmse_per_scale"])
+        self.errors = {"layers": layers, "worst": list(dict.fromkeys(row["layer"] for row in worst))}
+
+    def convert(self, names) -> bytes:
+        """The int8 file (float32 I/O) with the ops of the layers `names` left in float.
+
+        Args:
+          names: Keras layer names, as `choose_float_layers` returns; empty for all int8.
+
+        Returns:
+          The `.tflite` bytes.
+
+        Example:
+          >>> calibration.convert([])   # all int8
+        """
+        tensors = [row["tensor"] for row in self.errors["layers"] if row["layer"] in names]
+        # Setting options re-quantizes from the statistics already gathered, without calibrating again.
+        self._debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=tensors)
+        return self._debugger.get_nondebug_quantized_model()
+
+
+def _layer_row(model, row, last):
+    scale = float(row["scale"])
+    return {
+        "layer": _layer_name(model, row["tensor_name"], last=last),
+        "op": row["op_name"],
+        "tensor": row["tensor_name"],
+        # A uniform quantizer's own rounding error is scale / sqrt(12), about 0.29 scale.
+        "rmse_per_scale": float(np.sqrt(float(row["mean_squared_error"])) / scale) if scale else 0.0,
+        "max_abs_error": float(row["max_abs_error"]),
+        "scale": scale,
+    }
 
 
 def choose_float_layers(errors: dict, float_layers) -> list:
@@ -108,29 +144,6 @@ def choose_float_layers(errors: dict, float_layers) -> list:
             f"The quantized layers are: {list(dict.fromkeys(known))}."
         )
     return names
-
-
-def convert_with_float_layers(model, samples, errors: dict, names) -> bytes:
-    """Converts `model` to int8, float32 I/O, with the ops of the layers `names` left in float.
-
-    Args:
-      model: the Keras model.
-      samples: calibration inputs.
-      errors: what `layer_errors(model, samples)` returned.
-      names: Keras layer names, as `choose_float_layers` returns; empty for all int8.
-
-    Returns:
-      The `.tflite` bytes.
-
-    Example:
-      >>> content = convert_with_float_layers(model, x[:300], errors, ["dense_1"])
-    """
-    tensors = [row["tensor"] for row in errors["layers"] if row["layer"] in names]
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=tensors)
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=_calibrating_converter(model, samples), debug_dataset=_dataset(samples), debug_options=options
-    )
-    return debugger.get_nondebug_quantized_model()
 
 
 def agreement(content: bytes, model, samples) -> float:

@@ -198,8 +198,8 @@ def to_tflite(
         )
 
     if float_layers is not None:
-        errors = fallback.layer_errors(model, samples)
-        names = fallback.choose_float_layers(errors, float_layers)
+        calibration = fallback.Calibration(model, samples)
+        names = fallback.choose_float_layers(calibration.errors, float_layers)
     try:
         with warnings.catch_warnings():
             # The I/O scale and zero point come from calibration or QAT ranges, as wanted.
@@ -213,7 +213,7 @@ def to_tflite(
                 if mode in weight_quantization.RECIPES:
                     content = weight_quantization.quantize(content, mode)
             else:
-                content, cost = _convert_with_fallback(model, samples, errors, names)
+                content, cost = _convert_with_fallback(model, samples, calibration, names)
     except Exception as error:  # The converter raises ConverterError, ValueError and others.
         summary = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
         raise RuntimeError(
@@ -262,13 +262,13 @@ def _check_fallback_request(model, mode, io_dtype, representative_data, sparse, 
         )
 
 
-def _convert_with_fallback(model, samples, errors, names):
+def _convert_with_fallback(model, samples, calibration, names):
     """The int8 file with the layers `names` in float, and what that cost against an all-int8 file."""
-    content = fallback.convert_with_float_layers(model, samples, errors, names)
-    all_int8 = fallback.convert_with_float_layers(model, samples, errors, [])
+    content = calibration.convert(names)
+    all_int8 = calibration.convert([])
     cost = {
         "float_layers": names,
-        "layer_errors": errors["layers"],
+        "layer_errors": calibration.errors["layers"],
         "all_int8_bytes": len(all_int8),
         "bytes": len(content),
         "all_int8_agreement": fallback.agreement(all_int8, model, samples),
