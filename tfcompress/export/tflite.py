@@ -205,13 +205,7 @@ def to_tflite(
             # The I/O scale and zero point come from calibration or QAT ranges, as wanted.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
             if float_layers is None:
-                converter = _converter(model, batch_size)
-                _configure(
-                    converter, "float32" if mode in weight_quantization.RECIPES else mode, io_dtype, samples, sparse
-                )
-                content, cost = converter.convert(), None
-                if mode in weight_quantization.RECIPES:
-                    content = weight_quantization.quantize(content, mode)
+                content, cost = _convert(model, mode, io_dtype, samples, sparse, batch_size), None
             else:
                 content, cost = _convert_with_fallback(model, samples, calibration, names)
     except Exception as error:  # The converter raises ConverterError, ValueError and others.
@@ -275,6 +269,16 @@ def _convert_with_fallback(model, samples, calibration, names):
         "agreement": fallback.agreement(content, model, samples),
     }
     return content, cost
+
+
+def _convert(model, mode, io_dtype, samples, sparse, batch_size) -> bytes:
+    """The `.tflite` bytes from the TFLite converter, then the LiteRT quantizer for its modes."""
+    converter = _converter(model, batch_size)
+    quantizer_mode = mode in weight_quantization.RECIPES
+    # The LiteRT quantizer starts from the float32 file.
+    _configure(converter, "float32" if quantizer_mode else mode, io_dtype, samples, sparse)
+    content = converter.convert()
+    return weight_quantization.quantize(content, mode) if quantizer_mode else content
 
 
 def _converter(model, batch_size):
