@@ -149,3 +149,38 @@ def test_subclassed_and_unbuilt_models():
 def test_callbacks_with_log_dir(tmp_path):
     found = tfc.prune.callbacks(log_dir=str(tmp_path))
     assert [type(callback).__name__ for callback in found] == ["UpdatePruningStep", "PruningSummaries"]
+
+
+def test_two_in_four_sparsity(digits, seeded):
+    (x_train, y_train), _ = digits
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="first"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="second"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, name="logits"),
+        ]
+    )
+    pruned = tfc.prune.magnitude(model, target_sparsity=0.5, m_by_n=(2, 4), end_step=20)
+    pruned.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    pruned.fit(x_train, y_train, epochs=1, batch_size=32, callbacks=tfc.prune.callbacks(), verbose=0)
+    stripped = tfc.prune.strip(pruned)
+    for name in ("second", "logits"):
+        kernel = stripped.get_layer(name).get_weights()[0]
+        groups = np.moveaxis(kernel, -2, -1).reshape(-1, 4)  # 4 consecutive weights along the input axis
+        assert np.all((groups == 0).sum(axis=1) >= 2), name
+    assert not np.any(stripped.get_layer("first").get_weights()[0] == 0)  # one input channel: left dense
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"m_by_n": (4, 2)}, r"`m_by_n` must be a pair \(m, n\) of ints with 0 < m < n"),
+        ({"m_by_n": (2, 4)}, r"the sparsity is 2/4 = 0.5; pass target_sparsity=0.5"),
+        ({"m_by_n": (2, 4), "target_sparsity": 0.5, "schedule": "polynomial"}, "use schedule='constant'"),
+    ],
+)
+def test_bad_m_by_n(trained_cnn, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        tfc.prune.magnitude(trained_cnn, end_step=10, **arguments)

@@ -68,7 +68,8 @@ def magnitude(
     begin_step: int = 0,
     initial_sparsity: float = 0.0,
     frequency: int = None,
-    schedule: str = "polynomial",
+    schedule: str = None,
+    m_by_n: tuple = None,
 ):
     """Wraps a copy of `model` for magnitude pruning with TF-MOT's `prune_low_magnitude`.
 
@@ -87,7 +88,13 @@ def magnitude(
       frequency: prune every this many steps; by default a tenth of the pruning span
         (at most 100), and the span is trimmed so the last pruning step hits the target.
       schedule: "polynomial" (TF-MOT's `PolynomialDecay`, gradual) or "constant"
-        (`ConstantSparsity`, the target from the first pruning step).
+        (`ConstantSparsity`, the target from the first pruning step). None (the
+        default) is "polynomial", or "constant" with `m_by_n`.
+      m_by_n: `(m, n)` for TF-MOT's structured N:M sparsity, e.g. (2, 4): m zeros in every
+        n consecutive weights along each kernel's input axis, the pattern some mobile
+        accelerators run faster. `target_sparsity` must then be m / n; layers whose
+        input channels do not divide by n (such as a first convolution on one-channel
+        images) are left dense.
 
     Returns:
       A new `PruningModel` with TF-MOT pruning wrappers. Compile and fit it with
@@ -110,6 +117,9 @@ def magnitude(
         raise ValueError("`model` already has pruning wrappers. Strip them first with tfc.prune.strip(model).")
     check_number("target_sparsity", target_sparsity, low=0, high=1, high_open=True)
     check_number("initial_sparsity", initial_sparsity, low=0, high=1, high_open=True)
+    if m_by_n is not None:
+        _check_m_by_n(m_by_n, target_sparsity, schedule)
+    schedule = schedule or ("constant" if m_by_n else "polynomial")
     if schedule not in _SCHEDULES:
         raise ValueError(f"`schedule` must be one of {_SCHEDULES}. Received: schedule={schedule!r}")
     if schedule == "constant" and initial_sparsity != 0:
@@ -142,7 +152,9 @@ def magnitude(
         pruning_schedule = _sparsity.ConstantSparsity(
             target_sparsity, begin_step=begin_step, end_step=end_step, frequency=frequency
         )
-    wrapped = _sparsity.prune_low_magnitude(clone_with_weights(model), pruning_schedule=pruning_schedule)
+    wrapped = _sparsity.prune_low_magnitude(
+        clone_with_weights(model), pruning_schedule=pruning_schedule, sparsity_m_by_n=m_by_n and tuple(m_by_n)
+    )
     return PruningModel(inputs=wrapped.inputs, outputs=wrapped.outputs, name=f"{model.name}_pruned")
 
 
@@ -204,6 +216,27 @@ def is_pruned(model) -> bool:
       True
     """
     return any(isinstance(layer, PruneLowMagnitude) for layer in model.submodules)
+
+
+def _check_m_by_n(m_by_n, target_sparsity, schedule):
+    valid = (
+        isinstance(m_by_n, (tuple, list))
+        and len(m_by_n) == 2
+        and all(isinstance(value, int) and not isinstance(value, bool) for value in m_by_n)
+        and 0 < m_by_n[0] < m_by_n[1]
+    )
+    if not valid:
+        raise ValueError(f"`m_by_n` must be a pair (m, n) of ints with 0 < m < n, e.g. (2, 4). Received: {m_by_n!r}")
+    m, n = m_by_n
+    if abs(target_sparsity - m / n) > 1e-9:
+        raise ValueError(
+            f"With m_by_n=({m}, {n}) the sparsity is {m}/{n} = {m / n:g}; pass target_sparsity={m / n:g}. "
+            f"Received: target_sparsity={target_sparsity}"
+        )
+    if schedule not in (None, "constant"):
+        raise ValueError(
+            f"N:M sparsity is applied whole at each pruning step: use schedule='constant', not {schedule!r}."
+        )
 
 
 def _resolve_end_step(epochs, steps_per_epoch, end_step, begin_step):
