@@ -167,3 +167,36 @@ def test_models_it_cannot_prune_get_clear_errors():
     twice = keras.Model(inputs, shared(shared(inputs)))
     with pytest.raises(ValueError, match=r"Layer 'shared' is shared \(called 2 times\)"):
         tfc.prune.channels(twice)
+
+
+def test_sensitivity_prunes_each_group_alone_and_plots_it(trained_cnn, digits, tmp_path):
+    _, (x_test, y_test) = digits
+    before = weights_of(trained_cnn)
+    result = tfc.prune.sensitivity(trained_cnn, (x_test, y_test), ratios=(0.25, 0.75), plot_path=tmp_path / "s.png")
+    assert result["baseline"] == pytest.approx(trained_cnn.evaluate(x_test, y_test, verbose=0)[1])
+    conv, dense = trained_cnn.layers[0].name, trained_cnn.layers[3].name  # Conv2D(16), Dense(64)
+    assert [(row["layer"], row["ratio"], row["channels"]) for row in result["rows"]] == [
+        (conv, 0.25, "12/16"),
+        (conv, 0.75, "4/16"),
+        (dense, 0.25, "48/64"),
+        (dense, 0.75, "16/64"),
+    ]
+    smaller = tfc.prune.channels(trained_cnn, {conv: 0.75})
+    expected = float(np.mean(np.argmax(smaller.predict(x_test, verbose=0), axis=-1) == y_test))
+    assert result["rows"][1]["accuracy"] == pytest.approx(expected)
+    assert result["rows"][1]["drop"] == pytest.approx(100 * (result["baseline"] - expected))
+    assert "drop (points)" in result["table"] and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    for original, now in zip(before, weights_of(trained_cnn)):
+        np.testing.assert_array_equal(original, now)
+
+
+def test_sensitivity_bad_inputs(trained_cnn, digits, tmp_path):
+    _, (x_test, y_test) = digits
+    with pytest.raises(ValueError, match=r"`ratios` must be a number in \[0, 1\)"):
+        tfc.prune.sensitivity(trained_cnn, (x_test, y_test), ratios=(0.5, 1.0))
+    with pytest.raises(ValueError, match="`data` needs labels"):
+        tfc.prune.sensitivity(trained_cnn, x_test)
+    (tmp_path / "s.png").write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match="already exists"):
+        tfc.prune.sensitivity(trained_cnn, (x_test, y_test), plot_path=tmp_path / "s.png")
+    assert (tmp_path / "s.png").read_bytes() == b"mine"

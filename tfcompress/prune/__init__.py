@@ -12,6 +12,7 @@ Example:
 from tfcompress.prune.channels import ChannelPlan, channels, plan_channels
 from tfcompress.prune.magnitude import PruningModel, callbacks, is_pruned, magnitude, strip
 from tfcompress.prune.report import report
+from tfcompress.prune.sensitivity import sensitivity
 
 __all__ = [
     "ChannelPlan",
@@ -22,5 +23,6 @@ __all__ = [
     "magnitude",
     "plan_channels",
     "report",
+    "sensitivity",
     "strip",
 ]

@@ -120,7 +120,7 @@ def channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported: str =
     """
     ensure_graph_model(model)
     plan = plan_channels(model, ratio, criterion=criterion, protect=protect, unsupported=unsupported)
-    return _rebuild(model, plan)
+    return rebuild(model, plan)
 
 
 @dataclasses.dataclass
@@ -381,7 +381,19 @@ def _nodes(model):
     return nodes
 
 
-def _rebuild(model, plan):
+def rebuild(model, plan):
+    """A new model with the widths of `plan` and the surviving weights of `model` (see `channels`).
+
+    Args:
+      model: the model `plan` was made for.
+      plan: a `ChannelPlan` from `plan_channels(model, ...)`.
+
+    Returns:
+      A new, smaller Keras model; `model` is not modified.
+
+    Example:
+      >>> smaller = rebuild(model, plan_channels(model, {"conv2d_1": 0.5}))
+    """
     sizes = {}
     for name, group in plan.group_of.items():
         sizes[name] = len(plan.groups[group]["kept"])
