@@ -200,3 +200,29 @@ def test_sensitivity_bad_inputs(trained_cnn, digits, tmp_path):
     with pytest.raises(FileExistsError, match="already exists"):
         tfc.prune.sensitivity(trained_cnn, (x_test, y_test), plot_path=tmp_path / "s.png")
     assert (tmp_path / "s.png").read_bytes() == b"mine"
+
+
+def test_global_allocation_cuts_where_channels_matter_least(seeded):
+    model = _sequential()  # prunable: conv_a 8, conv_b 16, dense_a 32 channels
+    kernel, bias = model.get_layer("conv_b").get_weights()
+    kernel[..., :8] *= 1e-3  # half of conv_b's channels carry almost nothing
+    model.get_layer("conv_b").set_weights([kernel, bias])
+    plan = plan_channels(model, 0.25, allocation="global")
+    kept = {group["layers"][0]: group["kept"] for group in plan.groups if group["prunable"]}
+    removed = {
+        name: plan_channels(model, 0.0).groups[plan.group_of[name]]["channels"] - len(kept[name]) for name in kept
+    }
+    assert sum(removed.values()) == int(0.25 * (8 + 16 + 32))
+    assert not set(range(8)) & set(kept["conv_b"])  # every near-zero channel went
+    assert removed["conv_b"] >= 8 and all(len(channels) >= 1 for channels in kept.values())
+    uniform = plan_channels(model, 0.25)
+    assert [len(group["kept"]) for group in uniform.groups if group["prunable"]] == [6, 12, 24]
+    smaller = tfc.prune.channels(model, 0.25, allocation="global")
+    assert smaller.get_layer("conv_b").output_shape[-1] == len(kept["conv_b"])
+
+
+def test_global_allocation_bad_arguments(seeded):
+    with pytest.raises(ValueError, match="`allocation` must be 'uniform' or 'global'"):
+        tfc.prune.channels(_sequential(), 0.5, allocation="layerwise")
+    with pytest.raises(ValueError, match="pass a number, not a dict"):
+        tfc.prune.channels(_sequential(), {"conv_a": 0.5}, allocation="global")

@@ -89,7 +89,11 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
                 model = _distill(model, teacher, settings, x_train, y_train, fit, log_dir)
             elif name == "channels":
                 model = prune.channels(
-                    model, settings["ratio"], criterion=settings["criterion"], protect=settings["protect"]
+                    model,
+                    settings["ratio"],
+                    criterion=settings["criterion"],
+                    protect=settings["protect"],
+                    allocation=settings["allocation"],
                 )
                 _compile(model, settings["learning_rate"])
                 if settings["finetune_epochs"]:

@@ -87,7 +87,7 @@ def l2_norm(layer, kernel) -> np.ndarray:
 CRITERIA = {"l1": l1_norm, "l2": l2_norm}
 
 
-def channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported: str = "error"):
+def channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported: str = "error", allocation="uniform"):
     """Removes the least important channels (and Dense neurons): a new, physically smaller model.
 
     The model's output layer keeps all its units; channels that reach the input or the
@@ -102,6 +102,10 @@ def channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported: str =
       protect: names of layers whose output channels must all be kept.
       unsupported: "error" (default) to stop at a layer that would be mishandled, or
         "skip" to keep every channel around it.
+      allocation: "uniform" (default) removes `ratio` of every group; "global" removes
+        `ratio` of all prunable channels together, the lowest-scoring wherever they are
+        (scores divided by their group's mean, so layers compare fairly), keeping at
+        least one channel per group.
 
     Returns:
       A new Keras model with fewer channels, its weights copied from `model`; compile
@@ -109,7 +113,7 @@ def channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported: str =
 
     Raises:
       TypeError: `model` is not a Keras 2 model.
-      ValueError: `ratio`, `criterion`, `protect` or `unsupported` is out of range; a
+      ValueError: `ratio`, `criterion`, `protect`, `unsupported` or `allocation` is out of range; a
         layer is not supported (named) and `unsupported` is "error"; or the model is
         subclassed, unbuilt or holds nested models or shared layers.
 
@@ -119,7 +123,9 @@ def channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported: str =
       True
     """
     ensure_graph_model(model)
-    plan = plan_channels(model, ratio, criterion=criterion, protect=protect, unsupported=unsupported)
+    plan = plan_channels(
+        model, ratio, criterion=criterion, protect=protect, unsupported=unsupported, allocation=allocation
+    )
     return rebuild(model, plan)
 
 
@@ -168,7 +174,9 @@ class _Layout:
     positions: int = 1
 
 
-def plan_channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported="error") -> ChannelPlan:
+def plan_channels(
+    model, ratio=0.5, *, criterion="l1", protect=(), unsupported="error", allocation="uniform"
+) -> ChannelPlan:
     """Finds the coupled channel groups of `model` and which channels each keeps (see `channels`).
 
     Args:
@@ -177,6 +185,7 @@ def plan_channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported="
       criterion: as for `channels`.
       protect: as for `channels`.
       unsupported: as for `channels`.
+      allocation: as for `channels`.
 
     Returns:
       A `ChannelPlan`.
@@ -190,6 +199,10 @@ def plan_channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported="
     ensure_graph_model(model)
     ratios = _ratios(model, ratio)
     score = _criterion(criterion)
+    if allocation not in ("uniform", "global"):
+        raise ValueError(f"`allocation` must be 'uniform' or 'global'. Received: {allocation!r}")
+    if allocation == "global" and isinstance(ratio, dict):
+        raise ValueError("`allocation='global'` spreads one `ratio` over all layers; pass a number, not a dict.")
     if unsupported not in ("error", "skip"):
         raise ValueError(f"`unsupported` must be 'error' or 'skip'. Received: {unsupported!r}")
     names = {layer.name for layer in model.layers}
@@ -202,13 +215,48 @@ def plan_channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported="
     groups = graph.groups()
     for group in groups:
         group["kept"] = list(range(group["channels"]))
-        rate = max((ratios.get(layer, ratios.get(None, 0.0)) for layer in group["layers"]), default=0.0)
-        if not group["prunable"] or rate == 0:
-            continue
-        scores = sum(score(model.get_layer(layer), _kernel(model.get_layer(layer))) for layer in group["layers"])
-        keep = max(1, group["channels"] - int(np.floor(rate * group["channels"])))
-        group["kept"] = sorted(np.argsort(-np.asarray(scores), kind="stable")[:keep].tolist())
+        if group["prunable"]:
+            group["scores"] = np.asarray(
+                sum(score(model.get_layer(layer), _kernel(model.get_layer(layer))) for layer in group["layers"]),
+                dtype=np.float64,
+            )
+    if allocation == "global":
+        _allocate_globally([group for group in groups if group["prunable"]], ratios[None])
+    else:
+        for group in (group for group in groups if group["prunable"]):
+            rate = max(ratios.get(layer, ratios.get(None, 0.0)) for layer in group["layers"])
+            _keep_top(group, group["channels"] - int(np.floor(rate * group["channels"])))
+    for group in groups:
+        group.pop("scores", None)
     return ChannelPlan(groups=groups, layouts=graph.layouts, group_of=graph.group_of)
+
+
+def _keep_top(group, keep):
+    keep = max(1, keep)  # a layer with no channel left would cut the model in two
+    group["kept"] = sorted(np.argsort(-group["scores"], kind="stable")[:keep].tolist())
+
+
+def _allocate_globally(groups, ratio):
+    """Removes the `ratio` share of all prunable channels with the lowest scores, wherever they are.
+
+    Scores are divided by their group's mean first: layers' weights live on different
+    scales, and a raw comparison would empty the layers with small weights.
+    """
+    pool = [
+        (float(value) / (float(np.mean(group["scores"])) or 1.0), index, channel)
+        for index, group in enumerate(groups)
+        for channel, value in enumerate(group["scores"])
+    ]
+    removed = {index: 0 for index in range(len(groups))}
+    budget = int(np.floor(ratio * len(pool)))
+    for _, index, _ in sorted(pool):
+        if budget == 0:
+            break
+        if groups[index]["channels"] - removed[index] > 1:
+            removed[index] += 1
+            budget -= 1
+    for index, group in enumerate(groups):
+        _keep_top(group, group["channels"] - removed[index])
 
 
 def _ratios(model, ratio):
