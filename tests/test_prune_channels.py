@@ -226,3 +226,18 @@ def test_global_allocation_bad_arguments(seeded):
         tfc.prune.channels(_sequential(), 0.5, allocation="layerwise")
     with pytest.raises(ValueError, match="pass a number, not a dict"):
         tfc.prune.channels(_sequential(), {"conv_a": 0.5}, allocation="global")
+
+
+def test_bn_gamma_prunes_the_channels_batchnorm_scales_down(seeded):
+    model = _sequential()  # conv_a -> bn_a; conv_b and dense_a have no BatchNormalization
+    gamma, beta, mean, variance = model.get_layer("bn_a").get_weights()
+    gamma[[1, 3, 5, 7]] = 1e-4  # network slimming drives these towards zero
+    model.get_layer("bn_a").set_weights([gamma, beta, mean, variance])
+    kernel, bias = model.get_layer("conv_a").get_weights()
+    kernel[..., [1, 3, 5, 7]] *= 100  # large kernels: L1 alone would keep exactly these
+    model.get_layer("conv_a").set_weights([kernel, bias])
+    plan = plan_channels(model, 0.5, criterion="bn_gamma")
+    by_layer = {group["layers"][0]: group for group in plan.groups if group["prunable"]}
+    assert by_layer["conv_a"]["kept"] == [0, 2, 4, 6] and by_layer["conv_a"]["criterion"] == "bn_gamma"
+    assert by_layer["conv_b"]["criterion"] == "l1" and by_layer["dense_a"]["criterion"] == "l1"
+    assert plan_channels(model, 0.5, criterion="l1").groups[plan.group_of["conv_a"]]["kept"] == [1, 3, 5, 7]

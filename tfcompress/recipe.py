@@ -126,7 +126,7 @@ SCHEMA = {
     },
     "channels": {
         "ratio": (_sparsity, 0.5),
-        "criterion": (_one_of("l1", "l2"), "l1"),
+        "criterion": (_one_of("l1", "l2", "bn_gamma"), "l1"),
         "allocation": (_one_of("uniform", "global"), "uniform"),
         "protect": (
             lambda v: (isinstance(v, list) and all(isinstance(i, str) for i in v), "a list of layer names"),

@@ -85,6 +85,8 @@ def l2_norm(layer, kernel) -> np.ndarray:
 
 
 CRITERIA = {"l1": l1_norm, "l2": l2_norm}
+# Network slimming (Liu et al., 2017): a channel's BatchNormalization scale |γ| is its importance.
+BN_GAMMA = "bn_gamma"
 
 
 def channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported: str = "error", allocation="uniform"):
@@ -97,8 +99,10 @@ def channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported: str =
       model: a built Sequential or functional Keras 2 model.
       ratio: share of each prunable group's channels to remove, in [0, 1); or a dict of
         layer name -> ratio, pruning only the named layers' groups.
-      criterion: "l1" or "l2" (norm of each channel's weights), or a function
-        `(layer, kernel) -> scores` with one score per output channel.
+      criterion: "l1" or "l2" (norm of each channel's weights); "bn_gamma" (network
+        slimming: the |γ| of the BatchNormalization after the channels; groups without
+        one are scored by L1, and each group's `criterion` in `plan_channels` says which);
+        or a function `(layer, kernel) -> scores` with one score per output channel.
       protect: names of layers whose output channels must all be kept.
       unsupported: "error" (default) to stop at a layer that would be mishandled, or
         "skip" to keep every channel around it.
@@ -135,7 +139,7 @@ class ChannelPlan:
 
     Attributes:
       groups: one dict per group: `layers` (the producers), `channels`, `kept` (indices),
-        `prunable`.
+        `prunable`, and for prunable groups the `criterion` that scored them.
       layouts: the channel layout of each layer's output (internal).
       group_of: the group index of each producer (internal).
     """
@@ -213,13 +217,20 @@ def plan_channels(
     for name in list(protect) + list(model.output_names):  # the output layer keeps all its units
         graph.fix_output_of(name)
     groups = graph.groups()
-    for group in groups:
+    gammas = _batchnorm_gammas(model, graph) if criterion == BN_GAMMA else {}
+    scored_by = "l1" if criterion == BN_GAMMA else criterion if isinstance(criterion, str) else criterion.__name__
+    for index, group in enumerate(groups):
         group["kept"] = list(range(group["channels"]))
-        if group["prunable"]:
+        if not group["prunable"]:
+            continue
+        if index in gammas:
+            group["scores"], group["criterion"] = gammas[index], BN_GAMMA
+        else:
             group["scores"] = np.asarray(
                 sum(score(model.get_layer(layer), _kernel(model.get_layer(layer))) for layer in group["layers"]),
                 dtype=np.float64,
             )
+            group["criterion"] = scored_by
     if allocation == "global":
         _allocate_globally([group for group in groups if group["prunable"]], ratios[None])
     else:
@@ -278,9 +289,25 @@ def _has_layer(model, name):
 def _criterion(criterion):
     if callable(criterion):
         return criterion
+    if criterion == BN_GAMMA:
+        return l1_norm  # for groups with no BatchNormalization to read γ from
     if criterion not in CRITERIA:
-        raise ValueError(f"`criterion` must be one of {sorted(CRITERIA)} or a function. Received: {criterion!r}")
+        raise ValueError(
+            f"`criterion` must be one of {sorted(CRITERIA) + [BN_GAMMA]} or a function. Received: {criterion!r}"
+        )
     return CRITERIA[criterion]
+
+
+def _batchnorm_gammas(model, graph) -> dict:
+    """|γ| summed over the BatchNormalization layers that read each group whole, by group index."""
+    gammas = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.scale:
+            segments = graph.layouts[layer.name].segments
+            if len(segments) == 1 and graph.layouts[layer.name].positions == 1:
+                group = segments[0][0]
+                gammas[group] = gammas.get(group, 0) + np.abs(layer.gamma.numpy()).astype(np.float64)
+    return gammas
 
 
 def _kernel(layer):
