@@ -138,7 +138,7 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
         "rows": rows,
         "final": final,
         "class_names": class_names,
-        "recipe": _jsonable(checked),
+        "recipe": recipes.map_values(checked, _json_value),
         "files": files,
     }
     report["files"].update(reports.write_all(report, paths, overwrite=checked["overwrite"]))
@@ -224,10 +224,7 @@ def _load_data(spec, seed):
             subset="both",
             seed=seed,
         )
-        train, test = (
-            data.as_arrays(train_set, argument="data (training)"),
-            data.as_arrays(test_set, argument="data (test)"),
-        )
+        train, test = (train_set,), (test_set,)  # as_arrays below reads the datasets
     (x_train, y_train), (x_test, y_test) = (
         data.as_arrays(*train, argument="data (training)"),
         data.as_arrays(*test, argument="data (test)"),
@@ -334,11 +331,7 @@ def _output_paths(checked) -> dict:
     return paths
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(item) for item in value]
+def _json_value(value):
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return f"<{type(value).__name__} {getattr(value, 'name', '')}>".replace(" >", ">")

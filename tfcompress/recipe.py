@@ -171,7 +171,7 @@ def load(source) -> dict:
       >>> recipe = tfc.recipe.load("examples/digits.yaml")
     """
     if isinstance(source, dict):
-        return _copy_tree(source)
+        return map_values(source)
     path = os.fspath(source)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in (".json", ".yaml", ".yml"):
@@ -208,7 +208,7 @@ def override(recipe: dict, assignments) -> dict:
     Example:
       >>> override(recipe, ["stages.prune.sparsity=0.5", "output_dir=out"])
     """
-    result = _copy_tree(recipe)
+    result = map_values(recipe)
     for assignment in assignments:
         key, separator, text = assignment.partition("=")
         if not separator or not key.strip():
@@ -274,13 +274,26 @@ def check(recipe: dict) -> dict:
     return complete
 
 
-def _copy_tree(value):
-    """Copies the recipe's dicts and lists, not the objects in them: a Keras model stays the same object."""
+def map_values(value, leaf=lambda item: item):
+    """Copies a recipe's dicts and lists, passing every other value through `leaf`.
+
+    With the default `leaf` this is a copy that keeps a Keras model the same object.
+
+    Args:
+      value: a recipe or any part of it.
+      leaf: applied to each value that is not a dict or a list.
+
+    Returns:
+      The new structure.
+
+    Example:
+      >>> map_values(recipe, repr)   # every value as text
+    """
     if isinstance(value, dict):
-        return {key: _copy_tree(item) for key, item in value.items()}
+        return {key: map_values(item, leaf) for key, item in value.items()}
     if isinstance(value, list):
-        return [_copy_tree(item) for item in value]
-    return value
+        return [map_values(item, leaf) for item in value]
+    return leaf(value)
 
 
 def _section(values, section, prefix):
