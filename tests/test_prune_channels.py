@@ -108,7 +108,7 @@ def test_criteria_choose_different_channels():
     model.get_layer("hidden").set_weights([kernel, np.zeros(2, np.float32)])
     kept = {name: plan_channels(model, 0.5, criterion=name).groups[1]["kept"] for name in ("l1", "l2")}
     assert kept == {"l1": [0], "l2": [1]}
-    custom = plan_channels(model, 0.5, criterion=lambda layer, k: -np.abs(k).sum(axis=0)).groups[1]["kept"]
+    custom = plan_channels(model, 0.5, criterion=lambda group: -np.abs(group.kernels[0]).sum(axis=0)).groups[1]["kept"]
     assert custom == [1]
 
 
@@ -143,7 +143,7 @@ def test_an_unsupported_layer_is_named_or_skipped_on_request(seeded):
         ({"ratio": 1.0}, ValueError, r"`ratio` must be a number in \[0, 1\)"),
         ({"ratio": -0.1}, ValueError, r"`ratio` must be a number in \[0, 1\)"),
         ({"ratio": {"nope": 0.5}}, ValueError, r"`ratio` names \['nope'\], which are not layers"),
-        ({"protect": ["nope"]}, ValueError, r"`protect` names \['nope'\]"),
+        ({"protect": ["nope"]}, ValueError, r"`protect` names 'nope', which is not a layer"),
         ({"criterion": "taylor2"}, ValueError, "`criterion` must be one of"),
         ({"unsupported": "ignore"}, ValueError, "`unsupported` must be 'error' or 'skip'"),
     ],

@@ -1,6 +1,7 @@
 """The one Keras of tfcompress: Keras 2 (`tf_keras`), and checks that models use it."""
 
 # The package's __init__ has already selected Keras 2, before TensorFlow loads here.
+import numpy as np
 import tensorflow as tf
 
 # Tested together: TensorFlow 2.21, tf-keras 2.21, TF-MOT 0.8.1, ai-edge-litert 2.3.0.
@@ -158,3 +159,38 @@ def clone_with_weights(model):
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def outputs_logits(model) -> bool:
+    """Whether a classifier's output is logits (True) or softmax probabilities (False).
+
+    Args:
+      model: a Keras 2 model whose last layer makes its output.
+
+    Returns:
+      False when the last layer is a Softmax or has a softmax activation, else True.
+
+    Example:
+      >>> loss = keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model))
+    """
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    return not (isinstance(last, keras.layers.Softmax) or getattr(activation, "__name__", "") == "softmax")
+
+
+def accuracy(model, x, y) -> float:
+    """Top-1 accuracy of a Keras classifier on arrays.
+
+    Args:
+      model: a Keras 2 classifier (one score per class).
+      x: inputs.
+      y: integer labels, one per example.
+
+    Returns:
+      The share of examples whose highest score is their label.
+
+    Example:
+      >>> accuracy(model, x_test, y_test)
+    """
+    predictions = model.predict(x, batch_size=256, verbose=0)
+    return float(np.mean(np.argmax(predictions, axis=-1) == np.asarray(y).reshape(-1)))

@@ -18,7 +18,7 @@ import numpy as np
 from tfcompress import data, demo, distill, export, prune, quantize
 from tfcompress import recipe as recipes
 from tfcompress import report as reports
-from tfcompress._keras import clone_with_weights, ensure_graph_model, is_keras3_model, keras
+from tfcompress._keras import clone_with_weights, ensure_graph_model, is_keras3_model, keras, outputs_logits
 from tfcompress._progress import StageTimer
 from tfcompress.keras3 import from_keras3
 
@@ -190,15 +190,9 @@ def _prune(model, settings, x_train, y_train, fit, log_dir):
 def _compile(model, learning_rate):
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=_outputs_logits(model)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)),
         metrics=["accuracy"],
     )
-
-
-def _outputs_logits(model) -> bool:
-    last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    return not (isinstance(last, keras.layers.Softmax) or getattr(activation, "__name__", "") == "softmax")
 
 
 def _board(log_dir, name):

@@ -50,6 +50,28 @@ def as_arrays(x, y=None, *, limit: int = None, argument: str = "x"):
     return x, y
 
 
+def labelled_arrays(data, argument: str = "data"):
+    """`(inputs, labels)` from `(x, y)` arrays or a batched dataset of them; labels are required.
+
+    Args:
+      data: a tuple `(x, y)`, or a batched `tf.data.Dataset` yielding `(x, y)`.
+      argument: the argument's name, used in error messages.
+
+    Returns:
+      `(inputs, labels)` as numpy arrays, checked as `as_arrays` checks them.
+
+    Raises:
+      ValueError: the data is empty, NaN, or has no labels.
+
+    Example:
+      >>> x, y = labelled_arrays((x_test, y_test), "validation_data")
+    """
+    x, y = as_arrays(*(data if isinstance(data, tuple) else (data,)), argument=argument)
+    if y is None:
+        raise ValueError(f"`{argument}` needs labels: pass (x, y), or a dataset of (x, y) batches.")
+    return x, y
+
+
 def _collect(dataset, limit):
     """Concatenates a dataset's batches, stopping once `limit` examples are in hand."""
     inputs, labels = [], []

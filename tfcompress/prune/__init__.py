@@ -1,4 +1,4 @@
-"""Pruning: magnitude pruning over TF-MOT, stripped to a plain model, and its report.
+"""Pruning: magnitude pruning over TF-MOT, and structured pruning that removes channels and blocks.
 
 Example:
   >>> pruned = tfc.prune.magnitude(model, target_sparsity=0.8, epochs=2, steps_per_epoch=45)
@@ -9,19 +9,25 @@ Example:
   >>> faster = tfc.prune.channels(model, ratio=0.5)   # whole channels removed: a smaller, faster model
 """
 
-from tfcompress.prune.channels import ChannelPlan, channels, plan_channels
+from tfcompress.prune.channels import ChannelPlan, channels, plan_channels, plan_cost, rebuild
+from tfcompress.prune.cost import cost
+from tfcompress.prune.criteria import Group
 from tfcompress.prune.magnitude import PruningModel, callbacks, is_pruned, magnitude, strip
 from tfcompress.prune.report import report
 from tfcompress.prune.sensitivity import sensitivity
 
 __all__ = [
     "ChannelPlan",
+    "Group",
     "PruningModel",
     "callbacks",
     "channels",
+    "cost",
     "is_pruned",
     "magnitude",
     "plan_channels",
+    "plan_cost",
+    "rebuild",
     "report",
     "sensitivity",
     "strip",

@@ -1,95 +1,39 @@
 """Structured pruning: remove whole channels and neurons, so the model is physically smaller and faster.
 
-The model's graph is read into coupled channel groups: a Conv2D's or Dense's outputs,
-the BatchNormalization and DepthwiseConv2D channels that follow them, the input
-channels of the next layer, both sides of an Add (which must keep the same channels),
-the slices of a Concatenate, and a Flatten's positions into the next Dense. A group is
-pruned as one: its channels are scored by a criterion, the lowest are dropped from every
-layer that touches them, and a new Keras model is built with the surviving weights
-copied exactly.
+The model's graph is read into coupled channel groups (see `coupling`). A group is pruned
+as one: its channels are scored by a criterion (see `criteria`), the lowest are dropped
+from every layer that touches them, and a new Keras model is built with the surviving
+weights copied exactly. How many go from each group is a ratio (per layer, uniform or
+allocated globally) or whatever meets a parameter or MAC budget.
 """
 
 import dataclasses
+import warnings
 
 import numpy as np
 
 from tfcompress._checks import check_number
 from tfcompress._keras import ensure_graph_model, keras
+from tfcompress.data.arrays import as_arrays
+from tfcompress.prune import criteria
+from tfcompress.prune.cost import cost, total
+from tfcompress.prune.coupling import PRODUCERS, Graph, nodes, unsupported_reason
 
-# Layers that make a new channel space: their outputs can be pruned.
-_PRODUCERS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.SeparableConv2D)
-# Layers whose weights are per channel and follow the channels of their input.
-_PER_CHANNEL = (keras.layers.BatchNormalization, keras.layers.DepthwiseConv2D)
-# Layers without weights that keep channel i as channel i (spatial ops, activations, regularizers).
-_PASS_THROUGH = (
-    keras.layers.InputLayer,
-    keras.layers.Activation,
-    keras.layers.ReLU,
-    keras.layers.LeakyReLU,
-    keras.layers.ELU,
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout2D,
-    keras.layers.MaxPooling2D,
-    keras.layers.AveragePooling2D,
-    keras.layers.ZeroPadding2D,
-    keras.layers.Cropping2D,
-    keras.layers.UpSampling2D,
-    keras.layers.GlobalAveragePooling2D,
-    keras.layers.GlobalMaxPooling2D,
-)
-# Element-wise merges: every input must keep the same channels.
-# The layout key of the model's input (a Sequential model lists no InputLayer).
-_INPUT = "__input__"
-_MERGES = (
-    keras.layers.Add,
-    keras.layers.Subtract,
-    keras.layers.Multiply,
-    keras.layers.Average,
-    keras.layers.Maximum,
-    keras.layers.Minimum,
-)
+_BUDGET_KEYS = ("parameters", "macs")
+_FIRST, _LAST = "first", "last"
 
 
-def l1_norm(layer, kernel) -> np.ndarray:
-    """L1 norm of each output channel's weights (Li et al., 2017, "Pruning Filters for Efficient ConvNets").
-
-    Args:
-      layer: the producing layer (Conv2D, Dense or SeparableConv2D).
-      kernel: its kernel, output channels on the last axis.
-
-    Returns:
-      One score per output channel; low scores are pruned first.
-
-    Example:
-      >>> l1_norm(conv, conv.get_weights()[0]).shape
-      (32,)
-    """
-    return np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
-
-
-def l2_norm(layer, kernel) -> np.ndarray:
-    """L2 norm of each output channel's weights.
-
-    Args:
-      layer: the producing layer.
-      kernel: its kernel, output channels on the last axis.
-
-    Returns:
-      One score per output channel; low scores are pruned first.
-
-    Example:
-      >>> l2_norm(conv, conv.get_weights()[0]).shape
-      (32,)
-    """
-    return np.sqrt(np.square(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0))
-
-
-CRITERIA = {"l1": l1_norm, "l2": l2_norm}
-# Network slimming (Liu et al., 2017): a channel's BatchNormalization scale |γ| is its importance.
-BN_GAMMA = "bn_gamma"
-
-
-def channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported: str = "error", allocation="uniform"):
+def channels(
+    model,
+    ratio=None,
+    *,
+    criterion="l1",
+    data=None,
+    protect=(),
+    unsupported: str = "error",
+    allocation="uniform",
+    budget=None,
+):
     """Removes the least important channels (and Dense neurons): a new, physically smaller model.
 
     The model's output layer keeps all its units; channels that reach the input or the
@@ -98,37 +42,58 @@ def channels(model, ratio=0.5, *, criterion="l1", protect=(), unsupported: str =
     Args:
       model: a built Sequential or functional Keras 2 model.
       ratio: share of each prunable group's channels to remove, in [0, 1); or a dict of
-        layer name -> ratio, pruning only the named layers' groups.
-      criterion: "l1" or "l2" (norm of each channel's weights); "bn_gamma" (network
-        slimming: the |γ| of the BatchNormalization after the channels; groups without
-        one are scored by L1, and each group's `criterion` in `plan_channels` says which);
-        or a function `(layer, kernel) -> scores` with one score per output channel.
-      protect: names of layers whose output channels must all be kept.
+        layer name -> ratio, pruning only the named layers' groups. Default 0.5, or
+        found from `budget`.
+      criterion: how channels are ranked (see `tfcompress.prune.criteria`): "l1" or
+        "l2" (norm of each channel's weights); "bn_gamma" (network slimming: the |γ| of
+        the BatchNormalization after the channels; groups without one are scored by L1,
+        and each group's `criterion` in `plan_channels` says which); with `data`,
+        "taylor" (gradient × weight), "mean_activation" or "apoz"; or a function
+        `(tfc.prune.Group) -> scores`, one score per channel, low pruned first.
+      data: examples the data-driven criteria measure channels on: `(x, y)` arrays, `x`
+        alone (not for "taylor"), or a batched `tf.data.Dataset`. A few hundred
+        training examples are enough.
+      protect: names of layers whose output channels must all be kept; "first" and
+        "last" name the first and the last layer that has prunable outputs (unless a
+        layer is called that).
       unsupported: "error" (default) to stop at a layer that would be mishandled, or
         "skip" to keep every channel around it.
       allocation: "uniform" (default) removes `ratio` of every group; "global" removes
         `ratio` of all prunable channels together, the lowest-scoring wherever they are
         (scores divided by their group's mean, so layers compare fairly), keeping at
         least one channel per group.
+      budget: instead of `ratio`, a dict `{"parameters": n}` or `{"macs": n}`: the
+        smallest ratio (with `allocation`) whose model fits. `n` in (0, 1) is a share of
+        the model's own count; an integer >= 1 is a count.
 
     Returns:
       A new Keras model with fewer channels, its weights copied from `model`; compile
-      and fine-tune it to recover accuracy. `model` is not modified.
+      and fine-tune it to recover accuracy (`tfc.prune.finetune`). `model` is not
+      modified.
 
     Raises:
       TypeError: `model` is not a Keras 2 model.
-      ValueError: `ratio`, `criterion`, `protect`, `unsupported` or `allocation` is out of range; a
-        layer is not supported (named) and `unsupported` is "error"; or the model is
-        subclassed, unbuilt or holds nested models or shared layers.
+      ValueError: an argument is out of range, or both `ratio` and `budget` are given;
+        the budget cannot be met; a criterion needs `data` that is missing; a layer is
+        not supported (named) and `unsupported` is "error"; or the model is subclassed,
+        unbuilt or holds nested models or shared layers.
 
     Example:
       >>> smaller = tfc.prune.channels(model, ratio=0.5, criterion="l1")
       >>> smaller.count_params() < model.count_params()
       True
+      >>> fits = tfc.prune.channels(model, budget={"macs": 0.5}, allocation="global")
     """
     ensure_graph_model(model)
     plan = plan_channels(
-        model, ratio, criterion=criterion, protect=protect, unsupported=unsupported, allocation=allocation
+        model,
+        ratio,
+        criterion=criterion,
+        data=data,
+        protect=protect,
+        unsupported=unsupported,
+        allocation=allocation,
+        budget=budget,
     )
     return rebuild(model, plan)
 
@@ -142,17 +107,20 @@ class ChannelPlan:
         `prunable`, and for prunable groups the `criterion` that scored them.
       layouts: the channel layout of each layer's output (internal).
       group_of: the group index of each producer (internal).
+      ratio: the ratio the plan was made with (found from the budget, if one was given);
+        None for a per-layer dict.
     """
 
     groups: list
     layouts: dict
     group_of: dict
+    ratio: float = None
 
     def kept(self, layout) -> np.ndarray:
         """The kept indices of a tensor's channels, concatenated over its segments (and positions).
 
         Args:
-          layout: a layer's `_Layout`.
+          layout: a layer's `coupling.Layout`.
 
         Returns:
           Indices into the tensor's last axis (after a Flatten, into its flattened axis).
@@ -169,17 +137,29 @@ class ChannelPlan:
             return channel_indices
         return (np.arange(layout.positions)[:, None] * offset + channel_indices[None, :]).reshape(-1)
 
+    def widths(self) -> dict:
+        """Each producer layer's output channels before and after: `{layer: (before, after)}`.
 
-@dataclasses.dataclass
-class _Layout:
-    """The channels of a tensor: segments of (group, size) along the last axis, repeated over flattened positions."""
-
-    segments: list
-    positions: int = 1
+        Example:
+          >>> plan_channels(model, 0.5).widths()["conv_b"]
+          (16, 8)
+        """
+        return {
+            name: (self.groups[group]["channels"], len(self.groups[group]["kept"]))
+            for name, group in self.group_of.items()
+        }
 
 
 def plan_channels(
-    model, ratio=0.5, *, criterion="l1", protect=(), unsupported="error", allocation="uniform"
+    model,
+    ratio=None,
+    *,
+    criterion="l1",
+    data=None,
+    protect=(),
+    unsupported="error",
+    allocation="uniform",
+    budget=None,
 ) -> ChannelPlan:
     """Finds the coupled channel groups of `model` and which channels each keeps (see `channels`).
 
@@ -187,9 +167,11 @@ def plan_channels(
       model: a built Sequential or functional Keras 2 model.
       ratio: as for `channels`.
       criterion: as for `channels`.
+      data: as for `channels`.
       protect: as for `channels`.
       unsupported: as for `channels`.
       allocation: as for `channels`.
+      budget: as for `channels`.
 
     Returns:
       A `ChannelPlan`.
@@ -201,45 +183,87 @@ def plan_channels(
       >>> [group["layers"] for group in plan_channels(model).groups if group["prunable"]]
     """
     ensure_graph_model(model)
-    ratios = _ratios(model, ratio)
-    score = _criterion(criterion)
+    if ratio is not None and budget is not None:
+        raise ValueError("Pass either `ratio` or `budget`, not both: a budget finds its own ratio.")
+    ratios = _ratios(model, 0.5 if ratio is None else ratio)
+    score, scored_by = criteria.resolve(criterion)
     if allocation not in ("uniform", "global"):
         raise ValueError(f"`allocation` must be 'uniform' or 'global'. Received: {allocation!r}")
     if allocation == "global" and isinstance(ratio, dict):
         raise ValueError("`allocation='global'` spreads one `ratio` over all layers; pass a number, not a dict.")
     if unsupported not in ("error", "skip"):
         raise ValueError(f"`unsupported` must be 'error' or 'skip'. Received: {unsupported!r}")
-    names = {layer.name for layer in model.layers}
-    unknown = [name for name in protect if name not in names]
-    if unknown:
-        raise ValueError(f"`protect` names {unknown}, which are not layers of {model.name!r}.")
-    graph = _Graph(model, unsupported)
-    for name in list(protect) + list(model.output_names):  # the output layer keeps all its units
+    limit = _budget(model, budget)
+    if criterion in criteria.NEEDS_DATA and data is None:
+        raise ValueError(
+            f"criterion={criterion!r} measures channels on data; pass data=(x, y) "
+            "(a few hundred training examples are enough)."
+        )
+    graph = Graph(model, unsupported)
+    for name in _protected(model, protect) + list(model.output_names):  # the output layer keeps all its units
         graph.fix_output_of(name)
     groups = graph.groups()
-    gammas = _batchnorm_gammas(model, graph) if criterion == BN_GAMMA else {}
-    scored_by = "l1" if criterion == BN_GAMMA else criterion if isinstance(criterion, str) else criterion.__name__
-    for index, group in enumerate(groups):
-        group["kept"] = list(range(group["channels"]))
-        if not group["prunable"]:
-            continue
-        if index in gammas:
-            group["scores"], group["criterion"] = gammas[index], BN_GAMMA
-        else:
-            group["scores"] = np.asarray(
-                sum(score(model.get_layer(layer), _kernel(model.get_layer(layer))) for layer in group["layers"]),
-                dtype=np.float64,
-            )
-            group["criterion"] = scored_by
-    if allocation == "global":
-        _allocate_globally([group for group in groups if group["prunable"]], ratios[None])
+    _score(model, graph, groups, score, scored_by, data)
+    prunable = [group for group in groups if group["prunable"]]
+    if limit is None:
+        _allocate(prunable, ratios, allocation)
+        found = None if isinstance(ratio, dict) else ratios[None]
     else:
-        for group in (group for group in groups if group["prunable"]):
-            rate = max(ratios.get(layer, ratios.get(None, 0.0)) for layer in group["layers"])
-            _keep_top(group, group["channels"] - int(np.floor(rate * group["channels"])))
+        found = _meet_budget(model, groups, graph, prunable, allocation, limit)
     for group in groups:
         group.pop("scores", None)
-    return ChannelPlan(groups=groups, layouts=graph.layouts, group_of=graph.group_of)
+    return ChannelPlan(groups=groups, layouts=graph.layouts, group_of=graph.group_of, ratio=found)
+
+
+def _score(model, graph, groups, score, scored_by, data):
+    """Sets each prunable group's `scores` and the `criterion` that made them."""
+    views = []
+    for index, group in enumerate(groups):
+        group["kept"] = list(range(group["channels"]))
+        if group["prunable"]:
+            layers = [model.get_layer(name) for name in group["layers"]]
+            views.append((index, _view(model, graph, index, group, layers, scored_by)))
+    evidence = None
+    if data is not None:
+        x, y = as_arrays(*(data if isinstance(data, tuple) else (data,)), argument="data")
+        read_at = [graph.read_at(index) for index, _ in views]
+        evidence = criteria.Evidence(model, [view for _, view in views], read_at, (x, y))
+    for index, view in views:
+        view._evidence = evidence
+        scores = np.asarray(score(view), dtype=np.float64).reshape(-1)
+        if scores.shape != (view.channels,):
+            raise ValueError(
+                f"The criterion {scored_by!r} returned {scores.shape[0]} scores for the {view.channels} channels "
+                f"of {view.layers[0].name!r}; it must return one per channel."
+            )
+        groups[index]["scores"], groups[index]["criterion"] = scores, view.scored_by
+    if evidence is not None and not evidence.used:
+        warnings.warn(f"criterion {scored_by!r} does not read `data`; it was not used.", stacklevel=3)
+
+
+def _view(model, graph, index, group, layers, scored_by):
+    gammas = [
+        np.abs(layer.gamma.numpy()).astype(np.float64)
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+        and layer.scale
+        and graph.layouts[layer.name].positions == 1
+        and [g for g, _ in graph.layouts[layer.name].segments] == [index]
+    ]
+    kernels = [
+        (layer.pointwise_kernel if isinstance(layer, keras.layers.SeparableConv2D) else layer.kernel).numpy()
+        for layer in layers
+    ]
+    return criteria.Group(group["channels"], layers, kernels, gammas, scored_by)
+
+
+def _allocate(groups, ratios, allocation):
+    if allocation == "global":
+        _allocate_globally(groups, ratios[None])
+        return
+    for group in groups:
+        rate = max(ratios.get(layer, ratios.get(None, 0.0)) for layer in group["layers"])
+        _keep_top(group, group["channels"] - int(np.floor(rate * group["channels"])))
 
 
 def _keep_top(group, keep):
@@ -270,6 +294,71 @@ def _allocate_globally(groups, ratio):
         _keep_top(group, group["channels"] - removed[index])
 
 
+def _budget(model, budget):
+    """`(key, count)` the pruned model must fit, or None without a budget."""
+    if budget is None:
+        return None
+    if not isinstance(budget, dict) or len(budget) != 1 or next(iter(budget)) not in _BUDGET_KEYS:
+        raise ValueError(f"`budget` must be one of {{'parameters': n}} or {{'macs': n}}. Received: {budget!r}")
+    (key, value), = budget.items()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"`budget[{key!r}]` must be a number. Received: {value!r}")
+    if 0 < value < 1:
+        return key, value * cost(model)[key]
+    if value >= 1 and float(value).is_integer():
+        return key, float(value)
+    raise ValueError(
+        f"`budget[{key!r}]` must be a share in (0, 1) of the model's own count or a whole count >= 1. "
+        f"Received: {value!r}"
+    )
+
+
+def _meet_budget(model, groups, graph, prunable, allocation, limit):
+    """Bisects the ratio for the least pruning that fits `limit`; returns the ratio."""
+    key, count = limit
+    plan = ChannelPlan(groups=groups, layouts=graph.layouts, group_of=graph.group_of)
+
+    def fits(rate):
+        _allocate(prunable, {None: rate}, allocation)
+        return plan_cost(model, plan)[key] <= count
+
+    low, high = 0.0, 1.0 - 1e-9
+    if fits(low):
+        return low
+    if not fits(high):
+        smallest = plan_cost(model, plan)[key]
+        raise ValueError(
+            f"`budget` asks for at most {count:,.0f} {key}, but even removing all but one channel of every "
+            f"prunable group leaves {smallest:,}: the output layer, protected layers and their couplings are "
+            "kept whole. Raise the budget or protect fewer layers."
+        )
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    fits(high)
+    return high
+
+
+def _protected(model, protect):
+    if isinstance(protect, str):
+        raise ValueError(f"`protect` must be a list of layer names, e.g. [{protect!r}]. Received: {protect!r}")
+    names = {layer.name for layer in model.layers}
+    producers = [
+        layer.name for layer, _ in nodes(model) if isinstance(layer, PRODUCERS) and layer.name not in model.output_names
+    ]
+    chosen = []
+    for name in protect:
+        if name in names:
+            chosen.append(name)
+        elif name in (_FIRST, _LAST) and producers:
+            chosen.append(producers[0 if name == _FIRST else -1])
+        else:
+            raise ValueError(
+                f"`protect` names {name!r}, which is not a layer of {model.name!r} (nor 'first' or 'last')."
+            )
+    return chosen
+
+
 def _ratios(model, ratio):
     if isinstance(ratio, dict):
         unknown = [name for name in ratio if not _has_layer(model, name)]
@@ -286,174 +375,20 @@ def _has_layer(model, name):
     return any(layer.name == name for layer in model.layers)
 
 
-def _criterion(criterion):
-    if callable(criterion):
-        return criterion
-    if criterion == BN_GAMMA:
-        return l1_norm  # for groups with no BatchNormalization to read γ from
-    if criterion not in CRITERIA:
-        raise ValueError(
-            f"`criterion` must be one of {sorted(CRITERIA) + [BN_GAMMA]} or a function. Received: {criterion!r}"
-        )
-    return CRITERIA[criterion]
+def plan_cost(model, plan) -> dict:
+    """Parameters and MACs the model would have after `plan`, without building it (see `cost`).
 
+    Args:
+      model: the model `plan` was made for.
+      plan: a `ChannelPlan`.
 
-def _batchnorm_gammas(model, graph) -> dict:
-    """|γ| summed over the BatchNormalization layers that read each group whole, by group index."""
-    gammas = {}
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization) and layer.scale:
-            segments = graph.layouts[layer.name].segments
-            if len(segments) == 1 and graph.layouts[layer.name].positions == 1:
-                group = segments[0][0]
-                gammas[group] = gammas.get(group, 0) + np.abs(layer.gamma.numpy()).astype(np.float64)
-    return gammas
+    Returns:
+      The dict `tfc.prune.cost` returns, for the pruned widths.
 
-
-def _kernel(layer):
-    if isinstance(layer, keras.layers.SeparableConv2D):
-        return layer.pointwise_kernel.numpy()
-    return layer.kernel.numpy()
-
-
-class _Graph:
-    """The model's layers in order, each output's channel layout, and the union of coupled groups."""
-
-    def __init__(self, model, unsupported):
-        self.model = model
-        self.layouts, self.group_of = {}, {}
-        self._parent, self._size, self._fixed, self._producers = [], [], [], []
-        channels = int(model.input_shape[-1])
-        self.layouts[_INPUT] = _Layout([(self._new_group(channels, fixed=True), channels)])
-        for layer, inputs in _nodes(model):
-            self.layouts[layer.name] = self._layout(layer, [self.layouts[name] for name in inputs], unsupported)
-
-    def _new_group(self, size, producer=None, fixed=False):
-        self._parent.append(len(self._parent))
-        self._size.append(size)
-        self._fixed.append(fixed)
-        self._producers.append([producer] if producer else [])
-        if producer:
-            self.group_of[producer] = len(self._parent) - 1
-        return len(self._parent) - 1
-
-    def _find(self, group):
-        while self._parent[group] != group:
-            self._parent[group] = self._parent[self._parent[group]]
-            group = self._parent[group]
-        return group
-
-    def _union(self, a, b):
-        a, b = self._find(a), self._find(b)
-        if a != b:
-            self._parent[b] = a
-            self._fixed[a] = self._fixed[a] or self._fixed[b]
-            self._producers[a] += self._producers[b]
-
-    def _fix(self, layout):
-        for group, _ in layout.segments:
-            self._fixed[self._find(group)] = True
-
-    def fix_output_of(self, layer_name):
-        self._fix(self.layouts[layer_name])
-
-    def _layout(self, layer, inputs, unsupported):
-        if isinstance(layer, keras.layers.InputLayer):
-            return self.layouts[_INPUT]
-        problem = _unsupported_reason(layer)
-        if problem:
-            if unsupported == "error":
-                raise ValueError(
-                    f"Layer {layer.name!r} ({type(layer).__name__}) {problem}; channel pruning cannot handle it. "
-                    "Pass unsupported='skip' to keep every channel around it, or protect it."
-                )
-            for layout in inputs:
-                self._fix(layout)
-            channels = int(layer.output_shape[-1])
-            return _Layout([(self._new_group(channels, fixed=True), channels)])
-        if isinstance(layer, _PRODUCERS):
-            if inputs[0].positions > 1 and not isinstance(layer, keras.layers.Dense):
-                raise ValueError(f"Layer {layer.name!r} reads a flattened tensor; only Dense can follow Flatten.")
-            channels = int(layer.output_shape[-1])
-            return _Layout([(self._new_group(channels, producer=layer.name), channels)])
-        if isinstance(layer, keras.layers.Flatten):
-            shape = layer.input_shape
-            return _Layout(inputs[0].segments, positions=int(np.prod(shape[1:-1])) * inputs[0].positions)
-        if isinstance(layer, keras.layers.Concatenate):
-            return _Layout([segment for layout in inputs for segment in layout.segments])
-        if isinstance(layer, _MERGES):
-            first = inputs[0]
-            for other in inputs[1:]:
-                if [size for _, size in other.segments] != [size for _, size in first.segments]:
-                    # Differently cut inputs: keep all their channels rather than guess an alignment.
-                    self._fix(first)
-                    self._fix(other)
-                    continue
-                for (a, _), (b, _) in zip(first.segments, other.segments):
-                    self._union(a, b)
-            return first
-        return inputs[0]  # per-channel weights or pass-through: same channels as the input
-
-    def groups(self):
-        roots = {}
-        for group in range(len(self._parent)):
-            root = self._find(group)
-            roots.setdefault(root, {"layers": [], "channels": self._size[root], "prunable": not self._fixed[root]})
-        for root, entry in roots.items():
-            entry["layers"] = sorted(set(self._producers[root]))
-            entry["prunable"] = entry["prunable"] and bool(entry["layers"])
-        # Index groups by root, then point every group id at its root's entry.
-        ordered = []
-        index_of_root = {}
-        for root in sorted(roots):
-            index_of_root[root] = len(ordered)
-            ordered.append(roots[root])
-        remap = {group: index_of_root[self._find(group)] for group in range(len(self._parent))}
-        for name, layout in self.layouts.items():
-            self.layouts[name] = _Layout([(remap[g], s) for g, s in layout.segments], layout.positions)
-        self.group_of = {name: remap[g] for name, g in self.group_of.items()}
-        return ordered
-
-
-def _unsupported_reason(layer):
-    if isinstance(layer, keras.Model):
-        return "is a nested model"
-    if isinstance(layer, keras.layers.DepthwiseConv2D) and layer.depth_multiplier != 1:
-        return "has a depth multiplier other than 1"
-    if isinstance(layer, keras.layers.SeparableConv2D) and layer.depth_multiplier != 1:
-        return "has a depth multiplier other than 1"
-    if isinstance(layer, keras.layers.Conv2D) and getattr(layer, "groups", 1) != 1:
-        return "is a grouped convolution"
-    if isinstance(layer, keras.layers.BatchNormalization) and layer.axis not in ([-1], [3], -1, 3):
-        return "normalizes an axis other than channels"
-    if isinstance(layer, keras.layers.Concatenate) and layer.axis not in (-1, 3):
-        return "concatenates along an axis other than channels"
-    if isinstance(
-        layer, _PRODUCERS + _PER_CHANNEL + _PASS_THROUGH + _MERGES + (keras.layers.Flatten, keras.layers.Concatenate)
-    ):
-        if getattr(layer, "data_format", "channels_last") != "channels_last":
-            return "uses channels_first"
-        return None
-    return "is not a layer kind it knows"
-
-
-def _nodes(model):
-    """`(layer, names of the layers feeding it)` in graph order; nested models and shared layers refused."""
-    if isinstance(model, keras.Sequential):
-        layers = list(model.layers)
-        return [(layer, [layers[index - 1].name if index else _INPUT]) for index, layer in enumerate(layers)]
-    config = model.get_config()
-    nodes = []
-    for entry in config["layers"]:
-        layer = model.get_layer(entry["config"]["name"] if "name" not in entry else entry["name"])
-        inbound = entry.get("inbound_nodes") or []
-        if len(inbound) > 1:
-            raise ValueError(
-                f"Layer {layer.name!r} is shared (called {len(inbound)} times); channel pruning needs each layer once."
-            )
-        names = [item[0] for item in inbound[0]] if inbound else []
-        nodes.append((layer, names))
-    return nodes
+    Example:
+      >>> plan_cost(model, plan_channels(model, 0.5))["macs"]
+    """
+    return total((layer, [w.shape for w in weights]) for layer, weights in _sliced(model, plan))
 
 
 def rebuild(model, plan):
@@ -480,18 +415,24 @@ def rebuild(model, plan):
         return layer.__class__.from_config(config)
 
     smaller = keras.models.clone_model(model, clone_function=resize)  # new layers; `model` is left alone
-    inputs_of = {layer.name: names for layer, names in _nodes(model)}
+    for layer, weights in _sliced(model, plan):
+        smaller.get_layer(layer.name).set_weights(weights)
+    return smaller
+
+
+def _sliced(model, plan):
+    """`(layer, weights cut to the plan)` for each layer of `model` with weights."""
+    inputs_of = {layer.name: names for layer, names in nodes(model)}
     for layer in model.layers:
         weights = layer.get_weights()
         if not weights:
             continue
-        if _unsupported_reason(layer):  # skipped on request: the plan kept every channel around it
-            smaller.get_layer(layer.name).set_weights(weights)
+        if unsupported_reason(layer):  # skipped on request: the plan kept every channel around it
+            yield layer, weights
             continue
         kept_in = plan.kept(plan.layouts[inputs_of[layer.name][0]])
         kept_out = plan.kept(plan.layouts[layer.name])
-        smaller.get_layer(layer.name).set_weights(_slice(layer, weights, kept_in, kept_out))
-    return smaller
+        yield layer, _slice(layer, weights, kept_in, kept_out)
 
 
 def _slice(layer, weights, kept_in, kept_out):

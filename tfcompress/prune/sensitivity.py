@@ -2,12 +2,10 @@
 
 import io
 
-import numpy as np
-
 from tfcompress import _files
 from tfcompress._checks import check_number
-from tfcompress._keras import ensure_graph_model
-from tfcompress.data.arrays import as_arrays
+from tfcompress._keras import accuracy, ensure_graph_model
+from tfcompress.data.arrays import labelled_arrays
 from tfcompress.prune.channels import plan_channels, rebuild
 from tfcompress.report import format_table
 
@@ -47,9 +45,7 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", plot_p
       >>> print(result["table"])
     """
     ensure_graph_model(model)
-    x, y = as_arrays(*(data if isinstance(data, tuple) else (data,)), argument="data")
-    if y is None:
-        raise ValueError("`data` needs labels: pass (x_test, y_test), or a dataset of (x, y) batches.")
+    x, y = labelled_arrays(data, "data")
     ratios = tuple(ratios)
     if not ratios:
         raise ValueError("`ratios` is empty; pass shares of channels to remove, e.g. (0.25, 0.5, 0.75).")
@@ -58,31 +54,27 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", plot_p
     if plot_path is not None:
         plot_path = _files.check_writable(plot_path, overwrite)
     plan = plan_channels(model, 0.0, criterion=criterion)  # checks the model and the criterion
-    baseline = _accuracy(model, x, y)
+    baseline = accuracy(model, x, y)
     rows = []
     for group in (group for group in plan.groups if group["prunable"]):
         name = group["layers"][0]
         for ratio in ratios:
             ratio_plan = plan_channels(model, {name: ratio}, criterion=criterion)
-            accuracy = _accuracy(rebuild(model, ratio_plan), x, y)
+            left = accuracy(rebuild(model, ratio_plan), x, y)
             kept = len(ratio_plan.groups[ratio_plan.group_of[name]]["kept"])
             rows.append(
                 {
                     "layer": "+".join(group["layers"]),
                     "ratio": float(ratio),
                     "channels": f"{kept}/{group['channels']}",
-                    "accuracy": accuracy,
-                    "drop": 100 * (baseline - accuracy),
+                    "accuracy": left,
+                    "drop": 100 * (baseline - left),
                 }
             )
     result = {"baseline": baseline, "rows": rows, "table": format_table(rows, _COLUMNS), "plot": None}
     if plot_path is not None:
         result["plot"] = _files.write_atomically(plot_path, _plot(rows, baseline), overwrite=overwrite)
     return result
-
-
-def _accuracy(model, x, y) -> float:
-    return float(np.mean(np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1) == np.asarray(y).reshape(-1)))
 
 
 def _plot(rows, baseline) -> bytes:

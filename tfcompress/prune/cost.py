@@ -1,0 +1,78 @@
+"""What a Keras model costs to run: parameters and multiply-accumulates (MACs), layer by layer."""
+
+import numpy as np
+
+from tfcompress._keras import ensure_graph_model, keras
+
+
+def cost(model) -> dict:
+    """Parameters and MACs of one example's forward pass, counted from the layers' shapes.
+
+    MACs are counted as the converter's `.tflite` file runs them (and as
+    `tfc.export.inspect` reports them): convolutions, depthwise convolutions and dense
+    layers. BatchNormalization folds into the convolution before it, so costs no MACs.
+
+    Args:
+      model: a built Sequential or functional Keras 2 model.
+
+    Returns:
+      A dict: `parameters`, `macs`, and `layers`, one `{"layer", "parameters", "macs"}`
+      per layer with weights.
+
+    Raises:
+      TypeError: `model` is not a Keras 2 model.
+      ValueError: `model` is subclassed or not built.
+
+    Example:
+      >>> tfc.prune.cost(model)["macs"]
+      4241152  # the MNIST benchmark's CNN
+    """
+    ensure_graph_model(model)
+    return total((layer, [w.shape for w in layer.get_weights()]) for layer in model.layers)
+
+
+def total(layers_and_shapes) -> dict:
+    """Sums `layer_cost` over `(layer, weight shapes)` pairs, as `cost` returns it.
+
+    Args:
+      layers_and_shapes: `(layer, [shape of each weight])` pairs; the shapes may be
+        smaller than the layer's own (a pruning plan's).
+
+    Returns:
+      The dict `cost` returns.
+
+    Example:
+      >>> total((layer, [w.shape for w in layer.get_weights()]) for layer in model.layers)
+    """
+    rows = []
+    for layer, shapes in layers_and_shapes:
+        if shapes:
+            parameters = int(sum(np.prod(shape) for shape in shapes))
+            rows.append({"layer": layer.name, "parameters": parameters, "macs": layer_macs(layer, shapes)})
+    return {
+        "parameters": sum(row["parameters"] for row in rows),
+        "macs": sum(row["macs"] for row in rows),
+        "layers": rows,
+    }
+
+
+def layer_macs(layer, shapes) -> int:
+    """MACs of one layer for one example, given its weights' shapes.
+
+    Args:
+      layer: a Keras layer (its output shape gives the positions it runs at).
+      shapes: the shapes of its weights, in `get_weights()` order.
+
+    Returns:
+      The MACs; 0 for layers the converter folds away or that do no multiplications.
+
+    Example:
+      >>> layer_macs(conv, [(3, 3, 1, 32), (32,)])
+    """
+    positions = int(np.prod(layer.output_shape[1:-1])) if len(layer.output_shape) > 2 else 1
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        depthwise, pointwise = shapes[0], shapes[1]
+        return positions * int(np.prod(depthwise) + np.prod(pointwise))
+    if isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.Conv2D, keras.layers.Dense)):
+        return positions * int(np.prod(shapes[0]))
+    return 0
