@@ -9,6 +9,7 @@ Example:
   >>> faster = tfc.prune.channels(model, ratio=0.5)   # whole channels removed: a smaller, faster model
 """
 
+from tfcompress.prune.blocks import drop_blocks, residual_blocks
 from tfcompress.prune.channels import ChannelPlan, channels, plan_channels, plan_cost, rebuild
 from tfcompress.prune.cost import cost
 from tfcompress.prune.criteria import Group
@@ -23,12 +24,14 @@ __all__ = [
     "callbacks",
     "channels",
     "cost",
+    "drop_blocks",
     "is_pruned",
     "magnitude",
     "plan_channels",
     "plan_cost",
     "rebuild",
     "report",
+    "residual_blocks",
     "sensitivity",
     "strip",
 ]
