@@ -50,7 +50,7 @@ def _residual():
     branch = keras.layers.Conv2D(8, 1, name="project")(branch)
     merged = keras.layers.Add()([branch, stem])
     side = keras.layers.Conv2D(4, 3, padding="same", name="side")(inputs)
-    joined = keras.layers.Concatenate()([merged, side])
+    joined = keras.layers.Concatenate(name="concatenate")([merged, side])
     pooled = keras.layers.GlobalAveragePooling2D()(joined)
     return keras.Model(inputs, keras.layers.Dense(5, name="head")(pooled))
 

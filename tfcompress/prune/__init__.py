@@ -7,15 +7,18 @@ Example:
   >>> small = tfc.prune.strip(pruned)
   >>> tfc.prune.report(small)["sparsity"]
   >>> faster = tfc.prune.channels(model, ratio=0.5)   # whole channels removed: a smaller, faster model
+  >>> tfc.prune.finetune(faster, (x, y), epochs=2)
 """
 
 from tfcompress.prune.blocks import drop_blocks, residual_blocks
 from tfcompress.prune.channels import ChannelPlan, channels, plan_channels, plan_cost, rebuild
 from tfcompress.prune.cost import cost
 from tfcompress.prune.criteria import Group
+from tfcompress.prune.finetune import finetune, iterative
 from tfcompress.prune.magnitude import PruningModel, callbacks, is_pruned, magnitude, strip
 from tfcompress.prune.report import report
 from tfcompress.prune.sensitivity import sensitivity
+from tfcompress.prune.slimming import gamma_penalty
 
 __all__ = [
     "ChannelPlan",
@@ -25,7 +28,10 @@ __all__ = [
     "channels",
     "cost",
     "drop_blocks",
+    "finetune",
+    "gamma_penalty",
     "is_pruned",
+    "iterative",
     "magnitude",
     "plan_channels",
     "plan_cost",

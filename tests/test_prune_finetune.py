@@ -1,0 +1,81 @@
+"""Fine-tuning after channel pruning, the iterative schedule, and network slimming's γ penalty."""
+
+import numpy as np
+import pytest
+
+import tfcompress as tfc
+from tests.conftest import compile_classifier, weights_of
+from tests.test_prune_blocks import small_resnet
+from tfcompress import keras
+from tfcompress._keras import accuracy
+
+
+def test_finetune_recovers_accuracy_lost_to_pruning(trained_cnn, digits, seeded):
+    (x_train, y_train), (x_test, y_test) = digits
+    smaller = tfc.prune.channels(trained_cnn, 0.75)
+    pruned = accuracy(smaller, x_test, y_test)
+    history = tfc.prune.finetune(smaller, (x_train, y_train), epochs=3, validation_data=(x_test, y_test))
+    assert len(history.history["val_accuracy"]) == 3
+    assert accuracy(smaller, x_test, y_test) > pruned + 0.05
+    with pytest.raises(ValueError, match="`data` needs labels"):
+        tfc.prune.finetune(smaller, x_train)
+    with pytest.raises(ValueError, match="`epochs` must be a positive integer"):
+        tfc.prune.finetune(smaller, (x_train, y_train), epochs=0)
+
+
+@pytest.mark.parametrize("allocation", ["uniform", "global"])
+def test_iterative_reaches_the_one_shot_widths_in_steps(trained_cnn, digits, allocation, seeded):
+    (x_train, y_train), (x_test, y_test) = digits
+    before = weights_of(trained_cnn)
+    smaller, log = tfc.prune.iterative(
+        trained_cnn, (x_train, y_train), 0.5, steps=2, allocation=allocation, validation_data=(x_test, y_test)
+    )
+    one_shot = tfc.prune.plan_channels(trained_cnn, 0.5, allocation=allocation).widths()
+    assert {name: after for name, (_, after) in one_shot.items()} == {
+        name: now for name, (now, _) in tfc.prune.plan_channels(smaller, 0.0).widths().items()
+    }
+    assert [row["step"] for row in log] == [1, 2]
+    cut = [(before, after) for before, after in one_shot.values() if after < before]
+    assert log[1]["removed"] == pytest.approx(1 - sum(after for _, after in cut) / sum(before for before, _ in cut))
+    assert log[0]["removed"] == pytest.approx(log[1]["removed"] / 2, abs=0.05)  # half the way after one step
+    assert log[0]["parameters"] > log[1]["parameters"] == smaller.count_params()
+    assert log[1]["accuracy"] == pytest.approx(accuracy(smaller, x_test, y_test))
+    assert all(row["accuracy"] > row["accuracy_pruned"] - 0.02 for row in log)
+    for original, now in zip(before, weights_of(trained_cnn)):
+        np.testing.assert_array_equal(original, now)
+
+
+def test_iterative_with_a_budget_and_a_data_criterion(trained_cnn, digits, seeded):
+    (x_train, y_train), _ = digits
+    limit = 0.4 * tfc.prune.cost(trained_cnn)["macs"]
+    smaller, log = tfc.prune.iterative(
+        trained_cnn, (x_train, y_train), budget={"macs": 0.4}, steps=2, criterion="taylor"
+    )
+    assert tfc.prune.cost(smaller)["macs"] <= limit and log[-1]["accuracy"] is None
+    with pytest.raises(ValueError, match="`steps` must be a positive integer"):
+        tfc.prune.iterative(trained_cnn, (x_train, y_train), 0.5, steps=0)
+
+
+def test_gamma_penalty_drives_batchnorm_scales_down_on_a_copy(digits, seeded):
+    (x_train, y_train), _ = digits
+    model = small_resnet(width=8, blocks=1)
+    before = weights_of(model)
+    penalized = tfc.prune.gamma_penalty(model, 0.1)
+    assert len(penalized.losses) == 3 and not model.losses  # one per BatchNormalization; the original has none
+    plain = keras.models.clone_model(model)
+    plain.set_weights(model.get_weights())
+    for candidate in (penalized, plain):
+        keras.utils.set_random_seed(0)
+        compile_classifier(candidate, 1e-2).fit(x_train, y_train, epochs=3, batch_size=64, verbose=0)
+
+    def gamma_l1(m):
+        return sum(np.abs(layer.gamma.numpy()).sum() for layer in m.layers if hasattr(layer, "gamma"))
+
+    assert gamma_l1(penalized) < 0.5 * gamma_l1(plain)
+    assert not tfc.prune.gamma_penalty(penalized, 0).losses
+    for original, now in zip(before, weights_of(model)):
+        np.testing.assert_array_equal(original, now)
+    with pytest.raises(ValueError, match="no BatchNormalization layer that learns a scale"):
+        tfc.prune.gamma_penalty(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
+    with pytest.raises(ValueError, match="`strength` must be a number"):
+        tfc.prune.gamma_penalty(model, -1.0)
