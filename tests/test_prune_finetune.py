@@ -79,3 +79,38 @@ def test_gamma_penalty_drives_batchnorm_scales_down_on_a_copy(digits, seeded):
         tfc.prune.gamma_penalty(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
     with pytest.raises(ValueError, match="`strength` must be a number"):
         tfc.prune.gamma_penalty(model, -1.0)
+
+
+def _batchnorm_input_statistics(model, x):
+    statistics = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            values = keras.Model(model.inputs, layer.input).predict(x, verbose=0).astype(np.float64)
+            values = values.reshape(-1, values.shape[-1])
+            statistics[layer.name] = (values.mean(axis=0), values.var(axis=0))
+    return statistics
+
+
+def test_recalibrate_batchnorm_measures_each_layer_on_the_model_as_it_now_is(digits, seeded):
+    (x_train, _), _ = digits
+    smaller = tfc.prune.channels(small_resnet(width=8, blocks=1), 0.5)
+    assert tfc.prune.recalibrate_batchnorm(smaller, (x_train, None), examples=300) == 3
+    for name, (mean, variance) in _batchnorm_input_statistics(smaller, x_train[:300]).items():
+        layer = smaller.get_layer(name)
+        np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(layer.moving_variance.numpy(), variance, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="`examples` must be a positive integer"):
+        tfc.prune.recalibrate_batchnorm(smaller, x_train, examples=0)
+
+
+def test_finetune_leaves_batchnorm_statistics_matching_the_final_weights(digits, seeded):
+    (x_train, y_train), _ = digits
+    smaller = tfc.prune.channels(small_resnet(width=8, blocks=1), 0.5)
+    tfc.prune.finetune(smaller, (x_train, y_train), epochs=1)
+    for name, (mean, variance) in _batchnorm_input_statistics(smaller, x_train[:1024]).items():
+        np.testing.assert_allclose(smaller.get_layer(name).moving_variance.numpy(), variance, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(smaller.get_layer(name).moving_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+    stale = tfc.prune.channels(small_resnet(width=8, blocks=1), 0.5)
+    tfc.prune.finetune(stale, (x_train, y_train), epochs=1, recalibrate=False)
+    stale_mean = stale.get_layer("stem_bn").moving_mean.numpy()
+    assert not np.allclose(stale_mean, _batchnorm_input_statistics(stale, x_train[:1024])["stem_bn"][0], atol=1e-3)

@@ -10,6 +10,7 @@ Example:
   >>> tfc.prune.finetune(faster, (x, y), epochs=2)
 """
 
+from tfcompress.prune.batchnorm import recalibrate_batchnorm
 from tfcompress.prune.blocks import drop_blocks, residual_blocks
 from tfcompress.prune.channels import ChannelPlan, channels, plan_channels, plan_cost, rebuild
 from tfcompress.prune.cost import cost
@@ -36,6 +37,7 @@ __all__ = [
     "plan_channels",
     "plan_cost",
     "rebuild",
+    "recalibrate_batchnorm",
     "report",
     "residual_blocks",
     "sensitivity",

@@ -1,9 +1,12 @@
 """Recovering accuracy after channel pruning: fine-tuning, and the iterative prune-a-little schedule."""
 
-from tfcompress._checks import check_positive_integer
+import math
+
+from tfcompress._checks import check_number, check_positive_integer
 from tfcompress._keras import accuracy, ensure_graph_model, keras, outputs_logits
 from tfcompress.data.arrays import labelled_arrays
 from tfcompress.prune import criteria
+from tfcompress.prune.batchnorm import recalibrate_batchnorm
 from tfcompress.prune.channels import channels, plan_channels
 from tfcompress.prune.cost import cost
 
@@ -11,20 +14,26 @@ _SCORE_EXAMPLES = 512
 
 
 def finetune(model, data, *, epochs: int = 2, learning_rate: float = 5e-4, batch_size: int = 32,
-             validation_data=None, callbacks=None, verbose: int = 0):  # fmt: skip
-    """Compiles a pruned classifier for fine-tuning and trains it: Adam at a low learning rate.
+             validation_data=None, callbacks=None, recalibrate: bool = True, verbose: int = 0):  # fmt: skip
+    """Compiles a pruned classifier for fine-tuning and trains it: Adam at a low, decaying learning rate.
 
     The loss is sparse categorical cross-entropy, from logits unless the last layer is a
-    softmax. Like `fit`, it trains `model` in place.
+    softmax. The learning rate decays to zero over the epochs (cosine), so the weights
+    and BatchNormalization's moving statistics settle by the end. Like `fit`, it trains
+    `model` in place.
 
     Args:
       model: a built Keras 2 classifier, e.g. from `tfc.prune.channels`.
       data: training `(x, y)` arrays (integer labels), or a batched `tf.data.Dataset`.
       epochs: passes over the data.
-      learning_rate: Adam's learning rate; lower than for training from scratch.
+      learning_rate: Adam's starting learning rate, lower than for training from scratch;
+        or a Keras `LearningRateSchedule`, used as it is.
       batch_size: examples per step (for arrays).
       validation_data: optional held-out `(x, y)`, evaluated after every epoch.
       callbacks: extra Keras callbacks.
+      recalibrate: afterwards, recompute BatchNormalization's moving statistics on the
+        training data (`recalibrate_batchnorm`): a few epochs are too short for them to
+        catch up with the changed weights, which can ruin a pruned ResNet's accuracy.
       verbose: Keras `fit` verbosity.
 
     Returns:
@@ -40,21 +49,28 @@ def finetune(model, data, *, epochs: int = 2, learning_rate: float = 5e-4, batch
     """
     ensure_graph_model(model)
     check_positive_integer("epochs", epochs)
+    check_positive_integer("batch_size", batch_size)
     x, y = labelled_arrays(data, "data")
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        check_number("learning_rate", learning_rate, low=0, low_open=True)
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * math.ceil(len(x) / batch_size))
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)),
         metrics=["accuracy"],
     )
-    return model.fit(
+    history = model.fit(
         x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, callbacks=callbacks,
         verbose=verbose,
     )  # fmt: skip
+    if recalibrate:
+        recalibrate_batchnorm(model, x)
+    return history
 
 
 def iterative(model, data, ratio=None, *, steps: int = 3, epochs_per_step: int = 1, criterion="l1",
               allocation="uniform", protect=(), budget=None, learning_rate: float = 5e-4, batch_size: int = 32,
-              validation_data=None, verbose: int = 0):  # fmt: skip
+              validation_data=None, callbacks=None, verbose: int = 0):  # fmt: skip
     """Prunes channels a little at a time, fine-tuning after each step (Molchanov et al., 2017).
 
     The final widths are those `channels(model, ratio or budget, allocation=...)` would
@@ -73,10 +89,11 @@ def iterative(model, data, ratio=None, *, steps: int = 3, epochs_per_step: int =
       allocation: as for `channels`; decides the final widths on `model` as it is.
       protect: as for `channels`.
       budget: as for `channels`, instead of `ratio`.
-      learning_rate: Adam's learning rate for fine-tuning.
+      learning_rate: Adam's starting learning rate for each step's fine-tuning (see `finetune`).
       batch_size: examples per fine-tuning step.
       validation_data: optional held-out `(x, y)`: each step's accuracy before and after
         fine-tuning is measured on it.
+      callbacks: extra Keras callbacks for every fine-tuning `fit`.
       verbose: Keras `fit` verbosity.
 
     Returns:
@@ -112,9 +129,10 @@ def iterative(model, data, ratio=None, *, steps: int = 3, epochs_per_step: int =
                 ratios[name] = (now[name][0] - target + 0.5) / now[name][0]
         if ratios:
             current = channels(current, ratios, **choose)
+            recalibrate_batchnorm(current, x)  # so the accuracy after cutting is the channels', not stale statistics
         pruned_accuracy = _accuracy(current, validation_data)
         finetune(current, (x, y), epochs=epochs_per_step, learning_rate=learning_rate, batch_size=batch_size,
-                 verbose=verbose)  # fmt: skip
+                 callbacks=callbacks, verbose=verbose)  # fmt: skip
         counts = cost(current)
         widths = plan_channels(current, 0.0).widths()
         log.append(
