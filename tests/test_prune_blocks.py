@@ -8,19 +8,8 @@ from tests.conftest import compile_classifier, weights_of
 from tfcompress import keras
 
 
-def small_resnet(width=8, blocks=2, input_shape=(8, 8, 1), classes=10):
-    """A ResNet-style classifier: a stem, `blocks` basic blocks (conv-BN-ReLU-conv-BN + skip), GAP, Dense."""
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Conv2D(width, 3, padding="same", name="stem")(inputs)
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="stem_bn")(x))
-    for block in range(1, blocks + 1):
-        branch = keras.layers.Conv2D(width, 3, padding="same", name=f"block{block}_conv1")(x)
-        branch = keras.layers.ReLU()(keras.layers.BatchNormalization(name=f"block{block}_bn1")(branch))
-        branch = keras.layers.Conv2D(width, 3, padding="same", name=f"block{block}_conv2")(branch)
-        branch = keras.layers.BatchNormalization(name=f"block{block}_bn2")(branch)
-        x = keras.layers.ReLU()(keras.layers.Add(name=f"block{block}_add")([x, branch]))
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(x))
+def small_resnet(width=8, blocks=2):
+    return tfc.demo.residual_net(width, blocks, "small_resnet")
 
 
 def _silence_branch(model, block):

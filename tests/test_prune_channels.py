@@ -241,3 +241,25 @@ def test_bn_gamma_prunes_the_channels_batchnorm_scales_down(seeded):
     assert by_layer["conv_a"]["kept"] == [0, 2, 4, 6] and by_layer["conv_a"]["criterion"] == "bn_gamma"
     assert by_layer["conv_b"]["criterion"] == "l1" and by_layer["dense_a"]["criterion"] == "l1"
     assert plan_channels(model, 0.5, criterion="l1").groups[plan.group_of["conv_a"]]["kept"] == [1, 3, 5, 7]
+
+
+def test_separable_multiply_and_pooling_layers_keep_their_outputs_on_zeroed_channels(seeded):
+    inputs = keras.Input((8, 8, 3))
+    a = keras.layers.SeparableConv2D(8, 3, padding="same", activation="relu", name="separable")(inputs)
+    b = keras.layers.Conv2D(8, 1, activation="sigmoid", name="gate")(inputs)
+    gated = keras.layers.Multiply(name="multiply")([a, b])  # a gate: both sides one group
+    pooled = keras.layers.AveragePooling2D()(keras.layers.ZeroPadding2D()(gated))
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")(pooled)
+    x = keras.layers.GlobalMaxPooling2D()(keras.layers.Dropout(0.2)(x))
+    model = keras.Model(inputs, keras.layers.Dense(4, name="head")(x))
+    plan = plan_channels(model, 0.5)
+    assert [group["layers"] for group in plan.groups if group["prunable"]] == [["gate", "separable"], ["conv"]]
+    depthwise, pointwise, bias = model.get_layer("separable").get_weights()
+    pointwise[..., ::2], bias[::2] = 0, 0  # relu(0) * gate = 0 on the even channels
+    model.get_layer("separable").set_weights([depthwise, pointwise, bias])
+    _zero_channels(model, "gate", [0, 2, 4, 6])  # so the even channels score lowest on both sides
+    _zero_channels(model, "conv", [0, 1, 2])
+    smaller = tfc.prune.channels(model, 0.5)
+    assert smaller.get_layer("separable").output_shape[-1] == 4 and smaller.get_layer("conv").output_shape[-1] == 3
+    x = np.random.default_rng(0).random((8, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(smaller.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)

@@ -102,6 +102,43 @@ def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (
     )
 
 
+def residual_net(width: int, blocks: int, name: str, input_shape: tuple = (8, 8, 1), classes: int = 10):
+    """A small ResNet: a stem, basic residual blocks, global average pooling, a dense head.
+
+    Each block is conv-BN-ReLU-conv-BN added to its input, then a ReLU (He et al., 2016).
+    Inputs larger than 8x8 are max-pooled after the stem. The layers are named
+    `stem`, `stem_bn`, `block{i}_conv1`, `block{i}_bn1`, `block{i}_conv2`, `block{i}_bn2`,
+    `block{i}_add` and `logits`, so pruning results read clearly.
+
+    Args:
+      width: channels of every convolution.
+      blocks: how many residual blocks.
+      name: model name.
+      input_shape: shape of one image, `(height, width, channels)`.
+      classes: how many logits it outputs.
+
+    Returns:
+      An uncompiled functional model that outputs `classes` logits.
+
+    Example:
+      >>> residual_net(16, 3, "resnet").count_params()
+      14698
+    """
+    inputs = keras.Input(shape=input_shape)
+    x = keras.layers.Conv2D(width, 3, padding="same", name="stem")(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="stem_bn")(x))
+    if input_shape[0] > 8:
+        x = keras.layers.MaxPooling2D()(x)
+    for block in range(1, blocks + 1):
+        branch = keras.layers.Conv2D(width, 3, padding="same", name=f"block{block}_conv1")(x)
+        branch = keras.layers.ReLU()(keras.layers.BatchNormalization(name=f"block{block}_bn1")(branch))
+        branch = keras.layers.Conv2D(width, 3, padding="same", name=f"block{block}_conv2")(branch)
+        branch = keras.layers.BatchNormalization(name=f"block{block}_bn2")(branch)
+        x = keras.layers.ReLU()(keras.layers.Add(name=f"block{block}_add")([x, branch]))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(x), name=name)
+
+
 def _compile(model, learning_rate):
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
