@@ -276,6 +276,45 @@ CASES = {
         ValueError,
         r"Layer 'reshape.*' \(Reshape\) is not a layer kind it knows",
     ),
+    "recipe: channel ratio and budget both": (
+        lambda t, m, x: tfc.pipeline.run(
+            _recipe(t, stages={"train": {}, "channels": {"ratio": 0.5, "budget": {"macs": 0.5}}, "export": {}})
+        ),
+        tfc.recipe.RecipeError,
+        r"`stages.channels` takes `ratio` or `budget`, not both",
+    ),
+    "recipe: channel budget of flops": (
+        lambda t, m, x: tfc.pipeline.run(
+            _recipe(t, stages={"train": {}, "channels": {"budget": {"flops": 1}}, "export": {}})
+        ),
+        tfc.recipe.RecipeError,
+        r"`stages.channels.budget` must be \{parameters: n\} or \{macs: n\}",
+    ),
+    "channels: a budget it cannot meet": (
+        lambda t, m, x: tfc.prune.channels(m, budget={"parameters": 10}),
+        ValueError,
+        r"`budget` asks for at most 10 parameters, but even removing all but one channel",
+    ),
+    "channels: a data criterion without data": (
+        lambda t, m, x: tfc.prune.channels(m, 0.5, criterion="taylor"),
+        ValueError,
+        r"criterion='taylor' measures channels on data; pass data=\(x, y\)",
+    ),
+    "drop_blocks: a block that is not one": (
+        lambda t, m, x: tfc.prune.drop_blocks(m, ["dense"]),
+        ValueError,
+        r"`blocks` names \['dense'\], which are not residual blocks",
+    ),
+    "iterative: unlabelled data": (
+        lambda t, m, x: tfc.prune.iterative(m, x, 0.5),
+        ValueError,
+        r"`data` needs labels",
+    ),
+    "gamma_penalty: a model without BatchNormalization": (
+        lambda t, m, x: tfc.prune.gamma_penalty(m),
+        ValueError,
+        r"has no BatchNormalization layer that learns a scale",
+    ),
     "recipe: export mode misspelt": (
         lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"train": {}, "export": {"mode": "int-8"}})),
         tfc.recipe.RecipeError,

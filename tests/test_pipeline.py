@@ -206,3 +206,40 @@ def test_the_channels_stage_hands_a_smaller_model_on(tmp_path):
     train, smaller, exported = report["rows"]
     assert smaller["stage"] == "channels" and smaller["parameters"] < 0.35 * train["parameters"]
     assert exported["tflite_bytes"] < 0.35 * train["tflite_bytes"] and exported["top1_agreement"] == 1.0
+
+
+def test_the_channels_stage_on_a_resnet_with_every_option(tmp_path):
+    recipe = {
+        "model": "builtin:resnet",
+        "output_dir": str(tmp_path / "out"),
+        "stages": {
+            "train": {"epochs": 2},
+            "channels": {
+                "budget": {"macs": 0.5},
+                "criterion": "taylor",
+                "steps": 2,
+                "finetune_epochs": 1,
+                "gamma_penalty": 1e-3,
+                "penalty_epochs": 1,
+                "drop_blocks": 1,
+                "protect": ["first"],
+            },
+            "export": {"mode": "float32"},
+        },
+    }
+    report = tfc.pipeline.run(recipe, progress=lambda line: None)
+    widths = report["widths"]
+    assert widths["stem"] == [16, 16]  # protected
+    assert sorted(width for name, (_, width) in widths.items() if name.endswith("_conv1")).count(0) == 1
+    trained = tfc.demo.residual_net(16, 3, "resnet")
+    macs = tfc.export.inspect(report["files"]["model"])["macs"]
+    assert macs <= 0.5 * tfc.prune.cost(trained)["macs"]
+    assert os.path.isfile(report["files"]["widths"]) and report["files"]["widths"].endswith("widths.png")
+    with open(report["files"]["json"]) as file:
+        assert json.load(file)["widths"] == widths
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.dirname(EXAMPLE))))
+def test_every_example_recipe_passes_the_checks(name):
+    checked = tfc.recipe.check(tfc.recipe.load(os.path.join(os.path.dirname(EXAMPLE), name)))
+    assert checked["stages"]["export"]["mode"] == "int8"

@@ -24,6 +24,7 @@ from tfcompress.keras3 import from_keras3
 
 _MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 _BUILTIN_SHAPES = {"builtin:teacher": ((32, 64), 384), "builtin:student": ((16, 32), 192)}
+_SCORE_EXAMPLES = 512  # training examples the data-driven channel criteria measure on
 
 
 def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
@@ -88,18 +89,9 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
             elif name == "distill":
                 model = _distill(model, teacher, settings, x_train, y_train, fit, log_dir)
             elif name == "channels":
-                model = prune.channels(
-                    model,
-                    settings["ratio"],
-                    criterion=settings["criterion"],
-                    protect=settings["protect"],
-                    allocation=settings["allocation"],
-                )
-                _compile(model, settings["learning_rate"])
-                if settings["finetune_epochs"]:
-                    model.fit(
-                        x_train, y_train, epochs=settings["finetune_epochs"], callbacks=_board(log_dir, name), **fit
-                    )
+                before = model
+                model = _channels(model, settings, x_train, y_train, fit, log_dir)
+                widths = _widths(before, model)
             elif name == "prune":
                 model = _prune(model, settings, x_train, y_train, fit, log_dir)
             elif name == "qat":
@@ -136,6 +128,7 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
         files["android"] = {key: bundle[key] for key in ("model", "labels", "json")}
     report = {
         "rows": rows,
+        "widths": widths if "channels" in stages else None,
         "final": final,
         "class_names": class_names,
         "recipe": recipes.map_values(checked, _json_value),
@@ -152,7 +145,8 @@ _STAGE_TITLES = {
     "train": lambda s: f"Training for {s['epochs']} epochs",
     "distill": lambda s: f"Distilling for {s['epochs']} epochs (alpha {s['alpha']}, T {s['temperature']})",
     "channels": lambda s: (
-        f"Removing {s['ratio']:.0%} of the channels ({s['criterion']}), then {s['finetune_epochs']} epochs"
+        f"Removing channels ({_how_many(s)}, {s['criterion']}) in {s['steps']} step(s), "
+        f"{s['finetune_epochs']} fine-tuning epochs each"
     ),
     "prune": lambda s: (
         f"Pruning to {s['sparsity']:.0%} sparsity over {s['epochs']} epochs, then {s['finetune_epochs']}"
@@ -160,6 +154,13 @@ _STAGE_TITLES = {
     "qat": lambda s: f"Quantization-aware fine-tuning for {s['epochs']} epochs",
     "export": lambda s: f"Exporting {s['mode']} .tflite and verifying it in LiteRT",
 }
+
+
+def _how_many(settings):
+    if settings["budget"]:
+        (key, value), = settings["budget"].items()
+        return f"to {value:.0%} of the {key}" if value < 1 else f"to {value:,.0f} {key}"
+    return f"{0.5 if settings['ratio'] is None else settings['ratio']:.0%}"
 
 
 def _distill(student, teacher, settings, x_train, y_train, fit, log_dir):
@@ -175,6 +176,61 @@ def _distill(student, teacher, settings, x_train, y_train, fit, log_dir):
     )
     distiller.fit(x_train, y_train, epochs=settings["epochs"], callbacks=_board(log_dir, "distill"), **fit)
     return distiller.student
+
+
+def _channels(model, settings, x_train, y_train, fit, log_dir):
+    """Network slimming's penalty (optional), residual blocks dropped (optional), then channels, fine-tuned."""
+    if settings["gamma_penalty"]:
+        model = prune.gamma_penalty(model, settings["gamma_penalty"])
+        _compile(model, settings["learning_rate"])
+        model.fit(x_train, y_train, epochs=settings["penalty_epochs"], callbacks=_board(log_dir, "penalty"), **fit)
+        model = prune.gamma_penalty(model, 0.0)
+    budget = settings["budget"]
+    if budget:  # a share is of the model as the stage received it, before any block is dropped
+        (key, value), = budget.items()
+        budget = {key: int(value * prune.cost(model)[key]) if value < 1 else value}
+    blocks = settings["drop_blocks"]
+    if blocks:
+        if isinstance(blocks, int):  # the ones whose loss costs least, measured on training examples
+            measured = prune.residual_blocks(model, data=(x_train[:_SCORE_EXAMPLES * 4], y_train[:_SCORE_EXAMPLES * 4]))
+            if len(measured) < blocks:
+                raise ValueError(
+                    f"`stages.channels.drop_blocks` asks for {blocks} blocks, but the model has {len(measured)} "
+                    "residual blocks whose branch can be dropped."
+                )
+            blocks = [block["add"] for block in sorted(measured, key=lambda block: block["drop"])[:blocks]]
+        model = prune.drop_blocks(model, blocks)
+    choose = {
+        "criterion": settings["criterion"],
+        "protect": settings["protect"],
+        "allocation": settings["allocation"],
+        "budget": budget,
+    }
+    board = _board(log_dir, "channels")
+    if settings["steps"] > 1:
+        model, _ = prune.iterative(
+            model, (x_train, y_train), settings["ratio"], steps=settings["steps"],
+            epochs_per_step=settings["finetune_epochs"], learning_rate=settings["learning_rate"],
+            batch_size=fit["batch_size"], callbacks=board, verbose=fit["verbose"], **choose,
+        )  # fmt: skip
+        return model
+    scoring = (x_train[:_SCORE_EXAMPLES], y_train[:_SCORE_EXAMPLES])
+    data = scoring if settings["criterion"] in prune.criteria.NEEDS_DATA else None
+    model = prune.channels(model, settings["ratio"], data=data, **choose)
+    if settings["finetune_epochs"]:
+        prune.finetune(
+            model, (x_train, y_train), epochs=settings["finetune_epochs"], learning_rate=settings["learning_rate"],
+            batch_size=fit["batch_size"], callbacks=board, verbose=fit["verbose"],
+        )  # fmt: skip
+    else:
+        _compile(model, settings["learning_rate"])
+    return model
+
+
+def _widths(before, after) -> dict:
+    """Output channels of every pruned or kept layer, before and after the channels stage (0: dropped)."""
+    old, new = prune.plan_channels(before, 0.0).widths(), prune.plan_channels(after, 0.0).widths()
+    return {name: [width, new.get(name, (0,))[0]] for name, (width, _) in old.items()}
 
 
 def _prune(model, settings, x_train, y_train, fit, log_dir):
@@ -243,6 +299,8 @@ def _load_npz(path):
 
 def _load_model(reference, input_shape, classes, key):
     """A Keras 2 model the pipeline may train: a copy of an object, a loaded file, or a built-in CNN."""
+    if reference == "builtin:resnet":
+        return demo.residual_net(16, 3, "resnet", tuple(input_shape), classes=classes)
     if _is_builtin(reference):
         filters, units = _BUILTIN_SHAPES[reference]
         return demo.conv_net(filters, units, reference.split(":")[1], tuple(input_shape), classes=classes)

@@ -26,7 +26,9 @@ import yaml
 
 # The stages in the order they run: each hands a plain Keras model to the next.
 STAGES = ("train", "distill", "channels", "prune", "qat", "export")
-BUILTIN_MODELS = ("builtin:teacher", "builtin:student")
+BUILTIN_MODELS = ("builtin:teacher", "builtin:student", "builtin:resnet")
+# tfcompress.prune.criteria.CRITERIA's names (kept here so reading a recipe does not load TensorFlow).
+CHANNEL_CRITERIA = ("l1", "l2", "bn_gamma", "taylor", "mean_activation", "apoz")
 DATA_SOURCES = ("builtin", "mnist", "directory", "npz")
 EXPORT_MODES = ("int8", "float32", "float16", "dynamic", "int16x8", "weights_int8", "weights_int4", "dynamic_int4")
 IO_DTYPES = (None, "uint8", "int8", "float32", "int16")
@@ -79,6 +81,22 @@ def _float_layers(value):
     return names or _positive_int(value)[0] or _positive(value)[0], "layer names, a count, or an error threshold"
 
 
+def _budget(value):
+    ok = (
+        isinstance(value, dict)
+        and len(value) == 1
+        and next(iter(value)) in ("parameters", "macs")
+        and _real(next(iter(value.values())))
+        and next(iter(value.values())) > 0
+    )
+    return ok, "{parameters: n} or {macs: n}, n a share in (0, 1) or a count"
+
+
+def _blocks(value):
+    names = isinstance(value, list) and all(isinstance(item, str) and item for item in value)
+    return names or _positive_int(value)[0], "a list of residual blocks' Add layer names, or how many to drop"
+
+
 def _image_size(value):
     ok = isinstance(value, list) and len(value) == 2 and all(_positive_int(side)[0] for side in value)
     return ok, "[height, width] in pixels"
@@ -125,14 +143,22 @@ SCHEMA = {
         "learning_rate": (_positive, 1e-3),
     },
     "channels": {
-        "ratio": (_sparsity, 0.5),
-        "criterion": (_one_of("l1", "l2", "bn_gamma"), "l1"),
+        "ratio": (_sparsity, None),  # 0.5 unless a budget is given
+        "budget": (_budget, None),
+        "criterion": (_one_of(*CHANNEL_CRITERIA), "l1"),
         "allocation": (_one_of("uniform", "global"), "uniform"),
         "protect": (
-            lambda v: (isinstance(v, list) and all(isinstance(i, str) for i in v), "a list of layer names"),
+            lambda v: (
+                isinstance(v, list) and all(isinstance(i, str) for i in v),
+                "a list of layer names ('first' and 'last' for the first and last prunable layers)",
+            ),
             [],
         ),
+        "steps": (_positive_int, 1),
         "finetune_epochs": (_count, 2),
+        "gamma_penalty": (lambda v: (_real(v) and v >= 0, "a number >= 0"), 0.0),
+        "penalty_epochs": (_positive_int, 2),
+        "drop_blocks": (_blocks, []),
         "learning_rate": (_positive, 5e-4),
     },
     "prune": {
@@ -334,6 +360,11 @@ def _check_combination(recipe):
                 raise RecipeError(f"`stages.distill.teacher` {teacher!r} is not one of {list(BUILTIN_MODELS)}.")
             if stages["distill"]["teacher_epochs"] < 1:
                 raise RecipeError("A built-in teacher starts untrained: set `stages.distill.teacher_epochs` >= 1.")
+    channels = stages.get("channels")
+    if channels is not None and channels["ratio"] is not None and channels["budget"] is not None:
+        raise RecipeError("`stages.channels` takes `ratio` or `budget`, not both: a budget finds its own ratio.")
+    if channels is not None and channels["steps"] > 1 and channels["finetune_epochs"] < 1:
+        raise RecipeError("`stages.channels.steps` > 1 fine-tunes after each step: set `finetune_epochs` >= 1.")
     export = stages.get("export")
     if export is None:
         raise RecipeError("`stages.export` is required: the pipeline's result is a .tflite file (use `export: {}`).")

@@ -85,6 +85,7 @@ REPORT_FILES = {
     "accuracy_vs_size": "accuracy_vs_size.png",
     "sparsity": "sparsity.png",
     "latency": "latency.png",
+    "widths": "widths.png",  # only when a channels stage ran
 }
 
 
@@ -108,18 +109,20 @@ def format_markdown(rows: list, columns: list) -> str:
 
 
 def write_all(report: dict, paths: dict, overwrite: bool = False) -> dict:
-    """Writes the pipeline's report as JSON, a Markdown table and three PNG plots.
+    """Writes the pipeline's report as JSON, a Markdown table and PNG plots.
 
     The plots: accuracy against gzip size for each stage (what was traded for what),
-    each layer's sparsity in the final model, and each stage's LiteRT latency.
+    each layer's sparsity in the final model, each stage's LiteRT latency, and, when
+    channels were pruned, each layer's output channels before and after.
 
     Args:
-      report: the pipeline's report (`rows` with the `STAGE_COLUMNS` keys and `layers`).
+      report: the pipeline's report (`rows` with the `STAGE_COLUMNS` keys and `layers`;
+        `widths`, layer -> [channels before, after], or None).
       paths: file paths by the keys of `REPORT_FILES`.
       overwrite: replace existing files.
 
     Returns:
-      The paths written, by the keys of `REPORT_FILES`.
+      The paths written, by the keys of `REPORT_FILES` (`widths` only with widths).
 
     Example:
       >>> write_all(report, {key: os.path.join("out", name) for key, name in REPORT_FILES.items()})
@@ -133,6 +136,8 @@ def write_all(report: dict, paths: dict, overwrite: bool = False) -> dict:
         "sparsity": _write_figure(paths["sparsity"], _sparsity(rows[-1]), overwrite),
         "latency": _write_figure(paths["latency"], _latency(rows), overwrite),
     }
+    if report.get("widths"):
+        written["widths"] = _write_figure(paths["widths"], _widths(report["widths"]), overwrite)
     written["json"] = paths["json"]
     write_json(paths["json"], dict(report, files=dict(report["files"], **written)), overwrite=overwrite)
     return written
@@ -196,6 +201,19 @@ def _latency(rows):
     axes.bar([row["stage"] for row in timed], [row["latency_ms"] for row in timed])
     axes.set(ylabel="LiteRT latency, batch 1, 1 thread (ms)", title="Latency per stage")
     axes.tick_params(axis="x", labelrotation=20, labelsize=8)
+    return figure
+
+
+def _widths(widths):
+    figure, axes = _figure()
+    names = list(widths)
+    positions = range(len(names))
+    axes.barh([p - 0.2 for p in positions], [widths[name][0] for name in names], height=0.4, label="before")
+    axes.barh([p + 0.2 for p in positions], [widths[name][1] for name in names], height=0.4, label="after")
+    axes.set_yticks(list(positions), names, fontsize=7)
+    axes.set(xlabel="output channels (0: layer removed)", title="Channels per layer: before and after pruning")
+    axes.invert_yaxis()
+    axes.legend()
     return figure
 
 
