@@ -29,6 +29,6 @@ def test_notebook_opens_in_colab_and_installs_itself(notebook):
     assert "pip" in "".join(first_code["source"]) and "find_spec" in "".join(first_code["source"])
 
 
-def test_the_four_notebooks_are_there():
+def test_the_five_notebooks_are_there():
     names = {path.stem for path in NOTEBOOKS}
-    assert {"quickstart", "distillation", "pruning", "qat_and_export"} <= names
+    assert {"quickstart", "distillation", "pruning", "channel_pruning", "qat_and_export"} <= names
