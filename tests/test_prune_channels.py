@@ -153,6 +153,19 @@ def test_bad_arguments(arguments, error, message, seeded):
         tfc.prune.channels(_sequential(), **arguments)
 
 
+def test_a_transposed_convolution_is_refused_not_misread(seeded):
+    # Conv2DTranspose subclasses Conv2D but keeps its kernel as (h, w, out, in): slicing it as a Conv2D would be wrong.
+    model = keras.Sequential(
+        [keras.Input((4, 4, 3)), keras.layers.Conv2D(6, 1), keras.layers.Conv2DTranspose(6, 3, name="up"),
+         keras.layers.Flatten(), keras.layers.Dense(2)]
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"Layer 'up' \(Conv2DTranspose\) is a transposed convolution"):
+        tfc.prune.channels(model, 0.5)
+    kept = tfc.prune.channels(model, 0.5, unsupported="skip")
+    x = np.random.default_rng(0).random((2, 4, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(kept.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
 def test_models_it_cannot_prune_get_clear_errors():
     class Subclassed(keras.Model):
         def call(self, inputs):

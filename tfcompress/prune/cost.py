@@ -70,6 +70,8 @@ def layer_macs(layer, shapes) -> int:
       >>> layer_macs(conv, [(3, 3, 1, 32), (32,)])
     """
     positions = int(np.prod(layer.output_shape[1:-1])) if len(layer.output_shape) > 2 else 1
+    if isinstance(layer, keras.layers.Conv2DTranspose):  # each input position scatters a kernel's worth
+        return int(np.prod(layer.input_shape[1:-1])) * int(np.prod(shapes[0]))
     if isinstance(layer, keras.layers.SeparableConv2D):
         depthwise, pointwise = shapes[0], shapes[1]
         return positions * int(np.prod(depthwise) + np.prod(pointwise))

@@ -168,6 +168,8 @@ def unsupported_reason(layer):
     """Why channel pruning cannot handle `layer` (a phrase for an error message), or None if it can."""
     if isinstance(layer, keras.Model):
         return "is a nested model"
+    if isinstance(layer, keras.layers.Conv2DTranspose):  # a Conv2D subclass whose kernel is (h, w, out, in)
+        return "is a transposed convolution"
     if isinstance(layer, keras.layers.DepthwiseConv2D) and layer.depth_multiplier != 1:
         return "has a depth multiplier other than 1"
     if isinstance(layer, keras.layers.SeparableConv2D) and layer.depth_multiplier != 1:

@@ -20,7 +20,7 @@ from tfcompress._keras import keras, outputs_logits
 _BATCH = 64
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)  # compared by identity: `Evidence` finds a group's row by it
 class Group:
     """A group of coupled channels, as a criterion sees it.
 
@@ -44,7 +44,7 @@ class Group:
     kernels: list
     gammas: list
     scored_by: str = ""
-    _evidence: "Evidence" = None
+    _evidence: "Evidence" = dataclasses.field(default=None, repr=False)
 
     @property
     def mean_activation(self) -> np.ndarray:
