@@ -114,3 +114,23 @@ def test_finetune_leaves_batchnorm_statistics_matching_the_final_weights(digits,
     tfc.prune.finetune(stale, (x_train, y_train), epochs=1, recalibrate=False)
     stale_mean = stale.get_layer("stem_bn").moving_mean.numpy()
     assert not np.allclose(stale_mean, _batchnorm_input_statistics(stale, x_train[:1024])["stem_bn"][0], atol=1e-3)
+
+
+def test_sensitivity_can_recalibrate_batchnorm_after_each_cut(digits, seeded):
+    (x_train, y_train), (x_test, y_test) = digits
+    model = compile_classifier(small_resnet(width=8, blocks=1))
+    model.fit(x_train, y_train, epochs=2, batch_size=64, verbose=0)
+    before = weights_of(model)
+    result = tfc.prune.sensitivity(model, (x_test, y_test), ratios=(0.5,), calibration=x_train[:256])
+    for original, now in zip(before, weights_of(model)):  # moving statistics included
+        np.testing.assert_array_equal(original, now)
+    reference = keras.models.clone_model(model)
+    reference.set_weights(model.get_weights())
+    tfc.prune.recalibrate_batchnorm(reference, x_train[:256])
+    assert result["baseline"] == pytest.approx(accuracy(reference, x_test, y_test))
+    row = result["rows"][0]
+    pruned = tfc.prune.channels(model, {row["layer"].split("+")[0]: 0.5})
+    tfc.prune.recalibrate_batchnorm(pruned, x_train[:256])
+    assert row["accuracy"] == pytest.approx(accuracy(pruned, x_test, y_test))
+    with pytest.raises(ValueError, match="`calibration` holds NaN"):
+        tfc.prune.sensitivity(model, (x_test, y_test), calibration=np.full((4, 8, 8, 1), np.nan))

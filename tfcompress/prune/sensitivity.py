@@ -4,8 +4,9 @@ import io
 
 from tfcompress import _files
 from tfcompress._checks import check_number
-from tfcompress._keras import accuracy, ensure_graph_model
-from tfcompress.data.arrays import labelled_arrays
+from tfcompress._keras import accuracy, clone_with_weights, ensure_graph_model
+from tfcompress.data.arrays import as_arrays, labelled_arrays
+from tfcompress.prune.batchnorm import recalibrate_batchnorm
 from tfcompress.prune.channels import plan_channels, rebuild
 from tfcompress.report import format_table
 
@@ -13,7 +14,8 @@ _COLUMNS = [("layer", "layer"), ("ratio", "ratio"), ("channels", "channels kept"
             ("drop", "drop (points)")]  # fmt: skip
 
 
-def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", plot_path=None, overwrite=False) -> dict:
+def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibration=None, plot_path=None,
+                overwrite=False) -> dict:  # fmt: skip
     """Prunes each prunable channel group alone, at each ratio, and measures the accuracy left.
 
     No fine-tuning happens in between, so the drop shows how much each layer's channels
@@ -25,12 +27,16 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", plot_p
       data: held-out `(x, y)` arrays (integer labels), or a batched `tf.data.Dataset` of them.
       ratios: shares of each group's channels to remove, each in [0, 1).
       criterion: as for `channels`.
+      calibration: optional training inputs: after each cut, BatchNormalization's moving
+        statistics are recomputed on them (`recalibrate_batchnorm`), so the drop measures
+        the channels rather than statistics left over from the unpruned model.
       plot_path: where to write a PNG of accuracy against ratio, one line per layer; None
         for no plot.
       overwrite: replace an existing file at `plot_path`.
 
     Returns:
-      A dict: `baseline` (accuracy before pruning), `rows` (one per group and ratio:
+      A dict: `baseline` (accuracy before pruning, with BatchNorm recalibrated on a copy
+      when `calibration` is given), `rows` (one per group and ratio:
       `layer` (the group's producers), `ratio`, `channels` kept, `accuracy`, `drop` in
       points), `table` (the rows as text) and `plot` (the PNG's path, or None).
 
@@ -53,14 +59,24 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", plot_p
         check_number("ratios", ratio, low=0, high=1, high_open=True)
     if plot_path is not None:
         plot_path = _files.check_writable(plot_path, overwrite)
+    if calibration is not None:
+        calibration, _ = as_arrays(*(calibration if isinstance(calibration, tuple) else (calibration,)),
+                                   limit=1024, argument="calibration")  # fmt: skip
     plan = plan_channels(model, 0.0, criterion=criterion)  # checks the model and the criterion
-    baseline = accuracy(model, x, y)
+    reference = model
+    if calibration is not None:  # the same recalibration as the cuts get, on a copy: drops are the channels' alone
+        reference = clone_with_weights(model)
+        recalibrate_batchnorm(reference, calibration)
+    baseline = accuracy(reference, x, y)
     rows = []
     for group in (group for group in plan.groups if group["prunable"]):
         name = group["layers"][0]
         for ratio in ratios:
             ratio_plan = plan_channels(model, {name: ratio}, criterion=criterion)
-            left = accuracy(rebuild(model, ratio_plan), x, y)
+            pruned = rebuild(model, ratio_plan)
+            if calibration is not None:
+                recalibrate_batchnorm(pruned, calibration)
+            left = accuracy(pruned, x, y)
             kept = len(ratio_plan.groups[ratio_plan.group_of[name]]["kept"])
             rows.append(
                 {
