@@ -290,6 +290,13 @@ CASES = {
         tfc.recipe.RecipeError,
         r"`stages.channels.budget` must be \{parameters: n\} or \{macs: n\}",
     ),
+    "recipe: penalty epochs without a penalty": (
+        lambda t, m, x: tfc.pipeline.run(
+            _recipe(t, stages={"train": {}, "channels": {"penalty_epochs": 3}, "export": {}})
+        ),
+        tfc.recipe.RecipeError,
+        r"`stages.channels.penalty_epochs` trains with the BatchNorm gamma penalty, which is off",
+    ),
     "channels: a budget it cannot meet": (
         lambda t, m, x: tfc.prune.channels(m, budget={"parameters": 10}),
         ValueError,

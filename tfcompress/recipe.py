@@ -296,6 +296,12 @@ def check(recipe: dict) -> dict:
         for name in STAGES
         if name in stages
     }
+    channels = stages.get("channels") or {}
+    if channels.get("penalty_epochs") is not None and not complete["stages"]["channels"]["gamma_penalty"]:
+        raise RecipeError(
+            "`stages.channels.penalty_epochs` trains with the BatchNorm gamma penalty, which is off: set "
+            "`gamma_penalty` above 0 (e.g. 1e-4), or remove `penalty_epochs`."
+        )
     _check_combination(complete)
     return complete
 
