@@ -50,6 +50,26 @@ def as_arrays(x, y=None, *, limit: int = None, argument: str = "x"):
     return x, y
 
 
+def arrays_from(data, *, limit: int = None, argument: str = "data"):
+    """`(inputs, labels or None)` from one `data` argument: `(x, y)`, `x` alone, or a batched dataset.
+
+    Args:
+      data: a tuple `(x, y)` (y may be None), an array of inputs, or a batched `tf.data.Dataset`.
+      limit: keep at most this many examples (the first ones).
+      argument: the argument's name, used in error messages.
+
+    Returns:
+      `(inputs, labels)` as `as_arrays` returns them.
+
+    Raises:
+      ValueError: as for `as_arrays`.
+
+    Example:
+      >>> x, _ = arrays_from(x_train, limit=1024, argument="calibration")
+    """
+    return as_arrays(*(data if isinstance(data, tuple) else (data,)), limit=limit, argument=argument)
+
+
 def labelled_arrays(data, argument: str = "data"):
     """`(inputs, labels)` from `(x, y)` arrays or a batched dataset of them; labels are required.
 
@@ -66,7 +86,7 @@ def labelled_arrays(data, argument: str = "data"):
     Example:
       >>> x, y = labelled_arrays((x_test, y_test), "validation_data")
     """
-    x, y = as_arrays(*(data if isinstance(data, tuple) else (data,)), argument=argument)
+    x, y = arrays_from(data, argument=argument)
     if y is None:
         raise ValueError(f"`{argument}` needs labels: pass (x, y), or a dataset of (x, y) batches.")
     return x, y

@@ -10,7 +10,7 @@ import numpy as np
 
 from tfcompress._checks import check_positive_integer
 from tfcompress._keras import ensure_graph_model, keras
-from tfcompress.data.arrays import as_arrays
+from tfcompress.data.arrays import arrays_from
 
 _BATCH = 128
 
@@ -41,7 +41,7 @@ def recalibrate_batchnorm(model, data, *, examples: int = 1024) -> int:
     """
     ensure_graph_model(model)
     check_positive_integer("examples", examples)
-    x, _ = as_arrays(*(data if isinstance(data, tuple) else (data,)), limit=examples, argument="data")
+    x, _ = arrays_from(data, limit=examples, argument="data")
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in layers:
         if layer.axis not in ([-1], [len(layer.input_shape) - 1]):

@@ -14,7 +14,7 @@ import numpy as np
 
 from tfcompress._checks import check_number
 from tfcompress._keras import ensure_graph_model, keras
-from tfcompress.data.arrays import as_arrays
+from tfcompress.data.arrays import arrays_from
 from tfcompress.prune import criteria
 from tfcompress.prune.cost import cost, total
 from tfcompress.prune.coupling import PRODUCERS, Graph, nodes, unsupported_reason
@@ -225,7 +225,7 @@ def _score(model, graph, groups, score, scored_by, data):
             views.append((index, _view(model, graph, index, group, layers, scored_by)))
     evidence = None
     if data is not None:
-        x, y = as_arrays(*(data if isinstance(data, tuple) else (data,)), argument="data")
+        x, y = arrays_from(data, argument="data")
         read_at = [graph.read_at(index) for index, _ in views]
         evidence = criteria.Evidence(model, [view for _, view in views], read_at, (x, y))
     for index, view in views:

@@ -5,7 +5,7 @@ import io
 from tfcompress import _files
 from tfcompress._checks import check_number
 from tfcompress._keras import accuracy, clone_with_weights, ensure_graph_model
-from tfcompress.data.arrays import as_arrays, labelled_arrays
+from tfcompress.data.arrays import arrays_from, labelled_arrays
 from tfcompress.prune.batchnorm import recalibrate_batchnorm
 from tfcompress.prune.channels import plan_channels, rebuild
 from tfcompress.report import format_table
@@ -60,8 +60,7 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
     if plot_path is not None:
         plot_path = _files.check_writable(plot_path, overwrite)
     if calibration is not None:
-        calibration, _ = as_arrays(*(calibration if isinstance(calibration, tuple) else (calibration,)),
-                                   limit=1024, argument="calibration")  # fmt: skip
+        calibration, _ = arrays_from(calibration, limit=1024, argument="calibration")
     plan = plan_channels(model, 0.0, criterion=criterion)  # checks the model and the criterion
     reference = model
     if calibration is not None:  # the same recalibration as the cuts get, on a copy: drops are the channels' alone
