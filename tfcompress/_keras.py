@@ -99,8 +99,8 @@ def ensure_keras2_model(model, argument: str = "model"):
         raise TypeError(
             f"`{argument}` is a Keras 3 model ({type(model).__module__}."
             f"{type(model).__name__}), but tfcompress and TF-MOT need Keras 2 (tf_keras). "
-            "Build the model with `from tfcompress import keras` (keras.Sequential, "
-            "keras.layers, ...), or load a saved one with tfcompress.keras.models.load_model."
+            f"Rebuild it as Keras 2 with `{argument} = tfc.from_keras3({argument})`, or build it with "
+            "`from tfcompress import keras` (keras.Sequential, keras.layers, ...)."
         )
     raise TypeError(
         f"`{argument}` must be a Keras model (tfcompress.keras.Model). "

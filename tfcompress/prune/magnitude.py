@@ -1,4 +1,10 @@
-"""Magnitude pruning: a thin, safe layer over TF-MOT's `prune_low_magnitude`."""
+"""Magnitude pruning: a thin, safe layer over TF-MOT's `prune_low_magnitude`.
+
+TF-MOT wraps a whole model or fails: one layer it does not know (a `Rescaling`, a
+`Normalization`, a nested base model) stops the call. Here the model is flattened first
+(see `tfcompress._graph`) and each layer is wrapped alone, so the layers TF-MOT can prune
+are pruned and the others are left dense, each with its reason.
+"""
 
 import inspect
 
@@ -8,7 +14,9 @@ import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
 
 from tfcompress._checks import check_number, check_positive_integer
-from tfcompress._keras import clone_with_weights, ensure_graph_model, keras
+from tfcompress._graph import flat_copy
+from tfcompress._keras import ensure_graph_model, keras
+from tfcompress.prune import prunable
 
 _sparsity = tfmot.sparsity.keras
 _SCHEDULES = ("polynomial", "constant")
@@ -20,6 +28,7 @@ class PruningModel(keras.Model):
 
     Without TF-MOT's `UpdatePruningStep` callback, training fails deep inside TensorFlow
     with an assertion; this `fit` says what is missing before training starts.
+    `dense_layers` names the layers with weights that are not pruned, and why.
 
     Args:
       inputs: the pruned model's inputs (functional API).
@@ -57,6 +66,11 @@ class PruningModel(keras.Model):
             )
         return super().fit(*args, **kwargs)
 
+    @property
+    def dense_layers(self) -> dict:
+        """The layers with weights that `magnitude` left dense: `{layer name: why}`."""
+        return dict(self.__dict__.get("_dense_layers", {}))
+
 
 def magnitude(
     model,
@@ -76,6 +90,13 @@ def magnitude(
     The schedule ends at `target_sparsity` after `epochs * steps_per_epoch` training steps
     (or at `end_step`); training longer fine-tunes at that sparsity. The user's model is
     not modified: TF-MOT's wrappers would share its layers, so a copy is pruned.
+
+    A nested base model (transfer learning) is flattened into the outer model first: the
+    same layers and weights, one level, computing the same outputs. Every layer whose
+    weights TF-MOT can prune (Conv, Dense, Embedding, LSTM/GRU, MultiHeadAttention, and
+    Bidirectional RNNs through a prunable-layer subclass) is wrapped; the rest are left as
+    they are, and so are frozen layers (trainable=False), which training could not
+    repair. `PruningModel.dense_layers` says which layers were left dense, and why.
 
     Args:
       model: a built Sequential or functional Keras 2 model.
@@ -103,7 +124,8 @@ def magnitude(
     Raises:
       TypeError: `model` is not a Keras 2 model.
       ValueError: an argument is out of range, the step arguments are missing or given
-        twice, `schedule` is unknown, or `model` is subclassed, unbuilt or already pruned.
+        twice, `schedule` is unknown, `model` is subclassed, unbuilt or already pruned, or
+        it has no layer that can be pruned (every layer named with its reason).
 
     Example:
       >>> pruned = tfc.prune.magnitude(model, target_sparsity=0.8, epochs=2,
@@ -152,10 +174,12 @@ def magnitude(
         pruning_schedule = _sparsity.ConstantSparsity(
             target_sparsity, begin_step=begin_step, end_step=end_step, frequency=frequency
         )
-    wrapped = _sparsity.prune_low_magnitude(
-        clone_with_weights(model), pruning_schedule=pruning_schedule, sparsity_m_by_n=m_by_n and tuple(m_by_n)
+    wrapped, dense = prunable.wrap(
+        flat_copy(model), pruning_schedule=pruning_schedule, sparsity_m_by_n=m_by_n and tuple(m_by_n)
     )
-    return PruningModel(inputs=wrapped.inputs, outputs=wrapped.outputs, name=f"{model.name}_pruned")
+    pruned = PruningModel(inputs=wrapped.inputs, outputs=wrapped.outputs, name=f"{model.name}_pruned")
+    pruned.__dict__["_dense_layers"] = dense  # set past Keras's attribute tracking: plain data
+    return pruned
 
 
 def callbacks(log_dir: str = None) -> list:
@@ -198,8 +222,9 @@ def strip(model):
     if not is_pruned(model):
         raise ValueError("`model` has no pruning wrappers to strip; it is already a plain model.")
     stripped = _sparsity.strip_pruning(model)
-    # strip_pruning hands back the wrapped layers themselves; copy them to cut the link.
-    return clone_with_weights(stripped)
+    # strip_pruning hands back the wrapped layers themselves; copy them to cut the link,
+    # and give back the user's own layer classes where a prunable subclass stood in.
+    return flat_copy(stripped, substitute=prunable.restore)
 
 
 def is_pruned(model) -> bool:

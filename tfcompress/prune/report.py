@@ -4,10 +4,13 @@ import numpy as np
 
 from tfcompress._keras import ensure_keras2_model, keras
 
+_TFMOT = "tensorflow_model_optimization"
+
 
 def _innermost(layer):
-    # TF-MOT's pruning and quantization wrappers hold the real layer in `.layer`.
-    while isinstance(layer, keras.layers.Wrapper):
+    # TF-MOT's pruning and quantization wrappers hold the real layer in `.layer`; Keras's
+    # own wrappers (Bidirectional, TimeDistributed) are the layer the user named.
+    while isinstance(layer, keras.layers.Wrapper) and type(layer).__module__.startswith(_TFMOT):
         layer = layer.layer
     return layer
 

@@ -10,9 +10,10 @@ Example:
 """
 
 from tfcompress.quantize.cluster import cluster, is_clustered, strip_clustering, unique_weights
-from tfcompress.quantize.qat import is_quantization_aware, qat, quantize_scope
+from tfcompress.quantize.qat import QuantizationAwareModel, is_quantization_aware, qat, quantize_scope
 
 __all__ = [
+    "QuantizationAwareModel",
     "cluster",
     "is_clustered",
     "is_quantization_aware",

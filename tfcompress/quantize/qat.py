@@ -1,10 +1,21 @@
-"""Quantization-aware training: a thin layer over TF-MOT's `quantize_annotate_model` + `quantize_apply`."""
+"""Quantization-aware training over TF-MOT: each layer annotated on its own, then `quantize_apply`.
+
+TF-MOT's `quantize_model` annotates every layer and fails on the first one it has no
+config for, and on any nested model. Here the model is flattened, TensorFlow-op layers
+become layers TF-MOT can wrap, each layer is annotated with TF-MOT's config or one of
+tfcompress's (see `configs`), and the layers neither has stay in float, named in a warning.
+"""
+
+import warnings
 
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
-from tfcompress._keras import clone_with_weights, ensure_graph_model
+from tfcompress import _errors
+from tfcompress._graph import calls, flat_copy
+from tfcompress._keras import ensure_graph_model, keras
 from tfcompress.prune import is_pruned
+from tfcompress.quantize import configs, ops
 from tfcompress.quantize.cluster import is_clustered
 
 _quantization = tfmot.quantization.keras
@@ -17,6 +28,17 @@ def qat(model, *, preserve_sparsity: bool = None, preserve_clusters: bool = Fals
     ranges it learns are what the int8 export uses. On a pruned model, TF-MOT's
     prune-preserving scheme keeps the zeros at zero: plain QAT would fill them back in.
 
+    Models users bring work as they are: a nested base model is flattened into the outer
+    model (same layers and weights; a frozen base stays frozen); TensorFlow arithmetic in
+    the graph (`x + 3.0` in hard-swish, `preprocess_input`) becomes equivalent layers;
+    Conv1D, Embedding, MultiHeadAttention, LayerNormalization, Rescaling, Normalization,
+    standalone BatchNormalization and element-wise merges get tfcompress's
+    `QuantizeConfig`s; integer inputs (token ids) are never fake-quantized. A frozen layer
+    is quantization-aware too (its ranges are learned) but its weights stay frozen.
+    Layers with no quantization-aware form (LSTM, GRU, Bidirectional, custom layers) stay
+    in float, named in a warning: the int8 export then quantizes them from
+    `representative_data`.
+
     Args:
       model: a built Sequential or functional Keras 2 model, pruning wrappers stripped.
       preserve_sparsity: keep exact zeros in the kernels at zero during training. None
@@ -26,9 +48,9 @@ def qat(model, *, preserve_sparsity: bool = None, preserve_clusters: bool = Fals
         weights one by one (TF-MOT's cluster-preserving QAT).
 
     Returns:
-      A new quantization-aware Keras model (TF-MOT quantize wrappers). It is not
-      compiled: compile it, then fit for an epoch or a few at a small learning rate.
-      `model` is not modified.
+      A new `QuantizationAwareModel` (TF-MOT quantize wrappers). It is not compiled:
+      compile it, then fit for an epoch or a few at a small learning rate. `model` is
+      not modified. Its `float_layers` maps each layer left in float to the reason.
 
     Raises:
       TypeError: `model` is not a Keras 2 model.
@@ -60,8 +82,58 @@ def qat(model, *, preserve_sparsity: bool = None, preserve_clusters: bool = Fals
         scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
     else:
         scheme = _quantization.default_8bit.Default8BitQuantizeScheme()
-    annotated = _quantization.quantize_annotate_model(clone_with_weights(model))
-    return _quantization.quantize_apply(annotated, scheme)
+    flat = flat_copy(model, substitute=ops.wrappable)
+    try:
+        return _quantization_aware(model, flat, scheme)
+    except (ValueError, RuntimeError, TypeError, AttributeError, KeyError) as error:
+        raise _errors.retold(
+            f"TF-MOT could not make {model.name!r} quantization-aware",
+            error,
+            flat,
+            "Export it post-training instead (tfc.export.to_tflite with representative_data), or replace that "
+            "layer with built-in Keras layers.",
+        ) from error
+
+
+def _quantization_aware(model, flat, scheme):
+    """TF-MOT's quantization-aware copy of `flat`, annotated layer by layer, and the warning for float layers."""
+    annotated, left_in_float = _annotate(flat, scheme.get_quantize_registry())
+    if not any(isinstance(layer, _quantization.QuantizeWrapper) for layer in annotated.layers) and not any(
+        type(layer).__name__ == "QuantizeAnnotate" for layer in annotated.layers
+    ):
+        reasons = "; ".join(f"{name!r}: {why}" for name, why in left_in_float.items())
+        raise ValueError(f"{model.name!r} has no layer quantization-aware training can quantize ({reasons}).")
+    with _quantization.quantize_scope():
+        applied = _quantization.quantize_apply(annotated, _KeepIntegerInputs(scheme))
+    quantized = QuantizationAwareModel(inputs=applied.inputs, outputs=applied.outputs, name=applied.name)
+    if left_in_float:
+        names = ", ".join(f"{name!r} ({why})" for name, why in list(left_in_float.items())[:5])
+        more = f" and {len(left_in_float) - 5} more" if len(left_in_float) > 5 else ""
+        warnings.warn(
+            f"{len(left_in_float)} layers of {model.name!r} stay in float during quantization-aware training: "
+            f"{names}{more}. The int8 export quantizes them from representative_data after training "
+            "(pass it to tfc.export.to_tflite); the rest of the model trains quantization-aware.",
+            stacklevel=2,
+        )
+    quantized.__dict__["_float_layers"] = left_in_float  # set past Keras's attribute tracking: plain data
+    return quantized
+
+
+def _annotate(model, registry):
+    """`model` with each layer annotated for TF-MOT, and `{layer name: why}` for those left in float."""
+    inbound = {call.layer.name: [tensor._keras_history.layer for tensor in call.inputs] for call in calls(model)}
+    left_in_float = {}
+
+    def annotate(layer):
+        if isinstance(layer, keras.layers.InputLayer):
+            return layer
+        config, reason = configs.config_for(layer, registry, inbound.get(layer.name, []))
+        if config is None:
+            left_in_float[layer.name] = reason
+            return layer
+        return _quantization.quantize_annotate_layer(layer, None if config == "default" else config)
+
+    return keras.models.clone_model(model, clone_function=annotate), left_in_float
 
 
 def is_quantization_aware(model) -> bool:
@@ -85,5 +157,96 @@ def _has_zero_weights(model) -> bool:
     return any(np.any(np.asarray(kernel) == 0) for kernel in kernels)
 
 
-# Re-exported so users can load a saved quantization-aware model.
-quantize_scope = _quantization.quantize_scope
+def quantize_scope(*args):
+    """A scope in which a saved quantization-aware model loads: TF-MOT's objects and tfcompress's.
+
+    Args:
+      *args: dicts of further custom objects, as for TF-MOT's `quantize_scope`.
+
+    Returns:
+      A context manager.
+
+    Example:
+      >>> with tfc.quantize.quantize_scope():
+      ...     model = keras.models.load_model("qat.h5")
+    """
+    ours = {
+        "QuantizationAwareModel": QuantizationAwareModel,
+        "LayerQuantizeConfig": configs.LayerQuantizeConfig,
+        "ScalarArithmetic": ops.ScalarArithmetic,
+        "WrappableMultiHeadAttention": ops.WrappableMultiHeadAttention,
+    }
+    return _quantization.quantize_scope(ours, *args)
+
+
+@keras.utils.register_keras_serializable(package="tfcompress")
+class QuantizationAwareModel(keras.Model):
+    """The model `qat` returns: TF-MOT's quantization-aware model, in which frozen layers stay frozen.
+
+    TF-MOT's wrapper lists every weight it fake-quantizes among its trainable weights,
+    whatever the layer's `trainable`, so `fit` would train a frozen base. Here those
+    weights count as non-trainable: the optimizer leaves them alone, and `weights`,
+    `get_weights` and saving still hold them.
+
+    Attributes:
+      float_layers: `{layer name: why}` for the layers left in float.
+
+    Example:
+      >>> q = tfc.quantize.qat(transfer_model)        # its base frozen
+      >>> len(q.trainable_weights) == 2                 # the head's kernel and bias
+    """
+
+    @property
+    def trainable_weights(self):
+        frozen = self._frozen_ids()
+        return [weight for weight in super().trainable_weights if id(weight) not in frozen]
+
+    @property
+    def non_trainable_weights(self):
+        frozen = self._frozen_ids()
+        extra = [weight for weight in super().trainable_weights if id(weight) in frozen]
+        return super().non_trainable_weights + extra
+
+    @property
+    def float_layers(self) -> dict:
+        """The layers left in float: `{layer name: why}`."""
+        return dict(self.__dict__.get("_float_layers", {}))
+
+    def _frozen_ids(self) -> set:
+        return {
+            id(weight)
+            for layer in self.layers
+            if isinstance(layer, _quantization.QuantizeWrapper) and not layer.layer.trainable
+            for weight in layer.trainable_weights
+        }
+
+
+class _KeepIntegerInputs(_quantization.QuantizeScheme):
+    """A quantization scheme that never fake-quantizes an integer input (token ids), and is otherwise `scheme`.
+
+    TF-MOT's layout step puts a quantizer after every input that feeds a quantized layer;
+    on int32 token ids it fails with a TypeError. Integer inputs are kept out of that step.
+    """
+
+    def __init__(self, scheme):
+        self._scheme = scheme
+
+    def get_layout_transformer(self):
+        return _IntegerInputsLayout(self._scheme.get_layout_transformer())
+
+    def get_quantize_registry(self):
+        return self._scheme.get_quantize_registry()
+
+
+class _IntegerInputsLayout(_quantization.QuantizeLayoutTransform):
+    def __init__(self, layout):
+        self._layout = layout
+
+    def apply(self, model, layer_quantize_map):
+        integer_inputs = [
+            layer.name
+            for layer in model.layers
+            if isinstance(layer, keras.layers.InputLayer) and layer.output.dtype.is_integer
+        ]
+        kept = {name: entry for name, entry in layer_quantize_map.items() if name not in integer_inputs}
+        return self._layout.apply(model, kept)

@@ -1,0 +1,325 @@
+"""The models users bring, built small: transfer learning, keras.applications, audio, text, sequences, several I/O.
+
+Each builder takes the Keras module to build with, so the same function makes the tf_keras
+model every entry point takes and its Keras 3 twin for `tfc.from_keras3`. Weights are
+random (`weights=None`: nothing can be downloaded here); inputs are small so the suite stays fast.
+
+Example:
+  >>> model = build("mobilenet_v3_small")              # tf_keras
+  >>> twin = build("mobilenet_v3_small", keras3)       # Keras 3
+  >>> x = inputs_for("mobilenet_v3_small", model, 8)
+"""
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+from tfcompress import keras as keras2
+
+IMAGE = (64, 64, 3)
+FRAMES = (49, 10)  # 49 frames of 10 MFCC coefficients: one second of keyword-spotting audio
+VOCABULARY, TOKENS = 1000, 32
+STEPS, FEATURES = 20, 8
+
+
+def transfer_sequential(k):
+    """The Colab pattern: Rescaling, a frozen MobileNetV2 base without its top, a new head."""
+    base = k.applications.MobileNetV2(input_shape=IMAGE, alpha=0.35, include_top=False, weights=None)
+    base.trainable = False
+    return k.Sequential(
+        [
+            k.Input(IMAGE),
+            k.layers.Rescaling(1 / 127.5, offset=-1),
+            base,
+            k.layers.GlobalAveragePooling2D(),
+            k.layers.Dropout(0.2),
+            k.layers.Dense(5),
+        ],
+        name="transfer_sequential",
+    )
+
+
+def transfer_functional(k):
+    """The same in the functional API: `preprocess_input`, the base called with training=False, unfrozen."""
+    base = k.applications.MobileNetV2(input_shape=IMAGE, alpha=0.35, include_top=False, weights=None)
+    # Called with training=False, the base keeps its statistics in training too: set them here.
+    pixels = np.random.default_rng(0).uniform(0, 255, (32,) + IMAGE).astype(np.float32)
+    _settle_batchnorm(base, k, k.applications.mobilenet_v2.preprocess_input(pixels))
+    inputs = k.Input(IMAGE)
+    x = k.applications.mobilenet_v2.preprocess_input(inputs)
+    x = base(x, training=False)
+    x = k.layers.GlobalAveragePooling2D()(x)
+    return k.Model(inputs, k.layers.Dense(5)(x), name="transfer_functional")
+
+
+def mobilenet_v2(k):
+    return k.applications.MobileNetV2(input_shape=IMAGE, alpha=0.35, weights=None, classes=10)
+
+
+def mobilenet_v3_small(k):
+    return k.applications.MobileNetV3Small(input_shape=IMAGE, weights=None, classes=10)
+
+
+def mobilenet_v3_large(k):
+    return k.applications.MobileNetV3Large(input_shape=IMAGE, alpha=0.75, weights=None, classes=10)
+
+
+def efficientnet_b0(k):
+    return k.applications.EfficientNetB0(input_shape=IMAGE, weights=None, classes=10)
+
+
+def resnet50(k):
+    return k.applications.ResNet50(input_shape=IMAGE, weights=None, classes=10)
+
+
+def densenet121(k):
+    return k.applications.DenseNet121(input_shape=IMAGE, weights=None, classes=10)
+
+
+def kws_conv1d(k):
+    """Keyword spotting on MFCC frames with 1-D convolutions over time."""
+    inputs = k.Input(FRAMES)
+    x = k.layers.Conv1D(32, 3, padding="same", activation="relu")(inputs)
+    x = k.layers.MaxPooling1D()(x)
+    x = k.layers.Conv1D(64, 3, padding="same", activation="relu")(x)
+    x = k.layers.GlobalAveragePooling1D()(x)
+    return k.Model(inputs, k.layers.Dense(12)(x), name="kws_conv1d")
+
+
+def ds_cnn(k):
+    """The DS-CNN of "Hello Edge" (Zhang et al., 2017): a strided conv, then depthwise-separable blocks."""
+    inputs = k.Input(FRAMES + (1,))
+    x = k.layers.Conv2D(32, (10, 4), strides=2, padding="same", use_bias=False)(inputs)
+    x = k.layers.ReLU()(k.layers.BatchNormalization()(x))
+    for _ in range(2):
+        x = k.layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+        x = k.layers.ReLU()(k.layers.BatchNormalization()(x))
+        x = k.layers.Conv2D(32, 1, use_bias=False)(x)
+        x = k.layers.ReLU()(k.layers.BatchNormalization()(x))
+    x = k.layers.GlobalAveragePooling2D()(x)
+    return k.Model(inputs, k.layers.Dense(12)(x), name="ds_cnn")
+
+
+def text_embedding(k):
+    """Integer token ids -> Embedding -> average -> Dense: the classic text classifier."""
+    inputs = k.Input((TOKENS,), dtype="int32")
+    x = k.layers.Embedding(VOCABULARY, 16, embeddings_initializer=_trained_scale(k))(inputs)
+    x = k.layers.GlobalAveragePooling1D()(x)
+    x = k.layers.Dense(16, activation="relu")(x)
+    return k.Model(inputs, k.layers.Dense(2)(x), name="text_embedding")
+
+
+def transformer(k):
+    """One transformer encoder block on token embeddings: attention, residual Adds, LayerNormalization."""
+    inputs = k.Input((TOKENS,), dtype="int32")
+    x = k.layers.Embedding(VOCABULARY, 32, embeddings_initializer=_trained_scale(k))(inputs)
+    attention = k.layers.MultiHeadAttention(num_heads=2, key_dim=16)(x, x)
+    x = k.layers.LayerNormalization()(k.layers.Add()([x, attention]))
+    feed = k.layers.Dense(64, activation="relu")(x)
+    feed = k.layers.Dense(32)(feed)
+    x = k.layers.LayerNormalization()(k.layers.Add()([x, feed]))
+    x = k.layers.GlobalAveragePooling1D()(x)
+    return k.Model(inputs, k.layers.Dense(2)(x), name="transformer")
+
+
+def _trained_scale(k):
+    # Keras starts embeddings in [-0.05, 0.05]; trained ones spread wider, and so do their averages.
+    return k.initializers.RandomNormal(stddev=1.0)
+
+
+def lstm(k):
+    inputs = k.Input((STEPS, FEATURES))
+    return k.Model(inputs, k.layers.Dense(5)(k.layers.LSTM(32)(inputs)), name="lstm")
+
+
+def gru(k):
+    inputs = k.Input((STEPS, FEATURES))
+    return k.Model(inputs, k.layers.Dense(5)(k.layers.GRU(32)(inputs)), name="gru")
+
+
+def bidirectional(k):
+    inputs = k.Input((STEPS, FEATURES))
+    x = k.layers.Bidirectional(k.layers.LSTM(16, return_sequences=True))(inputs)
+    x = k.layers.GlobalAveragePooling1D()(x)
+    return k.Model(inputs, k.layers.Dense(5)(x), name="bidirectional")
+
+
+def multi_io(k):
+    """An image and a feature vector in; class scores and a box (regression) out."""
+    image = k.Input((32, 32, 3), name="image")
+    features = k.Input((4,), name="features")
+    x = k.layers.Conv2D(16, 3, activation="relu")(image)
+    x = k.layers.MaxPooling2D()(x)
+    x = k.layers.Conv2D(32, 3, activation="relu")(x)
+    x = k.layers.GlobalAveragePooling2D()(x)
+    x = k.layers.Concatenate()([x, k.layers.Dense(8, activation="relu")(features)])
+    x = k.layers.Dense(32, activation="relu")(x)
+    scores = k.layers.Dense(3, name="scores")(x)
+    box = k.layers.Dense(4, name="box")(x)
+    return k.Model([image, features], [scores, box], name="multi_io")
+
+
+def segmentation(k):
+    """A small U-Net: strided features, Conv2DTranspose and UpSampling2D back up, skip Concatenates."""
+    inputs = k.Input((32, 32, 3))
+    skip1 = k.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
+    x = k.layers.MaxPooling2D()(skip1)
+    skip2 = k.layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = k.layers.MaxPooling2D()(skip2)
+    x = k.layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = k.layers.Conv2DTranspose(32, 2, strides=2, activation="relu")(x)
+    x = k.layers.Conv2D(32, 3, padding="same", activation="relu")(k.layers.Concatenate()([x, skip2]))
+    x = k.layers.UpSampling2D()(x)
+    x = k.layers.Conv2D(16, 3, padding="same", activation="relu")(k.layers.Concatenate()([x, skip1]))
+    return k.Model(inputs, k.layers.Conv2D(3, 1)(x), name="segmentation")
+
+
+BUILDERS = {
+    builder.__name__: builder
+    for builder in (
+        transfer_sequential,
+        transfer_functional,
+        mobilenet_v2,
+        mobilenet_v3_small,
+        mobilenet_v3_large,
+        efficientnet_b0,
+        resnet50,
+        densenet121,
+        kws_conv1d,
+        ds_cnn,
+        text_embedding,
+        transformer,
+        lstm,
+        gru,
+        bidirectional,
+        multi_io,
+        segmentation,
+    )
+}
+# Seconds, not minutes, for the rest; these take a minute or more through QAT and int8 on 2 cores.
+HEAVY = ("mobilenet_v3_large", "efficientnet_b0", "resnet50", "densenet121")
+# Models that scale their own pixels (Rescaling, preprocess_input): they take 0..255; the rest [-1, 1].
+_PIXELS_0_255 = (
+    "transfer_sequential",
+    "transfer_functional",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+)
+
+
+# The image classifiers, trained briefly on real digits when `build(trained=True)`.
+IMAGE_CLASSIFIERS = (
+    "transfer_sequential",
+    "transfer_functional",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "resnet50",
+    "densenet121",
+)
+
+
+def build(name, k=keras2, seed=0, trained=False):
+    """The zoo model `name`, built with the Keras module `k` from fixed random weights.
+
+    Random weights shrink activations layer after layer until a deep network outputs the
+    same scores for every input, which would make every comparison of outputs vacuous. So
+    each BatchNormalization's statistics are set from a batch of inputs, as a trained
+    model's would be: the outputs then differ from input to input.
+
+    A deep network with random weights is still chaotic: 1% of noise on the input changed
+    the class of 14% of inputs for MobileNetV2 here, so no int8 file of it can agree with it.
+    `trained=True` trains the image classifiers briefly on scikit-learn's real digits
+    (upsampled to the input size), a frozen base included (then frozen again, as a
+    pretrained base would be), which makes them as robust as trained models are.
+
+    Args:
+      name: a key of `BUILDERS`.
+      k: `tfcompress.keras` (tf_keras, the default) or Keras 3's `keras`.
+      seed: the random seed for the initial weights.
+      trained: train an image classifier briefly (tf_keras only).
+
+    Returns:
+      A built model.
+    """
+    k.utils.set_random_seed(seed)
+    model = BUILDERS[name](k)
+    _settle_batchnorm(model, k, inputs_for(name, model, 32, seed=seed + 1))
+    if trained and name in IMAGE_CLASSIFIERS:
+        _train_on_digits(name, model, k)
+    return model
+
+
+def digit_images(name, count, offset=0):
+    """`(images, labels)`: scikit-learn's 8x8 digits upsampled to the zoo's RGB input, in `name`'s pixel range."""
+    digits = load_digits()
+    small = digits.images[offset : offset + count, :, :, None].astype(np.float32) / 16.0
+    large = np.repeat(small.repeat(IMAGE[0] // 8, axis=1).repeat(IMAGE[1] // 8, axis=2), 3, axis=-1)
+    pixels = large * 255 if name in _PIXELS_0_255 else large * 2 - 1
+    return pixels, digits.target[offset : offset + count]
+
+
+def _train_on_digits(name, model, k):
+    x, y = digit_images(name, 1024)
+    classes = model.output_shape[-1]
+    layers = list(_walk(model))
+    trainable = [layer.trainable for layer in layers]
+    for layer in layers:  # a frozen base is trained here as a pretrained one was, then frozen again
+        layer.trainable = True
+    probabilities = getattr(model.layers[-1], "activation", None) is k.activations.softmax
+    model.compile(
+        optimizer=k.optimizers.Adam(1e-3),
+        loss=k.losses.SparseCategoricalCrossentropy(from_logits=not probabilities),
+    )
+    model.fit(x, y % classes, batch_size=32, epochs=8 if name not in HEAVY else 3, verbose=0)
+    for layer, value in zip(layers, trainable):
+        layer.trainable = value
+    _settle_batchnorm(model, k, x[:64])
+
+
+def _settle_batchnorm(model, k, x):
+    """Sets every BatchNormalization's moving statistics to those of `x`, in one training-mode pass."""
+    layers = list(_walk(model))
+    batchnorms = [layer for layer in layers if isinstance(layer, k.layers.BatchNormalization)]
+    if not batchnorms:
+        return
+    trainable, momentum = [layer.trainable for layer in layers], [layer.momentum for layer in batchnorms]
+    for layer in layers:  # a frozen BatchNormalization runs in inference mode even in training
+        layer.trainable = True
+    for layer in batchnorms:
+        layer.momentum = 0.0
+    model(x, training=True)
+    for layer, value in zip(batchnorms, momentum):
+        layer.momentum = value
+    for layer, value in zip(layers, trainable):  # parents first: a parent's flag resets its children
+        layer.trainable = value
+
+
+def _walk(layer):
+    yield layer
+    for child in getattr(layer, "layers", []):
+        yield from _walk(child)
+
+
+def inputs_for(name, model, count, seed=0):
+    """`count` random inputs for `model`: token ids for integer inputs, pixels for images, else N(0, 1).
+
+    Images are 0..255 for the models that scale their own pixels, else in [-1, 1].
+
+    Returns:
+      One array, or a list with one per input.
+    """
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for tensor in model.inputs:
+        shape = (count,) + tuple(tensor.shape[1:])
+        dtype = np.dtype(getattr(tensor.dtype, "name", tensor.dtype))
+        if np.issubdtype(dtype, np.integer):
+            arrays.append(rng.integers(0, VOCABULARY, shape).astype(dtype))
+        elif len(shape) == 4 and shape[-1] == 3:
+            high = 255 if name in _PIXELS_0_255 else 1
+            arrays.append(rng.uniform(-1 if high == 1 else 0, high, shape).astype(np.float32))
+        else:
+            arrays.append(rng.normal(size=shape).astype(np.float32))
+    return arrays[0] if len(arrays) == 1 else arrays

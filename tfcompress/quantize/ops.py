@@ -1,0 +1,122 @@
+"""Layers rewritten so that TF-MOT's quantization wrapper can hold them, computing exactly the same.
+
+`x + 3.0` in a functional model (MobileNetV3's hard-swish, `preprocess_input`) becomes a
+TFOpLambda layer whose constant is a call argument. TF-MOT's wrappers call the layer with
+its input alone, so the constant is lost and QAT fails. Before QAT, such an op becomes a
+`ScalarArithmetic` layer holding its constant, and an op on two tensors becomes Keras's
+Add, Subtract or Multiply layer. A MultiHeadAttention becomes `WrappableMultiHeadAttention`,
+whose output shape the wrapper can ask from the query's shape alone.
+"""
+
+import numbers
+
+import tensorflow as tf
+
+from tfcompress._graph import is_keras_tensor
+from tfcompress._keras import keras
+
+_OPERATIONS = {
+    "add": tf.math.add,
+    "subtract": tf.math.subtract,
+    "multiply": tf.math.multiply,
+    "divide": tf.math.truediv,
+}
+# TFOpLambda's `symbol` for each operation (operators and their tf.math names).
+_SYMBOLS = {
+    "__operators__.add": "add",
+    "math.add": "add",
+    "math.add_v2": "add",
+    "math.subtract": "subtract",
+    "math.multiply": "multiply",
+    "math.truediv": "divide",
+    "math.divide": "divide",
+}
+_MERGE_LAYERS = {"add": keras.layers.Add, "subtract": keras.layers.Subtract, "multiply": keras.layers.Multiply}
+
+
+@keras.utils.register_keras_serializable(package="tfcompress")
+class ScalarArithmetic(keras.layers.Layer):
+    """`inputs <operation> constant` (or `constant <operation> inputs`) as a layer with its constant in the config.
+
+    Args:
+      operation: "add", "subtract", "multiply" or "divide".
+      constant: a number.
+      constant_first: compute `constant <operation> inputs`.
+      **kwargs: Keras layer arguments (`name`, ...).
+
+    Example:
+      >>> ScalarArithmetic("add", 3.0)(x)   # x + 3.0, as in MobileNetV3's hard-sigmoid
+    """
+
+    def __init__(self, operation, constant, constant_first=False, **kwargs):
+        super().__init__(**kwargs)
+        if operation not in _OPERATIONS:
+            raise ValueError(f"`operation` must be one of {sorted(_OPERATIONS)}. Received: operation={operation!r}")
+        self.operation, self.constant, self.constant_first = operation, float(constant), constant_first
+
+    def call(self, inputs):
+        """Applies the operation."""
+        constant = tf.cast(self.constant, inputs.dtype)
+        operands = (constant, inputs) if self.constant_first else (inputs, constant)
+        return _OPERATIONS[self.operation](*operands)
+
+    def get_config(self):
+        """The constructor arguments."""
+        return {
+            **super().get_config(),
+            "operation": self.operation,
+            "constant": self.constant,
+            "constant_first": self.constant_first,
+        }
+
+
+@keras.utils.register_keras_serializable(package="tfcompress")
+class WrappableMultiHeadAttention(keras.layers.MultiHeadAttention):
+    """Keras's MultiHeadAttention, whose output shape follows from the query's shape alone.
+
+    TF-MOT's QuantizeWrapper asks its layer for the output shape with one input shape;
+    Keras's layer insists on the value's shape too, although the output is query-shaped.
+
+    Example:
+      >>> WrappableMultiHeadAttention.from_config(attention.get_config())
+    """
+
+    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
+        """The query's shape, with the last axis the output's width."""
+        query_shape = tf.TensorShape(query_shape)
+        return query_shape[:-1].concatenate(self._output_shape) if self._output_shape else query_shape
+
+
+def wrappable(layer, args, kwargs):
+    """For `flat_copy`'s `substitute`: `layer` as a layer TF-MOT can wrap, or None to keep it.
+
+    Args:
+      layer: the layer being copied.
+      args: its call's positional arguments.
+      kwargs: its call's keyword arguments.
+
+    Returns:
+      `(new layer, args, kwargs)` for a MultiHeadAttention, or an add, subtract, multiply
+      or divide of a tensor and a number (or of two tensors, except divide); None for
+      anything else.
+
+    Example:
+      >>> flat = flat_copy(model, substitute=wrappable)
+    """
+    if type(layer) is keras.layers.MultiHeadAttention:
+        return WrappableMultiHeadAttention.from_config(layer.get_config()), args, kwargs
+    if type(layer).__name__ != "TFOpLambda" or layer.symbol not in _SYMBOLS:
+        return None
+    operation = _SYMBOLS[layer.symbol]
+    operands = list(args) + [value for key, value in kwargs.items() if key in ("y", "x")]
+    if len(operands) != 2 or any(key not in ("x", "y", "name") for key in kwargs):
+        return None
+    tensors = [is_keras_tensor(operand) for operand in operands]
+    if all(tensors) and operation in _MERGE_LAYERS:
+        return _MERGE_LAYERS[operation](name=layer.name), ([operands[0], operands[1]],), {}
+    if tensors.count(True) == 1 and isinstance(operands[tensors.index(False)], numbers.Real):
+        constant_first = not tensors[0]
+        constant = operands[0 if constant_first else 1]
+        replacement = ScalarArithmetic(operation, constant, constant_first=constant_first, name=layer.name)
+        return replacement, (operands[1 if constant_first else 0],), {}
+    return None
