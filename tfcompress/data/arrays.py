@@ -1,8 +1,117 @@
 """Turning the data users hand in (numpy arrays or tf.data) into checked numpy arrays."""
 
+import dataclasses
+
 import numpy as np
 
 from tfcompress._keras import tf
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """One input of a model: its name, the shape of one example (None where any size goes), and its dtype.
+
+    Example:
+      >>> input_specs(text_model)
+      [InputSpec(name='tokens', shape=(32,), dtype='int32')]
+    """
+
+    name: str
+    shape: tuple
+    dtype: str
+
+    @property
+    def integer(self) -> bool:
+        """Whether the input takes integers (token ids, indices), which are never scaled or quantized."""
+        return np.issubdtype(np.dtype(self.dtype), np.integer)
+
+
+def input_specs(model) -> list:
+    """The `InputSpec` of each input of a Keras model, in `model.inputs` order.
+
+    Example:
+      >>> [spec.name for spec in input_specs(model)]
+      ['image', 'features']
+    """
+    return [
+        InputSpec(name, tuple(tensor.shape[1:]), tf.as_dtype(tensor.dtype).name)
+        for name, tensor in zip(model.input_names, model.inputs)
+    ]
+
+
+def input_arrays(x, specs, *, limit: int = None, argument: str = "x") -> list:
+    """One checked array per model input, each in its input's dtype, from the forms users pass.
+
+    Args:
+      x: for one input, an array or a batched `tf.data.Dataset`; for several, a list or
+        dict (by input name) of arrays, or a dataset yielding tuples or dicts of them
+        (alone, or as the first item of `(inputs, labels)`).
+      specs: the model's `InputSpec`s.
+      limit: keep at most this many examples (the first ones).
+      argument: the argument's name, used in error messages.
+
+    Returns:
+      A list of arrays, one per spec: float32 for float inputs, the input's own integer
+      dtype for integer inputs (token ids stay ids).
+
+    Raises:
+      ValueError: an input is missing, empty, NaN, of the wrong shape, not whole numbers
+        for an integer input, or the inputs differ in length.
+
+    Example:
+      >>> images, features = input_arrays([x_images, x_features], input_specs(model))
+    """
+    if isinstance(x, tf.data.Dataset):
+        x, _ = collect(x, limit, inputs=len(specs))
+    arrays = _per_input(x, specs, argument)
+    checked = []
+    for spec, array in zip(specs, arrays):
+        name = argument if len(specs) == 1 else f"{argument}[{spec.name!r}]"
+        array = np.asarray(array)
+        if spec.integer:
+            array = _integers(array, spec, name, limit)
+        else:
+            array, _ = as_arrays(array, limit=limit, argument=name)
+        check_input_shape(array, (None,) + spec.shape, name)
+        checked.append(array)
+    if len({len(array) for array in checked}) > 1:
+        raise ValueError(
+            f"The inputs in `{argument}` have different numbers of examples "
+            f"({dict((spec.name, len(array)) for spec, array in zip(specs, checked))}); they must match."
+        )
+    return checked
+
+
+def _per_input(x, specs, argument):
+    names = [spec.name for spec in specs]
+    if isinstance(x, dict):
+        missing = [name for name in names if name not in x]
+        if missing:
+            raise ValueError(f"`{argument}` has no arrays for the inputs {missing}; it needs one for each of {names}.")
+        return [x[name] for name in names]
+    if len(specs) > 1:
+        if not isinstance(x, (list, tuple)) or len(x) != len(specs):
+            raise ValueError(
+                f"The model has {len(specs)} inputs {names}; pass `{argument}` as a list of {len(specs)} arrays "
+                "in that order, or a dict by input name."
+            )
+        return list(x)
+    return [x[0] if isinstance(x, (list, tuple)) and len(x) == 1 else x]
+
+
+def _integers(array, spec, name, limit):
+    if limit is not None:
+        array = array[:limit]
+    if array.size == 0 or array.ndim == 0:
+        raise ValueError(f"`{name}` is empty: expected at least one example. Received shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.number) or (
+        not np.issubdtype(array.dtype, np.integer) and not np.all(np.equal(np.mod(array, 1), 0))
+    ):
+        raise ValueError(
+            f"`{name}` feeds the integer input {spec.name!r} ({spec.dtype}), so it must hold whole numbers "
+            f"(token ids, indices). Received dtype {array.dtype}"
+        )
+    return array.astype(spec.dtype)
 
 
 def as_arrays(x, y=None, *, limit: int = None, argument: str = "x"):
@@ -30,7 +139,7 @@ def as_arrays(x, y=None, *, limit: int = None, argument: str = "x"):
     if isinstance(x, tf.data.Dataset):
         if y is not None:
             raise ValueError(f"`{argument}` is a tf.data.Dataset, which carries its own labels; pass y=None.")
-        x, y = _collect(x, limit)
+        x, y = collect(x, limit)
     else:
         x = np.asarray(x)
         y = None if y is None else np.asarray(y)
@@ -92,22 +201,41 @@ def labelled_arrays(data, argument: str = "data"):
     return x, y
 
 
-def _collect(dataset, limit):
-    """Concatenates a dataset's batches, stopping once `limit` examples are in hand."""
-    inputs, labels = [], []
+def collect(dataset, limit, inputs=1):
+    """Concatenates a dataset's batches, stopping once `limit` examples are in hand.
+
+    Returns `(inputs, labels)`: inputs as one array, or a list or dict of arrays for a
+    dataset of several inputs; labels or None. For a model of several inputs, a flat tuple
+    of that many tensors is the inputs (`from_tensor_slices((a, b))`).
+    """
+    expected = inputs
+    inputs, labels, count = [], [], 0
     for element in dataset:
-        if isinstance(element, (tuple, list)):
-            batch_x, batch_y = element[0], (element[1] if len(element) > 1 else None)
-        else:
+        flat_inputs = expected > 1 and isinstance(element, tuple) and len(element) == expected
+        if flat_inputs and all(not isinstance(item, (tuple, list, dict)) for item in element):
             batch_x, batch_y = element, None
-        inputs.append(np.asarray(batch_x))
+        else:
+            batch_x, batch_y = _split(element)
+        inputs.append(tf.nest.map_structure(np.asarray, batch_x))
         if batch_y is not None:
             labels.append(np.asarray(batch_y))
-        if limit is not None and sum(len(batch) for batch in inputs) >= limit:
+        count += len(tf.nest.flatten(batch_x)[0])
+        if limit is not None and count >= limit:
             break
     if not inputs:
         return np.zeros((0,), np.float32), None
-    return np.concatenate(inputs), (np.concatenate(labels) if labels else None)
+    joined = tf.nest.map_structure(lambda *batches: np.concatenate(batches), *inputs)
+    joined = list(joined) if isinstance(joined, tuple) else joined
+    return joined, (np.concatenate(labels) if labels else None)
+
+
+def _split(element):
+    """`(inputs, labels)` of one dataset element: `x`, `(x,)`, `(x, y)` or `(x, y, weights)`; a dict is inputs."""
+    if isinstance(element, dict) or not isinstance(element, (tuple, list)):
+        return element, None
+    if len(element) == 1:
+        return element[0], None
+    return element[0], element[1]
 
 
 def check_input_shape(x: np.ndarray, input_shape, argument: str = "x") -> None:

@@ -6,6 +6,7 @@ import io
 import numpy as np
 
 from tfcompress._keras import ensure_graph_model, tf
+from tfcompress.data.arrays import input_specs
 from tfcompress.export.calibration import calibration_examples
 from tfcompress.export.litert import LiteRTModel
 from tfcompress.quantize import is_quantization_aware
@@ -41,7 +42,7 @@ def layer_errors(model, representative_data, *, calibration_samples: int = 500) 
     ensure_graph_model(model)
     if is_quantization_aware(model):
         raise ValueError("`model` is quantization-aware; its int8 ranges were learned, not calibrated.")
-    samples = calibration_examples(representative_data, model.input_shape, calibration_samples)
+    samples = calibration_examples(representative_data, input_specs(model), calibration_samples)
     return Calibration(model, samples).errors
 
 
@@ -53,7 +54,7 @@ class Calibration:
 
     Args:
       model: a built Sequential or functional Keras 2 model (not quantization-aware).
-      samples: calibration inputs, a checked float32 array (see `calibration_examples`).
+      samples: calibration inputs, one checked array per model input (see `calibration_examples`).
 
     Attributes:
       errors: what `layer_errors` returns.
@@ -65,7 +66,7 @@ class Calibration:
 
     def __init__(self, model, samples):
         self._debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=_calibrating_converter(model, samples), debug_dataset=_dataset(samples)
+            converter=_calibrating_converter(model, samples), debug_dataset=examples(samples)
         )
         self._debugger.run()
         dump = io.StringIO()
@@ -152,29 +153,52 @@ def agreement(content: bytes, model, samples) -> float:
     Args:
       content: `.tflite` bytes.
       model: the Keras model they came from.
-      samples: inputs.
+      samples: inputs, one array per model input.
 
     Returns:
-      The share of examples where both predict the same class.
+      The share of examples where both predict the same class (of the first output).
 
     Example:
-      >>> agreement(content, model, x_train[:300])
+      >>> agreement(content, model, [x_train[:300]])
     """
     runner = LiteRTModel(content)
-    keras_classes = np.argmax(model.predict(samples, batch_size=256, verbose=0), axis=-1)
-    return float(np.mean(np.argmax(runner.predict(samples), axis=-1) == keras_classes))
+    keras_outputs = model.predict(samples if len(samples) > 1 else samples[0], batch_size=256, verbose=0)
+    tflite_outputs = runner.predict(samples if len(samples) > 1 else samples[0])
+    first = keras_outputs[0] if isinstance(keras_outputs, list) else keras_outputs
+    if isinstance(tflite_outputs, dict):
+        tflite_outputs = tflite_outputs[model.output_names[0]]
+    return float(np.mean(np.argmax(tflite_outputs, axis=-1) == np.argmax(first, axis=-1)))
 
 
 def _calibrating_converter(model, samples):
     # The debugger calibrates through the converter's SavedModel path: from_keras_model.
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = _dataset(samples)
+    converter.representative_dataset = examples(samples)
     return converter
 
 
-def _dataset(samples):
-    return lambda: ([example[np.newaxis]] for example in samples)
+def examples(samples, names=None):
+    """The converter's `representative_dataset`: one example at a time, each input by its name.
+
+    By name, because the converter does not take a list of several inputs in the
+    function's order. The QuantizationDebugger takes lists only: without `names`, lists.
+
+    Args:
+      samples: one array per model input, as `calibration_examples` returns.
+      names: the inputs' names (`model.input_names`), or None for lists in input order.
+
+    Returns:
+      A function returning a generator of `{input name: batch of one}` (or of lists).
+
+    Example:
+      >>> converter.representative_dataset = examples([x_train[:300]], model.input_names)
+    """
+    if names is None:
+        return lambda: ([array[index : index + 1] for array in samples] for index in range(len(samples[0])))
+    return lambda: (
+        {name: array[index : index + 1] for name, array in zip(names, samples)} for index in range(len(samples[0]))
+    )
 
 
 def _layer_name(model, tensor_name, last) -> str:

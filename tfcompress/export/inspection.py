@@ -9,6 +9,22 @@ from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
 
 # Ops that only convert between float and integer at the model's edges.
 _CONVERSION_OPS = ("QUANTIZE", "DEQUANTIZE")
+# Ops that only move values, no arithmetic: in float between a DEQUANTIZE and a QUANTIZE they
+# cost a copy, not float compute (the converter sometimes leaves an unrolled GRU's SPLIT so).
+_DATA_MOVEMENT_OPS = (
+    "SPLIT",
+    "SPLIT_V",
+    "RESHAPE",
+    "SQUEEZE",
+    "EXPAND_DIMS",
+    "CONCATENATION",
+    "PACK",
+    "UNPACK",
+    "SLICE",
+    "STRIDED_SLICE",
+    "GATHER",
+    "TRANSPOSE",
+)
 
 
 def inspect(path) -> dict:
@@ -52,8 +68,8 @@ def inspect(path) -> dict:
     return {
         "path": os.path.abspath(path),
         "bytes": os.path.getsize(path),
-        "inputs": [_io(detail) for detail in interpreter.get_input_details()],
-        "outputs": [_io(detail) for detail in interpreter.get_output_details()],
+        "inputs": [describe_tensor(detail) for detail in interpreter.get_input_details()],
+        "outputs": [describe_tensor(detail) for detail in interpreter.get_output_details()],
         "ops": ops,
         "op_counts": dict(collections.Counter(op["op"] for op in ops)),
         "macs": macs,
@@ -87,6 +103,64 @@ def undelegated_compute_ops(interpreter) -> list:
     return _undelegated_compute(_ops(interpreter))
 
 
+def float_compute_ops(interpreter) -> list:
+    """The ops that compute in float32 on activations (QUANTIZE, DEQUANTIZE and ops that only move values aside).
+
+    Args:
+      interpreter: an allocated interpreter (see `litert.load_interpreter`).
+
+    Returns:
+      One `(op name, name of its output tensor)` per such op, in order.
+
+    Example:
+      >>> float_compute_ops(load_interpreter("model_int8.tflite"))
+      []
+    """
+    details = [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
+    # Activations: the inputs, and whatever an op computes from one. The rest is constants
+    # rearranged at run time (weights dequantized and split for a GRU), not activations.
+    activations = {detail["index"] for detail in interpreter.get_input_details()}
+    found = []
+    for op, detail in zip(_ops(interpreter), details):
+        if not any(index in activations for index in detail["inputs"] if index >= 0):
+            continue
+        activations.update(detail["outputs"])
+        moves_data = op["op"] in _CONVERSION_OPS + _DATA_MOVEMENT_OPS
+        if not moves_data and "float32" in op["input_dtypes"] + op["output_dtypes"]:
+            found.append((op["op"], op["output"]))
+    return found
+
+
+def costly_undelegated_ops(interpreter) -> list:
+    """The undelegated compute ops worth a warning: all but a final op without multiply-accumulates.
+
+    A classifier's final SOFTMAX stays off XNNPACK in int8; measured with
+    `tfc.export.benchmark` on the digits CNN of the tests (1 thread), it cost 0.08 of 1.77
+    µs (4%), and less on any larger model. What runs on the model's output alone, without
+    MACs, is left out; anything earlier in the graph, or with MACs, is kept.
+
+    Args:
+      interpreter: an allocated interpreter with LiteRT's default delegate.
+
+    Returns:
+      Op names in order.
+
+    Example:
+      >>> costly_undelegated_ops(load_interpreter("classifier_int8.tflite"))
+      []
+    """
+    ops = _ops(interpreter)
+    outputs = {detail["name"] for detail in interpreter.get_output_details()}
+    last_compute = max((op["index"] for op in ops if op["op"] not in _CONVERSION_OPS), default=None)
+    return [
+        op["op"]
+        for op in ops
+        if not op["delegated"]
+        and op["op"] not in _CONVERSION_OPS
+        and not (op["macs"] == 0 and (op["output"] in outputs or op["index"] == last_compute))
+    ]
+
+
 def _undelegated_compute(ops):
     return [op["op"] for op in ops if not op["delegated"] and op["op"] not in _CONVERSION_OPS]
 
@@ -100,7 +174,7 @@ def _ops(interpreter) -> list:
         if op["op_name"] == "DELEGATE":
             continue
         inputs = [tensors[index] for index in op["inputs"] if index >= 0]
-        outputs = [tensors[index] for index in op["outputs"]]
+        outputs = [tensors[index] for index in op["outputs"] if index >= 0]
         ops.append(
             {
                 "index": op["index"],
@@ -109,6 +183,7 @@ def _ops(interpreter) -> list:
                 "output_dtypes": [_dtype(tensor) for tensor in outputs],
                 "macs": _macs(op["op_name"], inputs, outputs),
                 "delegated": op["index"] in delegated,
+                "output": outputs[0]["name"] if outputs else None,
             }
         )
     return ops
@@ -142,7 +217,18 @@ def _dtype(tensor) -> str:
     return np.dtype(tensor["dtype"]).name
 
 
-def _io(detail) -> dict:
+def describe_tensor(detail) -> dict:
+    """An input or output tensor as `inspect` and the Android bundle describe it.
+
+    Args:
+      detail: the interpreter's detail dict of the tensor.
+
+    Returns:
+      `name`, `shape`, `dtype`, `scale` and `zero_point`.
+
+    Example:
+      >>> [describe_tensor(detail) for detail in interpreter.get_input_details()]
+    """
     scale, zero_point = detail["quantization"]
     return {
         "name": detail["name"],

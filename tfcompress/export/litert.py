@@ -5,6 +5,8 @@ import os
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+from tfcompress.data.arrays import InputSpec
+
 
 class XNNPackRefusedError(ValueError):
     """LiteRT loads the model only with its default XNNPACK delegate switched off.
@@ -71,10 +73,13 @@ def _loads_without_xnnpack(where) -> bool:
 
 
 class LiteRTModel:
-    """A `.tflite` model loaded in LiteRT that takes and returns float arrays.
+    """A `.tflite` model loaded in LiteRT that takes and returns float arrays (and integer ids as they are).
 
     Quantized inputs and outputs (int8 or uint8) are converted with the scale and zero
-    point stored in the file, so callers never handle raw integers.
+    point stored in the file, so callers never handle raw integers; integer inputs that
+    are not quantized (token ids) take integers. Inputs and outputs are matched by the
+    names of the file's "serving_default" signature, which `to_tflite` names after the
+    Keras model's inputs and outputs.
 
     Args:
       path: the `.tflite` file, or its bytes.
@@ -83,12 +88,17 @@ class LiteRTModel:
         when the model loads with it, and otherwise runs on the built-in kernels (a
         sparse-encoded model), so such a file can still be verified.
 
+    Attributes:
+      input_names: the inputs' names, in the order `predict` takes a list.
+      output_names: the outputs' names, the keys of `predict`'s dict for several outputs.
+
     Raises:
       FileNotFoundError: `path` does not exist.
-      ValueError: the file is not a valid TFLite model, or it has more than one input.
+      ValueError: the file is not a valid TFLite model.
 
     Example:
       >>> logits = LiteRTModel("model.tflite").predict(x_test)
+      >>> outputs = LiteRTModel("detector.tflite").predict({"image": images, "features": features})
     """
 
     def __init__(self, path, num_threads: int = None, xnnpack: bool = None):
@@ -99,51 +109,107 @@ class LiteRTModel:
             if xnnpack:
                 raise
             self._interpreter = load_interpreter(path, num_threads, xnnpack=False)
-        inputs = self._interpreter.get_input_details()
-        if len(inputs) != 1:
-            name = "The model" if isinstance(path, bytes) else path
-            raise ValueError(f"{name} has {len(inputs)} inputs; only single-input models are supported so far.")
-        self.input = inputs[0]
-        self.output = self._interpreter.get_output_details()[0]
+        self._inputs, self._outputs = _named_io(self._interpreter)
+        self.input_names, self.output_names = list(self._inputs), list(self._outputs)
 
     @property
     def input_shape(self) -> tuple:
-        """The shape of one input, batch left out."""
-        return tuple(int(size) for size in self.input["shape"][1:])
+        """The shape of one example of the first input, batch left out."""
+        return self.input_specs[0].shape
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    @property
+    def input_specs(self) -> list:
+        """Each input as an `InputSpec`: quantized inputs take floats, integer inputs their integers."""
+        return [
+            InputSpec(name, tuple(int(size) for size in detail["shape"][1:]), _value_dtype(detail))
+            for name, detail in self._inputs.items()
+        ]
+
+    def predict(self, x):
         """Runs the model on each example in turn (batch 1, as on a phone).
 
         Args:
-          x: float inputs of shape `(n,) + input_shape`.
+          x: for one input, an array of shape `(n,) + input_shape`; for several, a dict
+            by input name or a list in `input_names` order.
 
         Returns:
-          float32 outputs of shape `(n,) + output shape`, dequantized if the file's
-          output is an integer type.
+          For one output, a float32 array of shape `(n,) + output shape`, dequantized if the
+          file's output is an integer type; for several, a dict of them by output name.
 
         Example:
           >>> LiteRTModel("model.tflite").predict(x_test[:10]).shape
           (10, 10)
         """
-        outputs = []
-        for example in x:
-            self._interpreter.set_tensor(self.input["index"], _quantize(example[np.newaxis], self.input))
+        arrays = x if isinstance(x, dict) else dict(zip(self.input_names, x if isinstance(x, (list, tuple)) else [x]))
+        self._check(arrays)
+        count = len(next(iter(arrays.values())))
+        results = {name: [] for name in self.output_names}
+        for index in range(count):
+            # A fused LSTM keeps its state in variable tensors across invocations; each example starts afresh.
+            self._interpreter.reset_all_variables()
+            for name, detail in self._inputs.items():
+                example = np.asarray(arrays[name][index : index + 1])
+                self._interpreter.set_tensor(detail["index"], _quantize(example, detail))
             self._interpreter.invoke()
-            outputs.append(_dequantize(self._interpreter.get_tensor(self.output["index"]), self.output))
-        return np.concatenate(outputs)
+            for name, detail in self._outputs.items():
+                results[name].append(_dequantize(self._interpreter.get_tensor(detail["index"]), detail))
+        joined = {name: np.concatenate(values) for name, values in results.items()}
+        return joined[self.output_names[0]] if len(joined) == 1 else joined
+
+
+    def _check(self, arrays):
+        """A clear error for inputs the file does not take, before the interpreter's own."""
+        missing = [name for name in self.input_names if name not in arrays]
+        if missing or len(arrays) != len(self.input_names):
+            raise ValueError(
+                f"The model takes the inputs {self.input_names}; received {sorted(arrays)}. Pass one array per "
+                "input, as a dict by name (or a list in that order)."
+            )
+        for spec in self.input_specs:
+            got = tuple(np.shape(arrays[spec.name])[1:])
+            if got != spec.shape:
+                raise ValueError(
+                    f"Input {spec.name!r} takes examples of shape {spec.shape} (batch left out); received {got}. "
+                    "Check that the file is the one exported from this model, and reshape the data."
+                )
+
+
+def _named_io(interpreter):
+    """The input and output details by name: the signature's names, else the tensors' own."""
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    signatures = interpreter.get_signature_list()
+    if signatures:
+        # The signature names the tensors; the tensors' own order is the Keras model's (its call arguments).
+        runner = interpreter.get_signature_runner(next(iter(signatures)))
+        named = []
+        for details, side in ((inputs, runner.get_input_details()), (outputs, runner.get_output_details())):
+            name_of = {item["index"]: name for name, item in side.items()}
+            named.append({name_of[detail["index"]]: detail for detail in details})
+        return named[0], named[1]
+    return (
+        {detail["name"]: detail for detail in interpreter.get_input_details()},
+        {detail["name"]: detail for detail in interpreter.get_output_details()},
+    )
+
+
+def _value_dtype(detail) -> str:
+    """The dtype of the values an input takes: float32 for a quantized input, else its own."""
+    dtype = np.dtype(detail["dtype"])
+    scale, _ = detail["quantization"]
+    return "float32" if np.issubdtype(dtype, np.floating) or scale else dtype.name
 
 
 def _quantize(values, details):
     dtype = details["dtype"]
-    if not np.issubdtype(dtype, np.integer):
-        return values.astype(dtype)
     scale, zero_point = details["quantization"]
+    if not np.issubdtype(dtype, np.integer) or not scale:
+        return values.astype(dtype)
     limits = np.iinfo(dtype)
     return np.clip(np.round(values / scale + zero_point), limits.min, limits.max).astype(dtype)
 
 
 def _dequantize(values, details):
-    if not np.issubdtype(details["dtype"], np.integer):
-        return values.astype(np.float32)
     scale, zero_point = details["quantization"]
+    if not np.issubdtype(details["dtype"], np.integer) or not scale:
+        return values.astype(np.float32)
     return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)

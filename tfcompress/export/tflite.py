@@ -6,11 +6,12 @@ import warnings
 
 import numpy as np
 
-from tfcompress import _files
+from tfcompress import _errors, _files
 from tfcompress._keras import ensure_graph_model, tf
-from tfcompress.export import fallback, weight_quantization
+from tfcompress.data.arrays import input_specs
+from tfcompress.export import fallback, recurrent, weight_quantization
 from tfcompress.export.calibration import calibration_examples
-from tfcompress.export.inspection import undelegated_compute_ops
+from tfcompress.export.inspection import costly_undelegated_ops, float_compute_ops
 from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
 from tfcompress.quantize import is_quantization_aware
 
@@ -45,8 +46,10 @@ class ExportResult:
       bytes: size of the file.
       gzip_bytes: size of the file gzip-compressed (what an app download costs; pruned
         zeros show here).
-      input_dtype: element type of the model's input tensor.
-      output_dtype: element type of the model's output tensor.
+      input_dtype: element type of the model's (first) input tensor.
+      output_dtype: element type of the model's (first) output tensor.
+      notes: what the export changed to make the model convertible (a batch fixed to 1
+        for recurrent layers, loops unrolled), one sentence each.
       fallback: None, or with `float_layers` what keeping them in float cost:
         `float_layers` (names), `layer_errors` (per-layer int8 error, see
         `tfc.export.layer_errors`), `all_int8_bytes` and `bytes` (file sizes without and
@@ -66,6 +69,7 @@ class ExportResult:
     input_dtype: str
     output_dtype: str
     fallback: dict = None
+    notes: tuple = ()
 
     def to_dict(self) -> dict:
         """The fields as a plain dict, for reports and JSON.
@@ -108,23 +112,31 @@ def to_tflite(
         quantized on the fly. These three use the LiteRT quantizer, an optional extra:
         `pip install "tfcompress[quantizer]"`.
 
-    The file has one signature, "serving_default", whose input and output are named after
-    the model's input layer and output layers (what an app's `runSignature` call uses).
-    The file appears only once it is complete; a failed export leaves no file behind and
-    never replaces an existing one.
+    The file has one signature, "serving_default", whose inputs and outputs are named
+    after the model's input layers and output layers (what an app's `runSignature` call
+    uses). Integer inputs (token ids) stay integers: they are neither scaled nor
+    quantized. A model with recurrent layers gets a batch of 1 (the converter needs a
+    static batch to lower their loops), and GRU/SimpleRNN loops are unrolled for
+    calibrated modes (the converter crashes calibrating them); `ExportResult.notes` says
+    so. The file appears only once it is complete; a failed export leaves no file behind
+    and never replaces an existing one.
 
     Args:
-      model: a built Sequential or functional Keras 2 model with one input.
+      model: a built Sequential or functional Keras 2 model (several inputs and outputs allowed).
       path: where to write the `.tflite` file.
       mode: one of "int8", "float32", "float16", "dynamic", "int16x8", "weights_int8",
         "weights_int4", "dynamic_int4".
       representative_data: inputs to calibrate the ranges of "int8" and "int16x8": a
         numpy array, a batched `tf.data.Dataset` (labels ignored), or a generator (or a
         function returning one) that yields examples or batches, bare or as `[batch]`
-        as the TFLite converter's `representative_dataset` does. Required for those modes
-        unless the model is quantization-aware (int8); a few hundred typical examples.
-      io_dtype: element type of the input and output tensors: for int8 "uint8" (default),
-        "float32" or "int8"; for int16x8 "float32" (default) or "int16"; "float32" otherwise.
+        as the TFLite converter's `representative_dataset` does; for several inputs, a
+        list or dict (by input name) of arrays, a dataset of tuples, or a generator of
+        lists. Required for those modes unless the model is quantization-aware (int8)
+        with no layer left in float; a few hundred typical examples.
+      io_dtype: element type of the float input and output tensors (integer inputs are
+        left as they are): for int8 "uint8", "float32" or "int8", by default "uint8" when
+        every input is an image (height x width x 1, 3 or 4) and "float32" otherwise; for
+        int16x8 "float32" (default) or "int16"; "float32" in the other modes.
       overwrite: replace an existing file at `path`.
       calibration_samples: use at most this many examples of `representative_data`.
       batch_size: None (the default) keeps the batch dimension dynamic (an app can resize
@@ -158,14 +170,13 @@ def to_tflite(
       >>> result.bytes
     """
     ensure_graph_model(model)
-    if len(model.inputs) != 1:
-        raise ValueError(f"`model` has {len(model.inputs)} inputs; only single-input models can be exported so far.")
     if mode not in _MODES:
         raise ValueError(f"`mode` must be one of {tuple(_MODES)}. Received: mode={mode!r}")
     if float_layers is not None:
         _check_fallback_request(model, mode, io_dtype, representative_data, sparse, batch_size)
         io_dtype = "float32"
-    io_dtype = io_dtype or _MODES[mode][0]
+    specs = input_specs(model)
+    io_dtype = io_dtype or _default_io_dtype(mode, specs)
     if io_dtype not in _MODES[mode]:
         raise ValueError(f"In mode {mode!r}, `io_dtype` must be one of {_MODES[mode]}. Received: io_dtype={io_dtype!r}")
     if mode in weight_quantization.RECIPES:
@@ -182,7 +193,7 @@ def to_tflite(
     path = _files.check_writable(path, overwrite)
     samples = None
     if representative_data is not None:
-        samples = calibration_examples(representative_data, model.input_shape, calibration_samples)
+        samples = calibration_examples(representative_data, specs, calibration_samples)
     if mode in _CALIBRATED_MODES and samples is None and not (mode == "int8" and is_quantization_aware(model)):
         raise ValueError(
             f"{mode} export needs `representative_data` to calibrate the value ranges, e.g. "
@@ -197,6 +208,10 @@ def to_tflite(
             stacklevel=2,
         )
 
+    model, batch_size, notes = recurrent.prepare(model, mode in _CALIBRATED_MODES, batch_size)
+    for note, worth_a_warning in notes:
+        if worth_a_warning:
+            warnings.warn(note, stacklevel=2)
     if float_layers is not None:
         calibration = fallback.Calibration(model, samples)
         names = fallback.choose_float_layers(calibration.errors, float_layers)
@@ -209,9 +224,10 @@ def to_tflite(
             else:
                 content, cost = _convert_with_fallback(model, samples, calibration, names)
     except Exception as error:  # The converter raises ConverterError, ValueError and others.
-        summary = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+        layer = _errors.culprit(error, model)
+        at = f" at layer {layer!r}" if layer else ""
         raise RuntimeError(
-            f"The TFLite converter could not convert {model.name!r} to {mode}: {summary}. "
+            f"The TFLite converter could not convert {model.name!r} to {mode}{at}: {_errors.summary(error)}. "
             f"Nothing was written to {path}."
         ) from error
     try:
@@ -238,7 +254,14 @@ def to_tflite(
         input_dtype=np.dtype(interpreter.get_input_details()[0]["dtype"]).name,
         output_dtype=np.dtype(interpreter.get_output_details()[0]["dtype"]).name,
         fallback=cost,
+        notes=tuple(note for note, _ in notes),
     )
+
+
+def _default_io_dtype(mode, specs) -> str:
+    """uint8 for an int8 model of images (camera pixels as they are); float32 for any other I/O."""
+    images = all(not spec.integer and len(spec.shape) == 3 and spec.shape[-1] in (1, 3, 4) for spec in specs)
+    return _MODES[mode][0] if mode != "int8" or images else "float32"
 
 
 def _check_fallback_request(model, mode, io_dtype, representative_data, sparse, batch_size):
@@ -276,7 +299,7 @@ def _convert(model, mode, io_dtype, samples, sparse, batch_size) -> bytes:
     converter = _converter(model, batch_size)
     quantizer_mode = mode in weight_quantization.RECIPES
     # The LiteRT quantizer starts from the float32 file.
-    _configure(converter, "float32" if quantizer_mode else mode, io_dtype, samples, sparse)
+    _configure(converter, "float32" if quantizer_mode else mode, io_dtype, samples, sparse, model.input_names)
     content = converter.convert()
     return weight_quantization.quantize(content, mode) if quantizer_mode else content
 
@@ -286,19 +309,20 @@ def _converter(model, batch_size):
     output_names = list(model.output_names)
     if is_quantization_aware(model):
         output_names = [name.removeprefix(_QAT_PREFIX) for name in output_names]
-    input_spec = tf.TensorSpec(
-        (batch_size,) + tuple(model.input_shape[1:]), model.inputs[0].dtype, name=model.input_names[0]
-    )
+    input_specs_ = [
+        tf.TensorSpec((batch_size,) + tuple(tensor.shape[1:]), tensor.dtype, name=name)
+        for name, tensor in zip(model.input_names, model.inputs)
+    ]
 
     @tf.function
-    def serve(inputs):
-        outputs = model(inputs, training=False)
+    def serve(*inputs):
+        outputs = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
         return dict(zip(output_names, outputs if isinstance(outputs, (list, tuple)) else [outputs]))
 
-    return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function(input_spec)], model)
+    return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function(*input_specs_)], model)
 
 
-def _configure(converter, mode, io_dtype, samples, sparse):
+def _configure(converter, mode, io_dtype, samples, sparse, names):
     """Sets the converter's options for `mode`."""
     converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY] if sparse else []
     if mode == "float32":
@@ -312,7 +336,8 @@ def _configure(converter, mode, io_dtype, samples, sparse):
     converter.inference_input_type = _IO_DTYPES[io_dtype]
     converter.inference_output_type = _IO_DTYPES[io_dtype]
     if samples is not None:
-        converter.representative_dataset = lambda: ([example[np.newaxis]] for example in samples)
+        # By name for several inputs (the converter does not keep their order); a list for one.
+        converter.representative_dataset = fallback.examples(samples, names if len(samples) > 1 else None)
     if mode == "int16x8":
         int16_activations = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         converter.target_spec.supported_ops = [int16_activations]
@@ -323,7 +348,7 @@ def _configure(converter, mode, io_dtype, samples, sparse):
 
 
 def _warn_if_off_the_fast_path(interpreter, model_name, mode):
-    slow = undelegated_compute_ops(interpreter)
+    slow = costly_undelegated_ops(interpreter)
     if slow:
         warnings.warn(
             f"{len(slow)} ops of the {mode} export of {model_name!r} are not delegated to XNNPACK "
@@ -334,12 +359,7 @@ def _warn_if_off_the_fast_path(interpreter, model_name, mode):
 
 
 def _check_integer_only(interpreter, model_name: str, calibrated: bool) -> None:
-    boundary = {detail["index"] for detail in interpreter.get_input_details() + interpreter.get_output_details()}
-    floating = sorted(
-        detail["name"]
-        for detail in interpreter.get_tensor_details()
-        if detail["index"] not in boundary and np.issubdtype(detail["dtype"], np.floating)
-    )
+    floating = float_compute_ops(interpreter)
     if floating:
         fix = (
             "Replace the layers behind them with ones that have int8 kernels, or export in float32."
@@ -347,6 +367,6 @@ def _check_integer_only(interpreter, model_name: str, calibrated: bool) -> None:
             else "Pass representative_data so layers outside quantization-aware training get calibrated too."
         )
         raise RuntimeError(
-            f"The int8 export of {model_name!r} would still compute in float at {len(floating)} tensors "
+            f"The int8 export of {model_name!r} would still compute in float in {len(floating)} ops "
             f"(first: {floating[:3]}). {fix} Nothing was written."
         )
