@@ -7,6 +7,10 @@ import tfcompress as tfc
 from tfcompress import keras
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a minute or more on 2 cores; CI runs them as a step of their own")
+
+
 @pytest.fixture(scope="session")
 def digits():
     """scikit-learn's real 8x8 digits: ((x_train, y_train), (x_test, y_test))."""
@@ -61,3 +65,34 @@ def keras3_model():
     import keras as keras3
 
     return keras3.Sequential([keras3.Input((8, 8, 1)), keras3.layers.Flatten(), keras3.layers.Dense(10)])
+
+
+def with_removed_channels_zeroed(model, plan):
+    """A copy of `model` in which every layer ignores the channels `plan` removes: their weights are zero.
+
+    Where `plan` cuts a weight, the copy keeps it and zeroes the cut entries instead, so
+    the pruned model must compute exactly what this copy computes.
+    """
+    from tfcompress.prune import layers as kinds
+    from tfcompress.prune.coupling import nodes
+
+    copy = keras.models.clone_model(model)
+    inputs_of = {layer.name: names for layer, names in nodes(model)}
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights or kinds.role(layer)[0] is None:
+            copy.get_layer(layer.name).set_weights(weights)
+            continue
+        kept_in = [plan.kept(plan.layouts[name]) for name in inputs_of[layer.name]]
+        layout = plan.layouts[layer.name]
+        kept_out = plan.kept(type(layout)(layout.segments[:1], layout.positions))
+        # Cut arrays of positions instead of weights: what survives is what the pruned model keeps.
+        markers = [np.arange(weight.size).reshape(weight.shape) for weight in weights]
+        survivors = kinds.cut_weights(layer, markers, kept_in, kept_out)
+        zeroed = []
+        for weight, kept in zip(weights, survivors):
+            mask = np.zeros(weight.size, bool)
+            mask[np.asarray(kept).reshape(-1)] = True
+            zeroed.append(np.where(mask.reshape(weight.shape), weight, 0).astype(weight.dtype))
+        copy.get_layer(layer.name).set_weights(zeroed)
+    return copy

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tfcompress as tfc
-from tests.conftest import keras3_model, weights_of
+from tests.conftest import keras3_model, weights_of, with_removed_channels_zeroed
 from tfcompress import keras
 from tfcompress.prune.channels import plan_channels
 
@@ -125,16 +125,26 @@ def test_an_unsupported_layer_is_named_or_skipped_on_request(seeded):
         [
             keras.Input((8, 8, 1)),
             keras.layers.Conv2D(8, 3, name="conv"),
-            keras.layers.LayerNormalization(name="norm"),
+            keras.layers.Permute((2, 1, 3), name="swap"),
             keras.layers.Conv2D(8, 3, name="after"),
             keras.layers.GlobalAveragePooling2D(),
             keras.layers.Dense(3),
         ]
     )
-    with pytest.raises(ValueError, match=r"Layer 'norm' \(LayerNormalization\) is not a layer kind it knows"):
+    with pytest.raises(ValueError, match=r"Layer 'swap' \(Permute\) is not a layer kind it knows"):
         tfc.prune.channels(model, ratio=0.5)
     skipped = tfc.prune.channels(model, ratio=0.5, unsupported="skip")
     assert skipped.get_layer("conv").output_shape[-1] == 8 and skipped.get_layer("after").output_shape[-1] == 4
+
+
+def test_layer_normalization_keeps_the_channels_it_normalizes_over(seeded):
+    # Its mean and variance run over the channels: a zeroed channel would still change them.
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, name="conv"), keras.layers.LayerNormalization(),
+         keras.layers.Conv2D(8, 3, name="after"), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)]
+    )  # fmt: skip
+    smaller = tfc.prune.channels(model, ratio=0.5)
+    assert smaller.get_layer("conv").output_shape[-1] == 8 and smaller.get_layer("after").output_shape[-1] == 4
 
 
 @pytest.mark.parametrize(
@@ -153,17 +163,23 @@ def test_bad_arguments(arguments, error, message, seeded):
         tfc.prune.channels(_sequential(), **arguments)
 
 
-def test_a_transposed_convolution_is_refused_not_misread(seeded):
+def test_a_transposed_convolution_is_cut_on_its_own_axes(seeded):
     # Conv2DTranspose subclasses Conv2D but keeps its kernel as (h, w, out, in): slicing it as a Conv2D would be wrong.
     model = keras.Sequential(
         [keras.Input((4, 4, 3)), keras.layers.Conv2D(6, 1), keras.layers.Conv2DTranspose(6, 3, name="up"),
          keras.layers.Flatten(), keras.layers.Dense(2)]
     )  # fmt: skip
-    with pytest.raises(ValueError, match=r"Layer 'up' \(Conv2DTranspose\) is a transposed convolution"):
-        tfc.prune.channels(model, 0.5)
-    kept = tfc.prune.channels(model, 0.5, unsupported="skip")
+    plan = plan_channels(model, 0.5)
+    smaller = tfc.prune.rebuild(model, plan)
+    assert smaller.get_layer("up").output_shape[-1] == 3 and smaller.get_layer("up").get_weights()[0].shape == (
+        3,
+        3,
+        3,
+        3,
+    )
     x = np.random.default_rng(0).random((2, 4, 4, 3)).astype(np.float32)
-    np.testing.assert_allclose(kept.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    zeroed = with_removed_channels_zeroed(model, plan)
+    np.testing.assert_allclose(smaller.predict(x, verbose=0), zeroed.predict(x, verbose=0), atol=1e-5)
 
 
 def test_models_it_cannot_prune_get_clear_errors():

@@ -7,7 +7,7 @@ block becomes the identity and every layer of the branch is gone.
 
 from tfcompress._keras import accuracy, ensure_graph_model, keras
 from tfcompress.data.arrays import labelled_arrays
-from tfcompress.prune.coupling import INPUT, nodes
+from tfcompress.prune.coupling import nodes
 
 
 def residual_blocks(model, data=None) -> list:
@@ -101,7 +101,7 @@ def _branch(skip, end, inputs_of, readers, add, outputs):
         name = frontier.pop()
         if name == skip or name in branch:
             continue
-        if name == INPUT or not inputs_of.get(name):  # reached the model input without passing `skip`
+        if not inputs_of.get(name):  # reached the model input without passing `skip`
             return None
         branch.add(name)
         frontier.extend(inputs_of[name])

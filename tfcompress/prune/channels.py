@@ -13,11 +13,13 @@ import warnings
 import numpy as np
 
 from tfcompress._checks import check_number
+from tfcompress._graph import flat_copy, nested_models
 from tfcompress._keras import ensure_graph_model, keras
 from tfcompress.data.arrays import arrays_from
 from tfcompress.prune import criteria
+from tfcompress.prune import layers as kinds
 from tfcompress.prune.cost import cost, total
-from tfcompress.prune.coupling import PRODUCERS, Graph, nodes, unsupported_reason
+from tfcompress.prune.coupling import PRODUCERS, Graph, nodes
 
 _BUDGET_KEYS = ("parameters", "macs")
 _FIRST, _LAST = "first", "last"
@@ -37,7 +39,9 @@ def channels(
     """Removes the least important channels (and Dense neurons): a new, physically smaller model.
 
     The model's output layer keeps all its units; channels that reach the input or the
-    output through a chain of couplings are kept too. `model` is not modified.
+    output through a chain of couplings are kept too. `model` is not modified. A nested
+    base model (transfer learning) is flattened into the outer model first, so the
+    returned model is one level deep, with the base's layers under their own names.
 
     Args:
       model: a built Sequential or functional Keras 2 model.
@@ -85,6 +89,8 @@ def channels(
       >>> fits = tfc.prune.channels(model, budget={"macs": 0.5}, allocation="global")
     """
     ensure_graph_model(model)
+    if nested_models(model):
+        model = flat_copy(model)
     plan = plan_channels(
         model,
         ratio,
@@ -177,12 +183,18 @@ def plan_channels(
       A `ChannelPlan`.
 
     Raises:
-      ValueError: as for `channels`.
+      ValueError: as for `channels`, or `model` holds a nested model (`channels`
+        flattens it first; plan `tfcompress._graph.flat_copy(model)`).
 
     Example:
       >>> [group["layers"] for group in plan_channels(model).groups if group["prunable"]]
     """
     ensure_graph_model(model)
+    if nested_models(model):
+        raise ValueError(
+            f"`model` holds the nested models {nested_models(model)}; tfc.prune.channels flattens them first. "
+            "To plan by hand, plan the flat copy it prunes: tfcompress._graph.flat_copy(model)."
+        )
     if ratio is not None and budget is not None:
         raise ValueError("Pass either `ratio` or `budget`, not both: a budget finds its own ratio.")
     ratios = _ratios(model, 0.5 if ratio is None else ratio)
@@ -251,8 +263,7 @@ def _view(model, graph, index, group, layers, scored_by):
         and [g for g, _ in graph.layouts[layer.name].segments] == [index]
     ]
     kernels = [
-        (layer.pointwise_kernel if isinstance(layer, keras.layers.SeparableConv2D) else layer.kernel).numpy()
-        for layer in layers
+        np.moveaxis(variable.numpy(), axis, -1) for layer in layers for variable, axis in kinds.output_kernels(layer)
     ]
     return criteria.Group(group["channels"], layers, kernels, gammas, scored_by)
 
@@ -300,7 +311,7 @@ def _budget(model, budget):
         return None
     if not isinstance(budget, dict) or len(budget) != 1 or next(iter(budget)) not in _BUDGET_KEYS:
         raise ValueError(f"`budget` must be one of {{'parameters': n}} or {{'macs': n}}. Received: {budget!r}")
-    (key, value), = budget.items()
+    ((key, value),) = budget.items()
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"`budget[{key!r}]` must be a number. Received: {value!r}")
     if 0 < value < 1:
@@ -407,12 +418,14 @@ def rebuild(model, plan):
     sizes = {}
     for name, group in plan.group_of.items():
         sizes[name] = len(plan.groups[group]["kept"])
+    for layer in model.layers:  # a reshape that adds unit axes names its channel count
+        if isinstance(layer, keras.layers.Reshape) and layer.name in plan.layouts:
+            sizes[layer.name] = len(plan.kept(plan.layouts[layer.name]))
 
     def resize(layer):
-        config = layer.get_config()
         if layer.name in sizes:
-            config["units" if isinstance(layer, keras.layers.Dense) else "filters"] = sizes[layer.name]
-        return layer.__class__.from_config(config)
+            return kinds.resized(layer, sizes[layer.name])
+        return layer.__class__.from_config(layer.get_config())
 
     smaller = keras.models.clone_model(model, clone_function=resize)  # new layers; `model` is left alone
     for layer, weights in _sliced(model, plan):
@@ -427,27 +440,10 @@ def _sliced(model, plan):
         weights = layer.get_weights()
         if not weights:
             continue
-        if unsupported_reason(layer):  # skipped on request: the plan kept every channel around it
-            yield layer, weights
+        if kinds.role(layer)[0] is None:
+            yield layer, weights  # skipped on request: the plan kept every channel around it
             continue
-        kept_in = plan.kept(plan.layouts[inputs_of[layer.name][0]])
-        kept_out = plan.kept(plan.layouts[layer.name])
-        yield layer, _slice(layer, weights, kept_in, kept_out)
-
-
-def _slice(layer, weights, kept_in, kept_out):
-    if isinstance(layer, keras.layers.SeparableConv2D):
-        depthwise, pointwise, *bias = weights
-        return [depthwise[:, :, kept_in, :], pointwise[:, :, kept_in, :][..., kept_out]] + [b[kept_out] for b in bias]
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        depthwise, *bias = weights
-        return [depthwise[:, :, kept_in, :]] + [b[kept_in] for b in bias]
-    if isinstance(layer, keras.layers.Conv2D):
-        kernel, *bias = weights
-        return [kernel[:, :, kept_in, :][..., kept_out]] + [b[kept_out] for b in bias]
-    if isinstance(layer, keras.layers.Dense):
-        kernel, *bias = weights
-        return [kernel[kept_in][:, kept_out]] + [b[kept_out] for b in bias]
-    if isinstance(layer, keras.layers.BatchNormalization):
-        return [weight[kept_in] for weight in weights]
-    raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) holds weights channel pruning cannot slice.")
+        kept_in = [plan.kept(plan.layouts[name]) for name in inputs_of[layer.name]]
+        layout = plan.layouts[layer.name]
+        kept_out = plan.kept(layout.__class__(layout.segments[:1], layout.positions))  # a Bidirectional's one direction
+        yield layer, kinds.cut_weights(layer, weights, kept_in, kept_out)

@@ -1,49 +1,23 @@
 """The channel couplings of a Keras model: which channels must be removed together.
 
-A Conv2D's or Dense's outputs, the BatchNormalization and DepthwiseConv2D channels that
-follow them, the next layer's input channels, both sides of an Add, the slices of a
-Concatenate and a Flatten's positions into the next Dense are read into groups (union-find
-over channel spaces), each pruned as one. Used by `channels`, `cost` and `blocks`.
+A producer's outputs (Conv, Dense, Embedding, an RNN's units, attention's output), the
+per-channel layers that follow them, the next layer's input channels, both sides of an
+element-wise merge (Add, Multiply: squeeze-excite gates couple back to the trunk), the
+slices of a Concatenate and a Flatten's positions into the next Dense are read into groups
+(union-find over channel spaces), each pruned as one. What each layer kind does is in
+`layers`. Used by `channels`, `cost` and `blocks`.
 """
 
+import collections
 import dataclasses
 
 import numpy as np
 
+from tfcompress._graph import calls
 from tfcompress._keras import keras
+from tfcompress.prune import layers as kinds
 
-# Layers that make a new channel space: their outputs can be pruned.
-PRODUCERS = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.SeparableConv2D)
-# Layers whose weights are per channel and follow the channels of their input.
-_PER_CHANNEL = (keras.layers.BatchNormalization, keras.layers.DepthwiseConv2D)
-# Layers without weights that keep channel i as channel i (spatial ops, activations, regularizers).
-_PASS_THROUGH = (
-    keras.layers.InputLayer,
-    keras.layers.Activation,
-    keras.layers.ReLU,
-    keras.layers.LeakyReLU,
-    keras.layers.ELU,
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout2D,
-    keras.layers.MaxPooling2D,
-    keras.layers.AveragePooling2D,
-    keras.layers.ZeroPadding2D,
-    keras.layers.Cropping2D,
-    keras.layers.UpSampling2D,
-    keras.layers.GlobalAveragePooling2D,
-    keras.layers.GlobalMaxPooling2D,
-)
-# The layout key of the model's input (a Sequential model lists no InputLayer).
-INPUT = "__input__"
-# Element-wise merges: every input must keep the same channels.
-_MERGES = (
-    keras.layers.Add,
-    keras.layers.Subtract,
-    keras.layers.Multiply,
-    keras.layers.Average,
-    keras.layers.Maximum,
-    keras.layers.Minimum,
-)
+PRODUCERS = kinds.PRODUCERS
 
 
 @dataclasses.dataclass
@@ -61,10 +35,11 @@ class Graph:
         self.model = model
         self.layouts, self.group_of = {}, {}
         self._parent, self._size, self._fixed, self._producers = [], [], [], []
-        channels = int(model.input_shape[-1])
-        self.layouts[INPUT] = Layout([(self._new_group(channels, fixed=True), channels)])
-        for layer, inputs in nodes(model):
-            self.layouts[layer.name] = self._layout(layer, [self.layouts[name] for name in inputs], unsupported)
+        for name, tensor in zip(model.input_names, model.inputs):
+            channels = int(tensor.shape[-1]) if tensor.shape.rank > 1 else 1
+            self.layouts[name] = Layout([(self._new_group(channels, fixed=True), channels)])
+        for layer, inputs, call in _calls_with_inputs(model):
+            self.layouts[layer.name] = self._layout(layer, call, [self.layouts[name] for name in inputs], unsupported)
 
     def _new_group(self, size, producer=None, fixed=False):
         self._parent.append(len(self._parent))
@@ -95,11 +70,9 @@ class Graph:
     def fix_output_of(self, layer_name):
         self._fix(self.layouts[layer_name])
 
-    def _layout(self, layer, inputs, unsupported):
-        if isinstance(layer, keras.layers.InputLayer):
-            return self.layouts[INPUT]
-        problem = unsupported_reason(layer)
-        if problem:
+    def _layout(self, layer, call, inputs, unsupported):
+        role, problem = kinds.role(layer, call)
+        if role is None:
             if unsupported == "error":
                 raise ValueError(
                     f"Layer {layer.name!r} ({type(layer).__name__}) {problem}; channel pruning cannot handle it. "
@@ -109,28 +82,34 @@ class Graph:
                 self._fix(layout)
             channels = int(layer.output_shape[-1])
             return Layout([(self._new_group(channels, fixed=True), channels)])
-        if isinstance(layer, PRODUCERS):
-            if inputs[0].positions > 1 and not isinstance(layer, keras.layers.Dense):
+        if role == "produce":
+            if inputs and inputs[0].positions > 1 and not isinstance(layer, keras.layers.Dense):
                 raise ValueError(f"Layer {layer.name!r} reads a flattened tensor; only Dense can follow Flatten.")
-            channels = int(layer.output_shape[-1])
-            return Layout([(self._new_group(channels, producer=layer.name), channels)])
-        if isinstance(layer, keras.layers.Flatten):
+            width = int(layer.output_shape[-1]) // kinds.directions(layer)
+            group = self._new_group(width, producer=layer.name)
+            return Layout([(group, width)] * kinds.directions(layer))
+        if role == "flatten":
             shape = layer.input_shape
             return Layout(inputs[0].segments, positions=int(np.prod(shape[1:-1])) * inputs[0].positions)
-        if isinstance(layer, keras.layers.Concatenate):
+        if role == "concatenate":
             return Layout([segment for layout in inputs for segment in layout.segments])
-        if isinstance(layer, _MERGES):
-            first = inputs[0]
-            for other in inputs[1:]:
-                if [size for _, size in other.segments] != [size for _, size in first.segments]:
-                    # Differently cut inputs: keep all their channels rather than guess an alignment.
-                    self._fix(first)
-                    self._fix(other)
-                    continue
-                for (a, _), (b, _) in zip(first.segments, other.segments):
-                    self._union(a, b)
-            return first
-        return inputs[0]  # per-channel weights or pass-through: same channels as the input
+        if role == "merge":
+            return self._merge(inputs)
+        if role == "fix":
+            self._fix(inputs[0])
+        return inputs[0]  # follow, pass and fix: the same channels as the input
+
+    def _merge(self, inputs):
+        first = inputs[0]
+        for other in inputs[1:]:
+            if [size for _, size in other.segments] != [size for _, size in first.segments]:
+                # Differently cut inputs (or a broadcast): keep all their channels rather than guess an alignment.
+                self._fix(first)
+                self._fix(other)
+                continue
+            for (a, _), (b, _) in zip(first.segments, other.segments):
+                self._union(a, b)
+        return first
 
     def groups(self):
         roots = {}
@@ -155,54 +134,37 @@ class Graph:
     def read_at(self, group) -> str:
         """The last layer whose output holds exactly `group`'s channels: what the next layers read.
 
-        Call after `groups()`. A producer's own output always qualifies, so there is one.
+        Call after `groups()`. A producer's own output qualifies unless it writes its
+        channels twice (a concatenating Bidirectional); then None.
         """
         last = None
+        inputs = set(self.model.input_names)
         for name, layout in self.layouts.items():
-            if name != INPUT and layout.positions == 1 and [g for g, _ in layout.segments] == [group]:
+            if name not in inputs and layout.positions == 1 and [g for g, _ in layout.segments] == [group]:
                 last = name
         return last
 
 
-def unsupported_reason(layer):
+def unsupported_reason(layer, call=None):
     """Why channel pruning cannot handle `layer` (a phrase for an error message), or None if it can."""
-    if isinstance(layer, keras.Model):
-        return "is a nested model"
-    if isinstance(layer, keras.layers.Conv2DTranspose):  # a Conv2D subclass whose kernel is (h, w, out, in)
-        return "is a transposed convolution"
-    if isinstance(layer, keras.layers.DepthwiseConv2D) and layer.depth_multiplier != 1:
-        return "has a depth multiplier other than 1"
-    if isinstance(layer, keras.layers.SeparableConv2D) and layer.depth_multiplier != 1:
-        return "has a depth multiplier other than 1"
-    if isinstance(layer, keras.layers.Conv2D) and getattr(layer, "groups", 1) != 1:
-        return "is a grouped convolution"
-    if isinstance(layer, keras.layers.BatchNormalization) and layer.axis not in ([-1], [3], -1, 3):
-        return "normalizes an axis other than channels"
-    if isinstance(layer, keras.layers.Concatenate) and layer.axis not in (-1, 3):
-        return "concatenates along an axis other than channels"
-    if isinstance(
-        layer, PRODUCERS + _PER_CHANNEL + _PASS_THROUGH + _MERGES + (keras.layers.Flatten, keras.layers.Concatenate)
-    ):
-        if getattr(layer, "data_format", "channels_last") != "channels_last":
-            return "uses channels_first"
-        return None
-    return "is not a layer kind it knows"
+    return kinds.role(layer, call)[1]
 
 
 def nodes(model):
-    """`(layer, names of the layers feeding it)` in graph order; nested models and shared layers refused."""
-    if isinstance(model, keras.Sequential):
-        layers = list(model.layers)
-        return [(layer, [layers[index - 1].name if index else INPUT]) for index, layer in enumerate(layers)]
-    config = model.get_config()
-    nodes = []
-    for entry in config["layers"]:
-        layer = model.get_layer(entry["config"]["name"] if "name" not in entry else entry["name"])
-        inbound = entry.get("inbound_nodes") or []
-        if len(inbound) > 1:
+    """`(layer, names of the layers feeding it)` in graph order, input layers first; shared layers refused."""
+    found = [(tensor._keras_history.layer, []) for tensor in model.inputs]  # noqa: SLF001
+    return found + [(layer, inputs) for layer, inputs, _ in _calls_with_inputs(model)]
+
+
+def _calls_with_inputs(model):
+    found, graph = [], calls(model)
+    times = collections.Counter(call.layer.name for call in graph)
+    for call in graph:
+        if times[call.layer.name] > 1:
             raise ValueError(
-                f"Layer {layer.name!r} is shared (called {len(inbound)} times); channel pruning needs each layer once."
+                f"Layer {call.layer.name!r} is shared (called {times[call.layer.name]} times); "
+                "channel pruning needs each layer once."
             )
-        names = [item[0] for item in inbound[0]] if inbound else []
-        nodes.append((layer, names))
-    return nodes
+        tensors = kinds.inputs_read(call.layer, call)
+        found.append((call.layer, [tensor._keras_history.layer.name for tensor in tensors], call))  # noqa: SLF001
+    return found

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompress._keras import keras, outputs_logits
+from tfcompress.prune import layers
 
 _BATCH = 64
 
@@ -236,7 +237,8 @@ class Evidence:
             self._model.inputs, [self._model.get_layer(name).output for name in names] + list(self._model.outputs)
         )
         producers = [layer for group in self._groups for layer in group.layers]
-        weights = [[w for w in (_kernel_variable(layer), _bias(layer)) if w is not None] for layer in producers]
+        widths = [group.channels for group in self._groups for _ in group.layers]
+        weights = [layers.output_kernels(layer) + layers.output_biases(layer) for layer in producers]
         loss = _loss_of(self._model)
         sums = {name: 0.0 for name in names}
         nonzero = {name: 0.0 for name in names}
@@ -254,13 +256,13 @@ class Evidence:
                 nonzero[name] += tf.reduce_sum(tf.cast(flat != 0, tf.float32), axis=0).numpy()
                 positions[name] += int(flat.shape[0])
             if value is not None:
-                gradients = tape.gradient(value, [w for layer in weights for w in layer])
+                gradients = tape.gradient(value, [w for layer in weights for w, _ in layer])
                 offset = 0
                 for index, layer_weights in enumerate(weights):
                     term = 0.0
-                    for weight, gradient in zip(layer_weights, gradients[offset : offset + len(layer_weights)]):
+                    for (weight, axis), gradient in zip(layer_weights, gradients[offset : offset + len(layer_weights)]):
                         product = (gradient * weight).numpy()
-                        term = term + product.reshape(-1, product.shape[-1]).sum(axis=0)
+                        term = term + layers.channel_matrix(product, axis, widths[index]).sum(axis=0)
                     taylor[index] = taylor[index] + np.square(term.astype(np.float64))
                     offset += len(layer_weights)
             batches += 1
@@ -270,14 +272,6 @@ class Evidence:
             "nonzero_fraction": [nonzero[name] / positions[name] for name in self._read_at],
             "taylor": [sum(by_layer[layer.name] for layer in group.layers) for group in self._groups],
         }
-
-
-def _kernel_variable(layer):
-    return layer.pointwise_kernel if isinstance(layer, keras.layers.SeparableConv2D) else layer.kernel
-
-
-def _bias(layer):
-    return layer.bias if getattr(layer, "use_bias", False) else None
 
 
 def _loss_of(model):
