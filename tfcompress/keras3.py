@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from tfcompress._keras import ensure_keras2_model, is_keras3_model, keras
+from tfcompress._keras import ensure_keras2_model, is_keras3_model, keras, tf
 
 # Keras 3 configuration keys that Keras 2 layers do not take, with the value that means
 # "not used": such a key is dropped; any other value is a feature Keras 2 cannot rebuild.
@@ -14,9 +14,45 @@ _KERAS3_ONLY = {
     "quantization_config": None,
     "optional": False,
     "synchronized": False,
+    "use_gate": False,
+    "sliding_window": None,
+    "rms_scaling": False,
+    "flash_attention": None,
 }
 _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
 _TENSOR = "__keras_tensor__"
+_MODELS = ("Functional", "Sequential")
+# Modules whose entries in a Keras 3 functional config are operations on tensors, not layers.
+_OPS = ("keras.src.ops.numpy", "keras.src.ops.math", "keras.src.ops.nn")
+# Those operations, as the TensorFlow functions that become TFOpLambda layers in Keras 2.
+_OPERATIONS = {
+    "Add": tf.math.add,
+    "Subtract": tf.math.subtract,
+    "Multiply": tf.math.multiply,
+    "TrueDivide": tf.math.truediv,
+    "Divide": tf.math.truediv,
+    "Negative": tf.math.negative,
+    "Maximum": tf.math.maximum,
+    "Minimum": tf.math.minimum,
+    "Relu": tf.nn.relu,
+    "Relu6": tf.nn.relu6,
+    "Sigmoid": tf.math.sigmoid,
+    "Tanh": tf.math.tanh,
+}
+
+
+@keras.utils.register_keras_serializable(package="tfcompress")
+def hard_swish(x):
+    """x * relu6(x + 3) / 6: MobileNetV3's activation, which Keras 3 has and Keras 2 lacks.
+
+    Example:
+      >>> keras.layers.Activation(hard_swish)
+    """
+    return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
+
+
+# Keras 3 activations under another name (or none) in Keras 2.
+_ACTIVATIONS = {"hard_silu": hard_swish, "hard_swish": hard_swish, "silu": "swish"}
 
 
 def from_keras3(model):
@@ -61,13 +97,22 @@ def from_keras3(model):
     return rebuilt
 
 
+def _model(entry):
+    """A nested Sequential or functional model's entry, rebuilt as a Keras 2 model."""
+    config = entry["config"]
+    return _sequential(config) if entry["class_name"] == "Sequential" else _functional(config)
+
+
 def _sequential(config):
     layers = list(config["layers"])
     first = layers[0] if layers and layers[0]["class_name"] == "InputLayer" else None
     if first is None:
         raise ValueError("The Keras 3 Sequential model has no Input; build it with keras.Input(shape=...) first.")
     inputs = _input(first)
-    return keras.Sequential([inputs] + [_layer(entry) for entry in layers[1:]], name=config.get("name"))
+    rebuilt = [_model(entry) if entry["class_name"] in _MODELS else _layer(entry) for entry in layers[1:]]
+    model = keras.Sequential([inputs] + rebuilt, name=config.get("name"))
+    model.trainable = config.get("trainable", True)
+    return model
 
 
 def _functional(config):
@@ -77,7 +122,10 @@ def _functional(config):
         if entry["class_name"] == "InputLayer":
             tensors[(name, 0, 0)] = _input(entry)
             continue
-        layer = _layer(entry)
+        if entry.get("module") in _OPS:  # `x / 127.5` in Keras 3: an operation, not a layer
+            layer = _operation(entry)
+        else:
+            layer = _model(entry) if entry["class_name"] in _MODELS else _layer(entry)
         for node_index, node in enumerate(entry.get("inbound_nodes", [])):
             arguments = _resolve(node.get("args", []), tensors)
             keywords = _resolve(node.get("kwargs", {}), tensors)
@@ -86,9 +134,23 @@ def _functional(config):
                 tensors[(name, node_index, tensor_index)] = output
     inputs = [tensors[tuple(reference)] for reference in _references(config["input_layers"])]
     outputs = [tensors[tuple(reference)] for reference in _references(config["output_layers"])]
-    return keras.Model(
+    model = keras.Model(
         inputs[0] if len(inputs) == 1 else inputs, outputs[0] if len(outputs) == 1 else outputs, name=config.get("name")
     )
+    model.trainable = config.get("trainable", True)
+    return model
+
+
+def _operation(entry):
+    """A Keras 3 operation on tensors (`x / 127.5`, `x * y`) as the TensorFlow function that Keras 2 records."""
+    function = _OPERATIONS.get(entry["class_name"])
+    if function is None:
+        raise ValueError(
+            f"{entry['name']!r} is the Keras 3 operation {entry['module']}.{entry['class_name']}, which tfcompress "
+            f"does not rebuild in Keras 2 (it rebuilds {sorted(_OPERATIONS)}). Replace it with a layer, or build "
+            "the model with tfcompress.keras."
+        )
+    return lambda *args, **kwargs: function(*args, **kwargs)
 
 
 def _references(layers):
@@ -132,6 +194,9 @@ def _layer(entry):
                     f"Layer {name!r} uses the Keras 3-only setting {key}={config[key]!r}; Keras 2 has none."
                 )
             del config[key]
+    config.pop("seed", None)  # only seeds dropout's randomness, which Keras 2 draws its own way
+    if class_name == "MultiHeadAttention":  # Keras 2 records the shapes it was built for; it builds on first call
+        config = {"query_shape": None, "key_shape": None, "value_shape": None, **config}
     try:
         return layer_class.from_config(_keras2_config(config))
     except (TypeError, ValueError, KeyError) as error:
@@ -144,6 +209,8 @@ def _keras2_config(config):
     for key, value in config.items():
         if key == "dtype":
             converted[key] = _dtype(value)
+        elif key == "activation" and value in _ACTIVATIONS:
+            converted[key] = _ACTIVATIONS[value]
         elif isinstance(value, dict) and "class_name" in value and "config" in value:
             # Initializers and regularizers gained settings in Keras 3 that are None when unused.
             settings = {name: item for name, item in (value["config"] or {}).items() if item is not None}
@@ -163,8 +230,11 @@ def _copy_weights(source, target):
     for layer in source.layers:
         if not layer.weights:
             continue
-        weights = layer.get_weights()
         twin = target.get_layer(layer.name)
+        if hasattr(layer, "layers") and hasattr(twin, "layers"):  # a nested model: its own weights, layer by layer
+            _copy_weights(layer, twin)
+            continue
+        weights = layer.get_weights()
         shapes = [weight.shape for weight in twin.get_weights()]
         if shapes != [weight.shape for weight in weights]:
             raise ValueError(
