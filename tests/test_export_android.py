@@ -28,8 +28,8 @@ def test_bundle_embeds_metadata_that_reads_back_and_keeps_the_model_intact(int8_
     assert meta == bundle["metadata"]
     assert meta["name"] == "digits" and meta["min_parser_version"] == "1.0.0"
     assert meta["input"] | {"content": None} == {
-        "name": "image", "content": None, "color_space": "GRAYSCALE", "size": (8, 8),
-        "mean": [0.0], "std": [1.0], "min": [0.0], "max": [255.0],
+        "name": "image", "content": None, "color_space": "RGB", "size": (8, 8),
+        "mean": [0.0] * 3, "std": [1.0] * 3, "min": [0.0] * 3, "max": [255.0] * 3,
     }  # fmt: skip
     assert meta["output"]["labels_file"] == "labels.txt" and meta["output"]["labels_type"] == 2
     assert meta["files"] == {"labels.txt": "".join(f"{label}\n" for label in LABELS).encode()}
@@ -42,9 +42,21 @@ def test_bundle_embeds_metadata_that_reads_back_and_keeps_the_model_intact(int8_
     assert model.Buffers(names[b"TFLITE_METADATA"]).DataAsNumpy().tobytes()[4:8] == b"M001"
     assert zipfile.is_zipfile(bundle["model"])
 
-    before = tfc.export.LiteRTModel(int8_file).predict(x_test[:50])
-    np.testing.assert_array_equal(tfc.export.LiteRTModel(bundle["model"]).predict(x_test[:50]), before)
-    assert tfc.export.verify(bundle["model"], trained_cnn, x_test, y_test)["top1_agreement"] > 0.97
+    # The gray model takes RGB now: gray pixels given as R = G = B give exactly the gray file's scores.
+    before = tfc.export.LiteRTModel(int8_file).predict(x_test)
+    rgb = np.repeat(x_test, 3, axis=-1)
+    np.testing.assert_array_equal(tfc.export.LiteRTModel(bundle["model"]).predict(rgb), before)
+
+
+def test_the_rgb_front_converts_colour_to_gray_with_luma_weights(int8_file, digits, tmp_path):
+    _, (x_test, _) = digits
+    bundle = tfc.export.android_bundle(int8_file, tmp_path / "android", labels=LABELS)
+    colour = np.random.default_rng(0).random((40,) + x_test.shape[1:3] + (3,)).astype(np.float32)
+    gray = colour @ np.array([0.299, 0.587, 0.114], np.float32)
+    expected = tfc.export.LiteRTModel(int8_file).predict(gray[..., None])
+    actual = tfc.export.LiteRTModel(bundle["model"]).predict(colour)
+    assert np.mean(np.argmax(actual, -1) == np.argmax(expected, -1)) >= 0.95
+    assert tfc.export.inspect(bundle["model"])["inputs"][0]["shape"] == [1, 8, 8, 3]
 
 
 def test_bundle_json_describes_io_for_the_interpreter(int8_file, tmp_path):
@@ -52,7 +64,7 @@ def test_bundle_json_describes_io_for_the_interpreter(int8_file, tmp_path):
     description = json.loads(open(bundle["json"]).read())
     assert description["signature"] == "serving_default" and description["labels"] == "labels.txt"
     (image,) = description["inputs"]
-    assert image["dtype"] == "uint8" and image["shape"] == [1, 8, 8, 1]
+    assert image["dtype"] == "uint8" and image["shape"] == [1, 8, 8, 3] and description["gray_model_takes_rgb"]
     assert image["scale"] == pytest.approx(1 / 255, rel=1e-3) and image["zero_point"] == 0
     assert description["outputs"][0]["shape"] == [1, 10] and description["normalization"] == {"mean": 0.0, "std": 1.0}
 

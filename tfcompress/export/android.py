@@ -4,8 +4,9 @@ import json
 import os
 
 from tfcompress import _files
-from tfcompress.export import metadata
-from tfcompress.export.inspection import inspect
+from tfcompress.export import metadata, rgb_front
+from tfcompress.export.inspection import describe_tensor, inspect
+from tfcompress.export.litert import load_interpreter
 
 _SIGNATURE = "serving_default"
 _COLOR_SPACES = {1: "GRAYSCALE", 3: "RGB"}
@@ -28,7 +29,10 @@ def android_bundle(
 
     - `<model>.tflite`: the model with TFLite metadata embedded (image input with its
       normalization and color space, output as class scores, labels file attached), so
-      LiteRT's and MediaPipe's image classifiers can load it as it is;
+      LiteRT's and MediaPipe's image classifiers can load it as it is. They take RGB
+      only, so a model of one (gray) channel gets an RGB-to-gray front inside the file
+      (BT.601 luma, a 1x1 convolution): the app hands in camera RGB as for any
+      classifier, and gray pixels given as R = G = B come out as the model saw them;
     - `labels.txt`: one label per line, in output order (also packed inside the model);
     - `<model>.json`: the I/O tensors (names, shapes, dtypes, scales, zero points), the
       signature name, the labels file and the normalization, for apps that drive the
@@ -80,7 +84,14 @@ def android_bundle(
         _files.check_writable(target, overwrite)
 
     labels_text = "".join(f"{label}\n" for label in labels).encode()
+    with open(report["path"], "rb") as file:
+        content = file.read()
     height, width, channels = image["shape"][1:]
+    inputs = report["inputs"]
+    if channels == 1:  # MediaPipe and the Task Library load RGB models only: convert to gray inside the model
+        content = rgb_front.add_rgb_front(content)
+        channels = 3
+        inputs = [describe_tensor(detail) for detail in load_interpreter(content).get_input_details()]
     flatbuffer = metadata.image_classifier_metadata(
         name=name or stem,
         description=description,
@@ -94,12 +105,12 @@ def android_bundle(
         labels_file="labels.txt",
         version=version,
     )
-    with open(report["path"], "rb") as file:
-        content = metadata.attach(file.read(), flatbuffer, {"labels.txt": labels_text})
+    content = metadata.attach(content, flatbuffer, {"labels.txt": labels_text})
     description_json = {
         "model": os.path.basename(targets["model"]),
         "signature": _SIGNATURE,
-        "inputs": report["inputs"],
+        "inputs": inputs,
+        "gray_model_takes_rgb": image["shape"][3] == 1,
         "outputs": report["outputs"],
         "labels": "labels.txt",
         "pixel_range": list(pixel_range),
