@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+# Subprocesses and Jupyter kernels: minutes on 2 cores, run as CI's slow step.
+pytestmark = pytest.mark.slow
+
 
 def _tfcompress(*arguments, cwd=None):
     return subprocess.run(

@@ -103,6 +103,7 @@ _MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_devices_matches_one_device():
     import json
     import pathlib
@@ -204,6 +205,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_multi_worker_mirrored_strategy_runs_a_distillation_fit_on_two_local_workers():
     import json
     import os

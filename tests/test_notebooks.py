@@ -7,6 +7,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+# Subprocesses and Jupyter kernels: minutes on 2 cores, run as CI's slow step.
+pytestmark = pytest.mark.slow
+
 NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 COLAB = "https://colab.research.google.com/github/tfcompress/tfcompress/blob/main/notebooks/"
 

@@ -18,6 +18,7 @@ import numpy as np
 from tfcompress import data, demo, distill, export, prune, quantize
 from tfcompress import recipe as recipes
 from tfcompress import report as reports
+from tfcompress._graph import flat_copy, nested_models
 from tfcompress._keras import clone_with_weights, ensure_graph_model, is_keras3_model, keras, outputs_logits
 from tfcompress._progress import StageTimer
 from tfcompress.keras3 import from_keras3
@@ -229,6 +230,7 @@ def _channels(model, settings, x_train, y_train, fit, log_dir):
 
 def _widths(before, after) -> dict:
     """Output channels of every pruned or kept layer, before and after the channels stage (0: dropped)."""
+    before = flat_copy(before) if nested_models(before) else before  # the stage prunes the flat copy
     old, new = prune.plan_channels(before, 0.0).widths(), prune.plan_channels(after, 0.0).widths()
     return {name: [width, new.get(name, (0,))[0]] for name, (width, _) in old.items()}
 

@@ -1,0 +1,177 @@
+"""Every entry point on the models users bring (`tests/zoo.py`): transfer learning, keras.applications,
+audio, text, sequences, several inputs and outputs, segmentation.
+
+Each model goes through magnitude pruning, quantization-aware training and its int8 export
+verified in LiteRT, post-training int8 export, and channel pruning. The four large
+keras.applications models carry the `slow` marker.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+
+import tfcompress as tfc
+from tests import zoo
+from tests.conftest import with_removed_channels_zeroed
+from tfcompress import keras
+from tfcompress._graph import flat_copy, nested_models
+from tfcompress.prune.channels import plan_channels
+
+NAMES = [pytest.param(name, marks=pytest.mark.slow) if name in zoo.HEAVY else name for name in zoo.BUILDERS]
+# QAT, one training step and an int8 conversion take over a minute for each MobileNet-based model on 2 cores.
+QAT_NAMES = [
+    pytest.param(name, marks=pytest.mark.slow) if name in zoo.HEAVY or name in zoo.IMAGE_CLASSIFIERS else name
+    for name in zoo.BUILDERS
+]
+# A score counts as a clear winner (not tied) when it beats the runner-up by this share of the output's range.
+_CLEAR_MARGIN = 0.15
+# Where LiteRT's int8 agrees with the QAT model on fewer than 99% of clear winners, as measured by
+# benchmarks/zoo.py (README): TF-MOT's fake quantization and LiteRT's integer kernels differ by a step of rounding
+# now and then, and in these deep depthwise networks the differences add up over 50 layers and more.
+_MIN_AGREEMENT = {"mobilenet_v2": 0.95, "efficientnet_b0": 0.93}
+
+
+@pytest.fixture(scope="module")
+def built():
+    """Each zoo model once per module, with held-out and calibration inputs."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            model = zoo.build(name, trained=True)
+            if name in zoo.IMAGE_CLASSIFIERS:  # held-out digits, and others to calibrate on
+                inputs = zoo.digit_images(name, 200, offset=1200)[0], zoo.digit_images(name, 128, offset=1400)[0]
+            else:
+                inputs = zoo.inputs_for(name, model, 200, seed=1), zoo.inputs_for(name, model, 128, seed=2)
+            cache[name] = (model, *inputs)
+        return cache[name]
+
+    return get
+
+
+def _as_list(outputs):
+    return outputs if isinstance(outputs, list) else [outputs]
+
+
+def _agreement_where_clear(tflite_output, keras_output):
+    """Top-1 agreement over the positions whose Keras scores have a clear winner, and how many there were."""
+    keras_output, tflite_output = (np.asarray(o).reshape(-1, o.shape[-1]) for o in (keras_output, tflite_output))
+    ordered = np.sort(keras_output, axis=-1)
+    clear = ordered[:, -1] - ordered[:, -2] > _CLEAR_MARGIN * (keras_output.max() - keras_output.min())
+    agree = np.argmax(tflite_output[clear], axis=-1) == np.argmax(keras_output[clear], axis=-1)
+    return float(np.mean(agree)), int(clear.sum())
+
+
+def _train_one_step(model, x):
+    """One Adam step towards the model's own outputs: the weights and quantizer ranges move, the task stays."""
+    targets = _as_list(model.predict(x, verbose=0))
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
+    model.fit(x, targets if len(targets) > 1 else targets[0], batch_size=len(targets[0]), epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_flat_copy_computes_the_same_and_keeps_frozen_layers_frozen(name, built):
+    model, x, _ = built(name)
+    flat = flat_copy(model)
+    assert not nested_models(flat) and flat.output_names == model.output_names
+    for expected, actual in zip(_as_list(model.predict(x, verbose=0)), _as_list(flat.predict(x, verbose=0))):
+        np.testing.assert_allclose(actual, expected, atol=1e-5, rtol=1e-5)
+    assert len(flat.trainable_weights) == len(model.trainable_weights)
+    assert flat.count_params() == model.count_params()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_magnitude_pruning_prunes_what_tfmot_can_and_says_why_the_rest_stays_dense(name, built, tmp_path):
+    model, x, _ = built(name)
+    before = [weight.copy() for weight in model.get_weights()]
+    pruning = tfc.prune.magnitude(model, 0.5, end_step=1, schedule="constant")
+    targets = _as_list(model.predict(x, verbose=0))
+    pruning.compile(optimizer="adam", loss="mse")
+    pruning.fit(x, targets if len(targets) > 1 else targets[0], batch_size=32, epochs=1, verbose=0,
+                callbacks=tfc.prune.callbacks())  # fmt: skip
+    pruned = tfc.prune.strip(pruning)
+    sparsity = {row["layer"]: row["sparsity"] for row in tfc.prune.report(pruned)["layers"]}
+    wrapped = [layer.layer.name for layer in pruning.layers if isinstance(layer, PruneLowMagnitude)]
+    assert wrapped, "nothing was pruned"
+    for layer_name in wrapped:
+        assert sparsity[layer_name] >= 0.4, (layer_name, sparsity[layer_name])  # biases stay dense
+    for layer_name, reason in pruning.dense_layers.items():
+        assert reason and sparsity.get(layer_name, 0.0) < 0.4
+    if name == "transfer_sequential":  # the frozen base is left as trained: only the head is pruned
+        assert wrapped == [model.layers[-1].name] and all("frozen" in why for why in pruning.dense_layers.values())
+    for weight, original in zip(model.get_weights(), before):  # the user's model is untouched
+        np.testing.assert_array_equal(weight, original)
+    assert pruned.output_names == model.output_names
+
+
+@pytest.mark.parametrize("name", QAT_NAMES)
+def test_qat_model_trains_exports_int8_and_litert_agrees_with_it(name, built, tmp_path):
+    model, x, calibration = built(name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        qat = tfc.quantize.qat(model)
+    left_in_float = qat.float_layers
+    if left_in_float:
+        assert any("stay in float during quantization-aware training" in str(w.message) for w in caught)
+    _train_one_step(qat, x)
+    result = tfc.export.to_tflite(qat, tmp_path / f"{name}.tflite", representative_data=calibration)
+    report = tfc.export.inspect(result.path)
+    assert not report["float_ops"], report["float_ops"]
+    keras_outputs = _as_list(qat.predict(x, verbose=0))
+    by_name = dict(zip(qat.input_names, x if isinstance(x, list) else [x]))
+    tflite_outputs = tfc.export.LiteRTModel(result.path).predict(by_name)
+    names = [name.removeprefix("quant_") for name in qat.output_names]
+    tflite_outputs = [tflite_outputs[n] for n in names] if isinstance(tflite_outputs, dict) else [tflite_outputs]
+    for output_name, keras_output, tflite_output in zip(names, keras_outputs, tflite_outputs):
+        if output_name == "box":  # a regression output: its error is what there is to report
+            error = float(np.max(np.abs(keras_output - tflite_output)))
+            assert error < 0.1 * float(np.ptp(keras_output)) + 1e-3, error
+            continue
+        agreement, clear = _agreement_where_clear(tflite_output, keras_output)
+        assert clear >= 20, f"only {clear} examples with a clear winner"
+        assert agreement >= _MIN_AGREEMENT.get(name, 0.99), (output_name, agreement, clear)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_post_training_int8_export_verifies_output_by_output(name, built, tmp_path):
+    model, x, calibration = built(name)
+    result = tfc.export.to_tflite(model, tmp_path / f"{name}.tflite", representative_data=calibration)
+    check = tfc.export.verify(result.path, model, x)
+    assert set(check["outputs"]) == set(model.output_names) and check["samples"] == 200
+    for output_name, keras_output in zip(model.output_names, _as_list(model.predict(x, verbose=0))):
+        figures = check["outputs"][output_name]
+        assert figures["mean_abs_error"] < 0.05 * float(np.ptp(keras_output)), (output_name, figures)
+        assert output_name == "box" or figures["top1_agreement"] >= 0.9, (output_name, figures)
+    integer_inputs = [spec for spec in tfc.export.LiteRTModel(result.path).input_specs if spec.dtype != "float32"]
+    assert [spec.dtype for spec in integer_inputs] == (["int32"] if name in ("text_embedding", "transformer") else [])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_channel_pruning_halves_and_matches_the_model_with_those_channels_zeroed(name, built):
+    model, x, _ = built(name)
+    flat = flat_copy(model)
+    plan = plan_channels(flat, 0.5)
+    smaller = tfc.prune.rebuild(flat, plan)
+    # The transformer's residual stream is kept (LayerNormalization averages over it): its feed-forward layer is cut.
+    assert smaller.count_params() < (0.96 if name == "transformer" else 0.75) * model.count_params()
+    zeroed = with_removed_channels_zeroed(flat, plan)
+    for expected, actual in zip(_as_list(zeroed.predict(x, verbose=0)), _as_list(smaller.predict(x, verbose=0))):
+        scale = max(1.0, float(np.max(np.abs(expected))))
+        np.testing.assert_allclose(actual, expected, atol=1e-5 * scale, rtol=1e-4)
+    assert tfc.prune.channels(model, 0.5).count_params() == smaller.count_params()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_from_keras3_rebuilds_the_keras3_twin(name):
+    import keras as keras3
+
+    twin = zoo.build(name, keras3)
+    rebuilt = tfc.from_keras3(twin)
+    x = zoo.inputs_for(name, rebuilt, 8, seed=1)
+    for expected, actual in zip(_as_list(twin.predict(x, verbose=0)), _as_list(rebuilt.predict(x, verbose=0))):
+        np.testing.assert_allclose(actual, expected, atol=1e-4 * max(1.0, float(np.max(np.abs(expected)))))
+    assert rebuilt.count_params() == twin.count_params()
+    with pytest.raises(TypeError, match=r"model = tfc\.from_keras3\(model\)"):
+        tfc.prune.magnitude(twin, 0.5, end_step=2)
