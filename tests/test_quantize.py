@@ -62,3 +62,17 @@ def test_pruning_wrappers_must_be_stripped_first(trained_cnn):
 def test_already_quantization_aware(trained_cnn):
     with pytest.raises(ValueError, match=r"already quantization-aware"):
         tfc.quantize.qat(tfc.quantize.qat(trained_cnn))
+
+
+def test_average_pooling_keeps_its_inputs_quantization_so_int8_export_works(digits, tmp_path, seeded):
+    # TF-MOT leaves a pooled tensor that a Concatenate reads on the concatenation's range (DenseNet's transitions);
+    # TFLite's int8 AVERAGE_POOL_2D needs its input's, and the converter refused the file.
+    (x_train, y_train), _ = digits
+    inputs = keras.Input((8, 8, 1))
+    pooled = keras.layers.AveragePooling2D()(keras.layers.Conv2D(8, 3, padding="same")(inputs))
+    joined = keras.layers.Concatenate()([pooled, keras.layers.Conv2D(8, 3, padding="same")(pooled)])
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(joined)))
+    qat = compile_classifier(tfc.quantize.qat(model))
+    qat.fit(x_train, y_train, epochs=1, batch_size=64, verbose=0)
+    result = tfc.export.to_tflite(qat, tmp_path / "pool.tflite")
+    assert tfc.export.verify(result.path, qat, x_train[:200])["top1_agreement"] >= 0.9

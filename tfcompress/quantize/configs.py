@@ -110,6 +110,9 @@ _CONFIGS = {
     keras.layers.UpSampling1D: _PASS_THROUGH,
     keras.layers.RepeatVector: _PASS_THROUGH,
 }
+# Where TF-MOT's own config does not match TFLite's int8 kernel: AVERAGE_POOL_2D needs its output on its input's
+# scale ("quantization parameters violate the same scale constraint" for DenseNet121's transitions).
+_OVERRIDES = {keras.layers.AveragePooling1D: _PASS_THROUGH, keras.layers.AveragePooling2D: _PASS_THROUGH}
 # The layers TF-MOT's transforms fold a following BatchNormalization into.
 _FOLDS_BATCHNORM = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 
@@ -129,6 +132,8 @@ def config_for(layer, registry, inbound):
     Example:
       >>> config_for(conv1d, scheme.get_quantize_registry(), [input_layer])
     """
+    if type(layer) in _OVERRIDES:
+        return _OVERRIDES[type(layer)], None
     folded_batchnorm = isinstance(layer, keras.layers.BatchNormalization) and any(
         type(source) in _FOLDS_BATCHNORM for source in inbound
     )
