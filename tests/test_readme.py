@@ -3,7 +3,7 @@
 import pathlib
 
 ROOT = pathlib.Path(__file__).parent.parent
-TEST_COMMAND = 'python -m pip install -e ".[test]" && python -m pytest -q tests'
+TEST_COMMAND = 'python -m pip install -e ".[test]" && python -m pytest -q tests -m "not slow"'
 DEMO_COMMAND = "python -m pip install -e . && tfcompress demo"
 
 
