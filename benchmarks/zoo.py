@@ -69,7 +69,7 @@ def _row(name, folder):
     def qat():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            quantized = tfc.quantize.qat(model)
+            quantized = tfc.quantize.qat(model, representative_data=calibration)
         targets = _as_list(model.predict(x, verbose=0))
         quantized.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
         quantized.fit(x, targets if len(targets) > 1 else targets[0], batch_size=200, epochs=1, verbose=0)

@@ -76,3 +76,29 @@ def test_average_pooling_keeps_its_inputs_quantization_so_int8_export_works(digi
     qat.fit(x_train, y_train, epochs=1, batch_size=64, verbose=0)
     result = tfc.export.to_tflite(qat, tmp_path / "pool.tflite")
     assert tfc.export.verify(result.path, qat, x_train[:200])["top1_agreement"] >= 0.9
+
+
+def test_representative_data_sets_the_ranges_qat_starts_from(trained_cnn, digits):
+    (x_train, _), (x_test, _) = digits
+    scale = 20.0  # pixels 0..20: activations well past 6, where TF-MOT's starting ranges clip them
+    x, held_out = x_train[:256] * scale, x_test[:200] * scale
+    expected = np.argmax(trained_cnn.predict(held_out, verbose=0), axis=-1)
+    plain = tfc.quantize.qat(trained_cnn)
+    measured = tfc.quantize.qat(trained_cnn, representative_data=x)
+
+    def agreement(model):
+        return float(np.mean(np.argmax(model.predict(held_out, verbose=0), axis=-1) == expected))
+
+    assert agreement(measured) >= 0.97 and agreement(plain) < 0.8, (agreement(measured), agreement(plain))
+    quantize_input = measured.layers[1]
+    assert type(quantize_input).__name__ == "QuantizeLayer", [w.name for w in quantize_input.weights]
+    low, high = (float(quantize_input.quantizer_vars[end]) for end in ("min_var", "max_var"))
+    assert low == 0.0 and high == pytest.approx(float(x.max()), rel=1e-3)
+    for kept, weight in zip(plain.weights, measured.weights):  # only ranges moved: weights and steps as they were
+        if not weight.name.endswith(("_min:0", "_max:0")):
+            np.testing.assert_array_equal(kept.numpy(), weight.numpy())
+
+
+def test_representative_data_must_fit_the_model(trained_cnn):
+    with pytest.raises(ValueError, match=r"representative_data"):
+        tfc.quantize.qat(trained_cnn, representative_data=np.zeros((4, 28, 28, 1), np.float32))

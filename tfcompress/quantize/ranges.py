@@ -1,0 +1,147 @@
+"""Activation ranges of a quantization-aware model measured on data, instead of TF-MOT's starting [-6, 6].
+
+TF-MOT starts every activation range at [-6, 6] and moves it by an exponential moving
+average with decay 0.999 during training: a range needs thousands of steps to reach the
+values the layer produces. Until then a ReLU that outputs up to 40 (a ResNet's) is
+clipped at 6, and one that outputs up to 0.05 gets a handful of int8 steps: a short
+fine-tune trains, and the int8 export uses, ranges far from the model's.
+
+TF-MOT offers no way to set them, so they are measured through its own update: with the
+range at `r`, a training-mode pass over a batch whose range is `b` leaves
+`0.999 r + 0.001 b` in the variable, from which `b` is read back. Each pass is quantized
+with the ranges found by the pass before, so a few passes settle ranges that downstream
+layers measured behind wrong upstream ones. The passes run in training mode (TF-MOT updates
+ranges only then) with BatchNormalization and dropout as in inference, so the ranges are
+those of the graph the int8 export converts.
+"""
+
+import contextlib
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+
+from tfcompress._keras import keras
+from tfcompress.data.arrays import input_arrays, input_specs
+
+# The decay TF-MOT 0.8's MovingAverageQuantizer passes to its moving-average update.
+_TFMOT_EMA_DECAY = 0.999
+_MAX_PASSES = 5
+_SETTLED = 0.01  # a pass that moves no range by more than 1% of its width ends the search
+_BATCH = 128
+
+_MovingAverage = tfmot.quantization.keras.quantizers.MovingAverageQuantizer
+
+
+def initialize_ranges(model, representative_data, *, samples: int = 512) -> int:
+    """Sets the activation ranges of a quantization-aware model to those of `representative_data`.
+
+    TF-MOT's moving-average ranges (activations, outputs) and the input ranges are set
+    from the data, weight ranges from the weights; every other variable (BatchNormalization's statistics
+    among them) is left as it was.
+
+    Args:
+      model: a model returned by `tfc.quantize.qat`.
+      representative_data: inputs like those the model will see, in any form
+        `tfc.export.to_tflite` takes: an array, a list or dict of arrays for several
+        inputs, or a batched `tf.data.Dataset`.
+      samples: use at most this many examples (the first ones).
+
+    Returns:
+      The number of ranges set.
+
+    Raises:
+      ValueError: `representative_data` does not fit the model's inputs.
+
+    Example:
+      >>> q = tfc.quantize.qat(model)
+      >>> initialize_ranges(q, x_train[:512])
+    """
+    arrays = input_arrays(representative_data, input_specs(model), limit=samples, argument="representative_data")
+    ranges = _moving_average_ranges(model)
+    if not ranges:
+        return 0
+    measured = {id(variable) for pair in ranges + _ranges_set_by_training(model) for variable in pair}
+    others = [(variable, variable.numpy()) for variable in model.variables if id(variable) not in measured]
+    estimate = [(low.numpy(), high.numpy()) for low, high in ranges]
+    with _as_in_inference(model):
+        for _ in range(_MAX_PASSES):
+            found = _one_pass(model, ranges, estimate, arrays)
+            moved = max(float(np.max(np.abs(new - old) / np.maximum(hi - lo, 1e-6)))
+                        for (lo, hi), pair in zip(estimate, found) for new, old in zip(pair, (lo, hi)))  # fmt: skip
+            estimate = found
+            if moved < _SETTLED:
+                break
+    for (low, high), (low_value, high_value) in zip(ranges, estimate):
+        low.assign(np.minimum(low_value, 0.0))
+        high.assign(np.maximum(high_value, 0.0))
+    # The passes ran in training mode: BatchNormalization moved its statistics (put back); the weight ranges and
+    # the input's all-values range were set from the weights and the data (kept: the model predicts as trained).
+    for variable, value in others:
+        variable.assign(value)
+    return len(ranges)
+
+
+@contextlib.contextmanager
+def _as_in_inference(model):
+    """BatchNormalization on its moving statistics and dropout off, though the passes run in training mode.
+
+    The ranges are those of the inference graph the int8 export converts: batch statistics
+    and dropout's scaling (EfficientNet's stochastic depth) would widen them.
+    """
+    layers = [layer for wrapper in model.layers for layer in (wrapper, getattr(wrapper, "layer", None)) if layer]
+    batchnorms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+    dropouts = [layer for layer in layers if isinstance(layer, keras.layers.Dropout)]
+    trainable, rates = [layer.trainable for layer in batchnorms], [layer.rate for layer in dropouts]
+    try:
+        for layer in batchnorms:  # a frozen BatchNormalization normalizes with its moving statistics
+            layer.trainable = False
+        for layer in dropouts:
+            layer.rate = 0.0
+        yield
+    finally:
+        for layer, value in zip(batchnorms, trainable):
+            layer.trainable = value
+        for layer, value in zip(dropouts, rates):
+            layer.rate = value
+
+
+def _one_pass(model, ranges, estimate, arrays):
+    """The range each quantizer sees over `arrays`, every quantizer set to `estimate`."""
+    found = [(np.full_like(low, np.inf), np.full_like(high, -np.inf)) for low, high in estimate]
+    count = len(arrays[0])
+    for start in range(0, count, _BATCH):
+        for (low, high), (low_value, high_value) in zip(ranges, estimate):
+            low.assign(low_value)
+            high.assign(high_value)
+        batch = [array[start : start + _BATCH] for array in arrays]
+        model(batch if len(batch) > 1 else batch[0], training=True)
+        for index, ((low, high), (low_value, high_value)) in enumerate(zip(ranges, estimate)):
+            seen_low = (low.numpy() - _TFMOT_EMA_DECAY * low_value) / (1 - _TFMOT_EMA_DECAY)
+            seen_high = (high.numpy() - _TFMOT_EMA_DECAY * high_value) / (1 - _TFMOT_EMA_DECAY)
+            found[index] = (np.minimum(found[index][0], seen_low), np.maximum(found[index][1], seen_high))
+    return found
+
+
+def _moving_average_ranges(model):
+    """`(min, max)` variables of every moving-average quantizer in the model's TF-MOT wrappers."""
+    ranges = []
+    for layer in model.layers:
+        quantized = []
+        if isinstance(getattr(layer, "quantizer", None), _MovingAverage):  # QuantizeLayer, on the inputs
+            quantized.append(layer.quantizer_vars)
+        for activation in getattr(layer, "_quantize_activations", []):
+            if isinstance(activation.quantizer, _MovingAverage):
+                quantized += [getattr(activation, name) for name in ("_pre_activation_vars", "_post_activation_vars")
+                              if hasattr(activation, name)]  # fmt: skip
+        outputs = getattr(layer, "_output_quantizers", None)
+        if outputs and isinstance(outputs[0], _MovingAverage):
+            quantized.append(layer._output_quantizer_vars)
+        ranges += [(variables["min_var"], variables["max_var"]) for variables in quantized]
+    return ranges
+
+
+def _ranges_set_by_training(model):
+    """`(min, max)` variables that a training-mode pass sets outright: weight ranges, and the input's range."""
+    found = [variables for layer in model.layers for _, _, variables in getattr(layer, "_weight_vars", [])]
+    found += [layer.quantizer_vars for layer in model.layers if hasattr(layer, "quantizer_vars")]
+    return [(variables["min_var"], variables["max_var"]) for variables in found if "min_var" in variables]
