@@ -36,8 +36,8 @@ def initialize_ranges(model, representative_data, *, samples: int = 512) -> int:
     """Sets the activation ranges of a quantization-aware model to those of `representative_data`.
 
     TF-MOT's moving-average ranges (activations, outputs) and the input ranges are set
-    from the data, weight ranges from the weights; every other variable (BatchNormalization's statistics
-    among them) is left as it was.
+    from the data, weight ranges from the weights; every other variable (BatchNormalization's
+    statistics among them) is left as it was.
 
     Args:
       model: a model returned by `tfc.quantize.qat`.
@@ -74,8 +74,9 @@ def initialize_ranges(model, representative_data, *, samples: int = 512) -> int:
     for (low, high), (low_value, high_value) in zip(ranges, estimate):
         low.assign(np.minimum(low_value, 0.0))
         high.assign(np.maximum(high_value, 0.0))
-    # The passes ran in training mode: BatchNormalization moved its statistics (put back); the weight ranges and
-    # the input's all-values range were set from the weights and the data (kept: the model predicts as trained).
+    # The passes ran in training mode: whatever else that moves (optimizer steps, the statistics of layers other
+    # than BatchNormalization) is put back; the weight ranges and the input's all-values range were set from the
+    # weights and the data, and are kept (the model then predicts as it will once trained).
     for variable, value in others:
         variable.assign(value)
     return len(ranges)
