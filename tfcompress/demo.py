@@ -219,7 +219,7 @@ def run(
         pruned = prune.strip(pruning)
 
     with stages.step("Fine-tuning with sparsity-preserving quantization-aware training"):
-        quantization_aware = quantize.qat(pruned)
+        quantization_aware = quantize.qat(pruned, representative_data=x_train)
         _compile(quantization_aware, 1e-4)
         quantization_aware.fit(x_train, y_train, epochs=settings.qat_epochs, **fit_args)
 

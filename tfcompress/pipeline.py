@@ -2,9 +2,9 @@
 
 Stages run in a fixed order, each handing a plain Keras model to the next: train ->
 distill -> channels (structured: a smaller model) -> prune (stripped before QAT) -> qat
-(prune-preserving on a sparse model) -> export (from the QAT ranges, or calibrated
-post-training). Each stage is timed and measured; the report is a table, a JSON, plots
-and a TensorBoard log.
+(prune-preserving on a sparse model; activation ranges first measured on the training
+data) -> export (from the QAT ranges, or calibrated post-training). Each stage is timed
+and measured; the report is a table, a JSON, plots and a TensorBoard log.
 """
 
 import contextlib
@@ -96,7 +96,7 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
             elif name == "prune":
                 model = _prune(model, settings, x_train, y_train, fit, log_dir)
             elif name == "qat":
-                model = quantize.qat(model)
+                model = quantize.qat(model, representative_data=x_train)
                 _compile(model, settings["learning_rate"])
                 model.fit(x_train, y_train, epochs=settings["epochs"], callbacks=_board(log_dir, name), **fit)
             else:

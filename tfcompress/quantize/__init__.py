@@ -3,7 +3,7 @@
 QAT is sparsity-preserving on pruned models and cluster-preserving on request.
 
 Example:
-  >>> q = tfc.quantize.qat(pruned_and_stripped_model)
+  >>> q = tfc.quantize.qat(pruned_and_stripped_model, representative_data=x_train)
   >>> q.compile(optimizer="adam", loss=loss)
   >>> q.fit(x, y, epochs=2)
   >>> c = tfc.quantize.cluster(model, clusters=16)   # then compile, fit, strip_clustering
