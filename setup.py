@@ -36,8 +36,17 @@ setup(
     extras_require={
         # The LiteRT quantizer: int4 and weight-only export modes.
         "quantizer": ["litert-quantizer>=0.11"],
-        # nbclient and ipykernel run the notebooks in a real kernel, as Colab does.
-        "test": ["pytest>=7", "ruff>=0.6", "litert-quantizer>=0.11", "nbclient>=0.8", "nbformat>=5", "ipykernel>=6"],
+        # nbclient and ipykernel run the notebooks in a real kernel, as Colab does; pytest-xdist
+        # runs CI's slow step on two workers.
+        "test": [
+            "pytest>=7",
+            "pytest-xdist>=3",
+            "ruff>=0.6",
+            "litert-quantizer>=0.11",
+            "nbclient>=0.8",
+            "nbformat>=5",
+            "ipykernel>=6",
+        ],
     },
     entry_points={"console_scripts": ["tfcompress=tfcompress.cli:run"]},
     classifiers=[

@@ -19,12 +19,18 @@ from tfcompress import keras
 from tfcompress._graph import flat_copy, nested_models
 from tfcompress.prune.channels import plan_channels
 
-NAMES = [pytest.param(name, marks=pytest.mark.slow) if name in zoo.HEAVY else name for name in zoo.BUILDERS]
+
+def _params(slow):
+    # A model's tests share one xdist worker (CI runs the slow ones on two), which builds and trains it once.
+    return [
+        pytest.param(name, marks=[pytest.mark.slow, pytest.mark.xdist_group(name)]) if name in slow else name
+        for name in zoo.BUILDERS
+    ]
+
+
+NAMES = _params(zoo.HEAVY)
 # QAT, one training step and an int8 conversion take over a minute for each MobileNet-based model on 2 cores.
-QAT_NAMES = [
-    pytest.param(name, marks=pytest.mark.slow) if name in zoo.HEAVY or name in zoo.IMAGE_CLASSIFIERS else name
-    for name in zoo.BUILDERS
-]
+QAT_NAMES = _params(zoo.HEAVY + zoo.IMAGE_CLASSIFIERS)
 # A score counts as a clear winner (not tied) when it beats the runner-up by this share of the output's range.
 _CLEAR_MARGIN = 0.15
 # Where LiteRT's int8 may agree with the QAT model on fewer than 99% of clear winners (benchmarks/zoo.py, README):
