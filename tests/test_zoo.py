@@ -31,15 +31,6 @@ def _params(slow):
 NAMES = _params(zoo.HEAVY)
 # QAT, one training step and an int8 conversion take over a minute for each MobileNet-based model on 2 cores.
 QAT_NAMES = _params(zoo.HEAVY + zoo.IMAGE_CLASSIFIERS)
-# A score counts as a clear winner (not tied) when it beats the runner-up by this share of the output's range.
-_CLEAR_MARGIN = 0.15
-# Where LiteRT's int8 may agree with the QAT model on fewer than 99% of clear winners (benchmarks/zoo.py, README):
-# TF-MOT's fake quantization and LiteRT's integer kernels differ by a step of rounding now and then, and in these
-# deep depthwise networks the differences add up over 50 layers and more, by an amount that varies from run to run
-# and machine to machine. Measured with ranges from representative_data: MobileNetV2 96.9% and 98.4% in two runs,
-# MobileNetV3Small 99.0%, EfficientNetB0 96.8% and 92.1%; without it, MobileNetV3Small fell to 97.9% on CI's
-# machine.
-_MIN_AGREEMENT = {"mobilenet_v2": 0.95, "mobilenet_v3_small": 0.95, "mobilenet_v3_large": 0.95, "efficientnet_b0": 0.9}
 # Post-training int8 of EfficientNetB0 (swish and squeeze-excite: why EfficientNet-Lite drops both) agreed with the
 # float model on 93.0% of the held-out digits in one run and 80.0% in another; the rest on 90% and more.
 _MIN_POST_TRAINING_AGREEMENT = {"efficientnet_b0": 0.75}
@@ -65,15 +56,6 @@ def built():
 
 def _as_list(outputs):
     return outputs if isinstance(outputs, list) else [outputs]
-
-
-def _agreement_where_clear(tflite_output, keras_output):
-    """Top-1 agreement over the positions whose Keras scores have a clear winner, and how many there were."""
-    keras_output, tflite_output = (np.asarray(o).reshape(-1, o.shape[-1]) for o in (keras_output, tflite_output))
-    ordered = np.sort(keras_output, axis=-1)
-    clear = ordered[:, -1] - ordered[:, -2] > _CLEAR_MARGIN * (keras_output.max() - keras_output.min())
-    agree = np.argmax(tflite_output[clear], axis=-1) == np.argmax(keras_output[clear], axis=-1)
-    return float(np.mean(agree)), int(clear.sum())
 
 
 def _train_one_step(model, x):
@@ -136,14 +118,15 @@ def test_qat_model_trains_exports_int8_and_litert_agrees_with_it(name, built, tm
     tflite_outputs = tfc.export.LiteRTModel(result.path).predict(by_name)
     names = [name.removeprefix("quant_") for name in qat.output_names]
     tflite_outputs = [tflite_outputs[n] for n in names] if isinstance(tflite_outputs, dict) else [tflite_outputs]
-    for output_name, keras_output, tflite_output in zip(names, keras_outputs, tflite_outputs):
+    decided = zoo.decided(qat, x)
+    for output_name, keras_output, tflite_output, positions in zip(names, keras_outputs, tflite_outputs, decided):
         if output_name == "box":  # a regression output: its error is what there is to report
             error = float(np.max(np.abs(keras_output - tflite_output)))
             assert error < 0.1 * float(np.ptp(keras_output)) + 1e-3, error
             continue
-        agreement, clear = _agreement_where_clear(tflite_output, keras_output)
-        assert clear >= 20, f"only {clear} examples with a clear winner"
-        assert agreement >= _MIN_AGREEMENT.get(name, 0.99), (output_name, agreement, clear)
+        _, agreement, count = zoo.top1_agreement(tflite_output, keras_output, positions)
+        assert count >= 20, f"only {count} positions with a decided winner"
+        assert agreement >= 0.99, (output_name, agreement, count)
 
 
 @pytest.mark.parametrize("name", NAMES)
