@@ -18,6 +18,7 @@ import pytest
 import tfcompress as tfc
 from tests import zoo
 from tests.conftest import keras3_model, small_cnn, weights_of
+from tests.test_model_files import lambda_file
 from tfcompress import keras
 
 
@@ -392,6 +393,23 @@ CASES = {
         FileExistsError,
         "already exists and was left as it is",
     ),
+    "pipeline: .h5 model with a Lambda layer": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, model=_lambda_file(t, "h5"))),
+        ValueError,
+        r"holds Lambda layers \['touches_a_file'\].*trust_model_code: true",
+    ),
+    "pipeline: .keras model with a Lambda layer": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, model=_lambda_file(t, "keras"))),
+        ValueError,
+        r"holds Lambda layers \['touches_a_file'\].*--trust_model_code",
+    ),
+    "pipeline: SavedModel teacher with a Lambda layer": (
+        lambda t, m, x: tfc.pipeline.run(
+            _recipe(t, stages={"distill": {"teacher": _lambda_file(t, "savedmodel")}, "export": {}})
+        ),
+        ValueError,
+        r"`stages.distill.teacher`: .* holds Lambda layers \['touches_a_file'\]",
+    ),
     # Keras 3
     "from_keras3: subclassed Keras 3 model": (
         lambda t, m, x: tfc.from_keras3(_keras3_subclassed()),
@@ -436,6 +454,11 @@ CASES = {
         r"model = tfc\.from_keras3\(model\)",
     ),
 }
+
+
+def _lambda_file(tmp, file_format):
+    # The Lambda would write a .json: the check for files left behind catches it running.
+    return str(lambda_file(tmp, file_format, tmp / "code_ran.json"))
 
 
 def _sequences(count):

@@ -12,6 +12,7 @@ _USAGE = """tfcompress: make Keras models small and fast enough for phones.
 
 Usage:
   tfcompress run --recipe=FILE [--set=key.path=value ...] [--output_dir=DIR] [--overwrite]
+                 [--trust_model_code]
   tfcompress demo [--output_dir=DIR] [--overwrite] [--quick]
   tfcompress inspect MODEL.tflite
   tfcompress bench MODEL.tflite [--threads=1,all] [--runs=100]
@@ -42,6 +43,11 @@ flags.DEFINE_string(
     "output_dir", "tfcompress_demo", "Folder for the outputs (demo); for run, overrides the recipe's output_dir."
 )
 flags.DEFINE_bool("overwrite", False, "Replace the outputs of an earlier run in --output_dir.")
+flags.DEFINE_bool(
+    "trust_model_code",
+    False,
+    "run: load model files whose Lambda layers carry Python code, running it (only for files you trust).",
+)
 flags.DEFINE_string("recipe", None, "run: the recipe file (.yaml, .yml or .json).")
 flags.DEFINE_multi_string("set", [], "run: override a recipe value, e.g. --set=stages.prune.sparsity=0.5 (repeatable).")
 flags.DEFINE_bool("quick", False, "A few epochs per stage: checks the path end to end, at lower accuracy.")
@@ -82,8 +88,9 @@ def _run() -> int:
     overrides = list(FLAGS.set)
     if FLAGS["output_dir"].present:
         overrides.append(f"output_dir={FLAGS.output_dir}")
-    if FLAGS["overwrite"].present:
-        overrides.append(f"overwrite={str(FLAGS.overwrite).lower()}")
+    for name in ("overwrite", "trust_model_code"):
+        if FLAGS[name].present:
+            overrides.append(f"{name}={str(FLAGS[name].value).lower()}")
     try:
         report = pipeline.run(FLAGS.recipe, overrides=overrides, progress=_say, verbose=1 if sys.stdout.isatty() else 2)
     except RecipeError as error:

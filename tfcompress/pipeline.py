@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from tfcompress import data, demo, distill, export, prune, quantize
+from tfcompress import _model_files, data, demo, distill, export, prune, quantize
 from tfcompress import recipe as recipes
 from tfcompress import report as reports
 from tfcompress._graph import flat_copy, nested_models
@@ -23,7 +23,6 @@ from tfcompress._keras import clone_with_weights, ensure_graph_model, is_keras3_
 from tfcompress._progress import StageTimer
 from tfcompress.keras3 import from_keras3
 
-_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 _BUILTIN_SHAPES = {"builtin:teacher": ((32, 64), 384), "builtin:student": ((16, 32), 192)}
 _SCORE_EXAMPLES = 512  # training examples the data-driven channel criteria measure on
 
@@ -64,11 +63,14 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
     keras.utils.set_random_seed(seed)
     (x_train, y_train), (x_test, y_test), class_names = _load_data(checked["data"], seed)
     classes = int(max(y_train.max(), y_test.max())) + 1
-    model = _load_model(checked["model"], x_train.shape[1:], classes, "model")
+    model = _load_model(checked["model"], x_train.shape[1:], classes, "model", checked["trust_model_code"])
     stages = checked["stages"]
     teacher = None
     if "distill" in stages:
-        teacher = _load_model(stages["distill"]["teacher"], x_train.shape[1:], classes, "stages.distill.teacher")
+        teacher = _load_model(
+            stages["distill"]["teacher"], x_train.shape[1:], classes, "stages.distill.teacher",
+            checked["trust_model_code"],
+        )  # fmt: skip
 
     folder = paths["folder"]
     os.makedirs(folder, exist_ok=True)
@@ -299,7 +301,7 @@ def _load_npz(path):
         return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
-def _load_model(reference, input_shape, classes, key):
+def _load_model(reference, input_shape, classes, key, trust_code):
     """A Keras 2 model the pipeline may train: a copy of an object, a loaded file, or a built-in CNN."""
     if reference == "builtin:resnet":
         return demo.residual_net(16, 3, "resnet", tuple(input_shape), classes=classes)
@@ -307,7 +309,7 @@ def _load_model(reference, input_shape, classes, key):
         filters, units = _BUILTIN_SHAPES[reference]
         return demo.conv_net(filters, units, reference.split(":")[1], tuple(input_shape), classes=classes)
     if isinstance(reference, str):
-        model = _load_file(reference, key)
+        model = _model_files.load(reference, trust_code=trust_code, argument=key)
     elif is_keras3_model(reference):
         model = from_keras3(reference)
     else:
@@ -320,23 +322,6 @@ def _load_model(reference, input_shape, classes, key):
     if model.output_shape[-1] != classes:
         raise ValueError(f"`{key}` outputs {model.output_shape[-1]} scores, but the data has {classes} classes.")
     return model
-
-
-def _load_file(path, key):
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"`{key}`: no model file or folder at {path}.")
-    if not (os.path.isdir(path) or path.lower().endswith(_MODEL_SUFFIXES)):
-        raise ValueError(f"`{key}` must be a .keras or .h5 file or a SavedModel folder. Received: {path}")
-    try:
-        # safe_mode refuses Lambda layers' pickled code in .keras files.
-        options = {"safe_mode": True} if path.lower().endswith(".keras") else {}
-        return keras.models.load_model(path, compile=False, **options)
-    except Exception as error:  # Keras raises many types for unreadable or foreign files.
-        summary = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
-            f"`{key}`: {path} could not be loaded by Keras 2 (tf_keras): {summary}. If Keras 3 saved it, load "
-            "it with `keras.models.load_model` and pass the model through tfc.from_keras3(model)."
-        ) from error
 
 
 def _is_builtin(reference) -> bool:

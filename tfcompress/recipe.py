@@ -122,6 +122,7 @@ SCHEMA = {
         "data": (None, "builtin"),
         "output_dir": (_text, "tfcompress_output"),
         "overwrite": (_boolean, False),
+        "trust_model_code": (_boolean, False),
         "seed": (_count, 0),
         "batch_size": (_positive_int, 32),
         "stages": (None, _REQUIRED),
