@@ -17,6 +17,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["tfcompress", "tfcompress.*"]),
+    package_data={"tfcompress": ["recipes/*.yaml"]},  # the demo's recipe
     # Ranges, not pins, so Colab's own TensorFlow is kept. tf-keras must match
     # TensorFlow's minor version; tfcompress checks that at import with the fix.
     # Tested together: tensorflow 2.21.0, tf-keras 2.21.0, tensorflow-model-optimization

@@ -40,10 +40,10 @@ def main(folder):
     cases = []
 
     # The demo's int8 student: one gray channel, 8x8.
-    report = tfc.demo.run(os.path.join(folder, "demo"), tfc.demo.DemoSettings(), progress=print)
+    report = tfc.demo.run(os.path.join(folder, "demo"), progress=print)
     (_, _), (x_test, _) = tfc.data.load_digits()
     gray = np.repeat(np.round(x_test * 255).astype(np.uint8), 3, axis=-1)
-    cases.append(_case(folder, "demo_bundle", report["files"]["final"], gray, DIGITS))
+    cases.append(_case(folder, "demo_bundle", report["files"]["model"], gray, DIGITS))
 
     # An RGB classifier: coloured digits at 32x32.
     rng = np.random.default_rng(0)

@@ -9,7 +9,7 @@ and LiteRT latency at 1 and 2 threads (batch 1, XNNPACK, median).
 Fine-tuning is `tfc.prune.finetune` (Adam from 5e-4, cosine decay to zero). Then the ways of choosing what
 goes, at the same 50% and the same fine-tuning epochs (float32):
 uniform L1, global L1, Taylor (on 512 training images), and the iterative schedule (one step per
-fine-tuning epoch). Then a small ResNet (`tfc.demo.residual_net`): dense, half its channels, the same
+fine-tuning epoch). Then a small ResNet (`tfc.models.residual_net`): dense, half its channels, the same
 MACs as a budget taken from the blocks' inner convolutions only (the residual stream protected), and
 its least useful residual block dropped. Last, MobileNetV2
 (alpha 0.35, 96x96, random weights: no ImageNet here) dense vs half its channels, and with three
@@ -48,7 +48,7 @@ def _measure(label, model, folder, x_train, x_test, y_test, mode):
         row["threads"]: row["median_ms"] * 1000
         for row in tfc.export.benchmark(path, threads=(1, 2), xnnpack=True, runs=300)["latency"]
     }
-    counts = tfc.prune.report(model)
+    counts = tfc.prune.sparsity(model)
     return {
         "model": f"{label}, {mode}",
         "accuracy": tfc.export.verify(path, model, x_test, y_test)["tflite_accuracy"],
@@ -213,7 +213,7 @@ def _resnet(x_train, y_train, x_test, y_test, folder, fit):
     keras.utils.set_random_seed(0)
     # Cosine decay to zero: with a constant rate, BatchNormalization's moving statistics lag the weights.
     schedule = keras.optimizers.schedules.CosineDecay(2e-3, FLAGS.epochs * int(np.ceil(len(x_train) / 128)))
-    resnet = _common.compile_classifier(tfc.demo.residual_net(16, 3, "resnet", x_train.shape[1:]), schedule)
+    resnet = _common.compile_classifier(tfc.models.residual_net(16, 3, "resnet", x_train.shape[1:]), schedule)
     resnet.fit(x_train, y_train, epochs=FLAGS.epochs, **fit)
     rows = [_float_row("ResNet", resnet, folder, x_test, y_test)]
     half = tfc.prune.channels(resnet, 0.5)

@@ -1,5 +1,10 @@
 """Shared fixtures: real digits data and tiny models, seeded so every run is the same."""
 
+import contextlib
+import signal
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -8,7 +13,11 @@ from tfcompress import keras
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a minute or more on 2 cores; CI runs them as a step of their own")
+    config.addinivalue_line(
+        "markers",
+        "slow: seconds or more on 2 cores (subprocesses, notebooks, the zoo, multi-worker, the heaviest conversions); "
+        "`-m 'not slow'` leaves them out for a fast run",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +105,39 @@ def with_removed_channels_zeroed(model, plan):
             zeroed.append(np.where(mask.reshape(weight.shape), weight, 0).astype(weight.dtype))
         copy.get_layer(layer.name).set_weights(zeroed)
     return copy
+
+
+@contextlib.contextmanager
+def tfcompress_child(*arguments, cwd):
+    """`python -m tfcompress ARGUMENTS` as a child process that cannot outlive a failed test.
+
+    Ctrl-C is restored in the child: started from a background job, it would inherit
+    SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfcompress", *arguments],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def free_ports(count):
+    """`count` TCP ports on localhost that nothing listens on now, for local multi-worker clusters."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("localhost", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-# Subprocesses and Jupyter kernels: minutes on 2 cores, run as CI's slow step.
-pytestmark = pytest.mark.slow
+# Subprocesses: minutes on 2 cores, run as CI's slow step; on one xdist worker, which runs the demo once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cli")]
 
 
 def _tfcompress(*arguments, cwd=None):
@@ -26,14 +26,18 @@ def quick_demo(tmp_path_factory):
 def test_demo_writes_verified_int8_model_and_report(quick_demo):
     output, result = quick_demo
     assert result.returncode == 0, result.stderr[-3000:]
-    for stage in ("teacher (float32)", "student, distilled (float32)", "student, pruned + QAT (int8)"):
-        assert stage in result.stdout
-    assert "[6/6] Verifying" in result.stdout and f"Android model: {output}" in result.stdout
+    for stage in ("teacher", "distill", "prune", "qat", "export (int8)"):
+        assert f"\n{stage} " in result.stdout
+    assert "[4/4] Exporting int8" in result.stdout and f"Android model: {output}" in result.stdout
+    assert "top-1 agreement" in result.stdout and "smaller than the float32 teacher" in result.stdout
     report = json.loads((output / "report.json").read_text())
     assert [row["parameters"] for row in report["rows"]][:2] == [416266, 105226]
     assert report["rows"][-1]["tflite_bytes"] == os.path.getsize(output / "model_int8.tflite")
     assert report["rows"][-1]["nonzero_parameters"] < 0.25 * report["rows"][-1]["parameters"]
-    assert report["verification"]["top1_agreement"] >= 0.97
+    assert report["final"]["top1_agreement"] >= 0.97
+    for stage in ("teacher", "distill", "prune"):  # each stage's model, kept as float32
+        assert report["files"][f"{stage} (float32)"] == str(output / f"{stage}_float32.tflite")
+        assert (output / f"{stage}_float32.tflite").stat().st_size > 10_000
 
 
 def test_demo_never_overwrites_an_earlier_run(quick_demo):

@@ -45,6 +45,7 @@ def test_only_the_named_layers_are_clustered(trained_cnn, seeded):
     assert unique["dense"] <= 4 and unique["conv2d"] > 4 and unique["dense_1"] > 4
 
 
+@pytest.mark.slow
 def test_pruned_zeros_stay_zero_through_clustering(trained_cnn, digits, seeded):
     sparse = keras.models.clone_model(trained_cnn)
     sparse.set_weights([np.where(np.arange(w.size).reshape(w.shape) % 2, 0, w) for w in weights_of(trained_cnn)])
@@ -58,6 +59,7 @@ def test_pruned_zeros_stay_zero_through_clustering(trained_cnn, digits, seeded):
         assert np.all(kernel[zeros[index]] == 0)
 
 
+@pytest.mark.slow
 def test_cluster_preserving_qat_exports_int8_kernels_with_the_shared_values(trained_cnn, digits, tmp_path, seeded):
     (x_train, _), (x_test, y_test) = digits
     clustered = tfc.quantize.cluster(trained_cnn, clusters=8)

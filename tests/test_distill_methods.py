@@ -115,6 +115,7 @@ def test_decoupled_kd_reads_one_hot_labels_too(trained_cnn, digits):
     assert one_hot_loss == pytest.approx(sparse_loss, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_several_teachers_distill_their_weighted_average_soft_targets(trained_cnn, digits):
     x, y = _fixed_batch(digits)
     second = _second_teacher(digits)

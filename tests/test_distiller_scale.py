@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tfcompress as tfc
+from tests.conftest import free_ports
 from tfcompress import keras
 
 METHODS = ("hinton", "dkd", "hint", "two_teachers")
@@ -63,6 +64,7 @@ def _weight_changes(x, y, sample_weight, policy, method):
 
 
 @pytest.mark.parametrize("method", METHODS)
+@pytest.mark.slow
 def test_mixed_float16_scales_the_loss_so_small_gradients_survive(digits, method):
     (x, y), _ = digits
     x, y = x[:64].reshape(64, -1), y[:64]
@@ -149,6 +151,7 @@ def _resumable_fit(x, y, callbacks, hint):
 
 
 @pytest.mark.parametrize("hint", [False, True], ids=["hinton", "hint_with_adapter"])
+@pytest.mark.slow
 def test_backup_and_restore_resumes_an_interrupted_distillation_exactly(digits, tmp_path, hint):
     (x, y), _ = digits
     x, y = x[:256].reshape(256, -1), y[:256]
@@ -193,18 +196,6 @@ _WORKER_SCRIPT = textwrap.dedent(
 )
 
 
-def _free_ports(count):
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("localhost", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_multi_worker_mirrored_strategy_runs_a_distillation_fit_on_two_local_workers():
     import json
@@ -212,7 +203,7 @@ def test_multi_worker_mirrored_strategy_runs_a_distillation_fit_on_two_local_wor
     import pathlib
 
     root = pathlib.Path(__file__).parent.parent
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
         config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})

@@ -32,4 +32,4 @@ def test_distill_prune_qat_export_and_run_in_litert(trained_cnn, digits, tmp_pat
     assert result.input_dtype == "uint8"
     assert np.mean(tflite_predictions == keras_predictions) >= 0.98
     assert np.mean(tflite_predictions == y_test) > 0.85
-    assert tfc.prune.report(quantization_aware)["sparsity"] > 0.45
+    assert tfc.prune.sparsity(quantization_aware)["sparsity"] > 0.45

@@ -73,7 +73,14 @@ _MODE_TENSORS = {
 _OFF_THE_FAST_PATH = {"int16x8", "weights_int4", "dynamic_int4"}
 
 
-@pytest.mark.parametrize("mode", sorted(_MODE_TENSORS))
+# The LiteRT quantizer's modes (an optional extra) and int16x8 take seconds each: the slow step runs them.
+_SLOW_MODES = {"weights_int8", "weights_int4", "dynamic_int4", "int16x8"}
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [pytest.param(m, marks=pytest.mark.slow) if m in _SLOW_MODES else m for m in sorted(_MODE_TENSORS)],
+)
 def test_every_mode_loads_and_runs_in_litert(trained_cnn, digits, tmp_path, mode):
     (x_train, _), (x_test, y_test) = digits
     calibration = {"representative_data": x_train[:200]} if mode == "int16x8" else {}
@@ -113,6 +120,7 @@ def test_int16x8_with_int16_io(trained_cnn, digits, tmp_path):
     ],
     ids=["examples", "converter_style_function", "batches"],
 )
+@pytest.mark.slow
 def test_representative_data_from_a_generator(trained_cnn, digits, tmp_path, make_data):
     (x_train, _), _ = digits
     from_array = tfc.export.to_tflite(trained_cnn, tmp_path / "array.tflite", representative_data=x_train[:100])
@@ -233,6 +241,7 @@ def test_inspect_int8_counts_macs_and_finds_everything_integer_and_delegated(tra
     assert model_input["scale"] == pytest.approx(1 / 255, rel=0.05) and report["bytes"] == result.bytes
 
 
+@pytest.mark.slow
 def test_inspect_float32_and_int16x8(trained_cnn, digits, tmp_path):
     (x_train, _), _ = digits
     float32 = tfc.export.inspect(tfc.export.to_tflite(trained_cnn, tmp_path / "f.tflite", mode="float32").path)
@@ -280,6 +289,7 @@ def test_quantizer_modes_name_the_extra_when_it_is_missing(trained_cnn, tmp_path
     assert not (tmp_path / "m.tflite").exists()
 
 
+@pytest.mark.slow
 def test_several_inputs_calibrate_from_a_dict_a_list_or_a_dataset_of_tuples(tmp_path, seeded):
     from tests import zoo
 

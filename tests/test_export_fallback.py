@@ -48,6 +48,7 @@ def test_named_layer_stays_float_and_the_cost_is_reported(trained_cnn, digits, t
     assert tfc.export.verify(result.path, trained_cnn, x_test, y_test)["top1_agreement"] >= 0.95
 
 
+@pytest.mark.slow
 def test_count_and_threshold_choose_from_the_measured_errors(trained_cnn, digits, errors, tmp_path):
     (x_train, _), _ = digits
     worst = tfc.export.to_tflite(trained_cnn, tmp_path / "w.tflite", representative_data=x_train[:200], float_layers=1)

@@ -25,12 +25,14 @@ def test_keras_is_tf_keras_and_tensorflow_agrees():
     assert tf.keras.__name__.startswith("tf_keras")
 
 
+@pytest.mark.slow
 def test_tensorflow_imported_first_without_touching_keras_still_works():
     result = _python("import tensorflow as tf; import tfcompress; print(tf.keras.__name__)")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().startswith("tf_keras")
 
 
+@pytest.mark.slow
 def test_tensorflow_already_on_keras3_is_a_clear_error():
     result = _python("import tensorflow as tf; tf.keras.layers; import tfcompress")
     assert result.returncode != 0
@@ -66,7 +68,7 @@ ENTRY_POINTS = {
     "Distiller(teacher=)": lambda model, other: tfc.Distiller(student=other, teacher=model),
     "prune.magnitude": lambda model, other: tfc.prune.magnitude(model, 0.5, end_step=10),
     "prune.strip": lambda model, other: tfc.prune.strip(model),
-    "prune.report": lambda model, other: tfc.prune.report(model),
+    "prune.sparsity": lambda model, other: tfc.prune.sparsity(model),
     "quantize.qat": lambda model, other: tfc.quantize.qat(model),
     "export.to_tflite": lambda model, other: tfc.export.to_tflite(model, "unused.tflite", mode="float32"),
     "export.verify": lambda model, other: tfc.export.verify("unused.tflite", model, np.zeros((1, 8, 8, 1))),

@@ -2,18 +2,18 @@
 
 import json
 import pathlib
+import re
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-# Subprocesses and Jupyter kernels: minutes on 2 cores, run as CI's slow step.
-pytestmark = pytest.mark.slow
+from tfcompress import _project
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
-COLAB = "https://colab.research.google.com/github/tfcompress/tfcompress/blob/main/notebooks/"
 
 
+@pytest.mark.slow  # a Jupyter kernel per notebook: minutes on 2 cores
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
 def test_notebook_runs_top_to_bottom(notebook, tmp_path):
     content = nbformat.read(notebook, as_version=4)
@@ -25,13 +25,11 @@ def test_notebook_runs_top_to_bottom(notebook, tmp_path):
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.name)
-def test_notebook_opens_in_colab_and_installs_itself(notebook):
+def test_notebook_opens_in_colab_and_installs_itself_from_the_one_project_url(notebook):
     cells = json.loads(notebook.read_text())["cells"]
-    assert f"{COLAB}{notebook.name}" in "".join(cells[0]["source"])
-    first_code = next(cell for cell in cells if cell["cell_type"] == "code")
-    assert "pip" in "".join(first_code["source"]) and "find_spec" in "".join(first_code["source"])
-
-
-def test_the_five_notebooks_are_there():
-    names = {path.stem for path in NOTEBOOKS}
-    assert {"quickstart", "distillation", "pruning", "channel_pruning", "qat_and_export"} <= names
+    assert f"{_project.COLAB_URL}{notebook.name}" in "".join(cells[0]["source"])
+    first_code = "".join(next(cell for cell in cells if cell["cell_type"] == "code")["source"])
+    assert f'"{_project.INSTALL_URL}"' in first_code and "find_spec" in first_code
+    every_url = re.findall(r"https?://[^\s)\"']+", "".join("".join(cell["source"]) for cell in cells))
+    project_urls = [url for url in every_url if "tfcompress" in url]
+    assert all(_project.REPOSITORY in url for url in project_urls), project_urls

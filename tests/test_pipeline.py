@@ -1,4 +1,4 @@
-"""The recipe pipeline end to end, on real data and real files, and the Keras 3 rebuild."""
+"""The recipe pipeline end to end, on real data and real files: every stage, the user's models and files."""
 
 import json
 import os
@@ -7,21 +7,15 @@ import sys
 
 import numpy as np
 import pytest
-import yaml
 
 import tfcompress as tfc
 from tests.conftest import compile_classifier, small_cnn, weights_of
+from tests.test_keras3 import keras3_models
 from tfcompress import keras
 
-EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "digits.yaml")
-# The example recipe at a few epochs per stage: the whole path, checked end to end.
-QUICK = [
-    "stages.distill.teacher_epochs=2",
-    "stages.distill.epochs=2",
-    "stages.prune.epochs=1",
-    "stages.prune.finetune_epochs=1",
-    "stages.qat.epochs=1",
-]
+# The demo's recipe at a few epochs per stage: the whole path, checked end to end.
+EXAMPLE, QUICK = tfc.demo.RECIPE, list(tfc.demo.QUICK)
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -34,17 +28,18 @@ def example_run(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("example_run")  # one worker runs the example once
 def test_cli_runs_the_example_recipe_and_writes_every_output(example_run):
     output, result = example_run
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "[1/4] Distilling" in result.stdout and "[4/4] Exporting int8" in result.stdout
     report = json.loads((output / "report.json").read_text())
-    assert [row["stage"] for row in report["rows"]] == ["distill", "prune", "qat", "export (int8)"]
+    assert [row["stage"] for row in report["rows"]] == ["teacher", "distill", "prune", "qat", "export (int8)"]
     final = report["rows"][-1]
     assert final["tflite_bytes"] == os.path.getsize(output / "model_int8.tflite")
     assert final["top1_agreement"] >= 0.95 and final["tflite_accuracy"] > 0.5
-    assert report["rows"][1]["nonzero_parameters"] < 0.25 * report["rows"][1]["parameters"]
-    assert final["gzip_bytes"] < report["rows"][0]["gzip_bytes"] / 4
+    assert report["rows"][2]["nonzero_parameters"] < 0.25 * report["rows"][2]["parameters"]
+    assert final["gzip_bytes"] < report["rows"][1]["gzip_bytes"] / 4
     for plot in ("accuracy_vs_size.png", "sparsity.png", "latency.png"):
         assert (output / plot).read_bytes()[:8] == PNG
     markdown = (output / "report.md").read_text()
@@ -56,6 +51,7 @@ def test_cli_runs_the_example_recipe_and_writes_every_output(example_run):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("example_run")  # one worker runs the example once
 def test_a_second_run_never_replaces_the_first(example_run):
     output, _ = example_run
     before = (output / "model_int8.tflite").read_bytes()
@@ -77,7 +73,7 @@ def test_cli_runs_the_image_folder_recipe_on_a_folder_of_images(digits, tmp_path
     images = tmp_path / "images"
     images.mkdir()
     _write_digit_images(images, x_train[:400], y_train[:400])
-    recipe = os.path.join(os.path.dirname(EXAMPLE), "image_folder.yaml")
+    recipe = os.path.join(EXAMPLES, "image_folder.yaml")
     sets = [f"--set={value}" for value in QUICK + [f"data.path={images}", "data.image_size=[8, 8]"]]
     sets.append("--set=data.color_mode=grayscale")
     command = [sys.executable, "-m", "tfcompress", "run", f"--recipe={recipe}", f"--output_dir={tmp_path / 'out'}"]
@@ -85,13 +81,14 @@ def test_cli_runs_the_image_folder_recipe_on_a_folder_of_images(digits, tmp_path
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["class_names"] == [str(digit) for digit in range(10)]
-    assert [row["stage"] for row in report["rows"]] == ["distill", "prune", "qat", "export (int8)"]
+    assert [row["stage"] for row in report["rows"]] == ["teacher", "distill", "prune", "qat", "export (int8)"]
     assert report["rows"][-1]["top1_agreement"] >= 0.75  # a model trained 2 epochs: many near-ties
     assert tfc.export.inspect(tmp_path / "out" / "model_int8.tflite")["int8_mac_share"] == 1.0
     for name in ("report.md", "accuracy_vs_size.png", "sparsity.png", "latency.png"):
         assert (tmp_path / "out" / name).is_file()
 
 
+@pytest.mark.slow
 def test_a_built_in_model_trained_then_post_training_int8(tmp_path):
     recipe = {
         "model": "builtin:student",
@@ -104,6 +101,7 @@ def test_a_built_in_model_trained_then_post_training_int8(tmp_path):
 
 
 @pytest.mark.parametrize("saved_as", ["model.keras", "model.h5", "saved_model"])
+@pytest.mark.slow
 def test_a_saved_model_and_npz_data_the_user_file_left_as_it_was(trained_cnn, digits, tmp_path, saved_as):
     (x_train, y_train), (x_test, y_test) = digits
     np.savez(tmp_path / "data.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
@@ -141,51 +139,9 @@ def test_a_keras_object_is_copied_not_trained(digits, tmp_path, seeded):
         np.testing.assert_array_equal(original, now)
 
 
-def test_recipes_load_from_yaml_and_overrides_apply(tmp_path):
-    path = tmp_path / "recipe.yml"
-    path.write_text(yaml.safe_dump({"model": "m.keras", "stages": {"prune": {"sparsity": 0.8}, "export": None}}))
-    recipe = tfc.recipe.override(tfc.recipe.load(path), ["stages.prune.sparsity=0.5", "stages.export.mode=float16"])
-    checked = tfc.recipe.check(recipe)
-    assert checked["stages"]["prune"] == {"sparsity": 0.5, "epochs": 3, "finetune_epochs": 1, "learning_rate": 5e-4}
-    assert checked["stages"]["export"]["mode"] == "float16" and checked["data"]["source"] == "builtin"
-
-
-def _keras3_models():
-    import keras as keras3
-
-    sequential = keras3.Sequential(
-        [
-            keras3.Input((8, 8, 1)),
-            keras3.layers.Conv2D(4, 3, activation="relu", kernel_regularizer=keras3.regularizers.L2(1e-4)),
-            keras3.layers.BatchNormalization(),
-            keras3.layers.Flatten(),
-            keras3.layers.Dense(10),
-        ],
-        name="k3_sequential",
-    )
-    inputs = keras3.Input((8, 8, 1), name="pixels")
-    branch = keras3.layers.Conv2D(4, 3, padding="same")(inputs)
-    merged = keras3.layers.Add()([branch, keras3.layers.Conv2D(4, 1)(inputs)])
-    pooled = keras3.layers.GlobalAveragePooling2D()(keras3.layers.Concatenate()([merged, branch]))
-    functional = keras3.Model(inputs, keras3.layers.Dense(10)(pooled), name="k3_functional")
-    return sequential, functional
-
-
-def test_from_keras3_rebuilds_sequential_and_functional_models_exactly():
-    x = np.random.default_rng(0).random((4, 8, 8, 1)).astype(np.float32)
-    for model in _keras3_models():
-        rebuilt = tfc.from_keras3(model)
-        assert isinstance(rebuilt, keras.Model) and rebuilt.name == model.name
-        np.testing.assert_allclose(rebuilt.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
-        pruned = tfc.prune.magnitude(rebuilt, target_sparsity=0.5, end_step=10)  # TF-MOT takes it
-        assert tfc.prune.is_pruned(pruned)
-    sequential, functional = (tfc.from_keras3(model) for model in _keras3_models())
-    assert float(sequential.layers[0].kernel_regularizer.l2) == pytest.approx(1e-4)
-    assert [layer.__class__.__name__ for layer in functional.layers][3:5] == ["Add", "Concatenate"]
-
-
+@pytest.mark.slow
 def test_the_pipeline_takes_a_keras3_model(tmp_path, seeded):
-    sequential, _ = _keras3_models()
+    sequential, _ = keras3_models()
     recipe = {
         "model": sequential,
         "output_dir": str(tmp_path / "out"),
@@ -195,6 +151,7 @@ def test_the_pipeline_takes_a_keras3_model(tmp_path, seeded):
     assert report["rows"][0]["stage"] == "input model" and os.path.isfile(report["files"]["model"])
 
 
+@pytest.mark.slow
 def test_the_channels_stage_hands_a_smaller_model_on(tmp_path):
     recipe = {
         "model": "builtin:student",
@@ -211,6 +168,7 @@ def test_the_channels_stage_hands_a_smaller_model_on(tmp_path):
     assert exported["tflite_bytes"] < 0.35 * train["tflite_bytes"] and exported["top1_agreement"] == 1.0
 
 
+@pytest.mark.slow
 def test_the_channels_stage_on_a_resnet_with_every_option(tmp_path):
     recipe = {
         "model": "builtin:resnet",
@@ -234,7 +192,7 @@ def test_the_channels_stage_on_a_resnet_with_every_option(tmp_path):
     widths = report["widths"]
     assert widths["stem"] == [16, 16]  # protected
     assert sorted(width for name, (_, width) in widths.items() if name.endswith("_conv1")).count(0) == 1
-    trained = tfc.demo.residual_net(16, 3, "resnet")
+    trained = tfc.models.residual_net(16, 3, "resnet")
     macs = tfc.export.inspect(report["files"]["model"])["macs"]
     assert macs <= 0.5 * tfc.prune.cost(trained)["macs"]
     assert os.path.isfile(report["files"]["widths"]) and report["files"]["widths"].endswith("widths.png")
@@ -242,12 +200,7 @@ def test_the_channels_stage_on_a_resnet_with_every_option(tmp_path):
         assert json.load(file)["widths"] == widths
 
 
-@pytest.mark.parametrize("name", sorted(os.listdir(os.path.dirname(EXAMPLE))))
-def test_every_example_recipe_passes_the_checks(name):
-    checked = tfc.recipe.check(tfc.recipe.load(os.path.join(os.path.dirname(EXAMPLE), name)))
-    assert checked["stages"]["export"]["mode"] == "int8"
-
-
+@pytest.mark.slow
 def test_a_text_model_with_token_ids_runs_prune_qat_export(tmp_path, seeded):
     # Reviews of 32 token ids; positive when token 7 occurs more often than token 9: learnable, and integer.
     rng = np.random.default_rng(0)

@@ -70,14 +70,20 @@ def test_pruned_model_still_classifies(pruned_and_stripped, digits):
 
 def test_report_counts_parameters_and_zeros(pruned_and_stripped, trained_cnn):
     _, pruning, stripped = pruned_and_stripped
-    report = tfc.prune.report(stripped)
+    report = tfc.prune.sparsity(stripped)
     assert report["parameters"] == trained_cnn.count_params()
     assert [row["layer"] for row in report["layers"]] == [layer.name for layer in trained_cnn.layers if layer.weights]
     zeros = sum(int(np.sum(weight == 0)) for weight in weights_of(stripped))
     assert report["nonzero_parameters"] == report["parameters"] - zeros
     assert 0.75 < report["sparsity"] < 0.8  # biases are not pruned
     # The wrapped model reports the same weights, not its masks.
-    assert tfc.prune.report(pruning)["parameters"] == report["parameters"]
+    assert tfc.prune.sparsity(pruning)["parameters"] == report["parameters"]
+
+
+def test_the_old_name_report_still_answers_and_says_it_is_deprecated(pruned_and_stripped):
+    _, _, stripped = pruned_and_stripped
+    with pytest.warns(DeprecationWarning, match="tfc.prune.report is now tfc.prune.sparsity"):
+        assert tfc.prune.report(stripped) == tfc.prune.sparsity(stripped)
 
 
 def test_constant_schedule_and_end_step(trained_cnn, digits):
@@ -151,6 +157,7 @@ def test_callbacks_with_log_dir(tmp_path):
     assert [type(callback).__name__ for callback in found] == ["UpdatePruningStep", "PruningSummaries"]
 
 
+@pytest.mark.slow
 def test_two_in_four_sparsity(digits, seeded):
     (x_train, y_train), _ = digits
     model = keras.Sequential(

@@ -9,7 +9,7 @@ from tfcompress import keras
 
 
 def small_resnet(width=8, blocks=2):
-    return tfc.demo.residual_net(width, blocks, "small_resnet")
+    return tfc.models.residual_net(width, blocks, "small_resnet")
 
 
 def _silence_branch(model, block):
@@ -56,6 +56,7 @@ def test_a_branch_read_elsewhere_or_off_the_input_is_not_droppable(seeded):
     assert tfc.prune.residual_blocks(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])) == []
 
 
+@pytest.mark.slow
 def test_block_accuracy_on_data_and_mobilenet_blocks(digits, seeded):
     (x_train, y_train), (x_test, y_test) = digits
     model = compile_classifier(small_resnet())
@@ -63,7 +64,7 @@ def test_block_accuracy_on_data_and_mobilenet_blocks(digits, seeded):
     _silence_branch(model, 1)
     blocks = tfc.prune.residual_blocks(model, data=(x_test, y_test))
     assert blocks[0]["drop"] == pytest.approx(0.0, abs=1e-9)  # a silent branch costs nothing
-    expected = tfc._keras.accuracy(tfc.prune.drop_blocks(model, ["block2_add"]), x_test, y_test)
+    expected = tfc._classifier.accuracy(tfc.prune.drop_blocks(model, ["block2_add"]), x_test, y_test)
     assert blocks[1]["accuracy"] == pytest.approx(expected)
     mobilenet = keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(96, 96, 3), classes=10)
     adds = [block["add"] for block in tfc.prune.residual_blocks(mobilenet)]

@@ -6,7 +6,7 @@ import pytest
 import tfcompress as tfc
 from tests.conftest import keras3_model, weights_of, with_removed_channels_zeroed
 from tfcompress import keras
-from tfcompress.prune.channels import plan_channels
+from tfcompress.prune.channel_pruning import plan_channels
 
 
 def _zero_channels(model, layer_name, channels):
@@ -85,6 +85,7 @@ def test_add_couples_both_sides_and_concatenate_keeps_its_slices(seeded):
     np.testing.assert_allclose(smaller.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_is_pruned_and_still_runs(seeded):
     model = keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(96, 96, 3), classes=10)
     before = weights_of(model)

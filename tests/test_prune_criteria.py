@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import tfcompress as tfc
 from tfcompress import keras
-from tfcompress.prune.channels import plan_channels
+from tfcompress.prune.channel_pruning import plan_channels
 
 
 def _hidden_model():
@@ -109,6 +109,7 @@ def _convnet():
     return keras.Model(inputs, keras.layers.Dense(5, name="out")(x))
 
 
+@pytest.mark.slow
 def test_cost_counts_what_the_converter_runs(seeded, tmp_path):
     model = _convnet()
     counted = tfc.prune.cost(model)

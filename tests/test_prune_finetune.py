@@ -7,9 +7,10 @@ import tfcompress as tfc
 from tests.conftest import compile_classifier, weights_of
 from tests.test_prune_blocks import small_resnet
 from tfcompress import keras
-from tfcompress._keras import accuracy
+from tfcompress._classifier import accuracy
 
 
+@pytest.mark.slow
 def test_finetune_recovers_accuracy_lost_to_pruning(trained_cnn, digits, seeded):
     (x_train, y_train), (x_test, y_test) = digits
     smaller = tfc.prune.channels(trained_cnn, 0.75)
@@ -24,6 +25,7 @@ def test_finetune_recovers_accuracy_lost_to_pruning(trained_cnn, digits, seeded)
 
 
 @pytest.mark.parametrize("allocation", ["uniform", "global"])
+@pytest.mark.slow
 def test_iterative_reaches_the_one_shot_widths_in_steps(trained_cnn, digits, allocation, seeded):
     (x_train, y_train), (x_test, y_test) = digits
     before = weights_of(trained_cnn)
@@ -45,6 +47,7 @@ def test_iterative_reaches_the_one_shot_widths_in_steps(trained_cnn, digits, all
         np.testing.assert_array_equal(original, now)
 
 
+@pytest.mark.slow
 def test_iterative_with_a_budget_and_a_data_criterion(trained_cnn, digits, seeded):
     (x_train, y_train), _ = digits
     limit = 0.4 * tfc.prune.cost(trained_cnn)["macs"]
@@ -56,6 +59,7 @@ def test_iterative_with_a_budget_and_a_data_criterion(trained_cnn, digits, seede
         tfc.prune.iterative(trained_cnn, (x_train, y_train), 0.5, steps=0)
 
 
+@pytest.mark.slow
 def test_gamma_penalty_drives_batchnorm_scales_down_on_a_copy(digits, seeded):
     (x_train, y_train), _ = digits
     model = small_resnet(width=8, blocks=1)
@@ -103,6 +107,7 @@ def test_recalibrate_batchnorm_measures_each_layer_on_the_model_as_it_now_is(dig
         tfc.prune.recalibrate_batchnorm(smaller, x_train, examples=0)
 
 
+@pytest.mark.slow
 def test_finetune_leaves_batchnorm_statistics_matching_the_final_weights(digits, seeded):
     (x_train, y_train), _ = digits
     smaller = tfc.prune.channels(small_resnet(width=8, blocks=1), 0.5)
@@ -116,6 +121,7 @@ def test_finetune_leaves_batchnorm_statistics_matching_the_final_weights(digits,
     assert not np.allclose(stale_mean, _batchnorm_input_statistics(stale, x_train[:1024])["stem_bn"][0], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_sensitivity_can_recalibrate_batchnorm_after_each_cut(digits, seeded):
     (x_train, y_train), (x_test, y_test) = digits
     model = compile_classifier(small_resnet(width=8, blocks=1))

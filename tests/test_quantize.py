@@ -40,7 +40,7 @@ def test_pruned_zeros_survive_training_only_with_the_prune_preserving_scheme(
     zeros_kept = all(np.all(after[mask]) for mask, after in zip(masks, _zero_masks(quantization_aware)))
     assert zeros_kept == keeps_zeros
     if not keeps_zeros:  # Plain QAT fills the zeros back in: why the default checks for them.
-        assert tfc.prune.report(quantization_aware)["sparsity"] < 0.4
+        assert tfc.prune.sparsity(quantization_aware)["sparsity"] < 0.4
     for kept, now in zip(before, weights_of(sparse_model)):
         np.testing.assert_array_equal(kept, now)
 
@@ -64,6 +64,7 @@ def test_already_quantization_aware(trained_cnn):
         tfc.quantize.qat(tfc.quantize.qat(trained_cnn))
 
 
+@pytest.mark.slow
 def test_average_pooling_keeps_its_inputs_quantization_so_int8_export_works(digits, tmp_path, seeded):
     # TF-MOT leaves a pooled tensor that a Concatenate reads on the concatenation's range (DenseNet's transitions);
     # TFLite's int8 AVERAGE_POOL_2D needs its input's, and the converter refused the file.

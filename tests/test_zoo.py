@@ -2,8 +2,8 @@
 audio, text, sequences, several inputs and outputs, segmentation.
 
 Each model goes through magnitude pruning, quantization-aware training and its int8 export
-verified in LiteRT, post-training int8 export, and channel pruning. The four large
-keras.applications models carry the `slow` marker.
+verified in LiteRT, post-training int8 export, and channel pruning. All of it is `slow`:
+the zoo builds and trains a dozen real models, keras.applications ones among them.
 """
 
 import warnings
@@ -17,20 +17,11 @@ from tests import zoo
 from tests.conftest import with_removed_channels_zeroed
 from tfcompress import keras
 from tfcompress._graph import flat_copy, nested_models
-from tfcompress.prune.channels import plan_channels
+from tfcompress.prune.channel_pruning import plan_channels
 
-
-def _params(slow):
-    # A model's tests share one xdist worker (CI runs the slow ones on two), which builds and trains it once.
-    return [
-        pytest.param(name, marks=[pytest.mark.slow, pytest.mark.xdist_group(name)]) if name in slow else name
-        for name in zoo.BUILDERS
-    ]
-
-
-NAMES = _params(zoo.HEAVY)
-# QAT, one training step and an int8 conversion take over a minute for each MobileNet-based model on 2 cores.
-QAT_NAMES = _params(zoo.HEAVY + zoo.IMAGE_CLASSIFIERS)
+# A model's tests share one xdist worker (CI runs the slow tests on two), which builds and trains it once.
+NAMES = [pytest.param(name, marks=pytest.mark.xdist_group(name)) for name in zoo.BUILDERS]
+pytestmark = pytest.mark.slow
 # Post-training int8 of EfficientNetB0 (swish and squeeze-excite: why EfficientNet-Lite drops both) agreed with the
 # float model on 93.0% of the held-out digits in one run and 80.0% in another; the rest on 90% and more.
 _MIN_POST_TRAINING_AGREEMENT = {"efficientnet_b0": 0.75}
@@ -86,7 +77,7 @@ def test_magnitude_pruning_prunes_what_tfmot_can_and_says_why_the_rest_stays_den
     pruning.fit(x, targets if len(targets) > 1 else targets[0], batch_size=32, epochs=1, verbose=0,
                 callbacks=tfc.prune.callbacks())  # fmt: skip
     pruned = tfc.prune.strip(pruning)
-    sparsity = {row["layer"]: row["sparsity"] for row in tfc.prune.report(pruned)["layers"]}
+    sparsity = {row["layer"]: row["sparsity"] for row in tfc.prune.sparsity(pruned)["layers"]}
     wrapped = [layer.layer.name for layer in pruning.layers if isinstance(layer, PruneLowMagnitude)]
     assert wrapped, "nothing was pruned"
     for layer_name in wrapped:
@@ -100,7 +91,7 @@ def test_magnitude_pruning_prunes_what_tfmot_can_and_says_why_the_rest_stays_den
     assert pruned.output_names == model.output_names
 
 
-@pytest.mark.parametrize("name", QAT_NAMES)
+@pytest.mark.parametrize("name", NAMES)
 def test_qat_model_trains_exports_int8_and_litert_agrees_with_it(name, built, tmp_path):
     model, x, calibration = built(name)
     with warnings.catch_warnings(record=True) as caught:

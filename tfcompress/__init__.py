@@ -13,7 +13,7 @@ Example:
 import importlib
 
 # First, and without importing TensorFlow: select Keras 2 for TensorFlow.
-from tfcompress import _select_keras  # noqa: F401  # isort: skip
+from tfcompress import _keras  # noqa: F401  # isort: skip
 from tfcompress._version import __version__
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "export",
     "from_keras3",
     "keras",
+    "models",
     "pipeline",
     "prune",
     "quantize",
@@ -32,7 +33,7 @@ __all__ = [
     "report",
 ]
 
-_SUBPACKAGES = ("data", "demo", "distill", "export", "pipeline", "prune", "quantize", "recipe", "report")
+_SUBPACKAGES = ("data", "demo", "distill", "export", "models", "pipeline", "prune", "quantize", "recipe", "report")
 
 
 def __getattr__(name):
@@ -42,7 +43,7 @@ def __getattr__(name):
     if name == "keras":
         return importlib.import_module("tfcompress._keras").keras
     if name == "from_keras3":
-        return importlib.import_module("tfcompress.keras3").from_keras3
+        return importlib.import_module("tfcompress._keras3_bridge").from_keras3
     if name == "Distiller":
         return importlib.import_module("tfcompress.distill").Distiller
     raise AttributeError(f"module 'tfcompress' has no attribute {name!r}")

@@ -1,4 +1,7 @@
-"""One message template for bad arguments: what was expected, and what was received."""
+"""One message template for bad arguments: what was expected, and what was received.
+
+No TensorFlow here: the recipe checker uses these too.
+"""
 
 import math
 import numbers
@@ -46,6 +49,61 @@ def check_positive_integer(name: str, value) -> None:
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+
+
+def check_integer(name: str, value, low: int = 0) -> None:
+    """Raises ValueError unless `value` is an integer >= `low` (bools are not integers).
+
+    Args:
+      name: the argument's name, used in the message.
+      value: what the caller passed.
+      low: the smallest value accepted.
+
+    Raises:
+      ValueError: `value` is not an integer, or is below `low`.
+
+    Example:
+      >>> check_integer("seed", 0)
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
+
+
+def check_one_of(name: str, value, choices) -> None:
+    """Raises ValueError unless `value` is one of `choices`.
+
+    Args:
+      name: the argument's name, used in the message.
+      value: what the caller passed.
+      choices: the accepted values.
+
+    Raises:
+      ValueError: `value` is not among them.
+
+    Example:
+      >>> check_one_of("mode", "int8", ("int8", "float32"))
+    """
+    if value not in tuple(choices):
+        raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
+
+
+def check_that(ok: bool, name: str, value, expected: str) -> None:
+    """Raises ValueError in the same words as the checks above when `ok` is False.
+
+    Args:
+      ok: whether `value` is acceptable.
+      name: the argument's name, used in the message.
+      value: what the caller passed.
+      expected: what is accepted, e.g. "a list of class names".
+
+    Raises:
+      ValueError: `ok` is False.
+
+    Example:
+      >>> check_that(isinstance(labels, list), "labels", labels, "a list of class names")
+    """
+    if not ok:
+        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
 
 
 def _describe(low, high, low_open, high_open) -> str:

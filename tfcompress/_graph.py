@@ -212,3 +212,23 @@ def _mapped(value, tensors):
 
 def _takes_training(layer) -> bool:
     return "training" in inspect.signature(layer.call).parameters
+
+
+def clone_with_weights(model):
+    """Returns an independent copy of a Sequential or functional model, weights included.
+
+    TF-MOT's wrappers share layer objects with the model they wrap; working on a copy
+    keeps the user's model untouched.
+
+    Args:
+      model: a built Sequential or functional Keras 2 model.
+
+    Returns:
+      A new model with new layers holding copies of `model`'s weights.
+
+    Example:
+      >>> copy = clone_with_weights(model)
+    """
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -1,6 +1,7 @@
 """The `tfcompress` command line (absl-py)."""
 
 import os
+import signal
 import sys
 
 # Before TensorFlow loads: keep its C++ start-up chatter out of the terminal.
@@ -23,10 +24,11 @@ Commands:
            distill, prune, fine-tune quantization-aware and export a verified .tflite, writing
            a report (table, JSON, plots, TensorBoard logs). The whole recipe, the model, the
            data and the output paths are checked before any training starts.
-  demo     Train a CNN teacher on the built-in digits, distill a student with a quarter of
-           its parameters, prune 80 percent of its weights, fine-tune it with sparsity-preserving
-           quantization-aware training, export a full-integer int8 .tflite, verify it in the
-           LiteRT interpreter, and print what each stage did to size and accuracy.
+  demo     Run the built-in recipe (tfcompress/recipes/digits.yaml): train a CNN teacher on
+           the built-in digits, distill a student with a quarter of its parameters, prune 80
+           percent of its weights, fine-tune it with sparsity-preserving quantization-aware
+           training, export a full-integer int8 .tflite and an Android bundle, verify it in the
+           LiteRT interpreter, and print what each stage did to size, accuracy and latency.
   inspect  Print what a .tflite file holds: its inputs and outputs (dtype, scale, zero point),
            every op with its dtypes and multiply-accumulates, the share of them that runs in
            int8, and which ops LiteRT's XNNPACK delegate leaves on slow reference kernels.
@@ -35,7 +37,8 @@ Commands:
            in milliseconds, and the file's size raw and gzipped (what an app download costs).
 
 Exit codes: 0 success; 1 the command failed (a missing or existing file, a model or data
-it cannot use); 2 a usage or recipe error; 130 interrupted (no partial files are left).
+it cannot use); 2 a usage or recipe error; 130 interrupted, 143 terminated (no partial
+files are left).
 """
 
 FLAGS = flags.FLAGS
@@ -58,6 +61,7 @@ _COMMANDS = ("run", "demo", "inspect", "bench")
 # How many positional arguments each command takes.
 _ARGUMENTS = {"run": 0, "demo": 0, "inspect": 1, "bench": 1}
 _INTERRUPTED = 130
+_TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 
 def _demo() -> int:
@@ -65,10 +69,8 @@ def _demo() -> int:
 
     # The converter logs every temporary SavedModel at INFO; progress lines say enough.
     logging.set_verbosity(logging.WARNING)
-
-    settings = demo.DemoSettings.quick() if FLAGS.quick else demo.DemoSettings()
     try:
-        report = demo.run(FLAGS.output_dir, settings, overwrite=FLAGS.overwrite, progress=_say)
+        report = demo.run(FLAGS.output_dir, quick=FLAGS.quick, overwrite=FLAGS.overwrite, progress=_say)
     except FileExistsError as error:
         _say(f"error: {error}\nPass --overwrite to replace them, or --output_dir=ANOTHER_FOLDER.")
         return 1
@@ -83,7 +85,7 @@ def _run() -> int:
 
     logging.set_verbosity(logging.WARNING)
     if not FLAGS.recipe:
-        _say("error: run needs --recipe=FILE (a .yaml or .json recipe; see examples/digits.yaml).")
+        _say("error: run needs --recipe=FILE (a .yaml or .json recipe; see examples/ and the demo's, tfc.demo.RECIPE).")
         return 2
     overrides = list(FLAGS.set)
     if FLAGS["output_dir"].present:
@@ -106,11 +108,11 @@ def _run() -> int:
 
 
 def _inspect(path: str) -> int:
-    from tfcompress.export.inspection import inspect
+    from tfcompress.export.inspection import inspect_tflite
     from tfcompress.report import format_table
 
     try:
-        report = inspect(path)
+        report = inspect_tflite(path)
     except (FileNotFoundError, ValueError) as error:
         _say(f"error: {error}")
         return 1
@@ -143,7 +145,7 @@ def _inspect(path: str) -> int:
 
 
 def _bench(path: str) -> int:
-    from tfcompress.export.benchmark import benchmark
+    from tfcompress.export.latency import benchmark
     from tfcompress.report import format_table
 
     if not all(count == "all" or count.isdigit() for count in FLAGS.threads):
@@ -179,7 +181,7 @@ def main(argv) -> int:
 
     Returns:
       0 on success, 1 when the command failed, 2 for a usage or recipe error, 130 when
-      interrupted.
+      interrupted (Ctrl-C), 143 when terminated (SIGTERM).
 
     Example:
       >>> main(["tfcompress", "demo"])
@@ -196,6 +198,8 @@ def main(argv) -> int:
         wanted = "no positional arguments" if not _ARGUMENTS[command] else "one argument: the .tflite file"
         _say(f"error: {command} takes {wanted}; received {extra}.")
         return 2
+    # `timeout`, CI runners and job schedulers stop a process with SIGTERM: unwind as for Ctrl-C.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         if command in ("run", "demo"):
             return _run() if command == "run" else _demo()
@@ -203,6 +207,19 @@ def main(argv) -> int:
     except KeyboardInterrupt:
         _say("interrupted; files are written only once complete, so none was left half-written.")
         return _INTERRUPTED
+    except _Terminated:
+        _say("terminated; files are written only once complete, so none was left half-written.")
+        return _TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived; a BaseException, like KeyboardInterrupt, so no `except Exception` swallows it."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
 
 
 def run() -> None:

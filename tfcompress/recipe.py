@@ -17,166 +17,61 @@ Example recipe (YAML):
       export: {mode: int8, android_labels: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]}
 """
 
-import copy
 import json
-import numbers
 import os
 
 import yaml
 
+from tfcompress._checks import check_that
+from tfcompress._choices import BUILTIN_MODELS, DATA_SOURCES, DISTRIBUTE
+from tfcompress._schema import (
+    Key,
+    RecipeError,
+    boolean,
+    choice,
+    complete,
+    count,
+    is_positive_integer,
+    number,
+    positive_integer,
+    text,
+)
+from tfcompress.pipeline import inputs
+from tfcompress.pipeline.stages import BY_NAME, REGISTERED
+
+__all__ = ["SCHEMA", "STAGES", "RecipeError", "check", "load", "map_values", "override"]
+
 # The stages in the order they run: each hands a plain Keras model to the next.
-STAGES = ("train", "distill", "channels", "prune", "qat", "export")
-BUILTIN_MODELS = ("builtin:teacher", "builtin:student", "builtin:resnet")
-# tfcompress.prune.criteria.CRITERIA's names (kept here so reading a recipe does not load TensorFlow).
-CHANNEL_CRITERIA = ("l1", "l2", "bn_gamma", "taylor", "mean_activation", "apoz")
-DATA_SOURCES = ("builtin", "mnist", "directory", "npz")
-EXPORT_MODES = ("int8", "float32", "float16", "dynamic", "int16x8", "weights_int8", "weights_int4", "dynamic_int4")
-IO_DTYPES = (None, "uint8", "int8", "float32", "int16")
+STAGES = tuple(stage.name for stage in REGISTERED)
 
 
-class RecipeError(ValueError):
-    """A recipe key is unknown, missing or has a bad value; raised before any work starts."""
+def _image_size(name, value):
+    ok = isinstance(value, list) and len(value) == 2 and all(map(is_positive_integer, value))
+    check_that(ok, name, value, "[height, width] in pixels")
 
 
-def _positive_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1, "a positive integer"
-
-
-def _count(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0, "an integer >= 0"
-
-
-def _positive(value):
-    return _real(value) and value > 0, "a positive number"
-
-
-def _unit(value):
-    return _real(value) and 0 <= value <= 1, "a number in [0, 1]"
-
-
-def _sparsity(value):
-    return _real(value) and 0 <= value < 1, "a number in [0, 1)"
-
-
-def _real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
-
-
-def _one_of(*choices):
-    return lambda value: (value in choices, f"one of {list(choices)}")
-
-
-def _model_reference(value):
-    ok = isinstance(value, str) and value.strip() != "" or _is_model(value)
-    return ok, f"a model file or folder (.keras, .h5, SavedModel), a Keras model, or one of {list(BUILTIN_MODELS)}"
-
-
-def _labels(value):
-    ok = isinstance(value, list) and value and all(isinstance(item, str) and item for item in value)
-    return ok, "a list of class names (non-empty strings), in output order"
-
-
-def _float_layers(value):
-    names = isinstance(value, list) and all(isinstance(item, str) for item in value)
-    return names or _positive_int(value)[0] or _positive(value)[0], "layer names, a count, or an error threshold"
-
-
-def _budget(value):
-    ok = (
-        isinstance(value, dict)
-        and len(value) == 1
-        and next(iter(value)) in ("parameters", "macs")
-        and _real(next(iter(value.values())))
-        and next(iter(value.values())) > 0
-    )
-    return ok, "{parameters: n} or {macs: n}, n a share in (0, 1) or a count"
-
-
-def _blocks(value):
-    names = isinstance(value, list) and all(isinstance(item, str) and item for item in value)
-    return names or _positive_int(value)[0], "a list of residual blocks' Add layer names, or how many to drop"
-
-
-def _image_size(value):
-    ok = isinstance(value, list) and len(value) == 2 and all(_positive_int(side)[0] for side in value)
-    return ok, "[height, width] in pixels"
-
-
-def _boolean(value):
-    return isinstance(value, bool), "true or false"
-
-
-def _text(value):
-    return isinstance(value, str) and value != "", "a non-empty string"
-
-
-def _is_model(value):
-    return hasattr(value, "layers") and hasattr(value, "predict")
-
-
-# For each section: key -> (check, default). A default of `_REQUIRED` must be given.
-_REQUIRED = object()
+# Each section's keys: the top level, `data`, and one section per registered stage.
 SCHEMA = {
     "": {
-        "model": (_model_reference, _REQUIRED),
-        "data": (None, "builtin"),
-        "output_dir": (_text, "tfcompress_output"),
-        "overwrite": (_boolean, False),
-        "trust_model_code": (_boolean, False),
-        "seed": (_count, 0),
-        "batch_size": (_positive_int, 32),
-        "stages": (None, _REQUIRED),
+        "model": Key(inputs.check_reference, accepts=inputs.REFERENCE),
+        "data": Key(None, "builtin"),
+        "output_dir": Key(text, "tfcompress_output"),
+        "overwrite": Key(boolean, False),
+        "trust_model_code": Key(boolean, False),
+        "stage_files": Key(boolean, False),
+        "distribute": choice((None, *DISTRIBUTE), None),
+        "seed": Key(count, 0),
+        "batch_size": Key(positive_integer, 32),
+        "stages": Key(None, accepts=f"a mapping of stage names {list(STAGES)} to settings"),
     },
     "data": {
-        "source": (_one_of(*DATA_SOURCES), "builtin"),
-        "path": (_text, None),
-        "image_size": (_image_size, [28, 28]),
-        "color_mode": (_one_of("grayscale", "rgb"), "grayscale"),
-        "test_fraction": (lambda v: (_real(v) and 0 < v < 1, "a number in (0, 1)"), 0.2),
+        "source": choice(DATA_SOURCES, "builtin"),
+        "path": Key(text, None),
+        "image_size": Key(_image_size, [28, 28]),
+        "color_mode": choice(("grayscale", "rgb"), "grayscale"),
+        "test_fraction": Key(number(0, 1, low_open=True, high_open=True), 0.2),
     },
-    "train": {"epochs": (_positive_int, 10), "learning_rate": (_positive, 1e-3)},
-    "distill": {
-        "teacher": (_model_reference, _REQUIRED),
-        "teacher_epochs": (_count, 0),
-        "epochs": (_positive_int, 10),
-        "alpha": (_unit, 0.1),
-        "temperature": (_positive, 4.0),
-        "learning_rate": (_positive, 1e-3),
-    },
-    "channels": {
-        "ratio": (_sparsity, None),  # 0.5 unless a budget is given
-        "budget": (_budget, None),
-        "criterion": (_one_of(*CHANNEL_CRITERIA), "l1"),
-        "allocation": (_one_of("uniform", "global"), "uniform"),
-        "protect": (
-            lambda v: (
-                isinstance(v, list) and all(isinstance(i, str) for i in v),
-                "a list of layer names ('first' and 'last' for the first and last prunable layers)",
-            ),
-            [],
-        ),
-        "steps": (_positive_int, 1),
-        "finetune_epochs": (_count, 2),
-        "gamma_penalty": (lambda v: (_real(v) and v >= 0, "a number >= 0"), 0.0),
-        "penalty_epochs": (_positive_int, 2),
-        "drop_blocks": (_blocks, []),
-        "learning_rate": (_positive, 5e-4),
-    },
-    "prune": {
-        "sparsity": (_sparsity, 0.8),
-        "epochs": (_positive_int, 3),
-        "finetune_epochs": (_count, 1),
-        "learning_rate": (_positive, 5e-4),
-    },
-    "qat": {"epochs": (_positive_int, 2), "learning_rate": (_positive, 1e-4)},
-    "export": {
-        "mode": (_one_of(*EXPORT_MODES), "int8"),
-        "io_dtype": (_one_of(*IO_DTYPES), None),
-        "calibration_samples": (_positive_int, 500),
-        "float_layers": (_float_layers, None),
-        "android_labels": (_labels, None),
-        "pixel_range": (lambda v: (isinstance(v, list) and len(v) == 2 and all(map(_real, v)), "[low, high]"), [0, 1]),
-    },
+    **{stage.name: stage.schema for stage in REGISTERED},
 }
 
 
@@ -195,7 +90,7 @@ def load(source) -> dict:
         or it does not hold a mapping.
 
     Example:
-      >>> recipe = tfc.recipe.load("examples/digits.yaml")
+      >>> recipe = tfc.recipe.load("examples/resnet_channels.yaml")
     """
     if isinstance(source, dict):
         return map_values(source)
@@ -275,36 +170,31 @@ def check(recipe: dict) -> dict:
     """
     if not isinstance(recipe, dict):
         raise RecipeError(f"A recipe is a mapping of keys to values; got {type(recipe).__name__}.")
-    complete = _section(recipe, "", "")
-    data = complete["data"]
+    checked = complete(recipe, SCHEMA[""], "")
+    data = checked["data"]
     if isinstance(data, str):
         data = {"source": data}
     if not isinstance(data, dict):
         raise RecipeError(f"`data` must be one of {list(DATA_SOURCES)} or a mapping with `source`; got {data!r}.")
-    complete["data"] = _section(data, "data", "data.")
-    if complete["data"]["source"] != "builtin" and not complete["data"]["path"]:
+    checked["data"] = complete(data, SCHEMA["data"], "data.")
+    if checked["data"]["source"] != "builtin" and not checked["data"]["path"]:
         raise RecipeError(
-            f"`data.path` is required for data.source {complete['data']['source']!r}: the file or folder."
+            f"`data.path` is required for data.source {checked['data']['source']!r}: the file or folder."
         )
-    stages = complete["stages"]
+    stages = checked["stages"]
     if not isinstance(stages, dict) or not stages:
         raise RecipeError(f"`stages` must map stage names to their settings, with at least one of {list(STAGES)}.")
-    unknown = [name for name in stages if name not in STAGES]
+    unknown = [name for name in stages if name not in BY_NAME]
     if unknown:
         raise RecipeError(f"Unknown stage {unknown[0]!r} in `stages`; the stages are {list(STAGES)}.")
-    complete["stages"] = {
-        name: _section(stages[name] if stages[name] is not None else {}, name, f"stages.{name}.")
-        for name in STAGES
-        if name in stages
+    checked["stages"] = {
+        name: complete(stages[name], SCHEMA[name], f"stages.{name}.") for name in STAGES if name in stages
     }
-    channels = stages.get("channels") or {}
-    if channels.get("penalty_epochs") is not None and not complete["stages"]["channels"]["gamma_penalty"]:
-        raise RecipeError(
-            "`stages.channels.penalty_epochs` trains with the BatchNorm gamma penalty, which is off: set "
-            "`gamma_penalty` above 0 (e.g. 1e-4), or remove `penalty_epochs`."
-        )
-    _check_combination(complete)
-    return complete
+    _check_model(checked)
+    for name in checked["stages"]:
+        if BY_NAME[name].check:
+            BY_NAME[name].check(checked)
+    return checked
 
 
 def map_values(value, leaf=lambda item: item):
@@ -329,55 +219,11 @@ def map_values(value, leaf=lambda item: item):
     return leaf(value)
 
 
-def _section(values, section, prefix):
-    if not isinstance(values, dict):
-        raise RecipeError(f"`{prefix.rstrip('.') or 'recipe'}` must be a mapping of settings; got {values!r}.")
-    schema = SCHEMA[section]
-    unknown = [key for key in values if key not in schema]
-    if unknown:
-        raise RecipeError(f"Unknown key `{prefix}{unknown[0]}`; the keys here are {sorted(schema)}.")
-    complete = {}
-    for key, (validate, default) in schema.items():
-        if key not in values or (values[key] is None and default is not _REQUIRED):
-            if default is _REQUIRED:
-                accepted = validate(None)[1] if validate else f"a mapping of stage names {list(STAGES)} to settings"
-                raise RecipeError(f"`{prefix}{key}` is required: {accepted}.")
-            complete[key] = copy.deepcopy(default)
-            continue
-        value = values[key]
-        if validate is not None:
-            ok, accepted = validate(value)
-            if not ok:
-                raise RecipeError(f"`{prefix}{key}` must be {accepted}. Received: {value!r}")
-        complete[key] = value
-    return complete
-
-
-def _check_combination(recipe):
-    stages = recipe["stages"]
-    builtin_model = isinstance(recipe["model"], str) and recipe["model"].startswith("builtin:")
-    if builtin_model and recipe["model"] not in BUILTIN_MODELS:
-        raise RecipeError(f"`model` {recipe['model']!r} is not a built-in model; those are {list(BUILTIN_MODELS)}.")
-    if builtin_model and "train" not in stages and "distill" not in stages:
-        raise RecipeError(f"`model` {recipe['model']!r} starts untrained: add a `train` or `distill` stage.")
-    if "distill" in stages:
-        teacher = stages["distill"]["teacher"]
-        if isinstance(teacher, str) and teacher.startswith("builtin:"):
-            if teacher not in BUILTIN_MODELS:
-                raise RecipeError(f"`stages.distill.teacher` {teacher!r} is not one of {list(BUILTIN_MODELS)}.")
-            if stages["distill"]["teacher_epochs"] < 1:
-                raise RecipeError("A built-in teacher starts untrained: set `stages.distill.teacher_epochs` >= 1.")
-    channels = stages.get("channels")
-    if channels is not None and channels["ratio"] is not None and channels["budget"] is not None:
-        raise RecipeError("`stages.channels` takes `ratio` or `budget`, not both: a budget finds its own ratio.")
-    if channels is not None and channels["steps"] > 1 and channels["finetune_epochs"] < 1:
-        raise RecipeError("`stages.channels.steps` > 1 fine-tunes after each step: set `finetune_epochs` >= 1.")
-    export = stages.get("export")
-    if export is None:
+def _check_model(recipe):
+    stages, model = recipe["stages"], recipe["model"]
+    if inputs.is_builtin(model) and model not in BUILTIN_MODELS:
+        raise RecipeError(f"`model` {model!r} is not a built-in model; those are {list(BUILTIN_MODELS)}.")
+    if inputs.is_builtin(model) and "train" not in stages and "distill" not in stages:
+        raise RecipeError(f"`model` {model!r} starts untrained: add a `train` or `distill` stage.")
+    if "export" not in stages:
         raise RecipeError("`stages.export` is required: the pipeline's result is a .tflite file (use `export: {}`).")
-    if "qat" in stages and export["mode"] != "int8":
-        raise RecipeError(
-            f"`stages.qat` trains for int8; `stages.export.mode` must then be 'int8', not {export['mode']!r}."
-        )
-    if export["float_layers"] is not None and ("qat" in stages or export["mode"] != "int8"):
-        raise RecipeError("`stages.export.float_layers` needs post-training int8: mode 'int8' and no `qat` stage.")

@@ -132,12 +132,12 @@ def write_all(report: dict, paths: dict, overwrite: bool = False) -> dict:
         "markdown": _files.write_atomically(
             paths["markdown"], (format_markdown(rows, STAGE_COLUMNS) + "\n").encode(), overwrite=overwrite
         ),
-        "accuracy_vs_size": _write_figure(paths["accuracy_vs_size"], _accuracy_vs_size(rows), overwrite),
-        "sparsity": _write_figure(paths["sparsity"], _sparsity(rows[-1]), overwrite),
-        "latency": _write_figure(paths["latency"], _latency(rows), overwrite),
+        "accuracy_vs_size": write_figure(paths["accuracy_vs_size"], _accuracy_vs_size(rows), overwrite),
+        "sparsity": write_figure(paths["sparsity"], _sparsity(rows[-1]), overwrite),
+        "latency": write_figure(paths["latency"], _latency(rows), overwrite),
     }
     if report.get("widths"):
-        written["widths"] = _write_figure(paths["widths"], _widths(report["widths"]), overwrite)
+        written["widths"] = write_figure(paths["widths"], _widths(report["widths"]), overwrite)
     written["json"] = paths["json"]
     write_json(paths["json"], dict(report, files=dict(report["files"], **written)), overwrite=overwrite)
     return written
@@ -165,8 +165,17 @@ def log_stages(rows: list, log_dir) -> None:
     writer.close()
 
 
-def _figure():
-    # A Figure without pyplot: no global state, no GUI backend, safe in scripts and notebooks.
+def new_figure():
+    """A blank figure the size of every tfcompress plot, and its axes.
+
+    A Figure without pyplot: no global state, no GUI backend, safe in scripts and notebooks.
+
+    Returns:
+      `(figure, axes)`.
+
+    Example:
+      >>> figure, axes = new_figure()
+    """
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7, 4.5), layout="constrained")
@@ -174,7 +183,7 @@ def _figure():
 
 
 def _accuracy_vs_size(rows):
-    figure, axes = _figure()
+    figure, axes = new_figure()
     measured = [row for row in rows if row.get("gzip_bytes") and row.get("tflite_accuracy") is not None]
     axes.plot([row["gzip_bytes"] / 1024 for row in measured], [row["tflite_accuracy"] for row in measured], "o-")
     for row in measured:
@@ -187,7 +196,7 @@ def _accuracy_vs_size(rows):
 
 
 def _sparsity(row):
-    figure, axes = _figure()
+    figure, axes = new_figure()
     layers = row.get("layers") or []
     axes.barh([layer["layer"] for layer in layers], [layer["sparsity"] for layer in layers])
     axes.set(xlabel="share of zero weights", xlim=(0, 1), title=f"Per-layer sparsity: {row['stage']}")
@@ -196,7 +205,7 @@ def _sparsity(row):
 
 
 def _latency(rows):
-    figure, axes = _figure()
+    figure, axes = new_figure()
     timed = [row for row in rows if row.get("latency_ms") is not None]
     axes.bar([row["stage"] for row in timed], [row["latency_ms"] for row in timed])
     axes.set(ylabel="LiteRT latency, batch 1, 1 thread (ms)", title="Latency per stage")
@@ -205,7 +214,7 @@ def _latency(rows):
 
 
 def _widths(widths):
-    figure, axes = _figure()
+    figure, axes = new_figure()
     names = list(widths)
     positions = range(len(names))
     axes.barh([p - 0.2 for p in positions], [widths[name][0] for name in names], height=0.4, label="before")
@@ -217,7 +226,23 @@ def _widths(widths):
     return figure
 
 
-def _write_figure(path, figure, overwrite):
+def write_figure(path, figure, overwrite: bool = False) -> str:
+    """Writes a figure as a PNG, atomically.
+
+    Args:
+      path: the file to write.
+      figure: a matplotlib Figure, e.g. from `new_figure`.
+      overwrite: replace an existing file.
+
+    Returns:
+      The absolute path written.
+
+    Raises:
+      FileExistsError: `path` exists and `overwrite` is False.
+
+    Example:
+      >>> write_figure("plot.png", figure)
+    """
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
     return _files.write_atomically(path, buffer.getvalue(), overwrite=overwrite)

@@ -3,7 +3,8 @@
 import collections
 
 from tfcompress._checks import check_number
-from tfcompress._keras import ensure_keras2_model, keras, tf
+from tfcompress._keras import keras, tf
+from tfcompress._model_guards import ensure_keras2_model
 from tfcompress.distill import cache, losses
 from tfcompress.distill.features import FeatureLoss
 

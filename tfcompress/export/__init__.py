@@ -9,12 +9,12 @@ Example:
 """
 
 from tfcompress.export.android import android_bundle, read_metadata
-from tfcompress.export.benchmark import benchmark
 from tfcompress.export.fallback import layer_errors
-from tfcompress.export.inspection import inspect
+from tfcompress.export.inspection import inspect_tflite as inspect  # public as tfc.export.inspect
+from tfcompress.export.latency import benchmark
 from tfcompress.export.litert import LiteRTModel
 from tfcompress.export.tflite import ExportResult, to_tflite
-from tfcompress.export.verify import verify
+from tfcompress.export.verification import verify
 
 __all__ = [
     "ExportResult",

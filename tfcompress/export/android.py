@@ -5,7 +5,7 @@ import os
 
 from tfcompress import _files
 from tfcompress.export import metadata, rgb_front
-from tfcompress.export.inspection import describe_tensor, inspect
+from tfcompress.export.inspection import describe_tensor, inspect_tflite
 from tfcompress.export.litert import load_interpreter
 
 _SIGNATURE = "serving_default"
@@ -67,7 +67,7 @@ def android_bundle(
       >>> bundle["model"]
       '/content/android/model_int8.tflite'
     """
-    report = inspect(path)
+    report = inspect_tflite(path)
     image, scores = _check_classifier(report, labels)
     normalization, value_range = _normalization(image, pixel_range)
     stem = os.path.splitext(os.path.basename(report["path"]))[0]

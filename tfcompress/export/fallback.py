@@ -5,7 +5,8 @@ import io
 
 import numpy as np
 
-from tfcompress._keras import ensure_graph_model, tf
+from tfcompress._keras import tf
+from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import input_specs
 from tfcompress.export.calibration import calibration_examples
 from tfcompress.export.litert import LiteRTModel

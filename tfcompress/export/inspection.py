@@ -27,7 +27,7 @@ _DATA_MOVEMENT_OPS = (
 )
 
 
-def inspect(path) -> dict:
+def inspect_tflite(path) -> dict:
     """Reads a `.tflite` file and reports what runs where.
 
     Multiply-accumulates (MACs) are counted for CONV_2D, DEPTHWISE_CONV_2D and
@@ -218,7 +218,7 @@ def _dtype(tensor) -> str:
 
 
 def describe_tensor(detail) -> dict:
-    """An input or output tensor as `inspect` and the Android bundle describe it.
+    """An input or output tensor as `inspect_tflite` and the Android bundle describe it.
 
     Args:
       detail: the interpreter's detail dict of the tensor.

@@ -7,7 +7,9 @@ import warnings
 import numpy as np
 
 from tfcompress import _errors, _files
-from tfcompress._keras import ensure_graph_model, tf
+from tfcompress._choices import CALIBRATED_MODES, EXPORT_MODES, IO_DTYPES
+from tfcompress._keras import tf
+from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import input_specs
 from tfcompress.export import fallback, recurrent, weight_quantization
 from tfcompress.export.calibration import calibration_examples
@@ -15,19 +17,7 @@ from tfcompress.export.inspection import costly_undelegated_ops, float_compute_o
 from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
 from tfcompress.quantize import is_quantization_aware
 
-_IO_DTYPES = {"float32": tf.float32, "uint8": tf.uint8, "int8": tf.int8, "int16": tf.int16}
-# The I/O types each mode accepts, default first. uint8 is the default for int8 models:
-# Android's LiteRT/MediaPipe image classifier takes uint8 or float32 input, not int8, and
-# uint8 carries camera pixels as they are.
-_MODES = {
-    "float32": ("float32",),
-    "float16": ("float32",),
-    "dynamic": ("float32",),
-    "int8": ("uint8", "float32", "int8"),
-    "int16x8": ("float32", "int16"),
-    **{mode: ("float32",) for mode in weight_quantization.RECIPES},
-}
-_CALIBRATED_MODES = ("int8", "int16x8")
+_IO_DTYPES = {name: tf.as_dtype(name) for name in IO_DTYPES}
 _SPARSE_MODES = ("float32", "dynamic", "int8")
 # TF-MOT names the wrapper of layer "scores" "quant_scores"; the file keeps the layer's name.
 _QAT_PREFIX = "quant_"
@@ -70,17 +60,6 @@ class ExportResult:
     output_dtype: str
     fallback: dict = None
     notes: tuple = ()
-
-    def to_dict(self) -> dict:
-        """The fields as a plain dict, for reports and JSON.
-
-        Returns:
-          A dict with one key per field.
-
-        Example:
-          >>> json.dumps(result.to_dict())
-        """
-        return dataclasses.asdict(self)
 
 
 def to_tflite(
@@ -170,21 +149,23 @@ def to_tflite(
       >>> result.bytes
     """
     ensure_graph_model(model)
-    if mode not in _MODES:
-        raise ValueError(f"`mode` must be one of {tuple(_MODES)}. Received: mode={mode!r}")
+    if mode not in EXPORT_MODES:
+        raise ValueError(f"`mode` must be one of {tuple(EXPORT_MODES)}. Received: mode={mode!r}")
     if float_layers is not None:
         _check_fallback_request(model, mode, io_dtype, representative_data, sparse, batch_size)
         io_dtype = "float32"
     specs = input_specs(model)
     io_dtype = io_dtype or _default_io_dtype(mode, specs)
-    if io_dtype not in _MODES[mode]:
-        raise ValueError(f"In mode {mode!r}, `io_dtype` must be one of {_MODES[mode]}. Received: io_dtype={io_dtype!r}")
+    if io_dtype not in EXPORT_MODES[mode]:
+        raise ValueError(
+            f"In mode {mode!r}, `io_dtype` must be one of {EXPORT_MODES[mode]}. Received: io_dtype={io_dtype!r}"
+        )
     if mode in weight_quantization.RECIPES:
         weight_quantization.check_available(mode)
-    if mode not in _CALIBRATED_MODES and representative_data is not None:
+    if mode not in CALIBRATED_MODES and representative_data is not None:
         raise ValueError(
             f"`representative_data` calibrates activation ranges, which {mode} mode does not have. "
-            f"Remove it, or pass one of the calibrated modes {_CALIBRATED_MODES}."
+            f"Remove it, or pass one of the calibrated modes {CALIBRATED_MODES}."
         )
     if batch_size is not None and not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"`batch_size` must be None (dynamic) or a positive int. Received: batch_size={batch_size!r}")
@@ -194,7 +175,7 @@ def to_tflite(
     samples = None
     if representative_data is not None:
         samples = calibration_examples(representative_data, specs, calibration_samples)
-    if mode in _CALIBRATED_MODES and samples is None and not (mode == "int8" and is_quantization_aware(model)):
+    if mode in CALIBRATED_MODES and samples is None and not (mode == "int8" and is_quantization_aware(model)):
         raise ValueError(
             f"{mode} export needs `representative_data` to calibrate the value ranges, e.g. "
             "representative_data=x_train[:300]"
@@ -208,7 +189,7 @@ def to_tflite(
             stacklevel=2,
         )
 
-    model, batch_size, notes = recurrent.prepare(model, mode in _CALIBRATED_MODES, batch_size)
+    model, batch_size, notes = recurrent.prepare(model, mode in CALIBRATED_MODES, batch_size)
     for note, worth_a_warning in notes:
         if worth_a_warning:
             warnings.warn(note, stacklevel=2)
@@ -261,7 +242,7 @@ def to_tflite(
 def _default_io_dtype(mode, specs) -> str:
     """uint8 for an int8 model of images (camera pixels as they are); float32 for any other I/O."""
     images = all(not spec.integer and len(spec.shape) == 3 and spec.shape[-1] in (1, 3, 4) for spec in specs)
-    return _MODES[mode][0] if mode != "int8" or images else "float32"
+    return EXPORT_MODES[mode][0] if mode != "int8" or images else "float32"
 
 
 def _check_fallback_request(model, mode, io_dtype, representative_data, sparse, batch_size):

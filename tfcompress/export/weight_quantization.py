@@ -1,11 +1,6 @@
 """Weight-only and int4 modes through the LiteRT quantizer (`litert-quantizer`), an optional extra."""
 
-# The LiteRT quantizer's recipe for each mode it serves.
-RECIPES = {
-    "weights_int8": "weight_only_wi8_afp32",
-    "weights_int4": "weight_only_wi4_afp32",
-    "dynamic_int4": "dynamic_wi4_afp32",
-}
+from tfcompress._choices import QUANTIZER_RECIPES as RECIPES
 
 
 def check_available(mode: str) -> None:

@@ -5,20 +5,20 @@ Example:
   >>> pruned.compile(optimizer="adam", loss=loss)
   >>> pruned.fit(x, y, epochs=3, callbacks=tfc.prune.callbacks())
   >>> small = tfc.prune.strip(pruned)
-  >>> tfc.prune.report(small)["sparsity"]
+  >>> tfc.prune.sparsity(small)["sparsity"]
   >>> faster = tfc.prune.channels(model, ratio=0.5)   # whole channels removed: a smaller, faster model
   >>> tfc.prune.finetune(faster, (x, y), epochs=2)
 """
 
 from tfcompress.prune.batchnorm import recalibrate_batchnorm
 from tfcompress.prune.blocks import drop_blocks, residual_blocks
-from tfcompress.prune.channels import ChannelPlan, channels, plan_channels, plan_cost, rebuild
-from tfcompress.prune.cost import cost
+from tfcompress.prune.channel_pruning import ChannelPlan, channels, plan_channels, plan_cost, rebuild
+from tfcompress.prune.compute_cost import cost
+from tfcompress.prune.counting import report, sparsity
 from tfcompress.prune.criteria import Group
-from tfcompress.prune.finetune import finetune, iterative
-from tfcompress.prune.magnitude import PruningModel, callbacks, is_pruned, magnitude, strip
-from tfcompress.prune.report import report
-from tfcompress.prune.sensitivity import sensitivity
+from tfcompress.prune.magnitude_pruning import PruningModel, callbacks, is_pruned, magnitude, strip
+from tfcompress.prune.recovery import finetune, iterative
+from tfcompress.prune.sensitivity_analysis import sensitivity
 from tfcompress.prune.slimming import gamma_penalty
 
 __all__ = [
@@ -41,5 +41,6 @@ __all__ = [
     "report",
     "residual_blocks",
     "sensitivity",
+    "sparsity",
     "strip",
 ]

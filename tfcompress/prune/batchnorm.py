@@ -9,7 +9,8 @@ pruned model's accuracy honest again, before and after fine-tuning.
 import numpy as np
 
 from tfcompress._checks import check_positive_integer
-from tfcompress._keras import ensure_graph_model, keras
+from tfcompress._keras import keras
+from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import arrays_from
 
 _BATCH = 128

@@ -5,7 +5,9 @@ tensor and nothing outside the block reads the branch, dropping it leaves `skip`
 block becomes the identity and every layer of the branch is gone.
 """
 
-from tfcompress._keras import accuracy, ensure_graph_model, keras
+from tfcompress._classifier import accuracy
+from tfcompress._keras import keras
+from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import labelled_arrays
 from tfcompress.prune.coupling import nodes
 

@@ -15,7 +15,9 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from tfcompress._keras import keras, outputs_logits
+from tfcompress._choices import CHANNEL_CRITERIA
+from tfcompress._classifier import outputs_logits
+from tfcompress._keras import keras
 from tfcompress.prune import layers
 
 _BATCH = 64
@@ -173,15 +175,8 @@ def apoz(group: Group) -> np.ndarray:
     return group.nonzero_fraction
 
 
-CRITERIA = {
-    "l1": l1_norm,
-    "l2": l2_norm,
-    "bn_gamma": bn_gamma,
-    "taylor": taylor,
-    "mean_activation": mean_activation,
-    "apoz": apoz,
-}
-NEEDS_DATA = ("taylor", "mean_activation", "apoz")
+# Named in tfcompress._choices, which the recipe checker reads too.
+CRITERIA = dict(zip(CHANNEL_CRITERIA, (l1_norm, l2_norm, bn_gamma, taylor, mean_activation, apoz)))
 
 
 def resolve(criterion):

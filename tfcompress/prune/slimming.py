@@ -1,7 +1,8 @@
 """Network slimming's training half: an L1 penalty on BatchNormalization γ makes channels prunable."""
 
 from tfcompress._checks import check_number
-from tfcompress._keras import ensure_graph_model, keras
+from tfcompress._keras import keras
+from tfcompress._model_guards import ensure_graph_model
 
 
 def gamma_penalty(model, strength: float = 1e-4):

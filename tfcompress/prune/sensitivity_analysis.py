@@ -1,14 +1,15 @@
 """How much accuracy each layer's channels are worth: prune one group at a time and measure."""
 
-import io
 
 from tfcompress import _files
 from tfcompress._checks import check_number
-from tfcompress._keras import accuracy, clone_with_weights, ensure_graph_model
+from tfcompress._classifier import accuracy
+from tfcompress._graph import clone_with_weights
+from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import arrays_from, labelled_arrays
 from tfcompress.prune.batchnorm import recalibrate_batchnorm
-from tfcompress.prune.channels import plan_channels, rebuild
-from tfcompress.report import format_table
+from tfcompress.prune.channel_pruning import plan_channels, rebuild
+from tfcompress.report import format_table, new_figure, write_figure
 
 _COLUMNS = [("layer", "layer"), ("ratio", "ratio"), ("channels", "channels kept"), ("accuracy", "accuracy"),
             ("drop", "drop (points)")]  # fmt: skip
@@ -88,15 +89,12 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
             )
     result = {"baseline": baseline, "rows": rows, "table": format_table(rows, _COLUMNS), "plot": None}
     if plot_path is not None:
-        result["plot"] = _files.write_atomically(plot_path, _plot(rows, baseline), overwrite=overwrite)
+        result["plot"] = write_figure(plot_path, _plot(rows, baseline), overwrite=overwrite)
     return result
 
 
-def _plot(rows, baseline) -> bytes:
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
-    axes = figure.subplots()
+def _plot(rows, baseline):
+    figure, axes = new_figure()
     for layer in dict.fromkeys(row["layer"] for row in rows):
         points = [(row["ratio"], row["accuracy"]) for row in rows if row["layer"] == layer]
         axes.plot(*zip(*points), "o-", label=layer)
@@ -105,6 +103,4 @@ def _plot(rows, baseline) -> bytes:
              title="Channel pruning sensitivity per layer")  # fmt: skip
     axes.legend(fontsize=7)
     axes.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    return buffer.getvalue()
+    return figure

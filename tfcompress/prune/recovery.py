@@ -3,14 +3,14 @@
 import math
 
 from tfcompress._checks import check_number, check_positive_integer
-from tfcompress._keras import accuracy, ensure_graph_model, keras, outputs_logits
+from tfcompress._choices import DATA_DRIVEN_CRITERIA, SCORE_EXAMPLES
+from tfcompress._classifier import accuracy, compile_classifier
+from tfcompress._keras import keras
+from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import labelled_arrays
-from tfcompress.prune import criteria
 from tfcompress.prune.batchnorm import recalibrate_batchnorm
-from tfcompress.prune.channels import channels, plan_channels
-from tfcompress.prune.cost import cost
-
-_SCORE_EXAMPLES = 512
+from tfcompress.prune.channel_pruning import channels, plan_channels
+from tfcompress.prune.compute_cost import cost
 
 
 def finetune(model, data, *, epochs: int = 2, learning_rate: float = 5e-4, batch_size: int = 32,
@@ -54,11 +54,7 @@ def finetune(model, data, *, epochs: int = 2, learning_rate: float = 5e-4, batch
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
         check_number("learning_rate", learning_rate, low=0, low_open=True)
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * math.ceil(len(x) / batch_size))
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)),
-        metrics=["accuracy"],
-    )
+    compile_classifier(model, learning_rate)
     history = model.fit(
         x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, callbacks=callbacks,
         verbose=verbose,
@@ -114,8 +110,8 @@ def iterative(model, data, ratio=None, *, steps: int = 3, epochs_per_step: int =
     check_positive_integer("steps", steps)
     check_positive_integer("epochs_per_step", epochs_per_step)
     x, y = labelled_arrays(data, "data")
-    scoring = (x[:_SCORE_EXAMPLES], y[:_SCORE_EXAMPLES])
-    needs_data = isinstance(criterion, str) and criterion in criteria.NEEDS_DATA
+    scoring = (x[:SCORE_EXAMPLES], y[:SCORE_EXAMPLES])
+    needs_data = isinstance(criterion, str) and criterion in DATA_DRIVEN_CRITERIA
     choose = {"criterion": criterion, "data": scoring if needs_data else None, "protect": protect}
     final = plan_channels(model, ratio, allocation=allocation, budget=budget, **choose).widths()
     cut = [name for name, (before, after) in final.items() if after < before]

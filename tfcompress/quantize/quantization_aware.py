@@ -13,10 +13,11 @@ import tensorflow_model_optimization as tfmot
 
 from tfcompress import _errors
 from tfcompress._graph import calls, flat_copy
-from tfcompress._keras import ensure_graph_model, keras
+from tfcompress._keras import keras
+from tfcompress._model_guards import ensure_graph_model
 from tfcompress.prune import is_pruned
 from tfcompress.quantize import configs, ops, ranges
-from tfcompress.quantize.cluster import is_clustered
+from tfcompress.quantize.clustering import is_clustered
 
 _quantization = tfmot.quantization.keras
 

@@ -15,7 +15,8 @@ from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper im
 
 from tfcompress._checks import check_number, check_positive_integer
 from tfcompress._graph import flat_copy
-from tfcompress._keras import ensure_graph_model, keras
+from tfcompress._keras import keras
+from tfcompress._model_guards import ensure_graph_model
 from tfcompress.prune import prunable
 
 _sparsity = tfmot.sparsity.keras

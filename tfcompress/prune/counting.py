@@ -1,8 +1,11 @@
 """Counting weights and zeros, layer by layer."""
 
+import warnings
+
 import numpy as np
 
-from tfcompress._keras import ensure_keras2_model, keras
+from tfcompress._keras import keras
+from tfcompress._model_guards import ensure_keras2_model
 
 _TFMOT = "tensorflow_model_optimization"
 
@@ -15,7 +18,7 @@ def _innermost(layer):
     return layer
 
 
-def report(model) -> dict:
+def sparsity(model) -> dict:
     """Per-layer parameter counts and sparsity of a plain, pruned or quantization-aware model.
 
     Counts the trainable weights of each layer (kernels, biases, ...); TF-MOT wrappers'
@@ -32,7 +35,7 @@ def report(model) -> dict:
       TypeError: `model` is not a Keras 2 model.
 
     Example:
-      >>> tfc.prune.report(small)["sparsity"]
+      >>> tfc.prune.sparsity(small)["sparsity"]
       0.798  # the demo's student at 80%: biases are not pruned
     """
     ensure_keras2_model(model)
@@ -55,3 +58,17 @@ def report(model) -> dict:
         "nonzero_parameters": total - zeros,
         "sparsity": zeros / total if total else 0.0,
     }
+
+
+def report(model) -> dict:
+    """Deprecated: `sparsity` under its old name, kept for one release.
+
+    Example:
+      >>> tfc.prune.sparsity(small)   # instead of tfc.prune.report(small)
+    """
+    warnings.warn(
+        "tfc.prune.report is now tfc.prune.sparsity; the old name goes in the next release.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return sparsity(model)

@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 
-from tfcompress._keras import ensure_keras2_model, is_keras3_model, keras, tf
+from tfcompress._keras import keras, tf
+from tfcompress._model_guards import ensure_keras2_model, is_keras3_model
 
 # Keras 3 configuration keys that Keras 2 layers do not take, with the value that means
 # "not used": such a key is dropped; any other value is a feature Keras 2 cannot rebuild.

@@ -3,7 +3,8 @@
 import numpy as np
 
 from tfcompress._graph import flat_copy, nested_models
-from tfcompress._keras import ensure_graph_model, keras
+from tfcompress._keras import keras
+from tfcompress._model_guards import ensure_graph_model
 
 
 def cost(model) -> dict:

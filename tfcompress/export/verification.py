@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from tfcompress._keras import ensure_keras2_model, tf
+from tfcompress._keras import tf
+from tfcompress._model_guards import ensure_keras2_model
 from tfcompress.data.arrays import collect, input_arrays, input_specs
 from tfcompress.export.litert import LiteRTModel
 

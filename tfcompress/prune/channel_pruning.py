@@ -13,12 +13,14 @@ import warnings
 import numpy as np
 
 from tfcompress._checks import check_number
+from tfcompress._choices import DATA_DRIVEN_CRITERIA
 from tfcompress._graph import flat_copy, nested_models
-from tfcompress._keras import ensure_graph_model, keras
+from tfcompress._keras import keras
+from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import arrays_from
 from tfcompress.prune import criteria
 from tfcompress.prune import layers as kinds
-from tfcompress.prune.cost import cost, total
+from tfcompress.prune.compute_cost import cost, total
 from tfcompress.prune.coupling import PRODUCERS, Graph, nodes
 
 _BUDGET_KEYS = ("parameters", "macs")
@@ -206,7 +208,7 @@ def plan_channels(
     if unsupported not in ("error", "skip"):
         raise ValueError(f"`unsupported` must be 'error' or 'skip'. Received: {unsupported!r}")
     limit = _budget(model, budget)
-    if criterion in criteria.NEEDS_DATA and data is None:
+    if criterion in DATA_DRIVEN_CRITERIA and data is None:
         raise ValueError(
             f"criterion={criterion!r} measures channels on data; pass data=(x, y) "
             "(a few hundred training examples are enough)."

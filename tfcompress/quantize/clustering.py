@@ -10,7 +10,9 @@ from tensorflow_model_optimization.python.core.clustering.keras.cluster_wrapper 
 from tensorflow_model_optimization.python.core.clustering.keras.experimental import cluster as _experimental
 
 from tfcompress._checks import check_positive_integer
-from tfcompress._keras import clone_with_weights, ensure_graph_model, keras
+from tfcompress._graph import clone_with_weights
+from tfcompress._keras import keras
+from tfcompress._model_guards import ensure_graph_model
 
 _clustering = tfmot.clustering.keras
 _INITS = {

@@ -1,0 +1,115 @@
+"""The built-in models: the CNN teacher and student of the demo, and a small ResNet.
+
+Recipes name them `builtin:teacher`, `builtin:student` and `builtin:resnet`; they are
+plain Keras 2 models, sized for the built-in 8x8 digits and larger images alike.
+
+Example:
+  >>> teacher = tfc.models.conv_net((32, 64), 384, "teacher")
+  >>> resnet = tfc.models.builtin("builtin:resnet", input_shape=(28, 28, 1), classes=10)
+"""
+
+from tfcompress._choices import BUILTIN_MODELS
+from tfcompress._keras import keras
+
+
+def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (8, 8, 1), classes: int = 10):
+    """The demo's CNN: two 3x3 convolutions, max-pooling, two dense layers.
+
+    Inputs larger than 8x8 (such as MNIST's 28x28) are pooled after the first
+    convolution too, so the dense layer stays a reasonable size.
+
+    Args:
+      filters: output channels of the two convolutions.
+      dense_units: width of the hidden dense layer.
+      name: model name.
+      input_shape: shape of one image, `(height, width, channels)`.
+      classes: how many logits it outputs.
+
+    Returns:
+      An uncompiled Sequential model that outputs `classes` logits.
+
+    Example:
+      >>> conv_net((32, 64), 384, "teacher").count_params()
+      416266
+    """
+    first = [keras.layers.Conv2D(filters[0], 3, padding="same", activation="relu")]
+    if input_shape[0] > 8:
+        first.append(keras.layers.MaxPooling2D())
+    return keras.Sequential(
+        [keras.Input(shape=input_shape)]
+        + first
+        + [
+            keras.layers.Conv2D(filters[1], 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(dense_units, activation="relu"),
+            keras.layers.Dense(classes),
+        ],
+        name=name,
+    )
+
+
+def residual_net(width: int, blocks: int, name: str, input_shape: tuple = (8, 8, 1), classes: int = 10):
+    """A small ResNet: a stem, basic residual blocks, global average pooling, a dense head.
+
+    Each block is conv-BN-ReLU-conv-BN added to its input, then a ReLU (He et al., 2016).
+    Inputs larger than 8x8 are max-pooled after the stem. The layers are named
+    `stem`, `stem_bn`, `block{i}_conv1`, `block{i}_bn1`, `block{i}_conv2`, `block{i}_bn2`,
+    `block{i}_add` and `logits`, so pruning results read clearly.
+
+    Args:
+      width: channels of every convolution.
+      blocks: how many residual blocks.
+      name: model name.
+      input_shape: shape of one image, `(height, width, channels)`.
+      classes: how many logits it outputs.
+
+    Returns:
+      An uncompiled functional model that outputs `classes` logits.
+
+    Example:
+      >>> residual_net(16, 3, "resnet").count_params()
+      14698
+    """
+    inputs = keras.Input(shape=input_shape)
+    x = keras.layers.Conv2D(width, 3, padding="same", name="stem")(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="stem_bn")(x))
+    if input_shape[0] > 8:
+        x = keras.layers.MaxPooling2D()(x)
+    for block in range(1, blocks + 1):
+        branch = keras.layers.Conv2D(width, 3, padding="same", name=f"block{block}_conv1")(x)
+        branch = keras.layers.ReLU()(keras.layers.BatchNormalization(name=f"block{block}_bn1")(branch))
+        branch = keras.layers.Conv2D(width, 3, padding="same", name=f"block{block}_conv2")(branch)
+        branch = keras.layers.BatchNormalization(name=f"block{block}_bn2")(branch)
+        x = keras.layers.ReLU()(keras.layers.Add(name=f"block{block}_add")([x, branch]))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(x), name=name)
+
+
+def builtin(name: str, input_shape: tuple = (8, 8, 1), classes: int = 10):
+    """Builds one of the built-in models, untrained.
+
+    Args:
+      name: "builtin:teacher" (CNN, 416k parameters on digits), "builtin:student" (the
+        same CNN with a quarter of the parameters) or "builtin:resnet" (three residual
+        blocks of width 16).
+      input_shape: shape of one image, `(height, width, channels)`.
+      classes: how many logits it outputs.
+
+    Returns:
+      An uncompiled Keras 2 model, named after the part after "builtin:".
+
+    Raises:
+      ValueError: `name` is not a built-in model.
+
+    Example:
+      >>> builtin("builtin:student").count_params()
+      105226
+    """
+    if name not in BUILTIN_MODELS:
+        raise ValueError(f"`{name}` is not a built-in model; those are {list(BUILTIN_MODELS)}.")
+    short, input_shape = name.split(":", 1)[1], tuple(input_shape)
+    if short == "resnet":
+        return residual_net(16, 3, short, input_shape, classes=classes)
+    filters, units = {"teacher": ((32, 64), 384), "student": ((16, 32), 192)}[short]
+    return conv_net(filters, units, short, input_shape, classes=classes)

@@ -1,0 +1,115 @@
+"""The pipeline's loop: check the recipe, load the inputs, run each registered stage, write the report."""
+
+import contextlib
+import os
+import tempfile
+import time
+
+from tfcompress import data
+from tfcompress import recipe as recipes
+from tfcompress import report as reports
+from tfcompress._keras import keras
+from tfcompress._progress import StageTimer
+from tfcompress.pipeline import distribution, inputs, outputs
+from tfcompress.pipeline.measure import Measure
+from tfcompress.pipeline.stage import Context
+from tfcompress.pipeline.stages import REGISTERED
+
+
+def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
+    """Runs a recipe: loads the model and data, runs its stages, writes the files and the report.
+
+    Nothing is trained until the whole recipe, the model, the data and every output
+    path have been checked; outputs are written atomically and never replace existing
+    files unless the recipe says `overwrite: true`. A Keras model passed in the recipe
+    is copied, never modified; a model file carrying code (a Lambda layer) is refused
+    unless the recipe says `trust_model_code: true`. With `distribute`, every stage that
+    trains runs under that `tf.distribute` strategy; on a multi-worker cluster every
+    worker runs the recipe and only the chief writes the files.
+
+    Args:
+      recipe: a dict, or the path of a `.json`/`.yaml` recipe (see `tfcompress.recipe`).
+      overrides: `key.path=value` strings applied on top, e.g. `["stages.prune.sparsity=0.5"]`.
+      progress: called with one line of text as each stage starts and ends.
+      verbose: Keras `fit` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
+
+    Returns:
+      The report dict: `rows` (the input model when it is the user's, the teacher when
+      there is a distill stage, then one per stage: seconds, parameters, non-zero
+      parameters, Keras accuracy, `.tflite` bytes and gzip bytes, LiteRT accuracy,
+      agreement with Keras and latency), `final` (the exported file's row), `widths`
+      (channels per layer before and after, when a channels stage ran), `class_names`,
+      `files` written, and the checked `recipe`. The same is written to `report.json`.
+
+    Raises:
+      RecipeError: the recipe has an unknown key or a bad value.
+      FileNotFoundError: the model, the data or a folder does not exist.
+      FileExistsError: an output exists and the recipe does not allow overwriting.
+      ValueError: the model or the data cannot be used (named in the message).
+
+    Example:
+      >>> report = tfc.pipeline.run("examples/resnet_channels.yaml")
+      >>> report["files"]["model"]
+    """
+    checked = recipes.check(recipes.override(recipes.load(recipe), overrides))
+    strategy = distribution.strategy_for(checked["distribute"])  # before anything else runs in TensorFlow
+    if not distribution.is_chief(strategy):  # it trains with the others; the chief writes the files
+        checked = dict(checked, output_dir=os.path.join(tempfile.mkdtemp(prefix="tfcompress_worker_"), "out"))
+    stages = [(stage, checked["stages"][stage.name]) for stage in REGISTERED if stage.name in checked["stages"]]
+    user_model = not inputs.is_builtin(checked["model"])
+    labels = (["input model"] if user_model else []) + (["teacher"] if "distill" in checked["stages"] else [])
+    labels += [stage.row_label(settings) for stage, settings in stages if stage.measured == "float32"]
+    paths = outputs.plan(checked, labels)
+    keras.utils.set_random_seed(checked["seed"])
+    (x_train, y_train), (x_test, y_test), class_names = data.load_source(checked["data"], checked["seed"])
+    measure = Measure(x_test, y_test, paths["stage_files"], overwrite=checked["overwrite"])
+    rows, aside = [], []
+
+    def record(label, model, seconds):
+        start = time.perf_counter()
+        rows.append(measure(label, model, seconds))
+        aside.append(seconds + time.perf_counter() - start)
+
+    context = Context(None, checked, x_train, y_train, x_test, y_test, paths, verbose, record)
+    with _scope(strategy):
+        context.model = inputs.load_model(context, checked["model"], "model")
+        for stage, settings in stages:
+            if stage.prepare:
+                stage.prepare(context, settings)
+
+    os.makedirs(paths["folder"], exist_ok=True)
+    timer = StageTimer(progress, len(stages))
+    if user_model:
+        record("input model", context.model, 0.0)
+    for stage, settings in stages:
+        aside.clear()
+        with timer.step(stage.title(settings), key=stage.name), _scope(strategy if stage.trains else None):
+            context.model = stage.run(context, settings)
+        seconds = round(timer.seconds[stage.name] - sum(aside), 2)  # less what its own rows took
+        rows.append(measure(stage.row_label(settings), context.model, seconds, stage.measured, context.exported))
+
+    files = {"model": paths["model"], **({"android": context.notes["android"]} if "android" in context.notes else {})}
+    files.update({f"{label} (float32)": path for label, path in paths["stage_files"].items()})
+    report = {
+        "rows": rows,
+        "widths": context.notes.get("widths"),
+        "final": rows[-1],
+        "class_names": class_names,
+        "recipe": recipes.map_values(checked, _json_value),
+        "files": files,
+    }
+    report["files"].update(reports.write_all(report, paths, overwrite=checked["overwrite"]))
+    reports.log_stages(rows, paths["tensorboard"])
+    progress("")
+    progress(reports.format_table(rows, reports.STAGE_COLUMNS))
+    return report
+
+
+def _scope(strategy):
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def _json_value(value):
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return f"<{type(value).__name__} {getattr(value, 'name', '')}>".replace(" >", ">")

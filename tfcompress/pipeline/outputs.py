@@ -1,0 +1,64 @@
+"""Every path a pipeline run writes, decided and checked before any training."""
+
+import os
+
+from tfcompress import report as reports
+
+
+def plan(recipe: dict, labels) -> dict:
+    """The paths a run of a checked recipe writes, after checking that it may write them.
+
+    Args:
+      recipe: the checked recipe.
+      labels: the report rows' labels, for each stage's float32 `.tflite` when the
+        recipe keeps them (`stage_files: true`).
+
+    Returns:
+      `folder`, `model` (the exported `.tflite`), `tensorboard`, `android`, the report
+      files by the keys of `tfcompress.report.REPORT_FILES`, and `stage_files` (row
+      label -> path, empty unless kept).
+
+    Raises:
+      FileNotFoundError: the output folder's parent does not exist.
+      FileExistsError: an output exists and the recipe does not say `overwrite: true`.
+      PermissionError: the output folder is not writable.
+
+    Example:
+      >>> plan(checked, ["teacher", "distill"])["model"]
+      '/home/me/compressed/model_int8.tflite'
+    """
+    folder = os.path.abspath(recipe["output_dir"])
+    export_settings = recipe["stages"]["export"]
+    paths = {
+        "folder": folder,
+        "model": os.path.join(folder, f"model_{export_settings['mode']}.tflite"),
+        "tensorboard": os.path.join(folder, "tensorboard"),
+        "android": os.path.join(folder, "android"),
+    }
+    paths.update({key: os.path.join(folder, name) for key, name in reports.REPORT_FILES.items()})
+    paths["stage_files"] = {
+        label: os.path.join(folder, f"{label.replace(' ', '_')}_float32.tflite")
+        for label in (labels if recipe["stage_files"] else ())
+    }
+    if not os.path.isdir(os.path.dirname(folder)):
+        raise FileNotFoundError(
+            f"The folder {os.path.dirname(folder)} does not exist; create it, or change output_dir."
+        )
+    overwrite = recipe["overwrite"]
+    files = [paths["model"], *(paths[key] for key in reports.REPORT_FILES), *paths["stage_files"].values()]
+    for path in files:
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(
+                f"{path} already exists and was left as it is. Set `overwrite: true` (--overwrite), "
+                "or choose another output_dir."
+            )
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK):
+        raise PermissionError(f"The folder {folder} is not writable. Choose another output_dir.")
+    if os.path.isdir(paths["tensorboard"]) and os.listdir(paths["tensorboard"]) and not overwrite:
+        raise FileExistsError(
+            f"{paths['tensorboard']} holds an earlier run's logs. Set `overwrite: true`, or another output_dir."
+        )
+    android = paths["android"]
+    if export_settings["android_labels"] and os.path.isdir(android) and os.listdir(android) and not overwrite:
+        raise FileExistsError(f"{android} holds an earlier bundle. Set `overwrite: true`, or another output_dir.")
+    return paths

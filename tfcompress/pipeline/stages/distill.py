@@ -1,0 +1,58 @@
+"""The `distill` stage: train the model as a student of a teacher, with soft targets at a temperature."""
+
+import time
+
+from tfcompress import distill
+from tfcompress._choices import BUILTIN_MODELS
+from tfcompress._keras import keras
+from tfcompress._schema import Key, RecipeError, count, number, positive, positive_integer
+from tfcompress.pipeline import inputs
+from tfcompress.pipeline.stage import Stage
+
+
+def _check(recipe):
+    settings = recipe["stages"]["distill"]
+    teacher = settings["teacher"]
+    if inputs.is_builtin(teacher):
+        if teacher not in BUILTIN_MODELS:
+            raise RecipeError(f"`stages.distill.teacher` {teacher!r} is not one of {list(BUILTIN_MODELS)}.")
+        if settings["teacher_epochs"] < 1:
+            raise RecipeError("A built-in teacher starts untrained: set `stages.distill.teacher_epochs` >= 1.")
+
+
+def _load_teacher(context, settings):
+    context.models["teacher"] = inputs.load_model(context, settings["teacher"], "stages.distill.teacher")
+
+
+def _distill(context, settings):
+    teacher = context.models["teacher"]
+    start = time.perf_counter()
+    if settings["teacher_epochs"]:
+        context.fit(teacher, "teacher", settings["teacher_epochs"], learning_rate=settings["learning_rate"])
+    context.record("teacher", teacher, round(time.perf_counter() - start, 2))
+    distiller = distill.Distiller(student=context.model, teacher=teacher)
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(settings["learning_rate"]),
+        metrics=[keras.metrics.SparseCategoricalAccuracy()],
+        alpha=settings["alpha"],
+        temperature=settings["temperature"],
+    )
+    context.fit(distiller, "distill", settings["epochs"])
+    return distiller.student
+
+
+STAGE = Stage(
+    name="distill",
+    schema={
+        "teacher": Key(inputs.check_reference, accepts=inputs.REFERENCE),
+        "teacher_epochs": Key(count, 0),
+        "epochs": Key(positive_integer, 10),
+        "alpha": Key(number(0, 1), 0.1),
+        "temperature": Key(positive, 4.0),
+        "learning_rate": Key(positive, 1e-3),
+    },
+    title=lambda s: f"Distilling for {s['epochs']} epochs (alpha {s['alpha']}, T {s['temperature']})",
+    run=_distill,
+    check=_check,
+    prepare=_load_teacher,
+)

@@ -1,0 +1,74 @@
+"""The `export` stage: write the `.tflite` (int8 from QAT ranges, or calibrated post-training) and verify it.
+
+With `android_labels`, also the Android bundle: metadata, labels and an I/O description.
+"""
+
+from tfcompress import export
+from tfcompress._checks import check_that
+from tfcompress._choices import CALIBRATED_MODES, EXPORT_MODES, IO_DTYPES
+from tfcompress._schema import Key, RecipeError, choice, is_positive_integer, is_real, positive_integer
+from tfcompress.pipeline.stage import Stage
+
+
+def _labels(name, value):
+    ok = isinstance(value, list) and value and all(isinstance(item, str) and item for item in value)
+    check_that(ok, name, value, "a list of class names (non-empty strings), in output order")
+
+
+def _float_layers(name, value):
+    names = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    ok = names or is_positive_integer(value) or (is_real(value) and value > 0)
+    check_that(ok, name, value, "layer names, a count, or an error threshold")
+
+
+def _pixel_range(name, value):
+    check_that(isinstance(value, list) and len(value) == 2 and all(map(is_real, value)), name, value, "[low, high]")
+
+
+def _check(recipe):
+    settings = recipe["stages"]["export"]
+    if settings["float_layers"] is not None and ("qat" in recipe["stages"] or settings["mode"] != "int8"):
+        raise RecipeError("`stages.export.float_layers` needs post-training int8: mode 'int8' and no `qat` stage.")
+
+
+def _export(context, settings):
+    paths = context.paths
+    context.exported = export.to_tflite(
+        context.model,
+        paths["model"],
+        mode=settings["mode"],
+        io_dtype=settings["io_dtype"],
+        representative_data=context.x_train if settings["mode"] in CALIBRATED_MODES else None,
+        calibration_samples=settings["calibration_samples"],
+        float_layers=settings["float_layers"],
+        overwrite=context.recipe["overwrite"],
+    )
+    if settings["android_labels"]:
+        bundle = export.android_bundle(
+            paths["model"],
+            paths["android"],
+            labels=settings["android_labels"],
+            pixel_range=settings["pixel_range"],
+            overwrite=context.recipe["overwrite"],
+        )
+        context.notes["android"] = {key: bundle[key] for key in ("model", "labels", "json")}
+    return context.model
+
+
+STAGE = Stage(
+    name="export",
+    schema={
+        "mode": choice(EXPORT_MODES, "int8"),
+        "io_dtype": choice((None, *IO_DTYPES), None),
+        "calibration_samples": Key(positive_integer, 500),
+        "float_layers": Key(_float_layers, None),
+        "android_labels": Key(_labels, None),
+        "pixel_range": Key(_pixel_range, [0, 1]),
+    },
+    title=lambda s: f"Exporting {s['mode']} .tflite and verifying it in LiteRT",
+    run=_export,
+    check=_check,
+    label=lambda s: f"export ({s['mode']})",
+    measured="exported",
+    trains=False,
+)
