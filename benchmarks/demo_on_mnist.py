@@ -40,7 +40,7 @@ def main(argv):
         "batch_size=64",
     ]
     if os.path.isdir(FLAGS.mnist_dir):
-        overrides += ["data.source=mnist", f"data.path={FLAGS.mnist_dir}"]
+        overrides.append(f"data={{source: mnist, path: '{FLAGS.mnist_dir}'}}")
         print(f"data: MNIST ({FLAGS.mnist_dir})", flush=True)
     else:
         print("data: built-in digits (MNIST folder not found)", flush=True)

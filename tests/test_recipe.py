@@ -71,3 +71,11 @@ def test_check_fills_every_default_and_leaves_the_input_untouched():
     assert yaml.safe_dump(recipe) == before
     assert checked["stages"]["train"] == {"epochs": 10, "learning_rate": 1e-3}
     assert checked["trust_model_code"] is False and checked["stage_files"] is False
+
+
+def test_an_override_into_a_shorthand_value_says_to_set_the_whole_section():
+    recipe = {"model": "builtin:student", "data": "builtin", "stages": {"train": {}, "export": {}}}
+    with pytest.raises(tfc.recipe.RecipeError, match=r"data is 'builtin', not a section.*'data=\{key: value"):
+        tfc.recipe.override(recipe, ["data.path=digits.npz"])
+    changed = tfc.recipe.override(recipe, ["data={source: npz, path: digits.npz}"])
+    assert tfc.recipe.check(changed)["data"]["path"] == "digits.npz" and recipe["data"] == "builtin"

@@ -144,7 +144,10 @@ def override(recipe: dict, assignments) -> dict:
                 node[part] = {}
             node = node[part]
             if not isinstance(node, dict):
-                raise RecipeError(f"Cannot set {key}: {part} is not a section of the recipe.")
+                raise RecipeError(
+                    f"Cannot set {key}: {part} is {node!r}, not a section of the recipe; set the whole of it "
+                    f"instead, e.g. '{part}={{key: value, ...}}'."
+                )
         node[leaf] = yaml.safe_load(text)
     return result
 
