@@ -32,6 +32,7 @@ setup(
         "scikit-learn>=1.2",
         "matplotlib>=3.5",  # the pipeline report's plots
         "pyyaml>=5.4",  # YAML recipes, parsed with safe_load
+        "h5py>=3",  # a .h5 model's configuration read and checked before Keras loads it (TensorFlow brings it too)
         "tensorboard>=2.16",  # the pipeline's training and stage logs (TF 2.21 no longer brings it)
     ],
     extras_require={
