@@ -57,8 +57,9 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
         checked = dict(checked, output_dir=os.path.join(tempfile.mkdtemp(prefix="tfcompress_worker_"), "out"))
     stages = [(stage, checked["stages"][stage.name]) for stage in REGISTERED if stage.name in checked["stages"]]
     user_model = not inputs.is_builtin(checked["model"])
-    labels = (["input model"] if user_model else []) + (["teacher"] if "distill" in checked["stages"] else [])
-    labels += [stage.row_label(settings) for stage, settings in stages if stage.measured == "float32"]
+    labels = ["input model"] if user_model else []
+    for stage, settings in stages:
+        labels += [*stage.extra_rows, *([stage.row_label(settings)] if stage.measured == "float32" else [])]
     paths = outputs.plan(checked, labels)
     keras.utils.set_random_seed(checked["seed"])
     (x_train, y_train), (x_test, y_test), class_names = data.load_source(checked["data"], checked["seed"])

@@ -31,6 +31,8 @@ class Stage:
       measured: "float32" (its model is exported as float32 and measured in LiteRT),
         "keras" (no file: a quantization-aware model's file is the export's), or
         "exported" (the file it wrote, `context.exported`).
+      extra_rows: labels of the rows it records itself through `context.record`, before
+        its own (the distill stage's trained teacher), so their files can be planned.
       trains: whether it runs under the recipe's `distribute` strategy (every stage that
         creates or trains a model does).
 
@@ -48,6 +50,7 @@ class Stage:
     label: Optional[Callable] = None
     measured: str = "float32"
     trains: bool = True
+    extra_rows: tuple = ()
 
     def row_label(self, settings: dict) -> str:
         """The stage's row in the report."""

@@ -9,6 +9,8 @@ from tfcompress._schema import Key, RecipeError, count, number, positive, positi
 from tfcompress.pipeline import inputs
 from tfcompress.pipeline.stage import Stage
 
+TEACHER_ROW = "teacher"
+
 
 def _check(recipe):
     settings = recipe["stages"]["distill"]
@@ -29,7 +31,7 @@ def _distill(context, settings):
     start = time.perf_counter()
     if settings["teacher_epochs"]:
         context.fit(teacher, "teacher", settings["teacher_epochs"], learning_rate=settings["learning_rate"])
-    context.record("teacher", teacher, round(time.perf_counter() - start, 2))
+    context.record(TEACHER_ROW, teacher, round(time.perf_counter() - start, 2))
     distiller = distill.Distiller(student=context.model, teacher=teacher)
     distiller.compile(
         optimizer=keras.optimizers.Adam(settings["learning_rate"]),
@@ -55,4 +57,5 @@ STAGE = Stage(
     run=_distill,
     check=_check,
     prepare=_load_teacher,
+    extra_rows=(TEACHER_ROW,),
 )
