@@ -2,12 +2,15 @@
 
 Example:
   >>> result = tfc.export.to_tflite(model, "model.tflite", mode="int8", representative_data=x[:300])
+  >>> tfc.export.to_tflite(model, "model.tflite", representative_data=x[:300],
+  ...                      validation_data=(x_val, y_val), max_accuracy_drop=0.005)
   >>> tfc.export.verify("model.tflite", model, x_test, y_test)
   >>> tfc.export.inspect("model.tflite")["undelegated_ops"]
   >>> tfc.export.benchmark("model.tflite")["latency"]
   >>> tfc.export.android_bundle("model.tflite", "android", labels=class_names)
 """
 
+from tfcompress.export.accuracy_control import AccuracyTargetError
 from tfcompress.export.android import android_bundle, read_metadata
 from tfcompress.export.fallback import layer_errors
 from tfcompress.export.inspection import inspect_tflite as inspect  # public as tfc.export.inspect
@@ -17,6 +20,7 @@ from tfcompress.export.tflite import ExportResult, to_tflite
 from tfcompress.export.verification import verify
 
 __all__ = [
+    "AccuracyTargetError",
     "ExportResult",
     "LiteRTModel",
     "android_bundle",

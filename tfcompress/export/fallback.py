@@ -2,6 +2,7 @@
 
 import csv
 import io
+import warnings
 
 import numpy as np
 
@@ -66,10 +67,13 @@ class Calibration:
     """
 
     def __init__(self, model, samples):
-        self._debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=_calibrating_converter(model, samples), debug_dataset=examples(samples)
-        )
-        self._debugger.run()
+        with warnings.catch_warnings():
+            # The debugger runs TensorFlow's own interpreter, whose deprecation is not the user's concern.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            self._debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=_calibrating_converter(model, samples), debug_dataset=examples(samples)
+            )
+            self._debugger.run()
         dump = io.StringIO()
         self._debugger.layer_statistics_dump(dump)
         rows = list(csv.DictReader(io.StringIO(dump.getvalue())))

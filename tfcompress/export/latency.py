@@ -77,6 +77,15 @@ def benchmark(
     }
 
 
+def single_thread_ms(source, runs: int = 50, max_seconds: float = 2.0) -> float:
+    """Median latency in ms of one `.tflite` (path or bytes) at 1 thread with XNNPACK, batch 1.
+
+    Example:
+      >>> single_thread_ms(content)
+    """
+    return _time_setting(source, 1, True, warmup=5, runs=runs, max_seconds=max_seconds, seed=0)["median_ms"]
+
+
 def _settings(values, name, valid):
     values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
     if not values or not all(valid(value) for value in values):

@@ -11,7 +11,7 @@ from tfcompress._choices import CALIBRATED_MODES, EXPORT_MODES, IO_DTYPES
 from tfcompress._keras import tf
 from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import input_specs
-from tfcompress.export import fallback, recurrent, weight_quantization
+from tfcompress.export import accuracy_control, fallback, recurrent, weight_quantization
 from tfcompress.export.calibration import calibration_examples
 from tfcompress.export.inspection import costly_undelegated_ops, float_compute_ops
 from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
@@ -45,6 +45,12 @@ class ExportResult:
         `tfc.export.layer_errors`), `all_int8_bytes` and `bytes` (file sizes without and
         with the fallback), and `all_int8_agreement` and `agreement` (top-1 agreement with
         the Keras model on the calibration examples, without and with it).
+      accuracy_control: None, or with `max_accuracy_drop`/`min_agreement` what the control
+        measured and chose: `target`, `float_accuracy`, `plain` and `equalized` (each
+        measured int8 file: `agreement`, `accuracy`, `accuracy_drop`), `chosen`,
+        `float_layers`, `int8_mac_share`, `bytes`, `latency_ms` (1 thread, plain int8
+        and chosen), `trials` (every file measured), `advice` (QAT, when the float layers
+        cost too much speed) and `summary` (the lines printed).
 
     Example:
       >>> result = tfc.export.to_tflite(model, "model.tflite", representative_data=x[:300])
@@ -60,6 +66,7 @@ class ExportResult:
     output_dtype: str
     fallback: dict = None
     notes: tuple = ()
+    accuracy_control: dict = None
 
 
 def to_tflite(
@@ -74,6 +81,9 @@ def to_tflite(
     batch_size: int = None,
     sparse: bool = False,
     float_layers=None,
+    validation_data=None,
+    max_accuracy_drop: float = None,
+    min_agreement: float = None,
 ) -> ExportResult:
     """Converts `model` with the TFLite converter and writes it to `path` atomically.
 
@@ -130,6 +140,19 @@ def to_tflite(
         (root-mean-square error over the quantization step; 0.7 flags a layer as
         suspicious). The file then has float32 I/O, and `ExportResult.fallback` says
         what the float layers cost in bytes and gained in agreement.
+      validation_data: held-out `(x, y)` (integer labels; `x` alone for `min_agreement`)
+        that accuracy control measures each candidate file on, in LiteRT, against the
+        Keras model. Used only with one of the two targets below.
+      max_accuracy_drop: int8 only, calibrated: the largest accuracy loss allowed on
+        `validation_data`, in (0, 1) (0.005 = half a point). The plain int8 file is
+        measured; if it misses the target, the same after cross-layer equalization
+        (`tfc.quantize.equalize`, exact and still all int8); if that misses too, the
+        fewest layers kept in float that meet it (ranked by int8 noise, each candidate
+        confirmed by measurement). What was tried and chosen is printed and returned in
+        `ExportResult.accuracy_control`; the file has float32 I/O.
+      min_agreement: like `max_accuracy_drop`, a target on the share of validation
+        examples whose top-1 class equals the Keras model's, in (0, 1); no labels needed.
+        Both targets may be given; both must then be met.
 
     Returns:
       An `ExportResult` with the path, byte size and gzip size.
@@ -140,6 +163,8 @@ def to_tflite(
         missing (calibrated modes), given to a mode that does not calibrate, empty,
         non-numeric, NaN or wrongly shaped.
       FileExistsError: `path` exists and `overwrite` is False.
+      AccuracyTargetError: (a RuntimeError) no int8 file meets the accuracy target, even
+        with every layer in float; nothing is written.
       ImportError: the mode needs the LiteRT quantizer, which is not installed.
       RuntimeError: the converter could not convert the model (nothing is written).
 
@@ -155,6 +180,16 @@ def to_tflite(
         _check_fallback_request(model, mode, io_dtype, representative_data, sparse, batch_size)
         io_dtype = "float32"
     specs = input_specs(model)
+    controlled = max_accuracy_drop is not None or min_agreement is not None
+    if controlled:
+        _check_control_request(model, mode, io_dtype, representative_data, sparse, batch_size, float_layers)
+        target, x_val, y_val = accuracy_control.check_request(max_accuracy_drop, min_agreement, validation_data, specs)
+        io_dtype = "float32"
+    elif validation_data is not None:
+        raise ValueError(
+            "`validation_data` is what accuracy control measures on; pass a target with it "
+            "(max_accuracy_drop=0.005 or min_agreement=0.99), or remove it."
+        )
     io_dtype = io_dtype or _default_io_dtype(mode, specs)
     if io_dtype not in EXPORT_MODES[mode]:
         raise ValueError(
@@ -196,14 +231,21 @@ def to_tflite(
     if float_layers is not None:
         calibration = fallback.Calibration(model, samples)
         names = fallback.choose_float_layers(calibration.errors, float_layers)
+    control = None
     try:
         with warnings.catch_warnings():
             # The I/O scale and zero point come from calibration or QAT ranges, as wanted.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-            if float_layers is None:
+            if controlled:
+                plain = lambda candidate: _convert(candidate, mode, io_dtype, samples, sparse, batch_size)  # noqa: E731
+                content, control = accuracy_control.control(model, samples, target, x_val, y_val, plain)
+                cost = None
+            elif float_layers is None:
                 content, cost = _convert(model, mode, io_dtype, samples, sparse, batch_size), None
             else:
                 content, cost = _convert_with_fallback(model, samples, calibration, names)
+    except accuracy_control.AccuracyTargetError:
+        raise
     except Exception as error:  # The converter raises ConverterError, ValueError and others.
         layer = _errors.culprit(error, model)
         at = f" at layer {layer!r}" if layer else ""
@@ -222,7 +264,9 @@ def to_tflite(
             "benchmarks/export_modes.py). Export with sparse=False unless the app is built for it.",
             stacklevel=2,
         )
-    if mode == "int8" and float_layers is None:
+    if control:
+        print(control["summary"])
+    if mode == "int8" and float_layers is None and not (control and control["float_layers"]):
         _check_integer_only(interpreter, model.name, calibrated=samples is not None)
     if mode != "int16x8" and not sparse:  # both warned already
         _warn_if_off_the_fast_path(interpreter, model.name, mode)
@@ -236,6 +280,7 @@ def to_tflite(
         output_dtype=np.dtype(interpreter.get_output_details()[0]["dtype"]).name,
         fallback=cost,
         notes=tuple(note for note, _ in notes),
+        accuracy_control=control,
     )
 
 
@@ -257,6 +302,27 @@ def _check_fallback_request(model, mode, io_dtype, representative_data, sparse, 
         raise ValueError(
             "A file with float layers has float32 I/O, a dynamic batch and no sparse encoding; "
             "leave `io_dtype`, `batch_size` and `sparse` at their defaults with `float_layers`."
+        )
+
+
+def _check_control_request(model, mode, io_dtype, representative_data, sparse, batch_size, float_layers):
+    if mode != "int8" or representative_data is None or is_quantization_aware(model):
+        raise ValueError(
+            "Accuracy control (`max_accuracy_drop`, `min_agreement`) works in int8 mode with "
+            "`representative_data`, on a model that is not quantization-aware: it calibrates, measures, and keeps "
+            "layers in float where int8 costs too much. To check a QAT model's file, use tfc.export.verify. "
+            f"Received: mode={mode!r}, representative_data={'given' if representative_data is not None else None}, "
+            f"quantization-aware={is_quantization_aware(model)}."
+        )
+    if float_layers is not None:
+        raise ValueError(
+            "Pass either `float_layers` (you choose the float layers) or an accuracy target (the export chooses "
+            "them), not both."
+        )
+    if io_dtype not in (None, "float32") or sparse or batch_size is not None:
+        raise ValueError(
+            "An accuracy-controlled file has float32 I/O, a dynamic batch and no sparse encoding; leave "
+            "`io_dtype`, `batch_size` and `sparse` at their defaults with `max_accuracy_drop`/`min_agreement`."
         )
 
 

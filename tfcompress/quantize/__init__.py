@@ -1,6 +1,7 @@
 """Quantization: quantization-aware training and weight clustering over TF-MOT.
 
-QAT is sparsity-preserving on pruned models and cluster-preserving on request.
+QAT is sparsity-preserving on pruned models and cluster-preserving on request. Cross-layer
+equalization (`equalize`) readies a model's ranges for post-training int8.
 
 Example:
   >>> q = tfc.quantize.qat(pruned_and_stripped_model, representative_data=x_train)
@@ -9,12 +10,14 @@ Example:
   >>> c = tfc.quantize.cluster(model, clusters=16)   # then compile, fit, strip_clustering
 """
 
+from tfcompress.quantize.equalization import equalize
 from tfcompress.quantize.clustering import cluster, is_clustered, strip_clustering, unique_weights
 from tfcompress.quantize.quantization_aware import QuantizationAwareModel, is_quantization_aware, qat, quantize_scope
 
 __all__ = [
     "QuantizationAwareModel",
     "cluster",
+    "equalize",
     "is_clustered",
     "is_quantization_aware",
     "qat",

@@ -1,12 +1,16 @@
 """The `export` stage: write the `.tflite` (int8 from QAT ranges, or calibrated post-training) and verify it.
 
 With `android_labels`, also the Android bundle: metadata, labels and an I/O description.
+With `max_accuracy_drop` or `min_agreement`, accuracy control (see `tfc.export.to_tflite`)
+measures its candidates on the last training examples, not on the test set, so the
+report's rows, measured on the test set, show the target's effect on data it did not
+choose from.
 """
 
 from tfcompress import export
 from tfcompress._checks import check_that
 from tfcompress._choices import CALIBRATED_MODES, EXPORT_MODES, IO_DTYPES
-from tfcompress._schema import Key, RecipeError, choice, is_positive_integer, is_real, positive_integer
+from tfcompress._schema import Key, RecipeError, choice, is_positive_integer, is_real, number, positive_integer
 from tfcompress.pipeline.stage import Stage
 
 
@@ -25,10 +29,32 @@ def _pixel_range(name, value):
     check_that(isinstance(value, list) and len(value) == 2 and all(map(is_real, value)), name, value, "[low, high]")
 
 
+# Accuracy control's validation examples: the last training examples, at most this many.
+CONTROL_EXAMPLES = 2000
+
+
 def _check(recipe):
     settings = recipe["stages"]["export"]
-    if settings["float_layers"] is not None and ("qat" in recipe["stages"] or settings["mode"] != "int8"):
+    post_training = "qat" not in recipe["stages"] and settings["mode"] == "int8"
+    if settings["float_layers"] is not None and not post_training:
         raise RecipeError("`stages.export.float_layers` needs post-training int8: mode 'int8' and no `qat` stage.")
+    controlled = settings["max_accuracy_drop"] is not None or settings["min_agreement"] is not None
+    if controlled and not post_training:
+        raise RecipeError(
+            "`stages.export.max_accuracy_drop` and `min_agreement` control post-training int8: set mode 'int8' and "
+            "remove the `qat` stage (a QAT model keeps every layer int8 and is measured in the report as it is)."
+        )
+    if controlled and settings["float_layers"] is not None:
+        raise RecipeError(
+            "`stages.export` takes `float_layers` (you choose) or an accuracy target (the export chooses), not both."
+        )
+
+
+def _validation(context, settings):
+    if settings["max_accuracy_drop"] is None and settings["min_agreement"] is None:
+        return None
+    count = min(CONTROL_EXAMPLES, len(context.x_train) // 5)
+    return context.x_train[-count:], context.y_train[-count:]
 
 
 def _export(context, settings):
@@ -41,8 +67,14 @@ def _export(context, settings):
         representative_data=context.x_train if settings["mode"] in CALIBRATED_MODES else None,
         calibration_samples=settings["calibration_samples"],
         float_layers=settings["float_layers"],
+        validation_data=_validation(context, settings),
+        max_accuracy_drop=settings["max_accuracy_drop"],
+        min_agreement=settings["min_agreement"],
         overwrite=context.recipe["overwrite"],
     )
+    control = context.exported.accuracy_control
+    if control:
+        context.notes["accuracy_control"] = {key: value for key, value in control.items() if key != "summary"}
     if settings["android_labels"]:
         bundle = export.android_bundle(
             paths["model"],
@@ -62,6 +94,8 @@ STAGE = Stage(
         "io_dtype": choice((None, *IO_DTYPES), None),
         "calibration_samples": Key(positive_integer, 500),
         "float_layers": Key(_float_layers, None),
+        "max_accuracy_drop": Key(number(0, 1, low_open=True, high_open=True), None),
+        "min_agreement": Key(number(0, 1, low_open=True, high_open=True), None),
         "android_labels": Key(_labels, None),
         "pixel_range": Key(_pixel_range, [0, 1]),
     },

@@ -1,0 +1,174 @@
+"""Accuracy-controlled int8 export and the cross-layer equalization it tries first."""
+
+import os
+
+import numpy as np
+import pytest
+
+import tfcompress as tfc
+from tfcompress._keras import keras
+from tfcompress.export import accuracy_control
+
+from conftest import compile_classifier, weights_of
+
+
+def _with_outliers(model, hidden, following, units=4, factor=100.0):
+    """The same function, but `units` hidden units are `factor` times larger and read `factor` times weaker."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    kernel, bias = copy.get_layer(hidden).get_weights()
+    kernel[:, :units] *= factor
+    bias[:units] *= factor
+    copy.get_layer(hidden).set_weights([kernel, bias])
+    weights = copy.get_layer(following).get_weights()
+    weights[0][:units] /= factor
+    copy.get_layer(following).set_weights(weights)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def outlier_cnn(trained_cnn):
+    """trained_cnn with four outlier units in its hidden Dense: one per-tensor int8 range no longer fits."""
+    dense, logits = [layer.name for layer in trained_cnn.layers if isinstance(layer, keras.layers.Dense)]
+    return _with_outliers(trained_cnn, dense, logits)
+
+
+def _agreement(path, model, x):
+    return float(np.mean(tfc.export.LiteRTModel(path).predict(x).argmax(-1) == model.predict(x, verbose=0).argmax(-1)))
+
+
+def test_equalize_keeps_the_function_and_balances_the_ranges(outlier_cnn, digits):
+    (x_train, _), _ = digits
+    before = weights_of(outlier_cnn)
+    equalized, pairs = tfc.quantize.equalize(outlier_cnn)
+    conv, _, _, hidden, logits = (layer.name for layer in outlier_cnn.layers)
+    assert pairs == [(conv, hidden), (hidden, logits)]  # the first through pooling and Flatten
+    np.testing.assert_allclose(equalized.predict(x_train, verbose=0), outlier_cnn.predict(x_train, verbose=0),
+                               rtol=1e-4, atol=1e-4)  # fmt: skip
+    hidden = equalized.layers[-2].get_weights()[0]
+    ranges = np.abs(hidden).max(axis=0)
+    assert ranges.max() / np.median(ranges) < 10  # the outliers' factor of 100 is gone
+    assert all(np.array_equal(a, b) for a, b in zip(before, weights_of(outlier_cnn)))  # the user's model unchanged
+
+
+def test_equalize_passes_through_batchnorm_and_stops_at_relu6(seeded, digits):
+    (x_train, _), _ = digits
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, name="a")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(name="relu")(x)
+    x = keras.layers.Conv2D(8, 3, activation="relu6", name="b")(x)
+    x = keras.layers.Conv2D(8, 3, name="c")(x)
+    outputs = keras.layers.Dense(10, name="d")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    model.get_layer("bn").set_weights([np.linspace(0.5, 3, 8), np.linspace(-1, 1, 8), np.zeros(8), np.ones(8) * 2])
+    equalized, pairs = tfc.quantize.equalize(model)
+    assert pairs == [("a", "b"), ("c", "d")]  # b's ReLU6 clips at 6, so b -> c cannot be rescaled exactly
+    np.testing.assert_allclose(equalized.predict(x_train, verbose=0), model.predict(x_train, verbose=0), atol=1e-4)
+
+
+def test_equalization_is_chosen_when_it_meets_the_target(outlier_cnn, digits, tmp_path, capsys):
+    (x_train, _), (x_test, y_test) = digits
+    plain = tfc.export.to_tflite(outlier_cnn, tmp_path / "plain.tflite", representative_data=x_train[:300],
+                                 io_dtype="float32")  # fmt: skip
+    result = tfc.export.to_tflite(
+        outlier_cnn, tmp_path / "controlled.tflite", representative_data=x_train[:300],
+        validation_data=(x_test[:180], y_test[:180]), max_accuracy_drop=0.005,
+    )  # fmt: skip
+    control = result.accuracy_control
+    assert not control["plain"]["met"] and control["chosen"]["met"] and control["chosen"]["equalized"]
+    assert control["float_layers"] == [] and control["int8_mac_share"] == 1.0
+    # Held-out examples the control never saw: the equalized file agrees more often than the plain one.
+    held_out = x_test[180:]
+    assert _agreement(result.path, outlier_cnn, held_out) > _agreement(plain.path, outlier_cnn, held_out) + 0.02
+    printed = capsys.readouterr().out
+    assert "chosen: equalized int8; layers in float: none" in printed
+
+
+def _outliers_behind_batchnorm(trained_cnn):
+    """trained_cnn's function, with a BatchNorm after the hidden ReLU that undoes four 100x outlier units.
+
+    Equalization cannot pass a BatchNorm after a ReLU, so int8 needs float layers here.
+    """
+    inputs = keras.Input((8, 8, 1))
+    x = inputs
+    for layer in trained_cnn.layers[:-1]:
+        x = layer.__class__.from_config(layer.get_config())(x)
+    x = keras.layers.BatchNormalization(epsilon=1e-3, name="after_relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    for source, copy in zip(trained_cnn.layers[:-1], model.layers[1:]):
+        copy.set_weights(source.get_weights())
+    model.get_layer("logits").set_weights(trained_cnn.layers[-1].get_weights())
+    hidden = trained_cnn.layers[-2].name
+    kernel, bias = model.get_layer(hidden).get_weights()
+    kernel[:, :4] *= 100
+    bias[:4] *= 100
+    model.get_layer(hidden).set_weights([kernel, bias])
+    units = len(bias)
+    scale = np.ones(units)
+    scale[:4] = 100
+    # (x - 0) / sqrt(variance + epsilon) = x / scale: an identity on the unchanged units, 1/100 on the others.
+    model.get_layer("after_relu").set_weights([np.ones(units), np.zeros(units), np.zeros(units), scale**2 - 1e-3])
+    return model
+
+
+def test_float_layers_are_found_when_equalization_cannot_help(trained_cnn, digits, tmp_path):
+    (x_train, _), (x_test, y_test) = digits
+    model = _outliers_behind_batchnorm(trained_cnn)
+    np.testing.assert_allclose(model.predict(x_test, verbose=0), trained_cnn.predict(x_test, verbose=0), atol=1e-3)
+    result = tfc.export.to_tflite(
+        model, tmp_path / "m.tflite", representative_data=x_train[:300],
+        validation_data=(x_test[:180], y_test[:180]), min_agreement=0.99,
+    )  # fmt: skip
+    control = result.accuracy_control
+    assert not control["plain"]["met"]
+    assert control["float_layers"] and control["chosen"]["agreement"] >= 0.99
+    assert 0 < control["int8_mac_share"] < 1
+    assert _agreement(result.path, model, x_test[180:]) >= 0.97
+
+
+def test_a_target_no_file_meets_is_an_error_and_writes_nothing(trained_cnn, digits, tmp_path):
+    (x_train, _), (x_test, y_test) = digits
+    judge = accuracy_control._Judge(trained_cnn, [x_test], y_test, accuracy_control.Target(max_accuracy_drop=-0.5))
+    with pytest.raises(tfc.export.AccuracyTargetError, match=r"No int8 file meets the target \(accuracy drop <= -50.00%\)\. The closest, with \d+ of the \d+"):
+        accuracy_control._fallback_search(trained_cnn, [x_train[:100]], judge, equalized=False)
+    # Through to_tflite, the error leaves no file.
+    path = tmp_path / "never.tflite"
+    with pytest.raises(ValueError):
+        tfc.export.to_tflite(trained_cnn, path, representative_data=x_train[:100],
+                             validation_data=(x_test, y_test), max_accuracy_drop=1.5)  # fmt: skip
+    assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"max_accuracy_drop": 0.0}, r"`max_accuracy_drop` must be a number in \(0, 1\)"),
+        ({"min_agreement": 1.0}, r"`min_agreement` must be a number in \(0, 1\)"),
+        ({"max_accuracy_drop": 0.01, "validation_data": None}, "pass validation_data=\\(x_val, y_val\\)"),
+        ({"max_accuracy_drop": 0.01, "validation_data": "x only"}, "needs labels"),
+        ({"max_accuracy_drop": 0.01, "validation_data": "wrong shape"}, "validation_data"),
+        ({"max_accuracy_drop": 0.01, "validation_data": "one-hot"}, "one integer class per example"),
+        ({"validation_data": "given"}, "pass a target with it"),
+        ({"max_accuracy_drop": 0.01, "float_layers": 1}, "not both"),
+        ({"max_accuracy_drop": 0.01, "mode": "float16"}, "works in int8 mode"),
+        ({"max_accuracy_drop": 0.01, "io_dtype": "uint8"}, "float32 I/O"),
+    ],
+)
+def test_bad_requests_are_clear_errors(trained_cnn, digits, tmp_path, arguments, message):
+    (x_train, _), (x_test, y_test) = digits
+    forms = {
+        "x only": x_test,
+        "wrong shape": (x_test[:, :4], y_test),
+        "one-hot": (x_test, np.eye(10)[y_test]),
+        "given": (x_test, y_test),
+    }
+    arguments = dict(arguments)
+    arguments.setdefault("validation_data", (x_test, y_test))
+    if isinstance(arguments["validation_data"], str):
+        arguments["validation_data"] = forms[arguments["validation_data"]]
+    if arguments.get("mode") != "float16":
+        arguments["representative_data"] = x_train[:100]
+    with pytest.raises(ValueError, match=message):
+        tfc.export.to_tflite(trained_cnn, tmp_path / "m.tflite", **arguments)
+    assert not os.path.exists(tmp_path / "m.tflite")

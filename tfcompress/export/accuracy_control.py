@@ -1,0 +1,317 @@
+"""Accuracy-controlled int8: measure the file against the float model, and keep it int8 wherever the target allows.
+
+The order is what costs least on the phone first: the plain int8 file; the same after
+cross-layer equalization (exact, and still all int8); then the fewest layers kept in
+float, ranked by how much int8 noise each adds to its channels and confirmed by
+measuring each candidate file in LiteRT on the validation data.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from tfcompress._checks import check_number
+from tfcompress._graph import flat_copy, nested_models
+from tfcompress._keras import keras
+from tfcompress.data.arrays import input_arrays, input_specs
+from tfcompress.export.fallback import Calibration
+from tfcompress.export.latency import single_thread_ms
+from tfcompress.export.litert import LiteRTModel
+from tfcompress.prune.compute_cost import cost
+from tfcompress.quantize.equalization import equalize
+
+# A float fallback that slows the file by more than this makes QAT the better fix.
+QAT_ADVICE_SLOWDOWN = 1.25
+# Trying to drop layers one by one from the chosen set costs one conversion each.
+_MOST_LAYERS_TO_THIN = 8
+_NOISE_EXAMPLES = 256
+
+
+class AccuracyTargetError(RuntimeError):
+    """No int8 file tried met the accuracy target; nothing was written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What the int8 file must keep, measured on validation data against the float Keras model.
+
+    Attributes:
+      max_accuracy_drop: the largest accuracy loss allowed (0.005 = half a point), or None.
+      min_agreement: the smallest share of examples whose top-1 class must equal the
+        float model's, or None.
+    """
+
+    max_accuracy_drop: float = None
+    min_agreement: float = None
+
+    def met(self, measured: dict) -> bool:
+        """Whether a measurement (`accuracy_drop`, `agreement`) meets every part of the target."""
+        drop_ok = self.max_accuracy_drop is None or measured["accuracy_drop"] <= self.max_accuracy_drop + 1e-12
+        agreement_ok = self.min_agreement is None or measured["agreement"] >= self.min_agreement - 1e-12
+        return drop_ok and agreement_ok
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_accuracy_drop is not None:
+            parts.append(f"accuracy drop <= {self.max_accuracy_drop:.2%}")
+        if self.min_agreement is not None:
+            parts.append(f"agreement >= {self.min_agreement:.2%}")
+        return " and ".join(parts)
+
+
+def check_request(max_accuracy_drop, min_agreement, validation_data, specs):
+    """The checked target and validation arrays `(target, x, y)`; y is None without labels.
+
+    Raises:
+      ValueError: a target outside (0, 1), no validation data, labels missing for an
+        accuracy target, or validation data that does not fit the model.
+    """
+    for name, value in (("max_accuracy_drop", max_accuracy_drop), ("min_agreement", min_agreement)):
+        if value is not None:
+            check_number(name, value, low=0, high=1, low_open=True, high_open=True)
+    if validation_data is None:
+        raise ValueError(
+            "Accuracy control measures the int8 file against the float model: pass "
+            "validation_data=(x_val, y_val), held-out examples with labels (a few hundred or more)."
+        )
+    x, y = validation_data if isinstance(validation_data, tuple) and len(validation_data) == 2 else (validation_data, None)
+    x = input_arrays(x, specs, argument="validation_data")
+    if y is None and max_accuracy_drop is not None:
+        raise ValueError(
+            "`max_accuracy_drop` compares accuracies, so `validation_data` needs labels: pass (x_val, y_val). "
+            "Without labels, use min_agreement= (the share of answers the int8 file must keep)."
+        )
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(x[0]) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(
+                f"`validation_data` labels must be one integer class per example ({len(x[0])} of them). "
+                f"Received: shape {y.shape}, dtype {y.dtype}. Pass integer labels, e.g. y.argmax(-1) for one-hot."
+            )
+    return Target(max_accuracy_drop, min_agreement), x, y
+
+
+def control(model, samples, target: Target, x, y, convert):
+    """Finds the int8 file that meets `target` at the least cost in float layers.
+
+    Args:
+      model: the Keras 2 model to export (a graph model, not quantization-aware).
+      samples: calibration inputs, one array per model input.
+      target: the `Target`.
+      x: validation inputs, one array per model input; y: their labels, or None.
+      convert: `model -> bytes`, the plain int8 file (float32 I/O) of a model.
+
+    Returns:
+      `(content, report)`: the `.tflite` bytes chosen and what `ExportResult.accuracy_control` holds.
+
+    Raises:
+      AccuracyTargetError: even with every layer in float the target is missed.
+    """
+    if nested_models(model):  # the debugger names a nested base's ops after the base: fall back by its layers
+        model = flat_copy(model)
+    judge = _Judge(model, x, y, target)
+    plain = convert(model)
+    tried = {"plain int8": (plain, model, judge.measure(plain, []))}
+    equalized, pairs = equalize(model)
+    if pairs:
+        content = convert(equalized)
+        tried["equalized int8"] = (content, equalized, judge.measure(content, [], equalized=True))
+    name, (content, base, chosen) = max(tried.items(), key=lambda item: judge.rank(item[1][2]))
+    if not target.met(chosen):
+        content, chosen = _fallback_search(base, samples, judge, equalized=base is equalized)
+    report = {
+        "target": dataclasses.asdict(target),
+        "validation_examples": len(x[0]),
+        "float_accuracy": judge.float_accuracy,
+        "plain": tried["plain int8"][2],
+        "equalized": tried["equalized int8"][2] if pairs else None,
+        "equalized_pairs": pairs,
+        "chosen": chosen,
+        "float_layers": chosen["float_layers"],
+        "int8_mac_share": _int8_mac_share(base, chosen["float_layers"]),
+        "bytes": len(content),
+        "trials": judge.trials,
+    }
+    report["latency_ms"] = {"plain int8": single_thread_ms(plain), "chosen": single_thread_ms(content)}
+    report["advice"] = _advice(report)
+    report["summary"] = summary(report, name if not chosen["float_layers"] else "int8 with float layers")
+    return content, report
+
+
+class _Judge:
+    """Measures candidate files in LiteRT on the validation data, and keeps every trial."""
+
+    def __init__(self, model, x, y, target):
+        self.target, self.x, self.y, self.trials = target, x, y, []
+        self.output_name = model.output_names[0]
+        self.reference = _first(model.predict(x if len(x) > 1 else x[0], batch_size=256, verbose=0)).argmax(-1)
+        self.float_accuracy = float(np.mean(self.reference == y)) if y is not None else None
+
+    def measure(self, content, float_layers, equalized=False) -> dict:
+        outputs = LiteRTModel(content).predict(self.x if len(self.x) > 1 else self.x[0])
+        predicted = (outputs[self.output_name] if isinstance(outputs, dict) else outputs).argmax(-1)
+        accuracy = float(np.mean(predicted == self.y)) if self.y is not None else None
+        measured = {
+            "float_layers": list(float_layers),
+            "equalized": equalized,
+            "agreement": float(np.mean(predicted == self.reference)),
+            "accuracy": accuracy,
+            "accuracy_drop": self.float_accuracy - accuracy if accuracy is not None else 0.0,
+        }
+        measured["met"] = self.target.met(measured)
+        self.trials.append(measured)
+        return measured
+
+    def rank(self, measured):
+        """Order of preference: meets the target, then fewer float layers, then closer to the float model."""
+        return (measured["met"], -len(measured["float_layers"]), measured["agreement"], -measured["accuracy_drop"])
+
+
+def _fallback_search(model, samples, judge, equalized):
+    """The shortest prefix of the layers ranked by int8 noise that meets the target, then thinned."""
+    calibration = Calibration(model, samples)
+    ranking = _noise_ranking(model, calibration.errors, samples)
+    results = {}
+
+    def attempt(names):
+        key = tuple(names)
+        if key not in results:
+            content = calibration.convert(list(names))
+            results[key] = (content, judge.measure(content, names, equalized))
+        return results[key]
+
+    # The debugger needs one quantized op left to compare; all in float is the float32 file, not int8.
+    most = len(ranking) - 1
+    count, failed = 1, 0
+    while most < 1 or not attempt(ranking[:count])[1]["met"]:
+        if count >= most:
+            tried = [measured for _, measured in results.values()]
+            best = max(tried, key=judge.rank) if tried else judge.trials[-1]
+            raise AccuracyTargetError(
+                f"No int8 file meets the target ({judge.target.describe()}). The closest, with "
+                f"{len(best['float_layers'])} of the {len(ranking)} quantized layers in float, agrees with the Keras "
+                f"model on {best['agreement']:.2%} of the {len(judge.reference)} validation examples"
+                + _accuracy_words(best) + ". "
+                "Fine-tune with quantization-aware training (tfc.quantize.qat, or a `qat` stage in the recipe), "
+                "export float16 or dynamic instead, or loosen the target. Nothing was written."
+            )
+        failed, count = count, min(2 * count, most)
+    low, high = failed + 1, count  # ranking[:high] meets the target
+    while low < high:
+        middle = (low + high) // 2
+        if attempt(ranking[:middle])[1]["met"]:
+            high = middle
+        else:
+            low = middle + 1
+    names = ranking[:high]
+    if len(names) <= _MOST_LAYERS_TO_THIN:
+        for name in reversed(list(names)):
+            fewer = [other for other in names if other != name]
+            if fewer and attempt(fewer)[1]["met"]:
+                names = fewer
+    return attempt(names)
+
+
+def _noise_ranking(model, errors, samples) -> list:
+    """Quantized layers, noisiest first: the int8 error as a share of each output channel's own signal.
+
+    The debugger's error over the quantization step says nothing when one channel sets a
+    tensor's range and the others are left a few steps: that error is ordinary rounding
+    to the step, and ruinous to the small channels. Averaged over channels, it shows.
+    """
+    rows = errors["layers"]
+    names = [row["layer"] for row in rows]
+    known = [name for name in dict.fromkeys(names) if _has_layer(model, name)]
+    energy = _channel_energy(model, known, samples)
+    noise = {}
+    for row in rows:
+        mse = (row["rmse_per_scale"] * row["scale"]) ** 2
+        signal = energy.get(row["layer"])
+        if signal is None:
+            share = min(row["rmse_per_scale"] ** 2, 1.0)
+        else:
+            live = signal > signal.max() * 1e-6
+            share = float(np.mean(np.minimum(mse / signal[live], 1.0))) if live.any() else 0.0
+        noise[row["layer"]] = max(noise.get(row["layer"], 0.0), share)
+    return sorted(noise, key=lambda name: -noise[name])
+
+
+def _channel_energy(model, names, samples) -> dict:
+    """Mean square of every named layer's output, per channel (last axis), on a few calibration examples."""
+    if not names:
+        return {}
+    outputs = [model.get_layer(name).output for name in names]
+    probe = keras.Model(model.inputs, outputs)
+    inputs = [array[:_NOISE_EXAMPLES] for array in samples]
+    values = probe.predict(inputs if len(inputs) > 1 else inputs[0], batch_size=64, verbose=0)
+    values = values if isinstance(values, list) else [values]
+    return {
+        name: np.mean(np.square(value.reshape(-1, value.shape[-1]).astype(np.float64)), axis=0)
+        for name, value in zip(names, values)
+    }
+
+
+def _has_layer(model, name) -> bool:
+    try:
+        layer = model.get_layer(name)
+        return len(layer.inbound_nodes) == 1 and not isinstance(layer.output, (list, tuple))
+    except (ValueError, AttributeError):
+        return False
+
+
+def _int8_mac_share(model, float_layers) -> float:
+    counted = cost(model)
+    if not counted["macs"]:
+        return 1.0
+    in_float = sum(row["macs"] for row in counted["layers"] if row["layer"] in set(float_layers))
+    return 1.0 - in_float / counted["macs"]
+
+
+def _advice(report):
+    slower = report["latency_ms"]["chosen"] / report["latency_ms"]["plain int8"]
+    if not report["float_layers"] or slower <= QAT_ADVICE_SLOWDOWN:
+        return None
+    return (
+        f"Keeping {len(report['float_layers'])} layers in float makes the file {slower:.2f}x slower than all-int8 "
+        f"at 1 thread ({report['int8_mac_share']:.0%} of its MACs stay int8). Quantization-aware training keeps "
+        "every layer int8 and usually recovers the accuracy: q = tfc.quantize.qat(model, "
+        "representative_data=x_train[:500]); compile and fit q for 1-2 epochs at a low learning rate; export q "
+        "(in a recipe: a `qat` stage before `export`)."
+    )
+
+
+def summary(report, name) -> str:
+    """The lines `to_tflite` prints for an accuracy-controlled export."""
+    chosen, plain = report["chosen"], report["plain"]
+    lines = [
+        f"Accuracy control ({report['validation_examples']} validation examples, target: "
+        f"{Target(**report['target']).describe()}):",
+        f"  plain int8:     agreement {plain['agreement']:.2%}" + _accuracy_words(plain),
+    ]
+    if report["equalized"]:
+        lines.append(
+            f"  equalized int8: agreement {report['equalized']['agreement']:.2%}"
+            + _accuracy_words(report["equalized"])
+            + f" ({len(report['equalized_pairs'])} layer pairs rescaled)"
+        )
+    layers = ", ".join(chosen["float_layers"]) or "none"
+    lines += [
+        f"  chosen: {name}{' after equalization' if chosen['equalized'] and chosen['float_layers'] else ''}; "
+        f"layers in float: {layers}",
+        f"  agreement {chosen['agreement']:.2%}" + _accuracy_words(chosen) + f"; {report['bytes']:,} bytes; "
+        f"{report['int8_mac_share']:.1%} of MACs in int8; 1-thread latency "
+        f"{report['latency_ms']['chosen']:.3f} ms (plain int8 {report['latency_ms']['plain int8']:.3f} ms)",
+    ]
+    if report["advice"]:
+        lines.append("  " + report["advice"])
+    return "\n".join(lines)
+
+
+def _accuracy_words(measured) -> str:
+    if measured["accuracy"] is None:
+        return ""
+    return f", accuracy {measured['accuracy']:.4f} (drop {measured['accuracy_drop'] * 100:.2f} points)"
+
+
+def _first(outputs):
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
