@@ -211,6 +211,42 @@ CASES = {
         ValueError,
         "not quantized layers",
     ),
+    "finetune: a teacher whose outputs do not match": (
+        lambda t, m, x: tfc.prune.finetune(
+            tfc.prune.channels(m, 0.5), (x[:64], np.zeros(64, int)),
+            teacher=keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(5)]),
+        ),  # fmt: skip
+        ValueError,
+        "output",
+    ),
+    "export: accuracy target outside (0, 1)": (
+        lambda t, m, x: tfc.export.to_tflite(
+            m, t / "m.tflite", representative_data=x[:100], validation_data=(x[:50], np.zeros(50, int)),
+            max_accuracy_drop=1.5,
+        ),  # fmt: skip
+        ValueError,
+        r"`max_accuracy_drop` must be a number in \(0, 1\)",
+    ),
+    "export: accuracy target without labels": (
+        lambda t, m, x: tfc.export.to_tflite(
+            m, t / "m.tflite", representative_data=x[:100], validation_data=x[:50], max_accuracy_drop=0.01
+        ),
+        ValueError,
+        "needs labels: pass \\(x_val, y_val\\)",
+    ),
+    "export: validation data of the wrong shape": (
+        lambda t, m, x: tfc.export.to_tflite(
+            m, t / "m.tflite", representative_data=x[:100], validation_data=(x[:50, :4], np.zeros(50, int)),
+            min_agreement=0.99,
+        ),  # fmt: skip
+        ValueError,
+        "validation_data",
+    ),
+    "export: accuracy target without validation data": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=x[:100], min_agreement=0.99),
+        ValueError,
+        "pass validation_data=",
+    ),
     "verify: not a tflite file": (
         lambda t, m, x: tfc.export.verify(_file(t, "bad.tflite", b"not a model" * 50), m, x),
         ValueError,
@@ -265,6 +301,18 @@ CASES = {
         lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"prune": {"sparsity": 1.5}, "export": {}})),
         tfc.recipe.RecipeError,
         r"`stages.prune.sparsity` must be a number in \[0, 1\)",
+    ),
+    "recipe: accuracy target with a qat stage": (
+        lambda t, m, x: tfc.pipeline.run(
+            _recipe(t, stages={"train": {}, "qat": {}, "export": {"max_accuracy_drop": 0.01}})
+        ),
+        tfc.recipe.RecipeError,
+        "control post-training int8",
+    ),
+    "recipe: accuracy target out of range": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"train": {}, "export": {"min_agreement": 99}})),
+        tfc.recipe.RecipeError,
+        r"`stages.export.min_agreement` must be a number in \(0, 1\)",
     ),
     "recipe: channel ratio of 1": (
         lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"train": {}, "channels": {"ratio": 1}, "export": {}})),

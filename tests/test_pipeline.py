@@ -246,3 +246,29 @@ def test_a_transfer_learning_model_with_a_nested_base_runs_channels_prune_qat_ex
     assert report["rows"][2]["parameters"] < 0.8 * report["rows"][1]["parameters"]
     assert report["rows"][-1]["top1_agreement"] >= 0.75  # a model trained 2 epochs: many near-ties
     assert tfc.export.read_metadata(report["files"]["android"]["model"])["input"]["color_space"] == "RGB"
+
+
+@pytest.mark.slow
+def test_every_lossy_stage_recovers_by_distillation_and_the_export_controls_accuracy(tmp_path, seeded):
+    recipe = {
+        "model": "builtin:student",
+        "output_dir": str(tmp_path / "out"),
+        "stages": {
+            "train": {"epochs": 3},
+            "channels": {"ratio": 0.5, "finetune_epochs": 1, "distill_recovery": True},
+            "prune": {"sparsity": 0.5, "epochs": 1, "finetune_epochs": 0, "distill_recovery": True},
+            "export": {"max_accuracy_drop": 0.02},
+        },
+    }
+    lines = []
+    report = tfc.pipeline.run(recipe, progress=lines.append)
+    assert sum("distilled from the unpruned model" in line for line in lines) == 2
+    control = report["accuracy_control"]
+    assert control["chosen"]["met"] and control["validation_examples"] == 287  # the last fifth of 1,437
+    exported = report["rows"][-1]
+    assert exported["stage"] == "export (int8)" and exported["top1_agreement"] >= 0.95
+    recipe["stages"] = {"train": {"epochs": 1}, "qat": {"epochs": 1, "distill_recovery": True}, "export": {}}
+    recipe["output_dir"] = str(tmp_path / "qat")
+    lines.clear()
+    tfc.pipeline.run(recipe, progress=lines.append)
+    assert any("distilled from the float model" in line for line in lines)

@@ -140,3 +140,35 @@ def test_sensitivity_can_recalibrate_batchnorm_after_each_cut(digits, seeded):
     assert row["accuracy"] == pytest.approx(accuracy(pruned, x_test, y_test))
     with pytest.raises(ValueError, match="`calibration` holds NaN"):
         tfc.prune.sensitivity(model, (x_test, y_test), calibration=np.full((4, 8, 8, 1), np.nan))
+
+
+def test_finetune_with_the_unpruned_model_as_teacher_distills_from_it(trained_cnn, digits, seeded):
+    (x_train, y_train), (x_test, y_test) = digits
+    before = weights_of(trained_cnn)
+    smaller = tfc.prune.channels(trained_cnn, 0.75)
+    pruned = accuracy(smaller, x_test, y_test)
+    history = tfc.prune.finetune(smaller, (x_train, y_train), epochs=2, teacher=trained_cnn, temperature=4.0)
+    assert history.history["distillation_loss"][-1] < history.history["distillation_loss"][0]
+    assert accuracy(smaller, x_test, y_test) > pruned + 0.05
+    assert all(np.array_equal(a, b) for a, b in zip(before, weights_of(trained_cnn)))  # the teacher is untouched
+
+
+def test_finetune_adds_the_pruning_step_for_magnitude_pruning_with_a_teacher(trained_cnn, digits, seeded):
+    (x_train, y_train), _ = digits
+    pruning = tfc.prune.magnitude(trained_cnn, 0.5, epochs=1, steps_per_epoch=len(x_train) // 32 + 1)
+    history = tfc.prune.finetune(pruning, (x_train, y_train), epochs=1, teacher=trained_cnn, recalibrate=False)
+    assert "distillation_loss" in history.history
+    assert tfc.prune.sparsity(tfc.prune.strip(pruning))["sparsity"] > 0.45
+
+
+def test_a_teacher_that_does_not_fit_is_a_clear_error(trained_cnn, digits):
+    (x_train, y_train), _ = digits
+    smaller = tfc.prune.channels(trained_cnn, 0.5)
+    five_classes = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(5)])
+    with pytest.raises(ValueError, match="output"):
+        tfc.prune.finetune(smaller, (x_train, y_train), teacher=five_classes)
+    softmax = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")])
+    with pytest.raises(ValueError, match="ends in a softmax"):
+        tfc.prune.finetune(smaller, (x_train, y_train), teacher=softmax)
+    with pytest.raises(ValueError, match="`hints` match the teacher's layers"):
+        tfc.prune.finetune(smaller, (x_train, y_train), hints=["dense"])

@@ -94,6 +94,7 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
     report = {
         "rows": rows,
         "widths": context.notes.get("widths"),
+        "accuracy_control": context.notes.get("accuracy_control"),
         "final": rows[-1],
         "class_names": class_names,
         "recipe": recipes.map_values(checked, _json_value),

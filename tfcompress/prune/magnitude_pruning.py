@@ -60,7 +60,7 @@ class PruningModel(keras.Model):
         """
         bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
         callbacks = bound.arguments.get("callbacks") or []
-        if not any(isinstance(callback, _sparsity.UpdatePruningStep) for callback in callbacks):
+        if not any(map(is_pruning_step, callbacks)):
             raise ValueError(
                 "Training a pruned model needs the pruning-step callback, which was not in "
                 "`callbacks`. Pass callbacks=tfc.prune.callbacks() (or add its items to your list)."
@@ -199,6 +199,11 @@ def callbacks(log_dir: str = None) -> list:
     if log_dir is not None:
         found.append(_sparsity.PruningSummaries(log_dir=log_dir))
     return found
+
+
+def is_pruning_step(callback) -> bool:
+    """Whether `callback` is TF-MOT's pruning-step callback, which training a pruned model needs."""
+    return isinstance(callback, _sparsity.UpdatePruningStep)
 
 
 def strip(model):

@@ -1,29 +1,36 @@
-"""Recovering accuracy after channel pruning: fine-tuning, and the iterative prune-a-little schedule."""
+"""Recovering accuracy after pruning: fine-tuning (optionally distilled from the unpruned model), and the
+iterative prune-a-little schedule."""
 
 import math
 
 from tfcompress._checks import check_number, check_positive_integer
 from tfcompress._choices import DATA_DRIVEN_CRITERIA, SCORE_EXAMPLES
-from tfcompress._classifier import accuracy, compile_classifier
+from tfcompress._classifier import accuracy
 from tfcompress._keras import keras
 from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import labelled_arrays
+from tfcompress.distill import guided
+from tfcompress.prune import magnitude_pruning
 from tfcompress.prune.batchnorm import recalibrate_batchnorm
 from tfcompress.prune.channel_pruning import channels, plan_channels
 from tfcompress.prune.compute_cost import cost
 
 
 def finetune(model, data, *, epochs: int = 2, learning_rate: float = 5e-4, batch_size: int = 32,
-             validation_data=None, callbacks=None, recalibrate: bool = True, verbose: int = 0):  # fmt: skip
+             validation_data=None, callbacks=None, recalibrate: bool = True, verbose: int = 0, teacher=None,
+             alpha: float = guided.ALPHA, temperature: float = guided.TEMPERATURE, hints=()):  # fmt: skip
     """Compiles a pruned classifier for fine-tuning and trains it: Adam at a low, decaying learning rate.
 
     The loss is sparse categorical cross-entropy, from logits unless the last layer is a
-    softmax. The learning rate decays to zero over the epochs (cosine), so the weights
-    and BatchNormalization's moving statistics settle by the end. Like `fit`, it trains
-    `model` in place.
+    softmax; with `teacher` (the model before pruning), distillation from it as well
+    (`tfc.Distiller`: `alpha` of the label loss, `1 - alpha` of the teacher's soft
+    targets at `temperature`), which recovers more in the same epochs. The learning rate
+    decays to zero over the epochs (cosine), so the weights and BatchNormalization's
+    moving statistics settle by the end. Like `fit`, it trains `model` in place. A model
+    from `tfc.prune.magnitude` gets its pruning-step callback added.
 
     Args:
-      model: a built Keras 2 classifier, e.g. from `tfc.prune.channels`.
+      model: a built Keras 2 classifier, e.g. from `tfc.prune.channels` or `tfc.prune.magnitude`.
       data: training `(x, y)` arrays (integer labels), or a batched `tf.data.Dataset`.
       epochs: passes over the data.
       learning_rate: Adam's starting learning rate, lower than for training from scratch;
@@ -35,17 +42,24 @@ def finetune(model, data, *, epochs: int = 2, learning_rate: float = 5e-4, batch
         training data (`recalibrate_batchnorm`): a few epochs are too short for them to
         catch up with the changed weights, which can ruin a pruned ResNet's accuracy.
       verbose: Keras `fit` verbosity.
+      teacher: None, or the model before pruning (logits of the same shape): distill
+        from it while fine-tuning. It is not modified.
+      alpha: with `teacher`, the weight of the label loss, in [0, 1].
+      temperature: with `teacher`, the softening temperature, > 0.
+      hints: with `teacher`, names of layers in both models whose outputs the pruned
+        one should also match (FitNets hints, with an adapter where widths differ).
 
     Returns:
       The Keras `History`.
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
-      ValueError: `epochs` is not a positive integer, or the data is empty, NaN or unlabelled.
+      TypeError: `model` or `teacher` is not a Keras 2 model.
+      ValueError: `epochs` is not a positive integer, the data is empty, NaN or
+        unlabelled, or the teacher's outputs do not match the model's.
 
     Example:
       >>> smaller = tfc.prune.channels(model, 0.5)
-      >>> tfc.prune.finetune(smaller, (x_train, y_train), epochs=2)
+      >>> tfc.prune.finetune(smaller, (x_train, y_train), epochs=2, teacher=model)
     """
     ensure_graph_model(model)
     check_positive_integer("epochs", epochs)
@@ -54,8 +68,11 @@ def finetune(model, data, *, epochs: int = 2, learning_rate: float = 5e-4, batch
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
         check_number("learning_rate", learning_rate, low=0, low_open=True)
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * math.ceil(len(x) / batch_size))
-    compile_classifier(model, learning_rate)
-    history = model.fit(
+    training = guided.trainer(model, learning_rate, teacher=teacher, alpha=alpha, temperature=temperature, hints=hints)
+    callbacks = list(callbacks or [])
+    if magnitude_pruning.is_pruned(model) and not any(map(magnitude_pruning.is_pruning_step, callbacks)):
+        callbacks += magnitude_pruning.callbacks()
+    history = training.fit(
         x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, callbacks=callbacks,
         verbose=verbose,
     )  # fmt: skip
@@ -66,7 +83,8 @@ def finetune(model, data, *, epochs: int = 2, learning_rate: float = 5e-4, batch
 
 def iterative(model, data, ratio=None, *, steps: int = 3, epochs_per_step: int = 1, criterion="l1",
               allocation="uniform", protect=(), budget=None, learning_rate: float = 5e-4, batch_size: int = 32,
-              validation_data=None, callbacks=None, verbose: int = 0):  # fmt: skip
+              validation_data=None, callbacks=None, verbose: int = 0, teacher=None, alpha: float = guided.ALPHA,
+              temperature: float = guided.TEMPERATURE):  # fmt: skip
     """Prunes channels a little at a time, fine-tuning after each step (Molchanov et al., 2017).
 
     The final widths are those `channels(model, ratio or budget, allocation=...)` would
@@ -91,6 +109,10 @@ def iterative(model, data, ratio=None, *, steps: int = 3, epochs_per_step: int =
         fine-tuning is measured on it.
       callbacks: extra Keras callbacks for every fine-tuning `fit`.
       verbose: Keras `fit` verbosity.
+      teacher: None, or a model to distill from in every fine-tuning step: usually
+        `model` itself, the unpruned network (see `finetune`).
+      alpha: with `teacher`, the weight of the label loss.
+      temperature: with `teacher`, the softening temperature.
 
     Returns:
       `(pruned_model, steps)`: the fine-tuned smaller model, and one dict per step:
@@ -128,7 +150,7 @@ def iterative(model, data, ratio=None, *, steps: int = 3, epochs_per_step: int =
             recalibrate_batchnorm(current, x)  # so the accuracy after cutting is the channels', not stale statistics
         pruned_accuracy = _accuracy(current, validation_data)
         finetune(current, (x, y), epochs=epochs_per_step, learning_rate=learning_rate, batch_size=batch_size,
-                 callbacks=callbacks, verbose=verbose)  # fmt: skip
+                 callbacks=callbacks, verbose=verbose, teacher=teacher, alpha=alpha, temperature=temperature)  # fmt: skip
         counts = cost(current)
         widths = plan_channels(current, 0.0).widths()
         log.append(

@@ -1,7 +1,8 @@
 """The `channels` stage: remove whole channels (and optionally residual blocks), then fine-tune.
 
 Optionally network slimming's BatchNorm penalty first; a budget is a share of the model
-as the stage receives it. The result is a new, physically smaller Keras model.
+as the stage receives it. The result is a new, physically smaller Keras model. With
+`distill_recovery`, the model as the stage receives it teaches the fine-tuning.
 """
 
 from tfcompress import prune
@@ -12,6 +13,7 @@ from tfcompress._graph import flat_copy, nested_models
 from tfcompress._schema import (
     Key,
     RecipeError,
+    boolean,
     choice,
     count,
     is_positive_integer,
@@ -63,6 +65,7 @@ def _title(settings):
     return (
         f"Removing channels ({how_many}, {settings['criterion']}) in {settings['steps']} step(s), "
         f"{settings['finetune_epochs']} fine-tuning epochs each"
+        + (", distilled from the unpruned model" if settings["distill_recovery"] else "")
     )
 
 
@@ -86,7 +89,8 @@ def _channels(context, settings):
         "budget": budget,
     }
     training = {"learning_rate": settings["learning_rate"], "batch_size": context.batch_size,
-                "callbacks": [context.board("channels")], "verbose": context.verbose}  # fmt: skip
+                "callbacks": [context.board("channels")], "verbose": context.verbose,
+                "teacher": before if settings["distill_recovery"] else None}  # fmt: skip
     data = (context.x_train, context.y_train)
     if settings["steps"] > 1:
         model, _ = prune.iterative(
@@ -141,6 +145,7 @@ STAGE = Stage(
         "penalty_epochs": Key(positive_integer, None),  # 2 when gamma_penalty is on
         "drop_blocks": Key(_blocks, []),
         "learning_rate": Key(positive, 5e-4),
+        "distill_recovery": Key(boolean, False),
     },
     title=_title,
     run=_channels,

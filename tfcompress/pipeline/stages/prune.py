@@ -1,9 +1,13 @@
-"""The `prune` stage: magnitude pruning to a target sparsity over TF-MOT, stripped for what follows."""
+"""The `prune` stage: magnitude pruning to a target sparsity over TF-MOT, stripped for what follows.
+
+With `distill_recovery`, the model as the stage receives it teaches the one being pruned.
+"""
 
 import math
 
 from tfcompress import prune
-from tfcompress._schema import Key, count, number, positive, positive_integer
+from tfcompress._schema import Key, boolean, count, number, positive, positive_integer
+from tfcompress.distill import guided
 from tfcompress.pipeline.stage import Stage
 
 
@@ -11,7 +15,9 @@ def _prune(context, settings):
     steps = math.ceil(len(context.x_train) / context.batch_size)
     pruning = prune.magnitude(context.model, settings["sparsity"], epochs=settings["epochs"], steps_per_epoch=steps)
     epochs = settings["epochs"] + settings["finetune_epochs"]
-    context.fit(pruning, "prune", epochs, learning_rate=settings["learning_rate"], callbacks=prune.callbacks())
+    teacher = context.model if settings["distill_recovery"] else None
+    training = guided.trainer(pruning, settings["learning_rate"], teacher=teacher)
+    context.fit(training, "prune", epochs, callbacks=prune.callbacks())
     # Strip before anything else: QAT and export need the plain model with its zeros.
     return prune.strip(pruning)
 
@@ -23,7 +29,9 @@ STAGE = Stage(
         "epochs": Key(positive_integer, 3),
         "finetune_epochs": Key(count, 1),
         "learning_rate": Key(positive, 5e-4),
+        "distill_recovery": Key(boolean, False),
     },
-    title=lambda s: f"Pruning to {s['sparsity']:.0%} sparsity over {s['epochs']} epochs, then {s['finetune_epochs']}",
+    title=lambda s: f"Pruning to {s['sparsity']:.0%} sparsity over {s['epochs']} epochs, then {s['finetune_epochs']}"
+    + (", distilled from the unpruned model" if s["distill_recovery"] else ""),
     run=_prune,
 )

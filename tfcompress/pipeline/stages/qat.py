@@ -1,10 +1,12 @@
 """The `qat` stage: quantization-aware fine-tuning for int8, ranges first measured on the training data.
 
-Prune-preserving when the model holds pruned zeros (TF-MOT's scheme).
+Prune-preserving when the model holds pruned zeros (TF-MOT's scheme). With
+`distill_recovery`, the float model as the stage receives it teaches the quantization-aware one.
 """
 
 from tfcompress import quantize
-from tfcompress._schema import Key, RecipeError, positive, positive_integer
+from tfcompress._schema import Key, RecipeError, boolean, positive, positive_integer
+from tfcompress.distill import guided
 from tfcompress.pipeline.stage import Stage
 
 
@@ -18,14 +20,20 @@ def _check(recipe):
 
 def _qat(context, settings):
     model = quantize.qat(context.model, representative_data=context.x_train)
-    context.fit(model, "qat", settings["epochs"], learning_rate=settings["learning_rate"])
+    teacher = context.model if settings["distill_recovery"] else None
+    context.fit(guided.trainer(model, settings["learning_rate"], teacher=teacher), "qat", settings["epochs"])
     return model
 
 
 STAGE = Stage(
     name="qat",
-    schema={"epochs": Key(positive_integer, 2), "learning_rate": Key(positive, 1e-4)},
-    title=lambda s: f"Quantization-aware fine-tuning for {s['epochs']} epochs",
+    schema={
+        "epochs": Key(positive_integer, 2),
+        "learning_rate": Key(positive, 1e-4),
+        "distill_recovery": Key(boolean, False),
+    },
+    title=lambda s: f"Quantization-aware fine-tuning for {s['epochs']} epochs"
+    + (", distilled from the float model" if s["distill_recovery"] else ""),
     run=_qat,
     check=_check,
     measured="keras",  # its file is the export's; a float32 copy would not say anything new

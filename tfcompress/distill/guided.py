@@ -1,0 +1,68 @@
+"""Recovering accuracy after a lossy step with the model it came from as the teacher.
+
+The model before pruning or quantization is the best teacher the smaller model can
+have: it has the same task, the same data and nearly the same function. Every recovery
+step (channel fine-tuning, magnitude pruning, quantization-aware training) trains
+through `trainer`, which is the model itself compiled as a classifier, or a `Distiller`
+with that teacher.
+"""
+
+from tfcompress._checks import check_number
+from tfcompress._classifier import compile_classifier, outputs_logits
+from tfcompress._keras import keras
+from tfcompress.distill.distiller import Distiller
+from tfcompress.distill.features import Hint
+
+# As the distill stage: mostly soft targets, softened enough to carry the classes' similarities.
+ALPHA = 0.1
+TEMPERATURE = 4.0
+
+
+def trainer(model, learning_rate, *, teacher=None, alpha: float = ALPHA, temperature: float = TEMPERATURE,
+            hints=()):  # fmt: skip
+    """What to call `fit` on to train `model`: itself compiled as a classifier, or a Distiller with `teacher`.
+
+    Args:
+      model: the Keras 2 classifier to train (pruned, quantization-aware, ...); it outputs
+        logits when a teacher is given.
+      learning_rate: Adam's learning rate, or a Keras `LearningRateSchedule`.
+      teacher: None for plain fine-tuning (sparse cross-entropy on the labels); or the
+        model before the lossy step, a Keras 2 model with logits of the same shape.
+      alpha: weight of the label loss; `1 - alpha` weighs the teacher's soft targets.
+      temperature: the softening temperature.
+      hints: names of layers in both models whose outputs the student should match
+        (`tfc.distill.Hint`, with an adapter where the pruned widths differ).
+
+    Returns:
+      The compiled model, or a compiled `Distiller` whose `student` is `model`; either
+      way, `fit(x, y, ...)` trains `model` in place.
+
+    Raises:
+      ValueError: a model outputs probabilities (distillation needs logits), the teacher's
+        outputs differ in shape, `alpha` or `temperature` is out of range, or a hint
+        names a layer that is missing.
+
+    Example:
+      >>> trainer(pruned, 5e-4, teacher=original).fit(x_train, y_train, epochs=2)
+    """
+    if teacher is None:
+        if hints:
+            raise ValueError("`hints` match the teacher's layers; pass `teacher=` with them, or drop `hints`.")
+        return compile_classifier(model, learning_rate)
+    check_number("alpha", alpha, low=0, high=1)
+    check_number("temperature", temperature, low=0, low_open=True)
+    for role, which in (("model", model), ("teacher", teacher)):
+        if isinstance(which, keras.Model) and not outputs_logits(which):
+            raise ValueError(
+                f"Distillation-aided recovery compares logits, but the {role} {which.name!r} ends in a softmax. "
+                "Remove the softmax (outputs logits; apply it in the app) or recover without `teacher=`."
+            )
+    distiller = Distiller(student=model, teacher=teacher)
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        alpha=alpha,
+        temperature=temperature,
+        feature_losses=[Hint(name, name) for name in hints] or None,
+    )
+    return distiller
