@@ -1,9 +1,12 @@
-"""What the benchmarks share: the data they run on and an epoch timer."""
+"""What the benchmarks share: the data they run on, an epoch timer, the CPU's name and alternating latencies."""
 
 import os
 import pathlib
+import platform
+import subprocess
 import time
 
+import numpy as np
 from absl import flags
 
 import tfcompress as tfc
@@ -73,3 +76,29 @@ def compile_classifier(model, learning_rate):
         metrics=["accuracy"],
     )
     return model
+
+
+def cpu() -> str:
+    """The CPU's model name and the features int8 speed depends on (AVX2, AVX-512, VNNI), from `lscpu`."""
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines()
+        fields = dict(line.split(":", 1) for line in lines if ":" in line)
+        flags_ = fields.get("Flags", "").split()
+        features = [name for name in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if name in flags_]
+        return f"{fields.get('Model name', '').strip()} ({', '.join(features) or 'no AVX2'})"
+    except (OSError, subprocess.SubprocessError):
+        return platform.processor()
+
+
+def alternating_latencies(paths, rounds: int = 5, runs: int = 100) -> dict:
+    """Median over rounds of each file's median latency (ms, 1 thread, XNNPACK), the files timed in turn each round.
+
+    Timing the files in turn, round after round, spreads whatever else the machine does
+    over all of them instead of landing on one file's window.
+    """
+    medians = {path: [] for path in paths}
+    for _ in range(rounds):
+        for path in paths:
+            (timing,) = tfc.export.benchmark(path, threads=1, xnnpack=True, runs=runs, max_seconds=5)["latency"]
+            medians[path].append(timing["median_ms"])
+    return {path: float(np.median(values)) for path, values in medians.items()}

@@ -11,40 +11,23 @@ machine's state. Latency is the median of the rounds' medians.
 Usage: python benchmarks/prune_channels_applications.py [--rounds=5]
 """
 
+import os
 import pathlib
-import platform
-import subprocess
+import sys
 import warnings
 
 import numpy as np
 from absl import app, flags
 
-import tfcompress as tfc
-from tfcompress import keras
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _common  # noqa: E402
+
+import tfcompress as tfc  # noqa: E402
+from tfcompress import keras  # noqa: E402
 
 flags.DEFINE_integer("rounds", 5, "Alternating timing rounds per pair of files.")
 _SHAPE = (96, 96, 3)
-
-
-def _cpu() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines()
-        fields = dict(line.split(":", 1) for line in lines if ":" in line)
-        flags_ = fields.get("Flags", "").split()
-        features = [name for name in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if name in flags_]
-        return f"{fields.get('Model name', '').strip()} ({', '.join(features)})"
-    except (OSError, subprocess.SubprocessError):
-        return platform.processor()
-
-
-def _latencies(paths, rounds):
-    """Median over rounds of each file's median latency (ms), the files timed in turn every round."""
-    medians = {path: [] for path in paths}
-    for _ in range(rounds):
-        for path in paths:
-            (timing,) = tfc.export.benchmark(path, threads=1, xnnpack=True, runs=100, max_seconds=5)["latency"]
-            medians[path].append(timing["median_ms"])
-    return {path: float(np.median(values)) for path, values in medians.items()}
 
 
 def main(argv):
@@ -52,7 +35,7 @@ def main(argv):
     folder = pathlib.Path("channels_applications")
     folder.mkdir(exist_ok=True)
     images = np.random.default_rng(0).uniform(0, 255, (200,) + _SHAPE).astype(np.float32)
-    print(f"CPU: {_cpu()}")
+    print(f"CPU: {_common.cpu()}")
     print("| model | parameters | MACs | mode | µs, 1 thread | speed-up |")
     print("|---|---:|---:|---|---:|---:|")
     builders = {
@@ -73,7 +56,7 @@ def main(argv):
                         candidate, folder / f"{name}_{label}_{mode}.tflite", mode=mode, overwrite=True,
                         representative_data=images if mode == "int8" else None,
                     ).path  # fmt: skip
-            latency = _latencies(list(paths.values()), flags.FLAGS.rounds)
+            latency = _common.alternating_latencies(list(paths.values()), flags.FLAGS.rounds)
             for label in ("dense", "half"):
                 title = name if label == "dense" else f"{name}, channels 50%"
                 speedup = latency[paths["dense"]] / latency[paths[label]]

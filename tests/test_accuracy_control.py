@@ -4,12 +4,11 @@ import os
 
 import numpy as np
 import pytest
+from conftest import weights_of
 
 import tfcompress as tfc
 from tfcompress._keras import keras
 from tfcompress.export import accuracy_control
-
-from conftest import compile_classifier, weights_of
 
 
 def _with_outliers(model, hidden, following, units=4, factor=100.0):
@@ -130,7 +129,8 @@ def test_float_layers_are_found_when_equalization_cannot_help(trained_cnn, digit
 def test_a_target_no_file_meets_is_an_error_and_writes_nothing(trained_cnn, digits, tmp_path):
     (x_train, _), (x_test, y_test) = digits
     judge = accuracy_control._Judge(trained_cnn, [x_test], y_test, accuracy_control.Target(max_accuracy_drop=-0.5))
-    with pytest.raises(tfc.export.AccuracyTargetError, match=r"No int8 file meets the target \(accuracy drop <= -50.00%\)\. The closest, with \d+ of the \d+"):
+    expected = r"No int8 file meets the target \(accuracy drop <= -50.00%\)\. The closest, with \d+ of the \d+"
+    with pytest.raises(tfc.export.AccuracyTargetError, match=expected):
         accuracy_control._fallback_search(trained_cnn, [x_train[:100]], judge, equalized=False)
     # Through to_tflite, the error leaves no file.
     path = tmp_path / "never.tflite"

@@ -13,7 +13,7 @@ import numpy as np
 from tfcompress._checks import check_number
 from tfcompress._graph import flat_copy, nested_models
 from tfcompress._keras import keras
-from tfcompress.data.arrays import input_arrays, input_specs
+from tfcompress.data.arrays import input_arrays
 from tfcompress.export.fallback import Calibration
 from tfcompress.export.latency import single_thread_ms
 from tfcompress.export.litert import LiteRTModel
@@ -74,7 +74,8 @@ def check_request(max_accuracy_drop, min_agreement, validation_data, specs):
             "Accuracy control measures the int8 file against the float model: pass "
             "validation_data=(x_val, y_val), held-out examples with labels (a few hundred or more)."
         )
-    x, y = validation_data if isinstance(validation_data, tuple) and len(validation_data) == 2 else (validation_data, None)
+    labelled = isinstance(validation_data, tuple) and len(validation_data) == 2
+    x, y = validation_data if labelled else (validation_data, None)
     x = input_arrays(x, specs, argument="validation_data")
     if y is None and max_accuracy_drop is not None:
         raise ValueError(

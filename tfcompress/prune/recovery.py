@@ -150,7 +150,8 @@ def iterative(model, data, ratio=None, *, steps: int = 3, epochs_per_step: int =
             recalibrate_batchnorm(current, x)  # so the accuracy after cutting is the channels', not stale statistics
         pruned_accuracy = _accuracy(current, validation_data)
         finetune(current, (x, y), epochs=epochs_per_step, learning_rate=learning_rate, batch_size=batch_size,
-                 callbacks=callbacks, verbose=verbose, teacher=teacher, alpha=alpha, temperature=temperature)  # fmt: skip
+                 callbacks=callbacks, verbose=verbose, teacher=teacher, alpha=alpha,
+                 temperature=temperature)  # fmt: skip
         counts = cost(current)
         widths = plan_channels(current, 0.0).widths()
         log.append(

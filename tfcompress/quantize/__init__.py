@@ -10,8 +10,8 @@ Example:
   >>> c = tfc.quantize.cluster(model, clusters=16)   # then compile, fit, strip_clustering
 """
 
-from tfcompress.quantize.equalization import equalize
 from tfcompress.quantize.clustering import cluster, is_clustered, strip_clustering, unique_weights
+from tfcompress.quantize.equalization import equalize
 from tfcompress.quantize.quantization_aware import QuantizationAwareModel, is_quantization_aware, qat, quantize_scope
 
 __all__ = [
