@@ -50,20 +50,41 @@ def test_equalize_keeps_the_function_and_balances_the_ranges(outlier_cnn, digits
     assert all(np.array_equal(a, b) for a, b in zip(before, weights_of(outlier_cnn)))  # the user's model unchanged
 
 
-def test_equalize_passes_through_batchnorm_and_stops_at_relu6(seeded, digits):
+def test_bias_correction_cancels_the_mean_error_of_int8_weights(trained_cnn, digits):
+    (x_train, _), _ = digits
+    corrected, layers = tfc.quantize.correct_bias(trained_cnn, x_train)
+    assert layers == [layer.name for layer in trained_cnn.layers if layer.weights]
+    # The last layer's shift is exactly (int8-rounded kernel - kernel) applied to its mean input.
+    logits = trained_cnn.layers[-1]
+    kernel, bias = logits.get_weights()
+    steps = np.abs(kernel).max(axis=0) / 127
+    rounded = np.round(kernel / steps) * steps
+    hidden = keras.Model(trained_cnn.inputs, logits.input).predict(x_train[:512], verbose=0)
+    expected = hidden.mean(axis=0) @ (rounded - kernel)
+    shift = bias - corrected.layers[-1].get_weights()[1]
+    assert np.abs(expected).max() > 0
+    np.testing.assert_allclose(shift, expected, rtol=1e-3, atol=1e-7)
+    for original, copy in zip(trained_cnn.layers, corrected.layers):  # kernels untouched
+        assert all(np.array_equal(a, b) for a, b in zip(original.get_weights()[:1], copy.get_weights()[:1]))
+
+
+def test_equalize_passes_through_batchnorm_and_depthwise_and_stops_at_relu6(seeded, digits):
     (x_train, _), _ = digits
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Conv2D(8, 3, name="a")(inputs)
     x = keras.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.ReLU(name="relu")(x)
-    x = keras.layers.Conv2D(8, 3, activation="relu6", name="b")(x)
-    x = keras.layers.Conv2D(8, 3, name="c")(x)
+    x = keras.layers.DepthwiseConv2D(3, activation="relu6", name="b")(x)
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, name="c")(x)
     outputs = keras.layers.Dense(10, name="d")(keras.layers.GlobalAveragePooling2D()(x))
     model = keras.Model(inputs, outputs)
     model.get_layer("bn").set_weights([np.linspace(0.5, 3, 8), np.linspace(-1, 1, 8), np.zeros(8), np.ones(8) * 2])
     equalized, pairs = tfc.quantize.equalize(model)
     assert pairs == [("a", "b"), ("c", "d")]  # b's ReLU6 clips at 6, so b -> c cannot be rescaled exactly
     np.testing.assert_allclose(equalized.predict(x_train, verbose=0), model.predict(x_train, verbose=0), atol=1e-4)
+    corrected, layers = tfc.quantize.correct_bias(model, x_train)  # depthwise kernels, one bias per output channel
+    assert layers == ["a", "b", "c", "d"]
+    assert corrected.get_layer("c").get_weights()[1].shape == (16,)
 
 
 def test_equalization_is_chosen_when_it_meets_the_target(outlier_cnn, digits, tmp_path, capsys):
@@ -76,12 +97,13 @@ def test_equalization_is_chosen_when_it_meets_the_target(outlier_cnn, digits, tm
     )  # fmt: skip
     control = result.accuracy_control
     assert not control["plain"]["met"] and control["chosen"]["met"] and control["chosen"]["equalized"]
+    assert control["chosen"]["candidate"] in ("equalized int8", "bias-corrected equalized int8")
     assert control["float_layers"] == [] and control["int8_mac_share"] == 1.0
     # Held-out examples the control never saw: the equalized file agrees more often than the plain one.
     held_out = x_test[180:]
     assert _agreement(result.path, outlier_cnn, held_out) > _agreement(plain.path, outlier_cnn, held_out) + 0.02
     printed = capsys.readouterr().out
-    assert "chosen: equalized int8; layers in float: none" in printed
+    assert f"chosen: {control['chosen']['candidate']}; layers in float: none" in printed
 
 
 def _outliers_behind_batchnorm(trained_cnn):
@@ -172,3 +194,13 @@ def test_bad_requests_are_clear_errors(trained_cnn, digits, tmp_path, arguments,
     with pytest.raises(ValueError, match=message):
         tfc.export.to_tflite(trained_cnn, tmp_path / "m.tflite", **arguments)
     assert not os.path.exists(tmp_path / "m.tflite")
+
+
+def test_qat_is_advised_only_when_the_float_layers_cost_speed():
+    report = {"float_layers": ["dense"], "int8_mac_share": 0.4, "latency_ms": {"plain int8": 1.0, "chosen": 1.6}}
+    advice = accuracy_control._advice(report)
+    assert "1.60x slower" in advice and "tfc.quantize.qat(model" in advice and "`qat` stage" in advice
+    report["latency_ms"]["chosen"] = 1.2  # within QAT_ADVICE_SLOWDOWN
+    assert accuracy_control._advice(report) is None
+    report.update(float_layers=[], latency_ms={"plain int8": 1.0, "chosen": 2.0})  # nothing in float: nothing to fix
+    assert accuracy_control._advice(report) is None

@@ -598,6 +598,11 @@ CLI_CASES = {
         2,
         "`stages.qat.epochs` must be a positive integer",
     ),
+    "run with an accuracy target and a qat stage": (
+        ["run", "--recipe=r.yaml", "--set=stages.export.max_accuracy_drop=0.005"],
+        2,
+        "`stages.export.max_accuracy_drop` and `min_agreement` control post-training int8",
+    ),
     "bench with a bad thread count": (["bench", "m.tflite", "--threads=two"], 2, "--threads takes thread counts"),
     "inspect a file that is not a model": (["inspect", "r.yaml"], 1, "could not be loaded by the LiteRT interpreter"),
     "bench a file that is not a model": (["bench", "r.yaml"], 1, "could not be loaded by the LiteRT interpreter"),

@@ -1,8 +1,8 @@
 """Accuracy-controlled int8: measure the file against the float model, and keep it int8 wherever the target allows.
 
 The order is what costs least on the phone first: the plain int8 file; the same after
-cross-layer equalization (exact, and still all int8); then the fewest layers kept in
-float, ranked by how much int8 noise each adds to its channels and confirmed by
+cross-layer equalization (exact, and still all int8), and after bias correction; then
+the fewest layers kept in float, ranked by how much int8 noise each adds to its channels and confirmed by
 measuring each candidate file in LiteRT on the validation data.
 """
 
@@ -18,6 +18,7 @@ from tfcompress.export.fallback import Calibration
 from tfcompress.export.latency import single_thread_ms
 from tfcompress.export.litert import LiteRTModel
 from tfcompress.prune.compute_cost import cost
+from tfcompress.quantize.bias_correction import correct_bias
 from tfcompress.quantize.equalization import equalize
 
 # A float fallback that slows the file by more than this makes QAT the better fix.
@@ -117,9 +118,17 @@ def control(model, samples, target: Target, x, y, convert):
     if pairs:
         content = convert(equalized)
         tried["equalized int8"] = (content, equalized, judge.measure(content, [], equalized=True))
+    best = max(tried.values(), key=lambda tried_: judge.rank(tried_[2]))
+    corrected, layers = correct_bias(best[1], samples if len(samples) > 1 else samples[0])
+    if layers:
+        content = convert(corrected)
+        label = "bias-corrected" + (" equalized" if best[1] is equalized else "") + " int8"
+        tried[label] = (content, corrected, judge.measure(content, [], equalized=best[1] is equalized))
     name, (content, base, chosen) = max(tried.items(), key=lambda item: judge.rank(item[1][2]))
+    chosen["candidate"] = name
     if not target.met(chosen):
-        content, chosen = _fallback_search(base, samples, judge, equalized=base is equalized)
+        content, chosen = _fallback_search(base, samples, judge, equalized="equalized" in name)
+        chosen["candidate"] = name
     report = {
         "target": dataclasses.asdict(target),
         "validation_examples": len(x[0]),
@@ -127,6 +136,7 @@ def control(model, samples, target: Target, x, y, convert):
         "plain": tried["plain int8"][2],
         "equalized": tried["equalized int8"][2] if pairs else None,
         "equalized_pairs": pairs,
+        "bias_corrected": tried[label][2] if layers else None,
         "chosen": chosen,
         "float_layers": chosen["float_layers"],
         "int8_mac_share": _int8_mac_share(base, chosen["float_layers"]),
@@ -135,7 +145,7 @@ def control(model, samples, target: Target, x, y, convert):
     }
     report["latency_ms"] = {"plain int8": single_thread_ms(plain), "chosen": single_thread_ms(content)}
     report["advice"] = _advice(report)
-    report["summary"] = summary(report, name if not chosen["float_layers"] else "int8 with float layers")
+    report["summary"] = summary(report)
     return content, report
 
 
@@ -281,7 +291,7 @@ def _advice(report):
     )
 
 
-def summary(report, name) -> str:
+def summary(report) -> str:
     """The lines `to_tflite` prints for an accuracy-controlled export."""
     chosen, plain = report["chosen"], report["plain"]
     lines = [
@@ -295,9 +305,14 @@ def summary(report, name) -> str:
             + _accuracy_words(report["equalized"])
             + f" ({len(report['equalized_pairs'])} layer pairs rescaled)"
         )
+    if report["bias_corrected"]:
+        lines.append(
+            f"  bias-corrected: agreement {report['bias_corrected']['agreement']:.2%}"
+            + _accuracy_words(report["bias_corrected"])
+        )
     layers = ", ".join(chosen["float_layers"]) or "none"
     lines += [
-        f"  chosen: {name}{' after equalization' if chosen['equalized'] and chosen['float_layers'] else ''}; "
+        f"  chosen: {chosen['candidate']}{', with layers in float' if chosen['float_layers'] else ''}; "
         f"layers in float: {layers}",
         f"  agreement {chosen['agreement']:.2%}" + _accuracy_words(chosen) + f"; {report['bytes']:,} bytes; "
         f"{report['int8_mac_share']:.1%} of MACs in int8; 1-thread latency "

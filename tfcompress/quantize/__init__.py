@@ -1,7 +1,7 @@
 """Quantization: quantization-aware training and weight clustering over TF-MOT.
 
 QAT is sparsity-preserving on pruned models and cluster-preserving on request. Cross-layer
-equalization (`equalize`) readies a model's ranges for post-training int8.
+equalization (`equalize`) and bias correction (`correct_bias`) ready a model for post-training int8.
 
 Example:
   >>> q = tfc.quantize.qat(pruned_and_stripped_model, representative_data=x_train)
@@ -10,6 +10,7 @@ Example:
   >>> c = tfc.quantize.cluster(model, clusters=16)   # then compile, fit, strip_clustering
 """
 
+from tfcompress.quantize.bias_correction import correct_bias
 from tfcompress.quantize.clustering import cluster, is_clustered, strip_clustering, unique_weights
 from tfcompress.quantize.equalization import equalize
 from tfcompress.quantize.quantization_aware import QuantizationAwareModel, is_quantization_aware, qat, quantize_scope
@@ -17,6 +18,7 @@ from tfcompress.quantize.quantization_aware import QuantizationAwareModel, is_qu
 __all__ = [
     "QuantizationAwareModel",
     "cluster",
+    "correct_bias",
     "equalize",
     "is_clustered",
     "is_quantization_aware",

@@ -20,6 +20,7 @@ from tfcompress._model_guards import ensure_graph_model
 
 _L = keras.layers
 _LINEAR_ENDS = (_L.Conv1D, _L.Conv2D, _L.DepthwiseConv2D, _L.Dense)
+_TRANSPOSED = (_L.Conv1DTranspose, _L.Conv2DTranspose)  # kernels laid out (..., out, in): not rescaled
 # Layers that commute with a positive per-channel scale and keep channels on the last axis.
 _PASS_THROUGH = (
     _L.MaxPooling1D, _L.MaxPooling2D, _L.AveragePooling1D, _L.AveragePooling2D, _L.GlobalAveragePooling1D,
@@ -85,14 +86,11 @@ def _pairs(model) -> list:
     outputs = {id(tensor) for tensor in model.outputs}
     pairs = []
     for call in found:
-        if isinstance(call.layer, _LINEAR_ENDS) and called[id(call.layer)] == 1 and _activation(call.layer) == "linear":
-            pair = _follow(call, readers, outputs, called, relu_seen=False)
-        elif isinstance(call.layer, _LINEAR_ENDS) and called[id(call.layer)] == 1 and _activation(call.layer) == "relu":
-            pair = _follow(call, readers, outputs, called, relu_seen=True)
-        else:
-            pair = None
-        if pair:
-            pairs.append(pair)
+        linear = _is_linear(call.layer) and called[id(call.layer)] == 1
+        if linear and _activation(call.layer) in ("linear", "relu"):
+            pair = _follow(call, readers, outputs, called, relu_seen=_activation(call.layer) == "relu")
+            if pair:
+                pairs.append(pair)
     return pairs
 
 
@@ -108,7 +106,7 @@ def _follow(start, readers, outputs, called, relu_seen):
         layer = call.layer
         if len(call.inputs) != 1:
             return None
-        if isinstance(layer, _LINEAR_ENDS):
+        if _is_linear(layer):
             grouped = getattr(layer, "groups", 1) != 1
             ok = not grouped and not (flattened and not isinstance(layer, _L.Dense))
             return _Pair(start.layer, batchnorm, layer, flattened) if ok else None
@@ -125,6 +123,10 @@ def _follow(start, readers, outputs, called, relu_seen):
             flattened = True
         elif not isinstance(layer, _PASS_THROUGH):
             return None
+
+
+def _is_linear(layer) -> bool:
+    return isinstance(layer, _LINEAR_ENDS) and not isinstance(layer, _TRANSPOSED)
 
 
 def _activation(layer) -> str:
