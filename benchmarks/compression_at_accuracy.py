@@ -43,6 +43,7 @@ flags.DEFINE_integer("epochs", 3, "Training epochs of every model, and of every 
 flags.DEFINE_float("channels", 0.5, "pipeline: share of channels the channels stage removes.")
 flags.DEFINE_integer("finetune_epochs", 2, "resnet: fine-tuning epochs of the equal-epochs comparison.")
 flags.DEFINE_integer("long_epochs", 6, "resnet: fine-tuning epochs of the longer schedule.")
+flags.DEFINE_float("finetune_lr", 5e-4, "resnet: peak learning rate of the fine-tuning (cosine decay to 0).")
 flags.DEFINE_integer("mobilenet_images", 10000, "MobileNetV2's training images (96x96 RGB is 110 KB each).")
 flags.DEFINE_integer("rounds", 7, "Alternating latency rounds.")
 FLAGS = flags.FLAGS
@@ -166,6 +167,9 @@ def _train_models(train, x_test, y_test):
     _common.compile_classifier(mobilenet, schedule).fit(
         images, y_train[: FLAGS.mobilenet_images], epochs=FLAGS.epochs, batch_size=64, verbose=0
     )
+    # keras.applications' BatchNorms average with momentum 0.999: a few hundred steps leave their moving
+    # statistics far from the weights' (test accuracy near chance). Recompute them on training images.
+    tfc.prune.recalibrate_batchnorm(mobilenet, images)
     models["MobileNetV2 0.35, 96x96 RGB"] = mobilenet
     for name, model in models.items():
         x, y = (_rgb96(x_test[:2000]), y_test[:2000]) if "MobileNet" in name else (x_test, y_test)
@@ -199,7 +203,8 @@ def _test_set(name, test):
 
 def _resnet(resnet, train, test, folder):
     """Half the ResNet's channels: plain fine-tuning vs distillation from the unpruned ResNet."""
-    print("\nResNet, channels 50%: plain vs distillation-aided fine-tuning ...", flush=True)
+    print(f"\nResNet, channels 50%: plain vs distillation-aided fine-tuning (peak rate {FLAGS.finetune_lr}) ...",
+          flush=True)  # fmt: skip
     x_test, y_test = test
     paths = {"ResNet": _float32(resnet, folder, "resnet")}
     accuracy = {"ResNet": _accuracy(resnet, x_test, y_test)}
@@ -210,8 +215,9 @@ def _resnet(resnet, train, test, folder):
             half = tfc.prune.channels(resnet, 0.5)
             label = f"channels 50%, {epochs} epochs, " + ("distilled" if teacher else "plain")
             history = tfc.prune.finetune(
-                half, train, epochs=epochs, batch_size=128, teacher=teacher, validation_data=test
-            )
+                half, train, epochs=epochs, batch_size=128, teacher=teacher, validation_data=test,
+                learning_rate=FLAGS.finetune_lr,
+            )  # fmt: skip
             epochs_log[label] = history.history["val_accuracy"] if "val_accuracy" in history.history else None
             paths[label] = _float32(half, folder, label)
             accuracy[label] = _accuracy(half, x_test, y_test)

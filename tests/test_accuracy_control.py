@@ -133,6 +133,7 @@ def _outliers_behind_batchnorm(trained_cnn):
     return model
 
 
+@pytest.mark.slow
 def test_float_layers_are_found_when_equalization_cannot_help(trained_cnn, digits, tmp_path):
     (x_train, _), (x_test, y_test) = digits
     model = _outliers_behind_batchnorm(trained_cnn)

@@ -153,6 +153,7 @@ def test_finetune_with_the_unpruned_model_as_teacher_distills_from_it(trained_cn
     assert all(np.array_equal(a, b) for a, b in zip(before, weights_of(trained_cnn)))  # the teacher is untouched
 
 
+@pytest.mark.slow
 def test_finetune_adds_the_pruning_step_for_magnitude_pruning_with_a_teacher(trained_cnn, digits, seeded):
     (x_train, y_train), _ = digits
     pruning = tfc.prune.magnitude(trained_cnn, 0.5, epochs=1, steps_per_epoch=len(x_train) // 32 + 1)

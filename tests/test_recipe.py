@@ -18,7 +18,9 @@ def test_recipes_load_from_yaml_and_overrides_apply(tmp_path):
     path.write_text(yaml.safe_dump({"model": "m.keras", "stages": {"prune": {"sparsity": 0.8}, "export": None}}))
     recipe = tfc.recipe.override(tfc.recipe.load(path), ["stages.prune.sparsity=0.5", "stages.export.mode=float16"])
     checked = tfc.recipe.check(recipe)
-    assert checked["stages"]["prune"] == {"sparsity": 0.5, "epochs": 3, "finetune_epochs": 1, "learning_rate": 5e-4}
+    assert checked["stages"]["prune"] == {
+        "sparsity": 0.5, "epochs": 3, "finetune_epochs": 1, "learning_rate": 5e-4, "distill_recovery": False
+    }  # fmt: skip
     assert checked["stages"]["export"]["mode"] == "float16" and checked["data"]["source"] == "builtin"
 
 
