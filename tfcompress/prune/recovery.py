@@ -24,7 +24,7 @@ def finetune(model, data, *, epochs: int = 2, learning_rate: float = 5e-4, batch
     The loss is sparse categorical cross-entropy, from logits unless the last layer is a
     softmax; with `teacher` (the model before pruning), distillation from it as well
     (`tfc.Distiller`: `alpha` of the label loss, `1 - alpha` of the teacher's soft
-    targets at `temperature`), which recovers more in the same epochs. The learning rate
+    targets at `temperature`). The learning rate
     decays to zero over the epochs (cosine), so the weights and BatchNormalization's
     moving statistics settle by the end. Like `fit`, it trains `model` in place. A model
     from `tfc.prune.magnitude` gets its pruning-step callback added.
