@@ -1,7 +1,8 @@
 """Accuracy-controlled int8: measure the file against the float model, and keep it int8 wherever the target allows.
 
-The order is what costs least on the phone first: the plain int8 file; the same after
-cross-layer equalization (exact, and still all int8), and after bias correction; then
+What costs nothing on the phone is tried first, all of it: the plain int8 file, the
+same after cross-layer equalization (exact, and still all int8), and after bias
+correction; the one closest to the float model is kept. Only if none meets the target,
 the fewest layers kept in float, ranked by how much int8 noise each adds to its channels and confirmed by
 measuring each candidate file in LiteRT on the validation data.
 """
@@ -52,6 +53,7 @@ class Target:
         return drop_ok and agreement_ok
 
     def describe(self) -> str:
+        """The target in words, e.g. "accuracy drop <= 0.50%"."""
         parts = []
         if self.max_accuracy_drop is not None:
             parts.append(f"accuracy drop <= {self.max_accuracy_drop:.2%}")
@@ -107,7 +109,8 @@ def control(model, samples, target: Target, x, y, convert):
       `(content, report)`: the `.tflite` bytes chosen and what `ExportResult.accuracy_control` holds.
 
     Raises:
-      AccuracyTargetError: even with every layer in float the target is missed.
+      AccuracyTargetError: no file tried meets the target, even with all but one layer in
+        float (the debugger needs one quantized op; all in float is the float32 file).
     """
     if nested_models(model):  # the debugger names a nested base's ops after the base: fall back by its layers
         model = flat_copy(model)

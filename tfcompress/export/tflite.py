@@ -144,9 +144,10 @@ def to_tflite(
         that accuracy control measures each candidate file on, in LiteRT, against the
         Keras model. Used only with one of the two targets below.
       max_accuracy_drop: int8 only, calibrated: the largest accuracy loss allowed on
-        `validation_data`, in (0, 1) (0.005 = half a point). The plain int8 file is
-        measured; if it misses the target, the same after cross-layer equalization
-        (`tfc.quantize.equalize`, exact and still all int8); if that misses too, the
+        `validation_data`, in (0, 1) (0.005 = half a point). The plain int8 file, the
+        same after cross-layer equalization (`tfc.quantize.equalize`, exact and still all
+        int8) and after bias correction (`tfc.quantize.correct_bias`) are measured, and
+        the one that meets it closest to the Keras model is kept; if none does, the
         fewest layers kept in float that meet it (ranked by int8 noise, each candidate
         confirmed by measurement). What was tried and chosen is printed and returned in
         `ExportResult.accuracy_control`; the file has float32 I/O.
