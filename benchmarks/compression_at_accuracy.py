@@ -2,7 +2,8 @@
 
 Four parts (--parts picks some):
   pipeline     the recipe teacher -> distilled student -> channels 50% -> 80% magnitude -> QAT -> int8,
-               without and with distillation-aided recovery (`distill_recovery: true` in each lossy stage):
+               without and with distillation-aided recovery (`distill_recovery: true` in each lossy stage),
+               and once more with the first convolution kept in float (`stages.qat.float_layers: [first]`):
                gzip and raw bytes, LiteRT accuracy, and 1-thread latency against the float32 teacher
                and the float32 distilled student.
   resnet       the small ResNet with half its channels removed: plain fine-tuning vs distillation from the
@@ -77,40 +78,43 @@ def main(argv):
 
 
 def _pipeline(folder):
-    """The full recipe twice, without and with distillation-aided recovery."""
+    """The full recipe three times: all-int8 without and with distillation-aided recovery, and the first conv float."""
     epochs = FLAGS.epochs
     reports = {}
-    for recovery in (False, True):
+    for run, recovery, float_layers in (("plain", False, None), ("guided", True, None), ("first", False, ["first"])):
         recipe = {
             "model": "builtin:student",
             "data": {"source": "mnist", "path": FLAGS.mnist_dir},
-            "output_dir": os.path.join(folder, f"pipeline_recovery_{str(recovery).lower()}"),
+            "output_dir": os.path.join(folder, f"pipeline_{run}"),
             "batch_size": 64,
             "stage_files": True,
             "stages": {
                 "distill": {"teacher": "builtin:teacher", "teacher_epochs": epochs, "epochs": epochs},
                 "channels": {"ratio": FLAGS.channels, "finetune_epochs": epochs, "distill_recovery": recovery},
                 "prune": {"sparsity": 0.8, "epochs": epochs, "finetune_epochs": 1, "distill_recovery": recovery},
-                "qat": {"epochs": 1, "distill_recovery": recovery},
+                "qat": {"epochs": 1, "distill_recovery": recovery, "float_layers": float_layers},
                 "export": {"mode": "int8"},
             },
         }
-        print(f"\npipeline, distill_recovery={recovery} ...", flush=True)
-        reports[recovery] = tfc.pipeline.run(recipe, progress=lambda line: print(line, flush=True))
-    plain, guided = reports[False], reports[True]
+        print(f"\npipeline, distill_recovery={recovery}, qat float_layers={float_layers} ...", flush=True)
+        reports[run] = tfc.pipeline.run(recipe, progress=lambda line: print(line, flush=True))
+    plain, guided, first = reports["plain"], reports["guided"], reports["first"]
+    int8 = f"int8, channels {FLAGS.channels:.0%} + 80% + QAT"
     files = {
         "float32 teacher": plain["files"]["teacher (float32)"],
         "float32 distilled student": plain["files"]["distill (float32)"],
-        f"int8, channels {FLAGS.channels:.0%} + 80% + QAT": plain["files"]["model"],
+        int8: plain["files"]["model"],
         "the same, distillation-aided recovery": guided["files"]["model"],
-        "its float32 (before QAT), for comparison": guided["files"]["prune (float32)"],
+        "the same, first conv in float (qat float_layers)": first["files"]["model"],
+        "its float32 (before QAT), for comparison": plain["files"]["prune (float32)"],
     }
     rows_by_label = {
-        "its float32 (before QAT), for comparison": guided["rows"][3],
         "float32 teacher": plain["rows"][0],
         "float32 distilled student": plain["rows"][1],
-        f"int8, channels {FLAGS.channels:.0%} + 80% + QAT": plain["final"],
+        int8: plain["final"],
         "the same, distillation-aided recovery": guided["final"],
+        "the same, first conv in float (qat float_layers)": first["final"],
+        "its float32 (before QAT), for comparison": plain["rows"][3],
     }
     latency = _common.alternating_latencies(list(files.values()), FLAGS.rounds)
     teacher = rows_by_label["float32 teacher"]
@@ -137,7 +141,7 @@ def _pipeline(folder):
     ]))  # fmt: skip
     print(f"(distilled student in the recovery run: {guided['rows'][1]['tflite_accuracy']:.4f}; teacher "
           f"{guided['rows'][0]['tflite_accuracy']:.4f})", flush=True)  # fmt: skip
-    for label, report in (("plain", plain), ("distillation-aided", guided)):
+    for label, report in (("plain", plain), ("distillation-aided", guided), ("first conv in float", first)):
         print(f"{label}: " + ", ".join(f"{row['stage']} {row['keras_accuracy']:.4f}" for row in report["rows"]))
 
 

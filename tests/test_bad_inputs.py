@@ -247,6 +247,18 @@ CASES = {
         ValueError,
         "pass validation_data=",
     ),
+    "qat: float_layers names a missing layer": (
+        lambda t, m, x: tfc.quantize.qat(m, float_layers=["conv9"]),
+        ValueError,
+        r"`float_layers` names layers \['conv9'\] that 'trained_cnn' does not have",
+    ),
+    "export: calibration data for a qat model with float layers": (
+        lambda t, m, x: tfc.export.to_tflite(
+            tfc.quantize.qat(m, float_layers=["first"]), t / "m.tflite", representative_data=x[:100]
+        ),
+        ValueError,
+        "would quantize them to int8 too. Remove `representative_data`",
+    ),
     "verify: not a tflite file": (
         lambda t, m, x: tfc.export.verify(_file(t, "bad.tflite", b"not a model" * 50), m, x),
         ValueError,
@@ -308,6 +320,13 @@ CASES = {
         ),
         tfc.recipe.RecipeError,
         "control post-training int8",
+    ),
+    "recipe: qat float layers with integer I/O": (
+        lambda t, m, x: tfc.pipeline.run(
+            _recipe(t, stages={"train": {}, "qat": {"float_layers": ["first"]}, "export": {"io_dtype": "uint8"}})
+        ),
+        tfc.recipe.RecipeError,
+        "With `stages.qat.float_layers` the file reads and writes float32",
     ),
     "recipe: accuracy target out of range": (
         lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"train": {}, "export": {"min_agreement": 99}})),

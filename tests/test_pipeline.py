@@ -267,8 +267,11 @@ def test_every_lossy_stage_recovers_by_distillation_and_the_export_controls_accu
     assert control["chosen"]["met"] and control["validation_examples"] == 287  # the last fifth of 1,437
     exported = report["rows"][-1]
     assert exported["stage"] == "export (int8)" and exported["top1_agreement"] >= 0.95
-    recipe["stages"] = {"train": {"epochs": 1}, "qat": {"epochs": 1, "distill_recovery": True}, "export": {}}
+    qat = {"epochs": 1, "distill_recovery": True, "float_layers": ["first"]}
+    recipe["stages"] = {"train": {"epochs": 1}, "qat": qat, "export": {}}
     recipe["output_dir"] = str(tmp_path / "qat")
     lines.clear()
-    tfc.pipeline.run(recipe, progress=lines.append)
-    assert any("distilled from the float model" in line for line in lines)
+    report = tfc.pipeline.run(recipe, progress=lines.append)
+    assert any("distilled from the float model, float layers: first" in line for line in lines)
+    ops = tfc.export.inspect(report["files"]["model"])["ops"]
+    assert [op["input_dtypes"][0] for op in ops if op["op"] == "CONV_2D"] == ["float32", "int8"]

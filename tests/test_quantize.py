@@ -103,3 +103,43 @@ def test_representative_data_sets_the_ranges_qat_starts_from(trained_cnn, digits
 def test_representative_data_must_fit_the_model(trained_cnn):
     with pytest.raises(ValueError, match=r"representative_data"):
         tfc.quantize.qat(trained_cnn, representative_data=np.zeros((4, 28, 28, 1), np.float32))
+
+
+def test_float_layers_stay_float_in_training_and_in_the_int8_file(trained_cnn, digits, tmp_path):
+    (x_train, _), (x_test, _) = digits
+    first = trained_cnn.layers[0].name
+    quantization_aware = tfc.quantize.qat(trained_cnn, representative_data=x_train[:256], float_layers=["first"])
+    assert quantization_aware.float_layers == {first: "kept in float as asked (float_layers)"}
+    # Its kernel is not fake-quantized; only its output is, where the int8 part begins.
+    fake_quantized = [weight.name.split("/")[0] for weight in quantization_aware.weights if "kernel_min" in weight.name]
+    assert len(fake_quantized) == 2 and f"quant_{first}" not in fake_quantized, fake_quantized  # the two Dense
+
+    result = tfc.export.to_tflite(quantization_aware, tmp_path / "m.tflite")
+    ops = tfc.export.inspect(result.path)["ops"]
+    computing = [(op["op"], op["input_dtypes"][0]) for op in ops if op["macs"]]
+    assert computing == [("CONV_2D", "float32"), ("FULLY_CONNECTED", "int8"), ("FULLY_CONNECTED", "int8")]
+    assert (result.input_dtype, result.output_dtype) == ("float32", "float32")
+    assert any(first in note for note in result.notes)
+    report = tfc.export.verify(result.path, quantization_aware, x_test[:200])
+    assert report["top1_agreement"] >= 0.97, report
+
+
+def test_a_batchnorm_after_a_float_layer_stays_float_with_it():
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, name="stem"),
+            keras.layers.BatchNormalization(name="stem_bn"),
+            keras.layers.ReLU(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
+    kept = tfc.quantize.qat(model, float_layers=["stem"]).float_layers
+    assert sorted(kept) == ["stem", "stem_bn"]
+    assert sorted(tfc.quantize.qat(model, float_layers=["last"]).float_layers) == [model.layers[-1].name]
+
+
+def test_float_layers_must_be_a_list_of_names(trained_cnn):
+    with pytest.raises(ValueError, match=r"must be a list of layer names"):
+        tfc.quantize.qat(trained_cnn, float_layers=trained_cnn.layers[0].name)

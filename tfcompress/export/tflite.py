@@ -16,6 +16,7 @@ from tfcompress.export.calibration import calibration_examples
 from tfcompress.export.inspection import costly_undelegated_ops, float_compute_ops
 from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
 from tfcompress.quantize import is_quantization_aware
+from tfcompress.quantize.quantization_aware import requested_float_layers
 
 _IO_DTYPES = {name: tf.as_dtype(name) for name in IO_DTYPES}
 _SPARSE_MODES = ("float32", "dynamic", "int8")
@@ -91,6 +92,7 @@ def to_tflite(
       - "int8" (default): full integer; every op inside runs in int8, as phone NPUs and
         XNNPACK's integer kernels want. A quantization-aware model (`tfc.quantize.qat`)
         uses the ranges it learned; any other model is calibrated on `representative_data`.
+        The layers `qat(float_layers=...)` kept in float stay float, with float32 I/O.
       - "float32": no quantization.
       - "float16": weights stored as float16 (half the size); computed in float.
       - "dynamic": dynamic-range; int8 weights, activations quantized on the fly.
@@ -121,7 +123,8 @@ def to_tflite(
         as the TFLite converter's `representative_dataset` does; for several inputs, a
         list or dict (by input name) of arrays, a dataset of tuples, or a generator of
         lists. Required for those modes unless the model is quantization-aware (int8)
-        with no layer left in float; a few hundred typical examples.
+        with no layer left in float; a few hundred typical examples. Not allowed for a
+        quantization-aware model with `qat(float_layers=...)`: it would quantize them.
       io_dtype: element type of the float input and output tensors (integer inputs are
         left as they are): for int8 "uint8", "float32" or "int8", by default "uint8" when
         every input is an image (height x width x 1, 3 or 4) and "float32" otherwise; for
@@ -179,6 +182,10 @@ def to_tflite(
         raise ValueError(f"`mode` must be one of {tuple(EXPORT_MODES)}. Received: mode={mode!r}")
     if float_layers is not None:
         _check_fallback_request(model, mode, io_dtype, representative_data, sparse, batch_size)
+        io_dtype = "float32"
+    kept_float = requested_float_layers(model) if mode == "int8" else []
+    if kept_float:
+        _check_kept_float_request(model, kept_float, io_dtype, representative_data)
         io_dtype = "float32"
     specs = input_specs(model)
     controlled = max_accuracy_drop is not None or min_agreement is not None
@@ -267,7 +274,9 @@ def to_tflite(
         )
     if control:
         print(control["summary"])
-    if mode == "int8" and float_layers is None and not (control and control["float_layers"]):
+    if kept_float:
+        notes.append((f"Layers kept in float as tfc.quantize.qat(float_layers=...) asked: {kept_float}.", False))
+    elif mode == "int8" and float_layers is None and not (control and control["float_layers"]):
         _check_integer_only(interpreter, model.name, calibrated=samples is not None)
     if mode != "int16x8" and not sparse:  # both warned already
         _warn_if_off_the_fast_path(interpreter, model.name, mode)
@@ -303,6 +312,20 @@ def _check_fallback_request(model, mode, io_dtype, representative_data, sparse, 
         raise ValueError(
             "A file with float layers has float32 I/O, a dynamic batch and no sparse encoding; "
             "leave `io_dtype`, `batch_size` and `sparse` at their defaults with `float_layers`."
+        )
+
+
+def _check_kept_float_request(model, kept_float, io_dtype, representative_data):
+    if representative_data is not None:
+        raise ValueError(
+            f"{model.name!r} keeps {kept_float} in float, as tfc.quantize.qat(float_layers=...) asked, and calibrating "
+            "on `representative_data` would quantize them to int8 too. Remove `representative_data`: the "
+            "quantization-aware layers use the ranges they learned."
+        )
+    if io_dtype not in (None, "float32"):
+        raise ValueError(
+            f"{model.name!r} keeps {kept_float} in float, so its file reads and writes float32; "
+            f"leave `io_dtype` at its default. Received: io_dtype={io_dtype!r}"
         )
 
 

@@ -22,7 +22,12 @@ from tfcompress.quantize.clustering import is_clustered
 _quantization = tfmot.quantization.keras
 
 
-def qat(model, *, representative_data=None, preserve_sparsity: bool = None, preserve_clusters: bool = False):
+# The reason `QuantizationAwareModel.float_layers` gives for a layer the caller chose to keep in float.
+REQUESTED = "kept in float as asked (float_layers)"
+
+
+def qat(model, *, representative_data=None, preserve_sparsity: bool = None, preserve_clusters: bool = False,
+        float_layers=None):  # fmt: skip
     """Returns a quantization-aware copy of `model`, ready to compile and fine-tune.
 
     Fake-quantization of weights and activations lets training adapt to int8, and the
@@ -53,6 +58,13 @@ def qat(model, *, representative_data=None, preserve_sparsity: bool = None, pres
       preserve_clusters: keep the weight sharing of a clustered model (stripped with
         `tfc.quantize.strip_clustering`): training moves the shared values, not the
         weights one by one (TF-MOT's cluster-preserving QAT).
+      float_layers: names of layers to keep in float in training and in the int8 file;
+        "first" and "last" name the first and last layers with weights (a
+        BatchNormalization reading such a layer stays float with it). For a layer whose
+        int8 kernel is slower than float on the target CPU: a first convolution with one
+        or three input channels ran 5x slower in int8 than in float32 under XNNPACK on an
+        AVX2 CPU without VNNI (README, "the whole pipeline"). Export the result without
+        `representative_data`, which would calibrate these layers to int8 too.
 
     Returns:
       A new `QuantizationAwareModel` (TF-MOT quantize wrappers). It is not compiled:
@@ -63,7 +75,7 @@ def qat(model, *, representative_data=None, preserve_sparsity: bool = None, pres
       TypeError: `model` is not a Keras 2 model.
       ValueError: `model` still has pruning or clustering wrappers, is already
         quantization-aware, or is subclassed or unbuilt; `representative_data` does not
-        fit its inputs.
+        fit its inputs; `float_layers` names a layer the model does not have.
 
     Example:
       >>> q = tfc.quantize.qat(tfc.prune.strip(pruned), representative_data=x_train)
@@ -91,8 +103,9 @@ def qat(model, *, representative_data=None, preserve_sparsity: bool = None, pres
     else:
         scheme = _quantization.default_8bit.Default8BitQuantizeScheme()
     flat = flat_copy(model, substitute=ops.wrappable)
+    keep_float = _checked_float_layers(flat, float_layers)
     try:
-        quantized = _quantization_aware(model, flat, scheme)
+        quantized = _quantization_aware(model, flat, scheme, keep_float)
     except (ValueError, RuntimeError, TypeError, AttributeError, KeyError) as error:
         raise _errors.retold(
             f"TF-MOT could not make {model.name!r} quantization-aware",
@@ -106,9 +119,45 @@ def qat(model, *, representative_data=None, preserve_sparsity: bool = None, pres
     return quantized
 
 
-def _quantization_aware(model, flat, scheme):
+def _checked_float_layers(flat, float_layers) -> set:
+    """The layer names `float_layers` asks to keep in float ("first"/"last" resolved), each checked to be in `flat`."""
+    if float_layers is None:
+        return set()
+    if isinstance(float_layers, str) or not all(isinstance(name, str) for name in float_layers):
+        raise ValueError(
+            f"`float_layers` must be a list of layer names, e.g. float_layers=['first']. Received: {float_layers!r}"
+        )
+    names = [layer.name for layer in flat.layers if layer.weights]
+    ends = {"first": names[:1], "last": names[-1:]}
+    missing = [name for name in float_layers if name not in names and not ends.get(name)]
+    if missing:
+        raise ValueError(
+            f"`float_layers` names layers {missing} that {flat.name!r} does not have. Layers with weights "
+            f"(nested models flattened): {names[:12]}{' ...' if len(names) > 12 else ''}, or 'first' and 'last'."
+        )
+    return {resolved for name in float_layers for resolved in ends.get(name, [name])}
+
+
+def requested_float_layers(model) -> list:
+    """The layers of a `qat` model kept in float because `float_layers` named them (or followed one).
+
+    Args:
+      model: a Keras 2 model; any model that `qat(float_layers=...)` did not return has none.
+
+    Returns:
+      Their names, in layer order.
+
+    Example:
+      >>> requested_float_layers(tfc.quantize.qat(model, float_layers=["conv2d"]))
+      ['conv2d']
+    """
+    reasons = getattr(model, "float_layers", None) if isinstance(model, QuantizationAwareModel) else None
+    return [name for name, why in (reasons or {}).items() if why == REQUESTED]
+
+
+def _quantization_aware(model, flat, scheme, keep_float):
     """TF-MOT's quantization-aware copy of `flat`, annotated layer by layer, and the warning for float layers."""
-    annotated, left_in_float = _annotate(flat, scheme.get_quantize_registry())
+    annotated, left_in_float = _annotate(flat, scheme.get_quantize_registry(), keep_float)
     if not any(isinstance(layer, _quantization.QuantizeWrapper) for layer in annotated.layers) and not any(
         type(layer).__name__ == "QuantizeAnnotate" for layer in annotated.layers
     ):
@@ -117,11 +166,12 @@ def _quantization_aware(model, flat, scheme):
     with _quantization.quantize_scope():
         applied = _quantization.quantize_apply(annotated, _KeepIntegerInputs(scheme))
     quantized = QuantizationAwareModel(inputs=applied.inputs, outputs=applied.outputs, name=applied.name)
-    if left_in_float:
-        names = ", ".join(f"{name!r} ({why})" for name, why in list(left_in_float.items())[:5])
-        more = f" and {len(left_in_float) - 5} more" if len(left_in_float) > 5 else ""
+    unasked = {name: why for name, why in left_in_float.items() if why != REQUESTED}
+    if unasked:
+        names = ", ".join(f"{name!r} ({why})" for name, why in list(unasked.items())[:5])
+        more = f" and {len(unasked) - 5} more" if len(unasked) > 5 else ""
         warnings.warn(
-            f"{len(left_in_float)} layers of {model.name!r} stay in float during quantization-aware training: "
+            f"{len(unasked)} layers of {model.name!r} stay in float during quantization-aware training: "
             f"{names}{more}. The int8 export quantizes them from representative_data after training "
             "(pass it to tfc.export.to_tflite); the rest of the model trains quantization-aware.",
             stacklevel=2,
@@ -130,7 +180,7 @@ def _quantization_aware(model, flat, scheme):
     return quantized
 
 
-def _annotate(model, registry):
+def _annotate(model, registry, keep_float):
     """`model` with each layer annotated for TF-MOT, and `{layer name: why}` for those left in float."""
     inbound = {call.layer.name: [tensor._keras_history.layer for tensor in call.inputs] for call in calls(model)}
     left_in_float = {}
@@ -138,7 +188,13 @@ def _annotate(model, registry):
     def annotate(layer):
         if isinstance(layer, keras.layers.InputLayer):
             return layer
-        config, reason = configs.config_for(layer, registry, inbound.get(layer.name, []))
+        sources = inbound.get(layer.name, [])
+        # A BatchNormalization after a float layer is folded into it, so it stays float with it.
+        follows = isinstance(layer, keras.layers.BatchNormalization) and {s.name for s in sources} & keep_float
+        if layer.name in keep_float or follows:
+            left_in_float[layer.name] = REQUESTED
+            return layer
+        config, reason = configs.config_for(layer, registry, sources)
         if config is None:
             left_in_float[layer.name] = reason
             return layer

@@ -59,12 +59,15 @@ def _validation(context, settings):
 
 def _export(context, settings):
     paths = context.paths
+    qat = context.recipe["stages"].get("qat")
+    # Calibrating would quantize the layers the qat stage kept in float; the rest use QAT's ranges.
+    calibrated = settings["mode"] in CALIBRATED_MODES and not (qat and qat["float_layers"])
     context.exported = export.to_tflite(
         context.model,
         paths["model"],
         mode=settings["mode"],
         io_dtype=settings["io_dtype"],
-        representative_data=context.x_train if settings["mode"] in CALIBRATED_MODES else None,
+        representative_data=context.x_train if calibrated else None,
         calibration_samples=settings["calibration_samples"],
         float_layers=settings["float_layers"],
         validation_data=_validation(context, settings),
