@@ -275,6 +275,16 @@ CASES = {
         "shape",
     ),
     "inspect: missing file": (lambda t, m, x: tfc.export.inspect(t / "none.tflite"), FileNotFoundError, "No .tflite"),
+    "compare: a single file": (
+        lambda t, m, x: tfc.export.compare([_tflite(t, m)]),
+        ValueError,
+        "compare needs at least two files to put side by side",
+    ),
+    "compare: a missing file": (
+        lambda t, m, x: tfc.export.compare([_tflite(t, m), t / "missing.tflite"]),
+        FileNotFoundError,
+        "No .tflite file at",
+    ),
     "benchmark: too few runs": (
         lambda t, m, x: tfc.export.benchmark(_tflite(t, m), runs=2),
         ValueError,
@@ -625,6 +635,8 @@ CLI_CASES = {
     "bench with a bad thread count": (["bench", "m.tflite", "--threads=two"], 2, "--threads takes thread counts"),
     "inspect a file that is not a model": (["inspect", "r.yaml"], 1, "could not be loaded by the LiteRT interpreter"),
     "bench a file that is not a model": (["bench", "r.yaml"], 1, "could not be loaded by the LiteRT interpreter"),
+    "bench two files, one missing": (["bench", "r.yaml", "none.tflite"], 1, "No .tflite file at"),
+    "bench with a baseline not given": (["bench", "a.tflite", "b.tflite", "--baseline=c.tflite"], 2, "--baseline must"),
 }
 
 

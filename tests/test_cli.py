@@ -30,6 +30,7 @@ def test_demo_writes_verified_int8_model_and_report(quick_demo):
         assert f"\n{stage} " in result.stdout
     assert "[4/4] Exporting int8" in result.stdout and f"Android model: {output}" in result.stdout
     assert "top-1 agreement" in result.stdout and "smaller than the float32 teacher" in result.stdout
+    assert "as fast as the float32 teacher (95% interval" in result.stdout
     report = json.loads((output / "report.json").read_text())
     assert [row["parameters"] for row in report["rows"]][:2] == [416266, 105226]
     assert report["rows"][-1]["tflite_bytes"] == os.path.getsize(output / "model_int8.tflite")
@@ -86,3 +87,13 @@ def test_bench_prints_latency_per_setting_and_sizes(quick_demo):
     lines = [line.split() for line in result.stdout.splitlines()]
     settings = [line[:2] for line in lines if line[:1] in (["1"], ["2"])]
     assert settings == [["1", "yes"], ["2", "yes"], ["1", "no"], ["2", "no"]]
+    assert "cores (" in result.stdout.splitlines()[0]  # the CPU, named
+
+
+def test_bench_compares_several_files_side_by_side(quick_demo):
+    output, _ = quick_demo
+    files = [str(output / "model_int8.tflite"), str(output / "model_int8.tflite")]
+    result = _tfcompress("bench", *files, "--threads=1", "--rounds=5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "5 interleaved rounds" in result.stdout and "x faster than" in result.stdout
+    assert "cannot be told apart" in result.stdout or "faster" in result.stdout

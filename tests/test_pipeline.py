@@ -134,9 +134,17 @@ def test_a_keras_object_is_copied_not_trained(digits, tmp_path, seeded):
     model = compile_classifier(small_cnn())
     before = weights_of(model)
     recipe = {"model": model, "output_dir": str(tmp_path / "out"), "stages": {"train": {"epochs": 1}, "export": {}}}
-    tfc.pipeline.run(recipe, progress=lambda line: None)
+    lines = []
+    report = tfc.pipeline.run(recipe, progress=lines.append)
     for original, now in zip(before, weights_of(model)):
         np.testing.assert_array_equal(original, now)
+    # Every file timed side by side at the end: speed-ups over the first row, with intervals, and the CPU named.
+    first, trained, exported = report["rows"]
+    assert first["speedup"] == 1.0 and first["speedup_interval"] == "1.00-1.00"
+    assert 0.8 < trained["speedup"] < 1.25  # the same float32 architecture
+    low, high = map(float, exported["speedup_interval"].split("-"))
+    assert low <= exported["speedup"] <= high and exported["latency_ms"] > 0
+    assert report["cpu"] and report["cpu"] in lines[-1] and "interleaved rounds" in lines[-1]
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ Usage:
   tfcompress demo [--output_dir=DIR] [--overwrite] [--quick]
   tfcompress inspect MODEL.tflite
   tfcompress bench MODEL.tflite [--threads=1,all] [--runs=100]
+  tfcompress bench A.tflite B.tflite ... [--threads=1,all] [--rounds=30] [--baseline=A.tflite]
 
 Commands:
   run      Run a recipe (YAML or JSON; see examples/): load your model (.keras, .h5 or SavedModel)
@@ -35,6 +36,9 @@ Commands:
   bench    Time single inferences of a .tflite file in the LiteRT interpreter at each thread
            count, with and without XNNPACK, after a warm-up: median and 10th-90th percentile
            in milliseconds, and the file's size raw and gzipped (what an app download costs).
+           Given several files, compare them instead: interleaved rounds, each file's median
+           and spread, and each one's speed-up over the first (or --baseline) with a 95%
+           interval, saying which cannot be told apart. Both name the CPU they ran on.
 
 Exit codes: 0 success; 1 the command failed (a missing or existing file, a model or data
 it cannot use); 2 a usage or recipe error; 130 interrupted, 143 terminated (no partial
@@ -56,10 +60,12 @@ flags.DEFINE_multi_string("set", [], "run: override a recipe value, e.g. --set=s
 flags.DEFINE_bool("quick", False, "A few epochs per stage: checks the path end to end, at lower accuracy.")
 flags.DEFINE_list("threads", ["1", "all"], "bench: interpreter thread counts; 'all' is every core of this machine.")
 flags.DEFINE_integer("runs", 100, "bench: timed runs per setting (at least 5), after 10 warm-up runs.")
+flags.DEFINE_integer("rounds", 30, "bench with several files: interleaved rounds (at least 5).")
+flags.DEFINE_string("baseline", None, "bench with several files: the file the speed-ups are to (default: the first).")
 
 _COMMANDS = ("run", "demo", "inspect", "bench")
 # How many positional arguments each command takes.
-_ARGUMENTS = {"run": 0, "demo": 0, "inspect": 1, "bench": 1}
+_ARGUMENTS = {"run": 0, "demo": 0, "inspect": 1, "bench": 1}  # bench: one or more
 _INTERRUPTED = 130
 _TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
@@ -144,29 +150,67 @@ def _inspect(path: str) -> int:
     return 0
 
 
+def _thread_counts():
+    """The --threads values as `benchmark` takes them, or None when one is neither a count nor 'all'."""
+    if not all(count == "all" or (count.isdigit() and int(count) >= 1) for count in FLAGS.threads):
+        _say(f"error: --threads takes thread counts or 'all', e.g. --threads=1,4,all; received {FLAGS.threads}.")
+        return None
+    return [None if count == "all" else int(count) for count in FLAGS.threads]
+
+
 def _bench(path: str) -> int:
     from tfcompress.export.latency import benchmark
+    from tfcompress.export.machine import cpu
     from tfcompress.report import format_table
 
-    if not all(count == "all" or count.isdigit() for count in FLAGS.threads):
-        _say(f"error: --threads takes thread counts or 'all', e.g. --threads=1,4,all; received {FLAGS.threads}.")
+    threads = _thread_counts()
+    if threads is None:
         return 2
     try:
-        report = benchmark(path, threads=[None if c == "all" else int(c) for c in FLAGS.threads], runs=FLAGS.runs)
+        report = benchmark(path, threads=threads, runs=FLAGS.runs)
     except (FileNotFoundError, ValueError) as error:
         _say(f"error: {error}")
         return 1
-    _say(f"{report['path']}: {report['bytes']:,} bytes, {report['gzip_bytes']:,} gzipped; batch 1")
+    _say(f"{report['path']}: {report['bytes']:,} bytes, {report['gzip_bytes']:,} gzipped; batch 1; {cpu()}")
     rows = [dict(row, xnnpack="yes" if row["xnnpack"] else "no", **_latency_cells(row)) for row in report["latency"]]
-    columns = [("threads", "threads"), ("xnnpack", "XNNPACK"), ("median", "median ms"), ("range", "p10-p90 ms")]
+    columns = [("threads", "threads"), ("xnnpack", "XNNPACK"), ("median", "median ms"), ("range", "p10-p90 ms"),
+               ("spread", "spread")]  # fmt: skip
     _say(format_table(rows, columns + [("runs", "runs")]))
+    _say("To compare files, time them together: tfcompress bench A.tflite B.tflite (interleaved rounds).")
     return 0
 
 
 def _latency_cells(row) -> dict:
     if row["error"] is not None:
-        return {"median": "refused", "range": "XNNPACK cannot load this file"}
-    return {"median": f"{row['median_ms']:.3f}", "range": f"{row['p10_ms']:.3f}-{row['p90_ms']:.3f}"}
+        return {"median": "refused", "range": "XNNPACK cannot load this file", "spread": ""}
+    return {
+        "median": f"{row['median_ms']:.3f}",
+        "range": f"{row['p10_ms']:.3f}-{row['p90_ms']:.3f}",
+        "spread": f"{row['spread']:.0%}",
+    }
+
+
+def _compare(paths) -> int:
+    from tfcompress.export.comparison import compare, format_comparison
+
+    threads = _thread_counts()
+    if threads is None:
+        return 2
+    if FLAGS.rounds < 5:
+        _say(f"error: --rounds must be at least 5; received {FLAGS.rounds}.")
+        return 2
+    if FLAGS.baseline is not None and FLAGS.baseline not in paths:
+        _say(f"error: --baseline must be one of the files given ({', '.join(paths)}); received {FLAGS.baseline!r}.")
+        return 2
+    baseline = paths.index(FLAGS.baseline) if FLAGS.baseline is not None else 0
+    for count in dict.fromkeys(threads):  # in order, once each
+        try:
+            result = compare(paths, baseline=baseline, threads=count, rounds=FLAGS.rounds)
+        except (FileNotFoundError, ValueError) as error:
+            _say(f"error: {error}")
+            return 1
+        _say(format_comparison(result) + "\n")
+    return 0
 
 
 def _say(line: str) -> None:
@@ -194,8 +238,9 @@ def main(argv) -> int:
     if command not in _COMMANDS:
         _say(f"error: unknown command {command!r}; the commands are: {', '.join(_COMMANDS)}.\n\n{_USAGE}")
         return 2
-    if len(extra) != _ARGUMENTS[command]:
+    if len(extra) != _ARGUMENTS[command] and not (command == "bench" and extra):
         wanted = "no positional arguments" if not _ARGUMENTS[command] else "one argument: the .tflite file"
+        wanted = "one or more .tflite files" if command == "bench" else wanted
         _say(f"error: {command} takes {wanted}; received {extra}.")
         return 2
     # `timeout`, CI runners and job schedulers stop a process with SIGTERM: unwind as for Ctrl-C.
@@ -203,6 +248,8 @@ def main(argv) -> int:
     try:
         if command in ("run", "demo"):
             return _run() if command == "run" else _demo()
+        if command == "bench" and len(extra) > 1:
+            return _compare(extra)
         return {"inspect": _inspect, "bench": _bench}[command](extra[0])
     except KeyboardInterrupt:
         _say("interrupted; files are written only once complete, so none was left half-written.")

@@ -52,7 +52,8 @@ def render(report: dict) -> str:
 
     Returns:
       The int8 file's agreement with its Keras model, its size against the same model in
-      float32 and against the float32 teacher, the accuracy change, and the files.
+      float32 and against the float32 teacher, the accuracy change, its speed against the
+      teacher's (timed side by side, with the CPU named), and the files.
 
     Example:
       >>> print(render(tfcompress.demo.run("demo_output")))
@@ -60,6 +61,7 @@ def render(report: dict) -> str:
     rows, final, files = report["rows"], report["final"], report["files"]
     teacher = next(row for row in rows if row["stage"] == "teacher")
     float_twin = [row for row in rows[:-1] if row["tflite_bytes"]][-1]  # the same model before QAT
+    baseline = next(row for row in rows if row["latency_ms"] is not None)  # what the speed-ups are over
     lines = [
         f"int8 model in LiteRT vs its Keras model on {final['samples']} held-out images: "
         f"top-1 agreement {final['top1_agreement']:.1%}, max output error {final['max_abs_error']:.3f}.",
@@ -67,6 +69,9 @@ def render(report: dict) -> str:
         f"student in float32 ({float_twin['stage']}); gzip size is "
         f"{teacher['gzip_bytes'] / final['gzip_bytes']:.1f}x smaller than the float32 teacher, at "
         f"{100 * (final['tflite_accuracy'] - teacher['tflite_accuracy']):+.1f} accuracy points.",
+        f"In LiteRT at 1 thread it runs {final['speedup']:.2f}x as fast as the float32 {baseline['stage']} "
+        f"(95% interval {final['speedup_interval']}) on {report['cpu']}; int8 speed depends on the CPU, "
+        "so time it where it will run: tfcompress bench FILE_A FILE_B.",
         "",
         f"Android model: {files['model']}",
     ]

@@ -77,6 +77,8 @@ STAGE_COLUMNS = [
     ("gzip_bytes", "gzip bytes"),
     ("tflite_accuracy", "LiteRT acc."),
     ("latency_ms", "latency ms"),
+    ("speedup", "x faster than row 1"),
+    ("speedup_interval", "95% interval"),
 ]
 # What `write_all` writes, by key.
 REPORT_FILES = {
@@ -128,10 +130,9 @@ def write_all(report: dict, paths: dict, overwrite: bool = False) -> dict:
       >>> write_all(report, {key: os.path.join("out", name) for key, name in REPORT_FILES.items()})
     """
     rows = report["rows"]
+    markdown = format_markdown(rows, STAGE_COLUMNS) + "\n" + latency_note(report.get("cpu")) + "\n"
     written = {
-        "markdown": _files.write_atomically(
-            paths["markdown"], (format_markdown(rows, STAGE_COLUMNS) + "\n").encode(), overwrite=overwrite
-        ),
+        "markdown": _files.write_atomically(paths["markdown"], markdown.encode(), overwrite=overwrite),
         "accuracy_vs_size": write_figure(paths["accuracy_vs_size"], _accuracy_vs_size(rows), overwrite),
         "sparsity": write_figure(paths["sparsity"], _sparsity(rows[-1]), overwrite),
         "latency": write_figure(paths["latency"], _latency(rows), overwrite),
@@ -141,6 +142,27 @@ def write_all(report: dict, paths: dict, overwrite: bool = False) -> dict:
     written["json"] = paths["json"]
     write_json(paths["json"], dict(report, files=dict(report["files"], **written)), overwrite=overwrite)
     return written
+
+
+def latency_note(cpu) -> str:
+    """The line under the stage table that says how and where its latencies were measured.
+
+    Args:
+      cpu: the CPU they were timed on (`tfc.export.cpu()`), or None.
+
+    Returns:
+      One line of text.
+
+    Example:
+      >>> latency_note("AMD EPYC, 2 cores (AVX2; no AVX-512, no VNNI)")
+    """
+    where = f" on {cpu}" if cpu else ""
+    return (
+        f"Latency: each stage's model as float32, the last row the exported file, in LiteRT, batch 1, 1 thread, "
+        f"XNNPACK{where}; "
+        "the files timed side by side in interleaved rounds (tfc.export.compare): median of round medians, "
+        "speed-up over the first timed row with a 95% bootstrap interval."
+    )
 
 
 def log_stages(rows: list, log_dir) -> None:

@@ -7,15 +7,18 @@ Example:
   >>> tfc.export.verify("model.tflite", model, x_test, y_test)
   >>> tfc.export.inspect("model.tflite")["undelegated_ops"]
   >>> tfc.export.benchmark("model.tflite")["latency"]
+  >>> print(tfc.export.format_comparison(tfc.export.compare(["float32.tflite", "int8.tflite"])))
   >>> tfc.export.android_bundle("model.tflite", "android", labels=class_names)
 """
 
 from tfcompress.export.accuracy_control import AccuracyTargetError
 from tfcompress.export.android import android_bundle, read_metadata
+from tfcompress.export.comparison import compare, format_comparison
 from tfcompress.export.fallback import layer_errors
 from tfcompress.export.inspection import inspect_tflite as inspect  # public as tfc.export.inspect
 from tfcompress.export.latency import benchmark
 from tfcompress.export.litert import LiteRTModel
+from tfcompress.export.machine import cpu
 from tfcompress.export.tflite import ExportResult, to_tflite
 from tfcompress.export.verification import verify
 
@@ -25,6 +28,9 @@ __all__ = [
     "LiteRTModel",
     "android_bundle",
     "benchmark",
+    "compare",
+    "cpu",
+    "format_comparison",
     "inspect",
     "layer_errors",
     "read_metadata",

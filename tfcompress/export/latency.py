@@ -23,8 +23,10 @@ def benchmark(
 
     Every setting gets its own interpreter, `warmup` untimed runs, then up to `runs`
     timed ones (fewer if they pass `max_seconds`). Inputs are random values of the
-    input's dtype; latency does not depend on them for the ops LiteRT has. Absolute
-    times on a shared machine mean little: compare files benchmarked in one run.
+    input's dtype; latency does not depend on them for the ops LiteRT has. Each
+    setting states its dispersion (`spread`). Absolute times on a shared machine mean
+    little, and a ratio of two files benchmarked one after the other carries the noise
+    of both windows: to compare files, use `tfc.export.compare` (interleaved rounds).
 
     Args:
       path: the `.tflite` file.
@@ -75,15 +77,6 @@ def benchmark(
         "batch": 1,
         "latency": latency,
     }
-
-
-def single_thread_ms(source, runs: int = 50, max_seconds: float = 2.0) -> float:
-    """Median latency in ms of one `.tflite` (path or bytes) at 1 thread with XNNPACK, batch 1.
-
-    Example:
-      >>> single_thread_ms(content)
-    """
-    return _time_setting(source, 1, True, warmup=5, runs=runs, max_seconds=max_seconds, seed=0)["median_ms"]
 
 
 def _settings(values, name, valid):

@@ -37,7 +37,9 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
       The report dict: `rows` (the input model when it is the user's, the teacher when
       there is a distill stage, then one per stage: seconds, parameters, non-zero
       parameters, Keras accuracy, `.tflite` bytes and gzip bytes, LiteRT accuracy,
-      agreement with Keras and latency), `final` (the exported file's row), `widths`
+      agreement with Keras, latency, and speed-up over the first row with its interval,
+      timed side by side at the end), `final` (the exported file's row), `cpu` (what
+      the latencies were timed on), `widths`
       (channels per layer before and after, when a channels stage ran), `class_names`,
       `files` written, and the checked `recipe`. The same is written to `report.json`.
 
@@ -88,6 +90,7 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
             context.model = stage.run(context, settings)
         seconds = round(timer.seconds[stage.name] - sum(aside), 2)  # less what its own rows took
         rows.append(measure(stage.row_label(settings), context.model, seconds, stage.measured, context.exported))
+    cpu = measure.time_rows(rows)
 
     files = {"model": paths["model"], **({"android": context.notes["android"]} if "android" in context.notes else {})}
     files.update({f"{label} (float32)": path for label, path in paths["stage_files"].items()})
@@ -96,6 +99,7 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
         "widths": context.notes.get("widths"),
         "accuracy_control": context.notes.get("accuracy_control"),
         "final": rows[-1],
+        "cpu": cpu,
         "class_names": class_names,
         "recipe": recipes.map_values(checked, _json_value),
         "files": files,
@@ -104,6 +108,7 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
     reports.log_stages(rows, paths["tensorboard"])
     progress("")
     progress(reports.format_table(rows, reports.STAGE_COLUMNS))
+    progress(reports.latency_note(cpu))
     return report
 
 

@@ -1,4 +1,9 @@
-"""One report row per stage: size, sparsity, accuracy and latency of the stage's model."""
+"""One report row per stage: size, sparsity, accuracy and latency of the stage's model.
+
+Sizes and accuracies are measured as each stage ends; latencies at the end, every
+stage's file timed side by side in interleaved rounds (`tfc.export.compare`), so the
+speed-ups between stages are ratios measured under the same conditions.
+"""
 
 import contextlib
 import os
@@ -7,6 +12,10 @@ import warnings
 
 from tfcompress import export, prune
 from tfcompress._classifier import accuracy
+
+# Per file and round: enough invokes for a stable round median, few enough for ResNet-sized files.
+_INVOKES = 10
+_MAX_SECONDS = 30.0
 
 
 class Measure:
@@ -27,6 +36,8 @@ class Measure:
     def __init__(self, x_test, y_test, stage_files=None, overwrite: bool = False):
         self._x, self._y = x_test, y_test
         self._stage_files, self._overwrite = stage_files or {}, overwrite
+        self._folder = tempfile.TemporaryDirectory(prefix="tfcompress_stages_")  # files kept until `time_rows`
+        self._files = {}  # row label -> the .tflite timed for it
 
     def __call__(self, label: str, model, seconds: float, file: str = "float32", exported=None) -> dict:
         """The row of one model.
@@ -42,8 +53,8 @@ class Measure:
         Returns:
           `stage`, `seconds`, `parameters`, `nonzero_parameters`, `keras_accuracy`,
           `tflite_bytes`, `gzip_bytes`, `tflite_accuracy`, `top1_agreement`,
-          `max_abs_error`, `samples`, `latency_ms` (None where there is no file) and
-          `layers` (per-layer sparsity).
+          `max_abs_error`, `samples`, `layers` (per-layer sparsity), and the latency
+          keys `time_rows` fills in (None until then, and where there is no file).
 
         Example:
           >>> measure("qat", model, 30.0, file="keras")
@@ -62,20 +73,60 @@ class Measure:
             "max_abs_error": None,
             "samples": None,
             "latency_ms": None,
+            "latency_spread": None,
+            "speedup": None,
+            "speedup_interval": None,
             "layers": counts["layers"],
         }
         if file == "exported":
             return self._with_file(row, model, exported)
         if file == "keras":
             return row
-        with tempfile.TemporaryDirectory() as folder, _quiet():
-            path = self._stage_files.get(label) or os.path.join(folder, "stage.tflite")
+        with _quiet():
+            path = self._stage_files.get(label) or os.path.join(self._folder.name, f"{len(self._files)}.tflite")
             result = export.to_tflite(model, path, mode="float32", overwrite=self._overwrite)
             return self._with_file(row, model, result)
 
+    def time_rows(self, rows) -> None:
+        """Times every row's file side by side and fills in its latency keys, in place.
+
+        `latency_ms` is the median of the file's round medians (1 thread, XNNPACK, batch
+        1), `latency_spread` their (p90 - p10) / median, `speedup` the first timed row's
+        latency over this row's, and `speedup_interval` its 95% bootstrap interval as
+        "low-high". The temporary files are deleted afterwards.
+
+        Args:
+          rows: the rows this `Measure` returned.
+
+        Returns:
+          The CPU they were timed on (`tfc.export.cpu()`), or None with fewer than two files.
+
+        Example:
+          >>> measure.time_rows(rows)
+        """
+        timed = [row for row in rows if row["stage"] in self._files]
+        try:
+            if len(timed) < 2:
+                for row in timed:
+                    (timing,) = export.benchmark(self._files[row["stage"]], threads=1, xnnpack=True)["latency"]
+                    row.update(latency_ms=timing["median_ms"], latency_spread=timing["spread"])
+                return None
+            files = {row["stage"]: self._files[row["stage"]] for row in timed}
+            result = export.compare(files, invokes=_INVOKES, max_seconds=_MAX_SECONDS)
+        finally:
+            self._folder.cleanup()
+        for row, timing in zip(timed, result["files"]):
+            row.update(
+                latency_ms=timing["median_ms"],
+                latency_spread=timing["spread"],
+                speedup=timing["speedup"],
+                speedup_interval=f"{timing['speedup_low']:.2f}-{timing['speedup_high']:.2f}",
+            )
+        return result["cpu"]
+
     def _with_file(self, row, model, result):
         check = export.verify(result.path, model, self._x, self._y)
-        (timing,) = export.benchmark(result.path, threads=1, xnnpack=True, runs=50, max_seconds=5)["latency"]
+        self._files[row["stage"]] = result.path
         row.update(
             tflite_bytes=result.bytes,
             gzip_bytes=result.gzip_bytes,
@@ -83,7 +134,6 @@ class Measure:
             top1_agreement=check["top1_agreement"],
             max_abs_error=check["max_abs_error"],
             samples=check["samples"],
-            latency_ms=timing["median_ms"],
         )
         return row
 

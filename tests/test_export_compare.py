@@ -1,0 +1,79 @@
+"""Latency side by side: interleaved rounds, ratios to a baseline with bootstrap intervals."""
+
+import numpy as np
+import pytest
+
+import tfcompress as tfc
+from tests.conftest import small_cnn
+from tfcompress import keras
+
+
+@pytest.fixture(scope="module")
+def same_shape_files(tmp_path_factory):
+    """Three float32 files of one CNN shape, each with its own random weights."""
+    folder = tmp_path_factory.mktemp("compare")
+    paths = []
+    for seed in range(3):
+        keras.utils.set_random_seed(seed)
+        model = small_cnn(filters=32, units=128, name=f"weights_{seed}")
+        paths.append(tfc.export.to_tflite(model, folder / f"weights_{seed}.tflite", mode="float32").path)
+    return paths
+
+
+def test_same_shape_files_cannot_be_told_apart(same_shape_files):
+    result = tfc.export.compare(same_shape_files)
+    medians = [row["median_ms"] for row in result["files"]]
+    # Identical work: within 5% in one run here; 10% keeps the test stable on busy CI cores.
+    assert max(medians) / min(medians) < 1.10, tfc.export.format_comparison(result)
+    assert [row["verdict"] for row in result["files"]][0] == "baseline"
+    for row in result["files"][1:]:
+        assert row["speedup_low"] <= row["speedup"] <= row["speedup_high"]
+        assert 0.9 < row["speedup"] < 1.1
+    assert result["rounds"] == 30 and all(len(row["round_ms"]) == 30 for row in result["files"])
+    assert "AVX" in result["cpu"] or "cores" in result["cpu"]
+
+
+def test_a_model_with_16_times_the_work_is_slower_beyond_doubt(same_shape_files, tmp_path):
+    keras.utils.set_random_seed(0)
+    wide = tfc.export.to_tflite(small_cnn(filters=128, units=512), tmp_path / "wide.tflite", mode="float32").path
+    result = tfc.export.compare({"small": same_shape_files[0], "wide": wide}, baseline="wide")
+    small = result["files"][0]
+    assert small["verdict"] == "faster" and small["speedup_low"] > 1.5, tfc.export.format_comparison(result)
+    table = tfc.export.format_comparison(result)
+    assert "x faster than wide (95% interval)" in table and result["cpu"] in table
+
+
+def test_keras_models_are_exported_first_and_the_user_model_is_untouched(trained_cnn, same_shape_files):
+    before = [weight.copy() for weight in trained_cnn.get_weights()]
+    result = tfc.export.compare([trained_cnn, same_shape_files[0]], rounds=5, invokes=3)
+    assert [row["label"] for row in result["files"]] == ["trained_cnn", "weights_0.tflite"]
+    assert result["files"][0]["path"] is None and result["files"][1]["path"] == same_shape_files[0]
+    for kept, now in zip(before, trained_cnn.get_weights()):
+        np.testing.assert_array_equal(kept, now)
+
+
+def test_rounds_stop_at_the_time_limit_after_five(same_shape_files):
+    result = tfc.export.compare(same_shape_files[:2], rounds=10**6, max_seconds=0.01)
+    assert 5 <= result["rounds"] < 10**6
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"rounds": 2}, r"`rounds` >= 5"),
+        ({"invokes": 1}, r"`invokes` >= 3"),
+        ({"confidence": 1.0}, r"`confidence` a float in \(0, 1\)"),
+        ({"baseline": "other.tflite"}, r"`baseline` must be one of"),
+        ({"baseline": 5}, r"`baseline` must be one of"),
+    ],
+)
+def test_bad_arguments_say_what_is_allowed(same_shape_files, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        tfc.export.compare(same_shape_files, **arguments)
+
+
+def test_files_with_one_name_in_two_folders_keep_distinct_labels(same_shape_files, tmp_path):
+    copy = tmp_path / "weights_0.tflite"
+    copy.write_bytes(open(same_shape_files[0], "rb").read())
+    result = tfc.export.compare([same_shape_files[0], str(copy)], rounds=5, invokes=3)
+    assert [row["label"] for row in result["files"]] == [same_shape_files[0], str(copy)]
