@@ -1,12 +1,9 @@
-"""What the benchmarks share: the data they run on, an epoch timer, the CPU's name and alternating latencies."""
+"""What the benchmarks share: the data they run on, an epoch timer, and files timed side by side."""
 
 import os
 import pathlib
-import platform
-import subprocess
 import time
 
-import numpy as np
 from absl import flags
 
 import tfcompress as tfc
@@ -78,27 +75,33 @@ def compile_classifier(model, learning_rate):
     return model
 
 
-def cpu() -> str:
-    """The CPU's model name and the features int8 speed depends on (AVX2, AVX-512, VNNI), from `lscpu`."""
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines()
-        fields = dict(line.split(":", 1) for line in lines if ":" in line)
-        flags_ = fields.get("Flags", "").split()
-        features = [name for name in ("avx2", "avx512f", "avx512_vnni", "avx_vnni") if name in flags_]
-        return f"{fields.get('Model name', '').strip()} ({', '.join(features) or 'no AVX2'})"
-    except (OSError, subprocess.SubprocessError):
-        return platform.processor()
+def side_by_side(rows, threads=(1,), baseline=0, rounds=30) -> str:
+    """Times the rows' files together (`tfc.export.compare`) and fills in each row's latency and speed-up, in place.
 
+    For each thread count t: `us_t` (median of round medians, microseconds) and `x_t`
+    ("2.31x (2.25-2.40)": the baseline row's latency over this row's, with its 95%
+    interval; "same" where the interval holds 1).
 
-def alternating_latencies(paths, rounds: int = 5, runs: int = 100) -> dict:
-    """Median over rounds of each file's median latency (ms, 1 thread, XNNPACK), the files timed in turn each round.
+    Args:
+      rows: dicts with `model` (a unique label) and `path` (the .tflite file).
+      threads: interpreter thread counts, one comparison each.
+      baseline: the position of the row the speed-ups are to.
+      rounds: interleaved rounds.
 
-    Timing the files in turn, round after round, spreads whatever else the machine does
-    over all of them instead of landing on one file's window.
+    Returns:
+      The CPU they ran on, to print with the table.
     """
-    medians = {path: [] for path in paths}
-    for _ in range(rounds):
-        for path in paths:
-            (timing,) = tfc.export.benchmark(path, threads=1, xnnpack=True, runs=runs, max_seconds=5)["latency"]
-            medians[path].append(timing["median_ms"])
-    return {path: float(np.median(values)) for path, values in medians.items()}
+    for count in threads:
+        result = tfc.export.compare({row["model"]: row["path"] for row in rows}, baseline=baseline, threads=count,
+                                    rounds=rounds, max_seconds=120)  # fmt: skip
+        for row, timing in zip(rows, result["files"]):
+            row[f"us_{count}"] = 1000 * timing["median_ms"]
+            row[f"x_{count}"] = _speedup_text(timing)
+    return tfc.export.cpu()
+
+
+def _speedup_text(timing) -> str:
+    if timing["verdict"] == "baseline":
+        return "1.00x"
+    same = " same" if timing["verdict"] == "cannot be told apart" else ""
+    return f"{timing['speedup']:.2f}x ({timing['speedup_low']:.2f}-{timing['speedup_high']:.2f}){same}"

@@ -16,7 +16,8 @@ Four parts (--parts picks some):
 
 The control and calibration models train on the first 55,000 training images; the last 5,000 are the
 control's validation set; every figure is on the 10,000 test images (2,000 for MobileNetV2). Latency:
-LiteRT, batch 1, 1 thread, XNNPACK, files timed in alternating rounds (median of round medians).
+LiteRT, batch 1, 1 thread, XNNPACK, files timed side by side (`tfc.export.compare`: interleaved rounds,
+median of round medians, each speed-up with its 95% bootstrap interval).
 
 Run: python benchmarks/compression_at_accuracy.py [--parts=pipeline,resnet,control,calibration] [--epochs=N]
 """
@@ -45,8 +46,10 @@ flags.DEFINE_float("channels", 0.5, "pipeline: share of channels the channels st
 flags.DEFINE_integer("finetune_epochs", 2, "resnet: fine-tuning epochs of the equal-epochs comparison.")
 flags.DEFINE_integer("long_epochs", 6, "resnet: fine-tuning epochs of the longer schedule.")
 flags.DEFINE_float("finetune_lr", 5e-4, "resnet: peak learning rate of the fine-tuning (cosine decay to 0).")
+flags.DEFINE_float("alpha", 0.1, "resnet: distillation's weight of the label loss.")
+flags.DEFINE_float("temperature", 4.0, "resnet: distillation's temperature.")
 flags.DEFINE_integer("mobilenet_images", 10000, "MobileNetV2's training images (96x96 RGB is 110 KB each).")
-flags.DEFINE_integer("rounds", 7, "Alternating latency rounds.")
+flags.DEFINE_integer("rounds", 30, "Interleaved latency rounds (tfc.export.compare).")
 FLAGS = flags.FLAGS
 
 _VALIDATION = 5000
@@ -59,7 +62,7 @@ def main(argv):
     warnings.filterwarnings("ignore")
     ((x_train, y_train), (x_test, y_test)), data_name = _common.load_data()
     folder = tempfile.mkdtemp(prefix="tfcompress_accuracy_")
-    print(f"data: {data_name}; CPU: {_common.cpu()}; files in {folder}", flush=True)
+    print(f"data: {data_name}; CPU: {tfc.export.cpu()}; files in {folder}", flush=True)
     start = time.perf_counter()
     if "pipeline" in FLAGS.parts:
         _pipeline(folder)
@@ -116,7 +119,6 @@ def _pipeline(folder):
         "the same, first conv in float (qat float_layers)": first["final"],
         "its float32 (before QAT), for comparison": plain["rows"][3],
     }
-    latency = _common.alternating_latencies(list(files.values()), FLAGS.rounds)
     teacher = rows_by_label["float32 teacher"]
     rows = []
     for label, path in files.items():
@@ -129,15 +131,15 @@ def _pipeline(folder):
                 "bytes": row["tflite_bytes"],
                 "gzip": row["gzip_bytes"],
                 "smaller": teacher["gzip_bytes"] / row["gzip_bytes"],
-                "us": 1000 * latency[path],
-                "faster": latency[files["float32 distilled student"]] / latency[path],
+                "path": path,
             }
         )
-    print()
+    cpu = _common.side_by_side(rows, baseline=1, rounds=FLAGS.rounds)  # over the float32 distilled student
+    print(f"\nLiteRT, batch 1, 1 thread, XNNPACK, {FLAGS.rounds} interleaved rounds; {cpu}")
     print(format_table(rows, [
         ("model", "model"), ("accuracy", "LiteRT acc."), ("points", "points vs teacher"), ("bytes", ".tflite bytes"),
-        ("gzip", "gzip bytes"), ("smaller", "gzip x smaller than teacher"), ("us", "us, 1 thread"),
-        ("faster", "x faster than student"),
+        ("gzip", "gzip bytes"), ("smaller", "gzip x smaller than teacher"), ("us_1", "us, 1 thread"),
+        ("x_1", "x faster than student (95%)"),
     ]))  # fmt: skip
     print(f"(distilled student in the recovery run: {guided['rows'][1]['tflite_accuracy']:.4f}; teacher "
           f"{guided['rows'][0]['tflite_accuracy']:.4f})", flush=True)  # fmt: skip
@@ -207,7 +209,8 @@ def _test_set(name, test):
 
 def _resnet(resnet, train, test, folder):
     """Half the ResNet's channels: plain fine-tuning vs distillation from the unpruned ResNet."""
-    print(f"\nResNet, channels 50%: plain vs distillation-aided fine-tuning (peak rate {FLAGS.finetune_lr}) ...",
+    print(f"\nResNet, channels 50%: plain vs distillation-aided fine-tuning (peak rate {FLAGS.finetune_lr}, "
+          f"alpha {FLAGS.alpha}, T {FLAGS.temperature}) ...",
           flush=True)  # fmt: skip
     x_test, y_test = test
     paths = {"ResNet": _float32(resnet, folder, "resnet")}
@@ -220,26 +223,21 @@ def _resnet(resnet, train, test, folder):
             label = f"channels 50%, {epochs} epochs, " + ("distilled" if teacher else "plain")
             history = tfc.prune.finetune(
                 half, train, epochs=epochs, batch_size=128, teacher=teacher, validation_data=test,
-                learning_rate=FLAGS.finetune_lr,
+                learning_rate=FLAGS.finetune_lr, alpha=FLAGS.alpha, temperature=FLAGS.temperature,
             )  # fmt: skip
             epochs_log[label] = history.history["val_accuracy"] if "val_accuracy" in history.history else None
             paths[label] = _float32(half, folder, label)
             accuracy[label] = _accuracy(half, x_test, y_test)
             print(f"  {label}: {accuracy[label]:.4f}", flush=True)
-    latency = _common.alternating_latencies(list(paths.values()), FLAGS.rounds)
     base = accuracy["ResNet"]
     rows = [
-        {
-            "model": label,
-            "accuracy": accuracy[label],
-            "points": 100 * (accuracy[label] - base),
-            "us": 1000 * latency[path],
-            "faster": latency[paths["ResNet"]] / latency[path],
-        }
+        {"model": label, "accuracy": accuracy[label], "points": 100 * (accuracy[label] - base), "path": path}
         for label, path in paths.items()
     ]
+    cpu = _common.side_by_side(rows, rounds=FLAGS.rounds)
+    print(f"LiteRT, batch 1, 1 thread, XNNPACK, {FLAGS.rounds} interleaved rounds; {cpu}")
     print(format_table(rows, [("model", "model"), ("accuracy", "accuracy"), ("points", "points"),
-                              ("us", "us, 1 thread"), ("faster", "x faster")]))  # fmt: skip
+                              ("us_1", "us, 1 thread"), ("x_1", "x faster (95%)")]))  # fmt: skip
     for label, log in epochs_log.items():
         if log:
             within = [epoch + 1 for epoch, value in enumerate(log) if value >= base - 0.01]

@@ -5,10 +5,11 @@ keras.applications builds both with random weights (nothing can be downloaded he
 channel group by L1 norm (squeeze-excite gates coupled to their trunk, hard-swish and
 Rescaling passed through). Each model is exported in float32 and in int8 (calibrated on
 random images; latency does not depend on the weights' values) and timed at batch 1,
-1 thread, XNNPACK, in alternating rounds, so that both files of a pair share the
-machine's state. Latency is the median of the rounds' medians.
+1 thread, XNNPACK, side by side (`tfc.export.compare`: interleaved rounds, so that both
+files of a pair share the machine's state). Latency is the median of the rounds' medians;
+the speed-up has its 95% bootstrap interval.
 
-Usage: python benchmarks/prune_channels_applications.py [--rounds=5]
+Usage: python benchmarks/prune_channels_applications.py [--rounds=30]
 """
 
 import os
@@ -26,7 +27,7 @@ import _common  # noqa: E402
 import tfcompress as tfc  # noqa: E402
 from tfcompress import keras  # noqa: E402
 
-flags.DEFINE_integer("rounds", 5, "Alternating timing rounds per pair of files.")
+flags.DEFINE_integer("rounds", 30, "Interleaved timing rounds per pair of files.")
 _SHAPE = (96, 96, 3)
 
 
@@ -35,8 +36,8 @@ def main(argv):
     folder = pathlib.Path("channels_applications")
     folder.mkdir(exist_ok=True)
     images = np.random.default_rng(0).uniform(0, 255, (200,) + _SHAPE).astype(np.float32)
-    print(f"CPU: {_common.cpu()}")
-    print("| model | parameters | MACs | mode | µs, 1 thread | speed-up |")
+    print(f"CPU: {tfc.export.cpu()}; dense and half timed side by side ({flags.FLAGS.rounds} interleaved rounds)")
+    print("| model | parameters | MACs | mode | µs, 1 thread | speed-up (95% interval) |")
     print("|---|---:|---:|---|---:|---:|")
     builders = {
         "MobileNetV3Small": keras.applications.MobileNetV3Small,
@@ -48,20 +49,21 @@ def main(argv):
         smaller = tfc.prune.channels(model, 0.5)
         costs = {"dense": tfc.prune.cost(model), "half": tfc.prune.cost(smaller)}
         for mode in ("float32", "int8"):
-            paths = {}
+            rows = []
             for label, candidate in (("dense", model), ("half", smaller)):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    paths[label] = tfc.export.to_tflite(
+                    path = tfc.export.to_tflite(
                         candidate, folder / f"{name}_{label}_{mode}.tflite", mode=mode, overwrite=True,
                         representative_data=images if mode == "int8" else None,
                     ).path  # fmt: skip
-            latency = _common.alternating_latencies(list(paths.values()), flags.FLAGS.rounds)
-            for label in ("dense", "half"):
+                rows.append({"model": label, "path": path})
+            _common.side_by_side(rows, rounds=flags.FLAGS.rounds)
+            for row in rows:
+                label = row["model"]
                 title = name if label == "dense" else f"{name}, channels 50%"
-                speedup = latency[paths["dense"]] / latency[paths[label]]
                 print(f"| {title} | {costs[label]['parameters']:,} | {costs[label]['macs']:,} | {mode} | "
-                      f"{1000 * latency[paths[label]]:,.0f} | {speedup:.2f}× |", flush=True)  # fmt: skip
+                      f"{row['us_1']:,.0f} | {row['x_1']} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Trains a CNN on MNIST (../shared/data/mnist or --mnist_dir; else the built-in di
 - channel-pruned: `tfc.prune.channels(model, ratio=0.5)` (L1), fine-tuned;
 - TF-MOT 80% unstructured: `tfc.prune.magnitude` to 80%, fine-tuned and stripped.
 For each, in float32 and int8: test accuracy in LiteRT, parameters (non-zero), MACs, .tflite bytes
-and LiteRT latency at 1 and 2 threads (batch 1, XNNPACK, median).
+and LiteRT latency at 1 and 2 threads (batch 1, XNNPACK). Every table's files are timed side by side
+(`tfc.export.compare`: interleaved rounds, median of round medians), each speed-up with its 95% interval.
 
 Fine-tuning is `tfc.prune.finetune` (Adam from 5e-4, cosine decay to zero). Then the ways of choosing what
 goes, at the same 50% and the same fine-tuning epochs (float32):
@@ -44,10 +45,6 @@ def _measure(label, model, folder, x_train, x_test, y_test, mode):
     path = os.path.join(folder, f"{label.replace(' ', '_').replace('%', '')}_{mode}.tflite")
     calibration = {"representative_data": x_train[:500]} if mode == "int8" else {}
     result = tfc.export.to_tflite(model, path, mode=mode, overwrite=True, **calibration)
-    latency = {
-        row["threads"]: row["median_ms"] * 1000
-        for row in tfc.export.benchmark(path, threads=(1, 2), xnnpack=True, runs=300)["latency"]
-    }
     counts = tfc.prune.sparsity(model)
     return {
         "model": f"{label}, {mode}",
@@ -57,8 +54,7 @@ def _measure(label, model, folder, x_train, x_test, y_test, mode):
         "macs": tfc.export.inspect(path)["macs"],
         "bytes": result.bytes,
         "gzip": result.gzip_bytes,
-        "us_1": latency[1],
-        "us_2": latency[2],
+        "path": path,
     }
 
 
@@ -67,7 +63,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     ((x_train, y_train), (x_test, y_test)), data_name = _common.load_data()
     folder = tempfile.mkdtemp(prefix="tfcompress_channels_")
-    print(f"data: {data_name}; files in {folder}", flush=True)
+    print(f"data: {data_name}; CPU: {tfc.export.cpu()}; files in {folder}", flush=True)
     fit = {"batch_size": 128, "verbose": 0}
 
     keras.utils.set_random_seed(0)
@@ -91,6 +87,7 @@ def main(argv):
     for mode in ("float32", "int8"):
         for label, model in (("dense", dense), ("channels 50%", channel_pruned), ("TF-MOT 80%", unstructured)):
             rows.append(_measure(label, model, folder, x_train, x_test, y_test, mode))
+    _common.side_by_side(rows, threads=(1, 2))
     columns = [
         ("model", "model"),
         ("accuracy", "accuracy"),
@@ -100,7 +97,9 @@ def main(argv):
         ("bytes", ".tflite bytes"),
         ("gzip", "gzip bytes"),
         ("us_1", "us, 1 thread"),
+        ("x_1", "x faster, 1 thread (95%)"),
         ("us_2", "us, 2 threads"),
+        ("x_2", "x faster, 2 threads (95%)"),
     ]
     print()
     print(format_table(rows, columns))
@@ -109,9 +108,9 @@ def main(argv):
     for mode, offset in (("float32", 0), ("int8", 3)):
         base, channel, magnitude = rows[offset : offset + 3]
         print(
-            f"{mode}: channels 50% is {base['us_1'] / channel['us_1']:.2f}x faster at 1 thread "
-            f"({base['us_2'] / channel['us_2']:.2f}x at 2), {100 * (channel['accuracy'] - base['accuracy']):+.2f} "
-            f"accuracy points; TF-MOT 80% is {base['us_1'] / magnitude['us_1']:.2f}x at 1 thread"
+            f"{mode}: channels 50% is {channel['x_1']} faster than dense float32 at 1 thread "
+            f"({channel['x_2']} at 2), {100 * (channel['accuracy'] - base['accuracy']):+.2f} "
+            f"accuracy points; TF-MOT 80% is {magnitude['x_1']} at 1 thread"
         )
 
     _resnet(x_train, y_train, x_test, y_test, folder, fit)
@@ -128,26 +127,19 @@ def main(argv):
     ):
         path = os.path.join(folder, f"{label.replace(' ', '_').replace(',', '').replace('%', '')}.tflite")
         result = tfc.export.to_tflite(model, path, mode="float32", overwrite=True)
-        latency = {
-            row["threads"]: row["median_ms"] * 1000
-            for row in tfc.export.benchmark(path, threads=(1, 2))["latency"]
-            if row["xnnpack"]
-        }
         mobile_rows.append(
             {
                 "model": label,
                 "parameters": model.count_params(),
                 "macs": tfc.export.inspect(path)["macs"],
                 "bytes": result.bytes,
-                "us_1": latency[1],
-                "us_2": latency[2],
+                "path": path,
             }
         )
-    print(format_table(mobile_rows, [columns[0], columns[2], columns[4], columns[5], columns[7], columns[8]]))
-    print(
-        f"MobileNetV2: half the channels is {mobile_rows[0]['us_1'] / mobile_rows[1]['us_1']:.2f}x faster at 1 thread; "
-        f"3 blocks dropped, {mobile_rows[0]['us_1'] / mobile_rows[2]['us_1']:.2f}x"
-    )
+    _common.side_by_side(mobile_rows, threads=(1, 2))
+    print(format_table(mobile_rows, [columns[i] for i in (0, 2, 4, 5, 7, 8, 9, 10)]))
+    print(f"MobileNetV2: half the channels is {mobile_rows[1]['x_1']} faster at 1 thread; "
+          f"3 blocks dropped, {mobile_rows[2]['x_1']}")  # fmt: skip
 
 
 _CHOICE_COLUMNS = [
@@ -157,6 +149,7 @@ _CHOICE_COLUMNS = [
     ("parameters", "parameters"),
     ("macs", "MACs"),
     ("us_1", "us, 1 thread"),
+    ("x_1", "x faster, 1 thread (95%)"),
 ]
 
 
@@ -168,7 +161,6 @@ def _accuracy(model, x, y):
 def _float_row(label, model, folder, x_test, y_test, before=None):
     path = os.path.join(folder, f"{label.replace(' ', '_').replace(',', '').replace('%', '')}.tflite")
     tfc.export.to_tflite(model, path, mode="float32", overwrite=True)
-    latency = tfc.export.benchmark(path, threads=(1,), xnnpack=True, runs=300)["latency"][0]
     counts = tfc.prune.cost(model)
     return {
         "model": label,
@@ -176,7 +168,7 @@ def _float_row(label, model, folder, x_test, y_test, before=None):
         "accuracy": tfc.export.verify(path, model, x_test, y_test)["tflite_accuracy"],
         "parameters": counts["parameters"],
         "macs": counts["macs"],
-        "us_1": latency["median_ms"] * 1000,
+        "path": path,
     }
 
 
@@ -203,6 +195,7 @@ def _compare_choices(dense, uniform, train, test, folder, fit):
     )  # fmt: skip
     rows.append(_float_row(f"iterative L1, {FLAGS.finetune_epochs} steps", model, folder, x_test, y_test,
                            log[0]["accuracy_pruned"]))  # fmt: skip
+    _common.side_by_side(rows)
     print(format_table(rows, _CHOICE_COLUMNS))
     print("(iterative: 'before' is the first step's, pruned by 1/steps of the way)")
 
@@ -232,13 +225,13 @@ def _resnet(x_train, y_train, x_test, y_test, folder, fit):
     before = _accuracy(shallower, x_test, y_test)
     tfc.prune.finetune(shallower, (x_train, y_train), epochs=FLAGS.finetune_epochs, batch_size=fit["batch_size"])
     rows.append(_float_row(f"ResNet, {least['add']} dropped", shallower, folder, x_test, y_test, before))
+    _common.side_by_side(rows)
     print(format_table(rows, _CHOICE_COLUMNS))
     drops = ", ".join(f"{block['add']} {block['drop']:+.2f}" for block in blocks)
     print(f"accuracy points lost by dropping each block alone, no fine-tuning (2,000 training images): {drops}")
     for row in rows[1:]:
-        speedup = rows[0]["us_1"] / row["us_1"]
         points = 100 * (row["accuracy"] - rows[0]["accuracy"])
-        print(f"{row['model']}: {speedup:.2f}x faster at 1 thread, {points:+.2f} accuracy points")
+        print(f"{row['model']}: {row['x_1']} faster at 1 thread, {points:+.2f} accuracy points")
 
 
 if __name__ == "__main__":

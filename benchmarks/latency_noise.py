@@ -1,0 +1,73 @@
+"""How far apart identical work times: three same-shape models, one at a time vs side by side.
+
+The three files are the conv32-conv64-dense128 MNIST CNN (float32) built with three weight
+seeds: the same ops on the same shapes, so any gap between them is measurement noise. Each
+repeat times them twice, in the same order: one file after another with
+`tfc.export.benchmark` (what a latency table made row by row does), then together with
+`tfc.export.compare` (interleaved rounds). It prints each way's gap between the slowest
+and the fastest of the three, per repeat and overall.
+
+Target: `compare` keeps identical files within 5% of each other.
+
+Usage: python benchmarks/latency_noise.py [--repeats=5] [--rounds=30]
+"""
+
+import os
+import sys
+import tempfile
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _common  # noqa: E402
+
+import tfcompress as tfc  # noqa: E402
+from tfcompress import keras  # noqa: E402
+from tfcompress.report import format_table  # noqa: E402
+
+flags.DEFINE_integer("repeats", 5, "How many times to time the three files each way.")
+flags.DEFINE_integer("rounds", 30, "compare: interleaved rounds.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    folder = tempfile.mkdtemp(prefix="tfcompress_noise_")
+    paths = {}
+    for seed in range(3):
+        keras.utils.set_random_seed(seed)
+        model = _common.mnist_cnn((28, 28, 1))
+        paths[f"seed {seed}"] = tfc.export.to_tflite(model, os.path.join(folder, f"seed{seed}.tflite"),
+                                                     mode="float32").path  # fmt: skip
+    print(f"CPU: {tfc.export.cpu()}; LiteRT, batch 1, 1 thread, XNNPACK; three same-shape float32 CNNs")
+    rows = []
+    for repeat in range(FLAGS.repeats):
+        alone = {
+            label: tfc.export.benchmark(path, threads=1, xnnpack=True, runs=100)["latency"][0]["median_ms"]
+            for label, path in paths.items()
+        }
+        together = tfc.export.compare(paths, rounds=FLAGS.rounds)
+        side = {row["label"]: row["median_ms"] for row in together["files"]}
+        rows.append(
+            {
+                "repeat": str(repeat + 1),
+                "alone_us": " / ".join(f"{1000 * alone[label]:.1f}" for label in paths),
+                "alone_gap": max(alone.values()) / min(alone.values()) - 1,
+                "compare_us": " / ".join(f"{1000 * side[label]:.1f}" for label in paths),
+                "compare_gap": max(side.values()) / min(side.values()) - 1,
+                "verdicts": ", ".join(row["verdict"] for row in together["files"][1:]),
+            }
+        )
+    print(format_table(rows, [
+        ("repeat", "repeat"), ("alone_us", "one at a time, us"), ("alone_gap", "gap"),
+        ("compare_us", "side by side, us"), ("compare_gap", "gap"), ("verdicts", "seeds 1, 2 vs seed 0"),
+    ]))  # fmt: skip
+    worst_alone = max(row["alone_gap"] for row in rows)
+    worst_compare = max(row["compare_gap"] for row in rows)
+    print(f"largest gap between identical files: one at a time {worst_alone:.1%}, side by side {worst_compare:.1%} "
+          f"(target <= 5%: {'met' if worst_compare <= 0.05 else 'NOT met'})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    app.run(main)
