@@ -75,7 +75,7 @@ def compile_classifier(model, learning_rate):
     return model
 
 
-def side_by_side(rows, threads=(1,), baseline=0, rounds=30) -> str:
+def side_by_side(rows, threads=(1,), baseline=0, rounds=200) -> str:
     """Times the rows' files together (`tfc.export.compare`) and fills in each row's latency and speed-up, in place.
 
     For each thread count t: `us_t` (median of round medians, microseconds) and `x_t`

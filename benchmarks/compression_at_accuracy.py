@@ -49,7 +49,7 @@ flags.DEFINE_float("finetune_lr", 5e-4, "resnet: peak learning rate of the fine-
 flags.DEFINE_float("alpha", 0.1, "resnet: distillation's weight of the label loss.")
 flags.DEFINE_float("temperature", 4.0, "resnet: distillation's temperature.")
 flags.DEFINE_integer("mobilenet_images", 10000, "MobileNetV2's training images (96x96 RGB is 110 KB each).")
-flags.DEFINE_integer("rounds", 30, "Interleaved latency rounds (tfc.export.compare).")
+flags.DEFINE_integer("rounds", 200, "Interleaved latency rounds (tfc.export.compare).")
 FLAGS = flags.FLAGS
 
 _VALIDATION = 5000

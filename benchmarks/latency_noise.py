@@ -9,7 +9,7 @@ and the fastest of the three, per repeat and overall.
 
 Target: `compare` keeps identical files within 5% of each other.
 
-Usage: python benchmarks/latency_noise.py [--repeats=5] [--rounds=30]
+Usage: python benchmarks/latency_noise.py [--repeats=5] [--rounds=200]
 """
 
 import os
@@ -27,7 +27,7 @@ from tfcompress import keras  # noqa: E402
 from tfcompress.report import format_table  # noqa: E402
 
 flags.DEFINE_integer("repeats", 5, "How many times to time the three files each way.")
-flags.DEFINE_integer("rounds", 30, "compare: interleaved rounds.")
+flags.DEFINE_integer("rounds", 200, "compare: interleaved rounds.")
 FLAGS = flags.FLAGS
 
 

@@ -9,7 +9,7 @@ random images; latency does not depend on the weights' values) and timed at batc
 files of a pair share the machine's state). Latency is the median of the rounds' medians;
 the speed-up has its 95% bootstrap interval.
 
-Usage: python benchmarks/prune_channels_applications.py [--rounds=30]
+Usage: python benchmarks/prune_channels_applications.py [--rounds=200]
 """
 
 import os
@@ -27,7 +27,7 @@ import _common  # noqa: E402
 import tfcompress as tfc  # noqa: E402
 from tfcompress import keras  # noqa: E402
 
-flags.DEFINE_integer("rounds", 30, "Interleaved timing rounds per pair of files.")
+flags.DEFINE_integer("rounds", 200, "Interleaved timing rounds per pair of files.")
 _SHAPE = (96, 96, 3)
 
 

@@ -17,7 +17,7 @@ Usage:
   tfcompress demo [--output_dir=DIR] [--overwrite] [--quick]
   tfcompress inspect MODEL.tflite
   tfcompress bench MODEL.tflite [--threads=1,all] [--runs=100]
-  tfcompress bench A.tflite B.tflite ... [--threads=1,all] [--rounds=30] [--baseline=A.tflite]
+  tfcompress bench A.tflite B.tflite ... [--threads=1,all] [--rounds=200] [--baseline=A.tflite]
 
 Commands:
   run      Run a recipe (YAML or JSON; see examples/): load your model (.keras, .h5 or SavedModel)
@@ -60,7 +60,7 @@ flags.DEFINE_multi_string("set", [], "run: override a recipe value, e.g. --set=s
 flags.DEFINE_bool("quick", False, "A few epochs per stage: checks the path end to end, at lower accuracy.")
 flags.DEFINE_list("threads", ["1", "all"], "bench: interpreter thread counts; 'all' is every core of this machine.")
 flags.DEFINE_integer("runs", 100, "bench: timed runs per setting (at least 5), after 10 warm-up runs.")
-flags.DEFINE_integer("rounds", 30, "bench with several files: interleaved rounds (at least 5).")
+flags.DEFINE_integer("rounds", 200, "bench with several files: interleaved rounds (at least 5).")
 flags.DEFINE_string("baseline", None, "bench with several files: the file the speed-ups are to (default: the first).")
 
 _COMMANDS = ("run", "demo", "inspect", "bench")

@@ -147,7 +147,7 @@ def control(model, samples, target: Target, x, y, convert):
         "trials": judge.trials,
     }
     # Side by side: a slowdown read off two separate timing windows would be mostly noise.
-    timed = compare({"plain int8": plain, "chosen": content}, invokes=10, max_seconds=10.0)["files"]
+    timed = compare({"plain int8": plain, "chosen": content}, max_seconds=10.0)["files"]
     report["latency_ms"] = {row["label"]: row["median_ms"] for row in timed}
     report["advice"] = _advice(report)
     report["summary"] = summary(report)

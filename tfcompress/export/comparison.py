@@ -5,7 +5,9 @@ land on that file alone: on 2 busy cores, three files of the same shape once tim
 apart that way. Here every round runs each file in turn, in a new shuffled order, for a
 short batch of invokes; a file's latency is the median of its per-round medians, and a
 ratio's interval comes from resampling whole rounds, so the rounds' shared conditions
-cancel in it.
+cancel in it. Many short rounds beat a few long ones: on 2 cores busy training, three
+same-shape CNNs (150 us each) came within 1.8% of each other in 200 rounds of 5 invokes,
+and up to 3.8% apart in 30 rounds of 20.
 """
 
 import os
@@ -27,8 +29,8 @@ def compare(
     baseline=0,
     threads: int = 1,
     xnnpack: bool = True,
-    rounds: int = 30,
-    invokes: int = 20,
+    rounds: int = 200,
+    invokes: int = 5,
     warmup: int = 5,
     max_seconds: float = 60.0,
     confidence: float = 0.95,
