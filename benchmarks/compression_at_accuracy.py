@@ -22,6 +22,7 @@ median of round medians, each speed-up with its 95% bootstrap interval).
 Run: python benchmarks/compression_at_accuracy.py [--parts=pipeline,resnet,control,calibration] [--epochs=N]
 """
 
+import json
 import os
 import sys
 import tempfile
@@ -49,6 +50,7 @@ flags.DEFINE_float("finetune_lr", 5e-4, "resnet: peak learning rate of the fine-
 flags.DEFINE_float("alpha", 0.1, "resnet: distillation's weight of the label loss.")
 flags.DEFINE_float("temperature", 4.0, "resnet: distillation's temperature.")
 flags.DEFINE_integer("mobilenet_images", 10000, "MobileNetV2's training images (96x96 RGB is 110 KB each).")
+flags.DEFINE_string("pipeline_from", None, "pipeline: the files folder of an earlier run, to time its files again.")
 flags.DEFINE_integer("rounds", 200, "Interleaved latency rounds (tfc.export.compare).")
 FLAGS = flags.FLAGS
 
@@ -85,6 +87,10 @@ def _pipeline(folder):
     epochs = FLAGS.epochs
     reports = {}
     for run, recovery, float_layers in (("plain", False, None), ("guided", True, None), ("first", False, ["first"])):
+        if FLAGS.pipeline_from:  # an earlier run's reports and files: time them again, train nothing
+            with open(os.path.join(FLAGS.pipeline_from, f"pipeline_{run}", "report.json")) as file:
+                reports[run] = json.load(file)
+            continue
         recipe = {
             "model": "builtin:student",
             "data": {"source": "mnist", "path": FLAGS.mnist_dir},

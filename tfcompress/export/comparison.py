@@ -3,7 +3,7 @@
 Timing one file after another lets whatever else the machine does in one file's window
 land on that file alone: on 2 busy cores, three files of the same shape once timed 40%
 apart that way. Here every round runs each file in turn, in a new shuffled order, for a
-short batch of invokes; a file's latency is the median of its per-round medians, and a
+short batch of invokes after one untimed one; a file's latency is the median of its per-round medians, and a
 ratio's interval comes from resampling whole rounds, so the rounds' shared conditions
 cancel in it. Many short rounds beat a few long ones: on 2 cores busy training, three
 same-shape CNNs (150 us each) came within 1.8% of each other in 200 rounds of 5 invokes,
@@ -21,6 +21,8 @@ from tfcompress.export.litert import load_interpreter
 from tfcompress.export.machine import cpu
 
 _BOOTSTRAP_SAMPLES = 2000
+# Untimed invokes each file gets when its turn in a round comes: the file before it left the caches cold.
+_ROUND_WARMUP = 1
 
 
 def compare(
@@ -39,12 +41,13 @@ def compare(
     """Times several `.tflite` files (or Keras models) side by side and gives each one's ratio to a baseline.
 
     Every file gets its own interpreter (batch 1, random inputs of its dtypes, `warmup`
-    untimed invokes). Then each round runs every file for `invokes` timed invokes, the
-    files in a shuffled order; rounds stop at `rounds`, or after `max_seconds` once 5 are
+    untimed invokes). Then each round runs every file for one untimed and `invokes` timed
+    invokes, the files in a shuffled order; rounds stop at `rounds`, or after `max_seconds` once 5 are
     done. A file's latency is the median of its round medians; `speedup` is the
     baseline's over the file's (above 1: faster than the baseline), and its interval
     comes from a bootstrap over rounds, the same rounds for both files. Two files whose
-    interval holds 1 cannot be told apart on this machine.
+    interval holds 1 cannot be told apart on this machine. The interval resamples rounds,
+    not interpreters: two interpreters of the same file can differ by several percent.
 
     Args:
       models: a list of `.tflite` paths or Keras 2 models, or a dict `{label: path,
@@ -234,6 +237,8 @@ def _interleaved_rounds(interpreters, rounds, invokes, max_seconds, rng) -> dict
             break
         for index in rng.permutation(len(labels)):
             interpreter, times = interpreters[labels[index]], []
+            for _ in range(_ROUND_WARMUP):
+                interpreter.invoke()
             for _ in range(invokes):
                 start = time.perf_counter()
                 interpreter.invoke()
