@@ -635,7 +635,7 @@ CLI_CASES = {
     "bench with a bad thread count": (["bench", "m.tflite", "--threads=two"], 2, "--threads takes thread counts"),
     "inspect a file that is not a model": (["inspect", "r.yaml"], 1, "could not be loaded by the LiteRT interpreter"),
     "bench a file that is not a model": (["bench", "r.yaml"], 1, "could not be loaded by the LiteRT interpreter"),
-    "bench two files, one missing": (["bench", "r.yaml", "none.tflite"], 1, "No .tflite file at"),
+    "bench two files, one missing": (["bench", "none.tflite", "r.yaml"], 1, "No .tflite file at"),
     "bench with a baseline not given": (["bench", "a.tflite", "b.tflite", "--baseline=c.tflite"], 2, "--baseline must"),
 }
 
