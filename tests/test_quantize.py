@@ -143,3 +143,17 @@ def test_a_batchnorm_after_a_float_layer_stays_float_with_it():
 def test_float_layers_must_be_a_list_of_names(trained_cnn):
     with pytest.raises(ValueError, match=r"must be a list of layer names"):
         tfc.quantize.qat(trained_cnn, float_layers=trained_cnn.layers[0].name)
+
+
+@pytest.mark.slow
+def test_a_float_stem_litert_cannot_load_is_refused_in_our_words(tmp_path, seeded):
+    # keras.applications' MobileNetV2 stem (Conv1, bn_Conv1, ReLU6) kept float converts to a file LiteRT
+    # aborts the process on (TF 2.21, ai-edge-litert 2.3.0): the export must raise instead.
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None)
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Dense(5)(keras.layers.GlobalAveragePooling2D()(base(inputs))))
+    images = np.random.default_rng(0).random((16, 32, 32, 3)).astype(np.float32)
+    quantization_aware = tfc.quantize.qat(model, representative_data=images, float_layers=["first"])
+    with pytest.raises(RuntimeError, match=r"that LiteRT cannot load .* Nothing was written"):
+        tfc.export.to_tflite(quantization_aware, tmp_path / "m.tflite")
+    assert not any(tmp_path.iterdir())

@@ -1,11 +1,46 @@
 """Running a `.tflite` file in the LiteRT interpreter, float in and float out."""
 
 import os
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from tfcompress.data.arrays import InputSpec
+
+
+def load_failure_in_a_child(content: bytes):
+    """Loads `content` in a child Python process; why it failed, or None if it loaded.
+
+    For files the converter may have built wrongly: LiteRT aborts the whole process on
+    some of them instead of raising, which would take the user's session down with it.
+
+    Args:
+      content: the `.tflite` bytes.
+
+    Returns:
+      None when LiteRT allocated the model with and without XNNPACK; else the child's
+      exit code and the end of its error output.
+
+    Example:
+      >>> load_failure_in_a_child(content) is None
+      True
+    """
+    check = (
+        "import sys\nfrom ai_edge_litert.interpreter import Interpreter, OpResolverType\n"
+        "for kind in (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, OpResolverType.AUTO):\n"
+        "    Interpreter(model_path=sys.argv[1], experimental_op_resolver_type=kind).allocate_tensors()\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="tfcompress_load_") as folder:
+        path = os.path.join(folder, "model.tflite")
+        with open(path, "wb") as file:
+            file.write(content)
+        child = subprocess.run([sys.executable, "-c", check, path], capture_output=True, text=True, timeout=600)
+    if child.returncode == 0:
+        return None
+    return f"exit code {child.returncode}: {child.stderr.strip()[-300:] or 'no message'}"
 
 
 class XNNPackRefusedError(ValueError):

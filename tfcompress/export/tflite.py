@@ -14,7 +14,7 @@ from tfcompress.data.arrays import input_specs
 from tfcompress.export import accuracy_control, fallback, recurrent, weight_quantization
 from tfcompress.export.calibration import calibration_examples
 from tfcompress.export.inspection import costly_undelegated_ops, float_compute_ops
-from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
+from tfcompress.export.litert import XNNPackRefusedError, load_failure_in_a_child, load_interpreter
 from tfcompress.quantize import is_quantization_aware
 from tfcompress.quantize.quantization_aware import requested_float_layers
 
@@ -261,6 +261,16 @@ def to_tflite(
             f"The TFLite converter could not convert {model.name!r} to {mode}{at}: {_errors.summary(error)}. "
             f"Nothing was written to {path}."
         ) from error
+    if kept_float:
+        # A QAT model with float layers can convert to a file LiteRT aborts on (MobileNetV2's stem did).
+        failure = load_failure_in_a_child(content)
+        if failure:
+            raise RuntimeError(
+                f"The converter built an int8 file of {model.name!r} with {kept_float} in float that LiteRT cannot "
+                f"load ({failure}). Nothing was written to {path}. Train quantization-aware without "
+                "`float_layers` (all int8), or keep layers float post-training: "
+                "tfc.export.to_tflite(float_model, path, representative_data=..., float_layers=[...])."
+            )
     try:
         interpreter = load_interpreter(content)
     except XNNPackRefusedError:
