@@ -64,7 +64,9 @@ def qat(model, *, representative_data=None, preserve_sparsity: bool = None, pres
         int8 kernel is slower than float on the target CPU: a first convolution with one
         or three input channels ran 5x slower in int8 than in float32 under XNNPACK on an
         AVX2 CPU without VNNI (README, "the whole pipeline"). Export the result without
-        `representative_data`, which would calibrate these layers to int8 too.
+        `representative_data`, which would calibrate these layers to int8 too. Some graphs
+        convert to a file LiteRT cannot load (MobileNetV2's stem kept float did); the
+        export then raises and writes nothing.
 
     Returns:
       A new `QuantizationAwareModel` (TF-MOT quantize wrappers). It is not compiled:
