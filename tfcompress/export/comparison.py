@@ -1,13 +1,13 @@
 """Latency of several `.tflite` files side by side: interleaved rounds, ratios with intervals.
 
 Timing one file after another lets whatever else the machine does in one file's window
-land on that file alone: on 2 busy cores, three files of the same shape once timed 40%
-apart that way. Here every round runs each file in turn, in a new shuffled order, for a
-short batch of invokes after one untimed one; a file's latency is the median of its per-round medians, and a
-ratio's interval comes from resampling whole rounds, so the rounds' shared conditions
-cancel in it. Many short rounds beat a few long ones: on 2 cores busy training, three
-same-shape CNNs (150 us each) came within 1.8% of each other in 200 rounds of 5 invokes,
-and up to 3.8% apart in 30 rounds of 20.
+land on that file alone: three files of the same shape timed up to 30% apart that way here
+(benchmarks/latency_noise.py). Here every round runs each file in turn, in a new shuffled
+order, for a short batch of invokes after one untimed one; a file's latency is the median of
+its per-round medians, and a ratio's interval comes from resampling whole rounds, so the
+rounds' shared conditions cancel in it. Many short rounds beat a few long ones: on 2 cores
+busy training, three same-shape CNNs (150 us each) came within 1.8% of each other in 200
+rounds of 5 invokes, and up to 3.8% apart in 30 rounds of 20.
 """
 
 import os
@@ -16,8 +16,7 @@ import time
 
 import numpy as np
 
-from tfcompress.export.latency import _random_input
-from tfcompress.export.litert import load_interpreter
+from tfcompress.export.latency import warmed_interpreter
 from tfcompress.export.machine import cpu
 
 _BOOTSTRAP_SAMPLES = 2000
@@ -88,7 +87,8 @@ def compare(
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="tfcompress_compare_") as folder:
         paths = {label: _as_file(source, folder, label) for label, source in labelled.items()}
-        interpreters = {label: _ready(path, threads, xnnpack, rng, warmup) for label, path in paths.items()}
+        count = (os.cpu_count() or 1) if threads is None else threads
+        interpreters = {label: warmed_interpreter(path, count, xnnpack, rng, warmup) for label, path in paths.items()}
         round_ms = _interleaved_rounds(interpreters, rounds, invokes, max_seconds, rng)
     # A Keras model's or bytes' file was temporary: its row has no path.
     kept = {label: paths[label] if isinstance(source, (str, os.PathLike)) else None
@@ -215,16 +215,6 @@ def _as_file(source, folder, label) -> str:
     from tfcompress.export.tflite import to_tflite  # the exporter imports the converter stack
 
     return to_tflite(source, os.path.join(folder, f"{safe}.tflite"), mode="float32").path
-
-
-def _ready(path, threads, xnnpack, rng, warmup):
-    """An interpreter for `path` with random inputs set and `warmup` invokes done."""
-    interpreter = load_interpreter(path, (os.cpu_count() or 1) if threads is None else threads, xnnpack=xnnpack)
-    for detail in interpreter.get_input_details():
-        interpreter.set_tensor(detail["index"], _random_input(rng, detail))
-    for _ in range(warmup):
-        interpreter.invoke()
-    return interpreter
 
 
 def _interleaved_rounds(interpreters, rounds, invokes, max_seconds, rng) -> dict:

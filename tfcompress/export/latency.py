@@ -86,19 +86,41 @@ def _settings(values, name, valid):
     return values
 
 
-def _time_setting(path, threads, xnnpack, warmup, runs, max_seconds, seed) -> dict:
-    row = {"threads": threads, "xnnpack": xnnpack, "runs": 0, "error": None}
-    row.update(dict.fromkeys(("median_ms", "min_ms", "p10_ms", "p90_ms", "spread")))
-    try:
-        interpreter = load_interpreter(path, threads, xnnpack=xnnpack)
-    except XNNPackRefusedError as error:
-        row["error"] = str(error)
-        return row
-    rng = np.random.default_rng(seed)
+def warmed_interpreter(path, threads, xnnpack: bool, rng, warmup: int):
+    """An interpreter for `path` (batch 1), its inputs set to random values, after `warmup` untimed invokes.
+
+    Args:
+      path: the `.tflite` file.
+      threads: interpreter threads.
+      xnnpack: with LiteRT's default XNNPACK delegate.
+      rng: a numpy Generator for the inputs.
+      warmup: untimed invokes.
+
+    Returns:
+      The ready interpreter.
+
+    Raises:
+      XNNPackRefusedError: the file loads only without XNNPACK.
+
+    Example:
+      >>> interpreter = warmed_interpreter("m.tflite", 1, True, np.random.default_rng(0), 10)
+    """
+    interpreter = load_interpreter(path, threads, xnnpack=xnnpack)
     for detail in interpreter.get_input_details():
         interpreter.set_tensor(detail["index"], _random_input(rng, detail))
     for _ in range(warmup):
         interpreter.invoke()
+    return interpreter
+
+
+def _time_setting(path, threads, xnnpack, warmup, runs, max_seconds, seed) -> dict:
+    row = {"threads": threads, "xnnpack": xnnpack, "runs": 0, "error": None}
+    row.update(dict.fromkeys(("median_ms", "min_ms", "p10_ms", "p90_ms", "spread")))
+    try:
+        interpreter = warmed_interpreter(path, threads, xnnpack, np.random.default_rng(seed), warmup)
+    except XNNPackRefusedError as error:
+        row["error"] = str(error)
+        return row
     times = []
     deadline = time.perf_counter() + max_seconds
     while len(times) < runs and (len(times) < 5 or time.perf_counter() < deadline):
