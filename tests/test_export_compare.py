@@ -6,6 +6,7 @@ import pytest
 import tfcompress as tfc
 from tests.conftest import small_cnn
 from tfcompress import keras
+from tfcompress.export import comparison
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,8 @@ def test_same_shape_files_cannot_be_told_apart(same_shape_files):
         assert row["speedup_low"] <= row["speedup"] <= row["speedup_high"]
         assert 0.9 < row["speedup"] < 1.1
     assert result["rounds"] == 200 and all(len(row["round_ms"]) == 200 for row in result["files"])
+    assert result["interpreters"] == 3 and all(len(row["interpreter_ms"]) == 3 for row in result["files"])
+    assert "3 interpreters a file" in tfc.export.format_comparison(result)
     assert "AVX" in result["cpu"] or "cores" in result["cpu"]
 
 
@@ -52,6 +55,28 @@ def test_keras_models_are_exported_first_and_the_user_model_is_untouched(trained
         np.testing.assert_array_equal(kept, now)
 
 
+def test_one_interpreter_a_file_still_gives_an_interval(same_shape_files):
+    result = tfc.export.compare(same_shape_files[:2], rounds=5, invokes=3, interpreters=1)
+    row = result["files"][1]
+    assert len(row["interpreter_ms"]) == 1 and row["speedup_low"] <= row["speedup"] <= row["speedup_high"]
+    assert "1 interpreter a file" in tfc.export.format_comparison(result)
+
+
+def test_one_slow_interpreter_widens_the_interval_instead_of_deciding_the_verdict():
+    # Measured rounds of two files, three interpreters each (round r on interpreter r mod 3): file "a" has one
+    # interpreter 30% slower than its others, file "b" is steady in between. Resampling rounds alone would call
+    # "a" faster beyond doubt; resampling interpreters first says what is true: it depends on the interpreter.
+    rng = np.random.default_rng(0)
+    rounds = 90
+    a = np.where(np.arange(rounds) % 3 == 1, 1.3, 1.0) + rng.normal(0, 0.005, rounds)
+    b = 1.1 + rng.normal(0, 0.005, rounds)
+    row = comparison._row("a", None, {"a": a, "b": b}, "b", 3, 0.95, rng)
+    assert row["speedup"] > 1.05 and row["interpreter_ms"] == pytest.approx([1.0, 1.3, 1.0], abs=0.01)
+    assert row["speedup_low"] < 1 < row["speedup_high"] and row["verdict"] == "cannot be told apart"
+    steady = comparison._row("a", None, {"a": np.where(a > 1.2, 1.0, a), "b": b}, "b", 3, 0.95, rng)
+    assert steady["verdict"] == "faster"
+
+
 def test_rounds_stop_at_the_time_limit_after_five(same_shape_files):
     result = tfc.export.compare(same_shape_files[:2], rounds=10**6, max_seconds=0.01)
     assert 5 <= result["rounds"] < 10**6
@@ -62,6 +87,7 @@ def test_rounds_stop_at_the_time_limit_after_five(same_shape_files):
     [
         ({"rounds": 2}, r"`rounds` >= 5"),
         ({"invokes": 1}, r"`invokes` >= 3"),
+        ({"interpreters": 0}, r"`interpreters` >= 1"),
         ({"confidence": 1.0}, r"`confidence` a float in \(0, 1\)"),
         ({"baseline": "other.tflite"}, r"`baseline` must be one of"),
         ({"baseline": 5}, r"`baseline` must be one of"),

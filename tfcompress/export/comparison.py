@@ -32,6 +32,7 @@ def compare(
     xnnpack: bool = True,
     rounds: int = 200,
     invokes: int = 5,
+    interpreters: int = 3,
     warmup: int = 5,
     max_seconds: float = 60.0,
     confidence: float = 0.95,
@@ -39,14 +40,16 @@ def compare(
 ) -> dict:
     """Times several `.tflite` files (or Keras models) side by side and gives each one's ratio to a baseline.
 
-    Every file gets its own interpreter (batch 1, random inputs of its dtypes, `warmup`
-    untimed invokes). Then each round runs every file for one untimed and `invokes` timed
-    invokes, the files in a shuffled order; rounds stop at `rounds`, or after `max_seconds` once 5 are
-    done. A file's latency is the median of its round medians; `speedup` is the
-    baseline's over the file's (above 1: faster than the baseline), and its interval
-    comes from a bootstrap over rounds, the same rounds for both files. Two files whose
-    interval holds 1 cannot be told apart on this machine. The interval resamples rounds,
-    not interpreters: two interpreters of the same file can differ by several percent.
+    Every file gets `interpreters` interpreters of its own (batch 1, random inputs of its
+    dtypes, `warmup` untimed invokes each): two interpreters of one small file were once
+    30% apart here, so one alone would lend the file its luck. Then each round runs every file,
+    in a shuffled order, for one untimed and `invokes` timed invokes, round r on interpreter
+    r mod `interpreters`; rounds stop at `rounds`, or after `max_seconds` once 5 are done.
+    A file's latency is the median of its round
+    medians; `speedup` is the baseline's over the file's (above 1: faster than the
+    baseline), and its interval comes from a bootstrap that resamples interpreters and
+    then rounds, the same rounds for both files. Two files whose interval holds 1 cannot
+    be told apart on this machine.
 
     Args:
       models: a list of `.tflite` paths or Keras 2 models, or a dict `{label: path,
@@ -57,17 +60,20 @@ def compare(
       xnnpack: with LiteRT's default XNNPACK delegate (as phone apps run) or without.
       rounds: the most interleaved rounds, at least 5.
       invokes: timed invokes of each file per round, at least 3.
-      warmup: untimed invokes of each file before the first round.
+      interpreters: interpreters per file, at least 1. Each holds its own copy of
+        XNNPACK's packed weights, so memory grows with it on large models.
+      warmup: untimed invokes of each interpreter before the first round.
       max_seconds: stop starting rounds after this long (5 rounds are always run).
       confidence: the intervals' coverage, in (0, 1).
       seed: seed of the shuffles, the inputs and the bootstrap.
 
     Returns:
       A dict: `cpu` (model and int8-relevant features, `tfc.export.cpu()`), `threads`,
-      `xnnpack`, `rounds`, `invokes`, `confidence`, `baseline` (its label), and `files`:
-      one dict per file in the order given, with `label`, `path` (None for a Keras
-      model or bytes, whose file was temporary), `median_ms`, `spread`
+      `xnnpack`, `rounds`, `invokes`, `interpreters`, `confidence`, `baseline` (its label),
+      and `files`: one dict per file in the order given, with `label`, `path` (None for a
+      Keras model or bytes, whose file was temporary), `median_ms`, `spread`
       ((p90 - p10) / median of its round medians), `round_ms` (the round medians),
+      `interpreter_ms` (the median of each interpreter's rounds),
       `speedup`, `speedup_low`, `speedup_high` and `verdict` ("baseline", "faster",
       "slower" or "cannot be told apart"). `format_comparison` prints it as a table.
 
@@ -81,25 +87,27 @@ def compare(
       >>> result = tfc.export.compare({"float32": "m32.tflite", "int8": "m8.tflite"})
       >>> print(tfc.export.format_comparison(result))
     """
-    _check_settings(threads, rounds, invokes, warmup, max_seconds, confidence)
+    _check_settings(threads, rounds, invokes, interpreters, warmup, max_seconds, confidence)
     labelled = _labelled(models)
     base = _baseline_label(labelled, baseline)
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="tfcompress_compare_") as folder:
         paths = {label: _as_file(source, folder, label) for label, source in labelled.items()}
         count = (os.cpu_count() or 1) if threads is None else threads
-        interpreters = {label: warmed_interpreter(path, count, xnnpack, rng, warmup) for label, path in paths.items()}
-        round_ms = _interleaved_rounds(interpreters, rounds, invokes, max_seconds, rng)
+        ready = {label: [warmed_interpreter(path, count, xnnpack, rng, warmup) for _ in range(interpreters)]
+                 for label, path in paths.items()}  # fmt: skip
+        round_ms = _interleaved_rounds(ready, rounds, invokes, max_seconds, rng)
     # A Keras model's or bytes' file was temporary: its row has no path.
     kept = {label: paths[label] if isinstance(source, (str, os.PathLike)) else None
             for label, source in labelled.items()}  # fmt: skip
-    files = [_row(label, kept[label], round_ms, base, confidence, rng) for label in labelled]
+    files = [_row(label, kept[label], round_ms, base, interpreters, confidence, rng) for label in labelled]
     return {
         "cpu": cpu(),
         "threads": threads,
         "xnnpack": xnnpack,
         "rounds": len(round_ms[base]),
         "invokes": invokes,
+        "interpreters": interpreters,
         "confidence": confidence,
         "baseline": base,
         "files": files,
@@ -125,7 +133,7 @@ def format_comparison(result: dict) -> str:
     threads = "every core" if count is None else f"{count} thread{'s' if count > 1 else ''}"
     heading = (
         f"LiteRT, batch 1, {threads}, XNNPACK {'on' if result['xnnpack'] else 'off'}; {result['rounds']} interleaved "
-        f"rounds of {result['invokes']} invokes; {result['cpu']}"
+        f"rounds of {result['invokes']} invokes, {_interpreters(result['interpreters'])} a file; {result['cpu']}"
     )
     level = f"{result['confidence']:.0%}"
     rows = [
@@ -145,21 +153,26 @@ def format_comparison(result: dict) -> str:
     return heading + "\n" + format_table(rows, columns)
 
 
-def _check_settings(threads, rounds, invokes, warmup, max_seconds, confidence):
+def _interpreters(count) -> str:
+    return f"{count} interpreter{'s' if count > 1 else ''}"
+
+
+def _check_settings(threads, rounds, invokes, interpreters, warmup, max_seconds, confidence):
     checks = {
         "threads": threads is None or (isinstance(threads, int) and threads >= 1),
         "rounds": isinstance(rounds, int) and rounds >= 5,
         "invokes": isinstance(invokes, int) and invokes >= 3,
+        "interpreters": isinstance(interpreters, int) and interpreters >= 1,
         "warmup": isinstance(warmup, int) and warmup >= 0,
         "max_seconds": isinstance(max_seconds, (int, float)) and max_seconds > 0,
         "confidence": isinstance(confidence, float) and 0 < confidence < 1,
     }
-    wrong = {name: value for name, value in zip(checks, (threads, rounds, invokes, warmup, max_seconds, confidence))
-             if not checks[name]}  # fmt: skip
+    values = (threads, rounds, invokes, interpreters, warmup, max_seconds, confidence)
+    wrong = {name: value for name, value in zip(checks, values) if not checks[name]}
     if wrong:
         raise ValueError(
-            f"compare got {wrong}: `threads` must be None or >= 1, `rounds` >= 5, `invokes` >= 3, `warmup` >= 0, "
-            "`max_seconds` > 0 and `confidence` a float in (0, 1)."
+            f"compare got {wrong}: `threads` must be None or >= 1, `rounds` >= 5, `invokes` >= 3, "
+            "`interpreters` >= 1, `warmup` >= 0, `max_seconds` > 0 and `confidence` a float in (0, 1)."
         )
 
 
@@ -218,15 +231,16 @@ def _as_file(source, folder, label) -> str:
 
 
 def _interleaved_rounds(interpreters, rounds, invokes, max_seconds, rng) -> dict:
-    """`{label: [median ms of each round]}`, the files run in a new random order every round."""
+    """`{label: [median ms of each round]}`: files in a new random order each round, round r on interpreter r mod k."""
     labels = list(interpreters)
+    turn = len(interpreters[labels[0]])
     round_ms = {label: [] for label in labels}
     deadline = time.perf_counter() + max_seconds
     for done in range(rounds):
         if done >= 5 and time.perf_counter() > deadline:
             break
         for index in rng.permutation(len(labels)):
-            interpreter, times = interpreters[labels[index]], []
+            interpreter, times = interpreters[labels[index]][done % turn], []
             for _ in range(_ROUND_WARMUP):
                 interpreter.invoke()
             for _ in range(invokes):
@@ -237,12 +251,18 @@ def _interleaved_rounds(interpreters, rounds, invokes, max_seconds, rng) -> dict
     return round_ms
 
 
-def _row(label, path, round_ms, base, confidence, rng) -> dict:
+def _row(label, path, round_ms, base, interpreters, confidence, rng) -> dict:
     mine, theirs = np.asarray(round_ms[label]), np.asarray(round_ms[base])
     p10, median, p90 = np.percentile(mine, [10, 50, 90])
     speedup = float(np.median(theirs) / median)
-    # Paired bootstrap: the same rounds for both files, so what a round shared cancels.
-    picks = rng.integers(0, len(mine), size=(_BOOTSTRAP_SAMPLES, len(mine)))
+    # Paired two-stage bootstrap: draw interpreters (round r ran on interpreter r mod k, in every file),
+    # then rounds of each drawn one; the same rounds for both files, so what a round shared cancels.
+    used = min(interpreters, len(mine))
+    rounds_of = np.array([len(range(start, len(mine), interpreters)) for start in range(used)])
+    drawn = rng.integers(0, used, size=(_BOOTSTRAP_SAMPLES, used, 1))
+    shape = (_BOOTSTRAP_SAMPLES, used, int(rounds_of.min()))
+    within = (rng.random(shape) * rounds_of[drawn]).astype(int)
+    picks = (drawn + interpreters * within).reshape(_BOOTSTRAP_SAMPLES, -1)
     ratios = np.median(theirs[picks], axis=1) / np.median(mine[picks], axis=1)
     tail = 100 * (1 - confidence) / 2
     low, high = (float(value) for value in np.percentile(ratios, [tail, 100 - tail]))
@@ -258,6 +278,7 @@ def _row(label, path, round_ms, base, confidence, rng) -> dict:
         "median_ms": float(median),
         "spread": float((p90 - p10) / median),
         "round_ms": [float(value) for value in mine],
+        "interpreter_ms": [float(np.median(mine[start::interpreters])) for start in range(used)],
         "speedup": speedup,
         "speedup_low": low,
         "speedup_high": high,
