@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 
+import flatbuffers
 import numpy as np
 import pytest
 
@@ -56,6 +57,28 @@ def _tflite(tmp, model):
     path = tfc.export.to_tflite(model, tmp / "ok.tflite", mode="float32").path
     _PLANTED[path] = open(path, "rb").read()
     return path
+
+
+def _with_a_nan_range(model, x):
+    """`model` quantization-aware, one of its activation ranges NaN, as training that diverged leaves it."""
+    quantization_aware = tfc.quantize.qat(model, representative_data=x[:64])
+    limit = next(variable for variable in quantization_aware.variables if "post_activation_max" in variable.name)
+    limit.assign(np.full(limit.shape, np.nan, np.float32))
+    return quantization_aware
+
+
+def _with_a_nan_scale(tmp, model, x):
+    """An int8 file of `model` whose first quantized tensor's scale is NaN (LiteRT segfaults on it)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    content = tfc.export.to_tflite(model, tmp / "int8.tflite", representative_data=x[:64]).path
+    flat = schema.ModelT.InitFromObj(schema.Model.GetRootAs(open(content, "rb").read(), 0))
+    tensor = next(t for t in flat.subgraphs[0].tensors if t.quantization is not None and t.quantization.scale)
+    tensor.quantization.scale = np.full(len(tensor.quantization.scale), np.nan, np.float32)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(flat.Pack(builder), file_identifier=b"TFL3")
+    os.remove(content)
+    return _file(tmp, "nan_scale.tflite", bytes(builder.Output()))
 
 
 def _keras3_subclassed():
@@ -268,6 +291,16 @@ CASES = {
         lambda t, m, x: tfc.export.verify(_file(t, "cut.tflite", open(_tflite(t, m), "rb").read()[:600]), m, x),
         ValueError,
         "could not be loaded",
+    ),
+    "export: a QAT model whose ranges went NaN": (
+        lambda t, m, x: tfc.export.to_tflite(_with_a_nan_range(m, x), t / "m.tflite"),
+        ValueError,
+        r"The quantization ranges of 'trained_cnn' hold NaN or infinity at 'conv2d\w*'",
+    ),
+    "verify: a file whose quantization scales are NaN": (
+        lambda t, m, x: tfc.export.verify(_with_a_nan_scale(t, m, x), m, x[:8]),
+        ValueError,
+        r"nan_scale.tflite has quantization scales that are NaN, infinite or not positive",
     ),
     "verify: inputs of the wrong shape": (
         lambda t, m, x: tfc.export.verify(_tflite(t, m), m, np.zeros((4, 28, 28, 1))),

@@ -16,6 +16,18 @@ def summary(error) -> str:
     return (first or type(error).__name__).strip().rstrip(".")
 
 
+def first_few(texts, limit: int) -> str:
+    """The first `limit` of `texts` joined by commas, and how many more there are.
+
+    Example:
+      >>> first_few(["'a'", "'b'", "'c'"], 2)
+      "'a', 'b' and 1 more"
+    """
+    texts = list(texts)
+    more = f" and {len(texts) - limit} more" if len(texts) > limit else ""
+    return ", ".join(texts[:limit]) + more
+
+
 def culprit(error, model):
     """The name of the layer of `model` that an error message mentions (the longest match), or None.
 

@@ -4,6 +4,7 @@ import collections
 import os
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 
 from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
 
@@ -25,6 +26,40 @@ _DATA_MOVEMENT_OPS = (
     "GATHER",
     "TRANSPOSE",
 )
+
+
+def integer_weights_of(content: bytes, layers) -> list:
+    """Of the Keras layers named `layers`, those whose weights the file stores as integers.
+
+    The converter names a weight tensor after the layer it came from ("model/conv2d/Conv2D",
+    "model/quant_conv2d/..." inside a TF-MOT wrapper, several names joined by ";" where it
+    fused ops), so a layer is found by its name between slashes. Layers with no weight
+    tensor in the file (a BatchNormalization folded into its convolution) are not listed.
+
+    Args:
+      content: the `.tflite` bytes.
+      layers: layer names.
+
+    Returns:
+      The names, in the order given, of layers with an int8 (or other integer) weight tensor.
+
+    Example:
+      >>> integer_weights_of(content, ["conv2d"])
+      []
+    """
+    model = schema.Model.GetRootAs(content, 0)
+    graph = model.Subgraphs(0)
+    found = set()
+    for position in range(graph.OperatorsLength()):
+        inputs = graph.Operators(position).InputsAsNumpy()
+        if len(inputs) < 2 or inputs[1] < 0:
+            continue
+        weights = graph.Tensors(int(inputs[1]))
+        if weights.Type() in (schema.TensorType.FLOAT32, schema.TensorType.FLOAT16):
+            continue
+        name = weights.Name().decode("utf-8", "replace")
+        found |= {layer for layer in layers if f"/{layer}/" in name or f"/quant_{layer}/" in name}
+    return [layer for layer in layers if layer in found]
 
 
 def inspect_tflite(path) -> dict:

@@ -1,46 +1,56 @@
 """Running a `.tflite` file in the LiteRT interpreter, float in and float out."""
 
+import mmap
 import os
-import subprocess
-import sys
-import tempfile
+import struct
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+from tfcompress import _errors
 from tfcompress.data.arrays import InputSpec
 
 
-def load_failure_in_a_child(content: bytes):
-    """Loads `content` in a child Python process; why it failed, or None if it loaded.
+def broken_scales(content) -> list:
+    """Names of the tensors whose quantization scale is NaN, infinite or not positive.
 
-    For files the converter may have built wrongly: LiteRT aborts the whole process on
-    some of them instead of raising, which would take the user's session down with it.
+    LiteRT does not refuse such a file: it crashes the whole process in
+    `allocate_tensors` (a segmentation fault, taking a notebook's kernel with it). A
+    quantization-aware model whose activation ranges went NaN converts to one.
 
     Args:
-      content: the `.tflite` bytes.
+      content: the `.tflite` bytes (or a memory map of the file).
 
     Returns:
-      None when LiteRT allocated the model with and without XNNPACK; else the child's
-      exit code and the end of its error output.
+      The tensors' names, in the file's order; empty for a sound file, and for bytes
+      that are not a TFLite model at all (LiteRT's own error says so).
 
     Example:
-      >>> load_failure_in_a_child(content) is None
-      True
+      >>> broken_scales(open("model.tflite", "rb").read())
+      []
     """
-    check = (
-        "import sys\nfrom ai_edge_litert.interpreter import Interpreter, OpResolverType\n"
-        "for kind in (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, OpResolverType.AUTO):\n"
-        "    Interpreter(model_path=sys.argv[1], experimental_op_resolver_type=kind).allocate_tensors()\n"
-    )
-    with tempfile.TemporaryDirectory(prefix="tfcompress_load_") as folder:
-        path = os.path.join(folder, "model.tflite")
-        with open(path, "wb") as file:
-            file.write(content)
-        child = subprocess.run([sys.executable, "-c", check, path], capture_output=True, text=True, timeout=600)
-    if child.returncode == 0:
-        return None
-    return f"exit code {child.returncode}: {child.stderr.strip()[-300:] or 'no message'}"
+    if len(content) < 8 or not schema.Model.ModelBufferHasIdentifier(content, 0):
+        return []
+    try:
+        return _broken_scales(schema.Model.GetRootAs(content, 0))
+    except (struct.error, IndexError):  # a truncated file: LiteRT's own error says so
+        return []
+
+
+def _broken_scales(model) -> list:
+    broken = []
+    for index in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(index)
+        for position in range(graph.TensorsLength()):
+            tensor = graph.Tensors(position)
+            quantization = tensor.Quantization()
+            if quantization is None or quantization.ScaleLength() == 0:
+                continue
+            scale = quantization.ScaleAsNumpy()
+            if not np.all(np.isfinite(scale) & (scale > 0)):
+                broken.append(tensor.Name().decode("utf-8", "replace"))
+    return broken
 
 
 class XNNPackRefusedError(ValueError):
@@ -67,18 +77,28 @@ def load_interpreter(source, num_threads: int = None, *, xnnpack: bool = True):
     Raises:
       FileNotFoundError: `source` is a path and no file is there.
       XNNPackRefusedError: the model loads, but only with `xnnpack=False`.
-      ValueError: LiteRT cannot load the model.
+      ValueError: LiteRT cannot load the model, or would crash on it (`broken_scales`).
 
     Example:
       >>> interpreter = load_interpreter("model.tflite")
     """
     if isinstance(source, bytes):
         where, name = {"model_content": source}, "The model"
+        broken = broken_scales(source)
     else:
         name = os.fspath(source)
         if not os.path.isfile(name):
             raise FileNotFoundError(f"No .tflite file at {name}.")
         where = {"model_path": name}
+        broken = _broken_scales_of_file(name)
+    if broken:
+        raise ValueError(
+            f"{name} has quantization scales that are NaN, infinite or not positive, on "
+            f"{_errors.first_few(map(repr, broken), 3)}: LiteRT would crash the process on it instead of "
+            "refusing it. Such a file comes from a quantization-aware model whose ranges went NaN (outputs that "
+            "are all zero, or training that diverged): check that the model's outputs are finite, train it "
+            "further or from a trained float model, and export again."
+        )
     resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
         interpreter = Interpreter(num_threads=num_threads, experimental_op_resolver_type=resolver, **where)
@@ -95,6 +115,18 @@ def load_interpreter(source, num_threads: int = None, *, xnnpack: bool = True):
             "It may be truncated or not a TFLite model; export it again."
         ) from error
     return interpreter
+
+
+def _broken_scales_of_file(path) -> list:
+    with open(path, "rb") as file:
+        try:
+            content = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file: LiteRT's own error says so
+            return []
+        try:
+            return broken_scales(content)
+        finally:
+            content.close()
 
 
 def _loads_without_xnnpack(where) -> bool:

@@ -13,9 +13,9 @@ from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import input_specs
 from tfcompress.export import accuracy_control, fallback, recurrent, weight_quantization
 from tfcompress.export.calibration import calibration_examples
-from tfcompress.export.inspection import costly_undelegated_ops, float_compute_ops
-from tfcompress.export.litert import XNNPackRefusedError, load_failure_in_a_child, load_interpreter
-from tfcompress.quantize import is_quantization_aware
+from tfcompress.export.inspection import costly_undelegated_ops, float_compute_ops, integer_weights_of
+from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
+from tfcompress.quantize import is_quantization_aware, ranges
 from tfcompress.quantize.quantization_aware import requested_float_layers
 
 _IO_DTYPES = {name: tf.as_dtype(name) for name in IO_DTYPES}
@@ -165,12 +165,13 @@ def to_tflite(
       TypeError: `model` is not a Keras 2 model.
       ValueError: `mode`, `io_dtype`, `batch_size` or `sparse` is unknown or mismatched; representative data is
         missing (calibrated modes), given to a mode that does not calibrate, empty,
-        non-numeric, NaN or wrongly shaped.
+        non-numeric, NaN or wrongly shaped; a quantization-aware model's ranges hold NaN.
       FileExistsError: `path` exists and `overwrite` is False.
       AccuracyTargetError: (a RuntimeError) no int8 file meets the accuracy target, even
         with every layer in float; nothing is written.
       ImportError: the mode needs the LiteRT quantizer, which is not installed.
-      RuntimeError: the converter could not convert the model (nothing is written).
+      RuntimeError: the converter could not convert the model, or built a file LiteRT
+        would crash on (nothing is written).
 
     Example:
       >>> result = tfc.export.to_tflite(model, "model.tflite", mode="int8",
@@ -215,6 +216,14 @@ def to_tflite(
     if sparse and mode not in _SPARSE_MODES:
         raise ValueError(f"`sparse=True` works in modes {_SPARSE_MODES}, not {mode!r}.")
     path = _files.check_writable(path, overwrite)
+    broken = ranges.not_finite(model) if is_quantization_aware(model) else []
+    if broken:
+        raise ValueError(
+            f"The quantization ranges of {model.name!r} hold NaN or infinity at "
+            f"{_errors.first_few(map(repr, broken), 3)}: quantization-aware training diverged there, and no int8 file "
+            "can be built from them. Check that the model's loss and outputs are finite; train quantization-aware "
+            "again from the float model (tfc.quantize.qat) at a lower learning rate."
+        )
     samples = None
     if representative_data is not None:
         samples = calibration_examples(representative_data, specs, calibration_samples)
@@ -261,16 +270,6 @@ def to_tflite(
             f"The TFLite converter could not convert {model.name!r} to {mode}{at}: {_errors.summary(error)}. "
             f"Nothing was written to {path}."
         ) from error
-    if kept_float:
-        # A QAT model with float layers can convert to a file LiteRT aborts on (MobileNetV2's stem did).
-        failure = load_failure_in_a_child(content)
-        if failure:
-            raise RuntimeError(
-                f"The converter built an int8 file of {model.name!r} with {kept_float} in float that LiteRT cannot "
-                f"load ({failure}). Nothing was written to {path}. Train quantization-aware without "
-                "`float_layers` (all int8), or keep layers float post-training: "
-                "tfc.export.to_tflite(float_model, path, representative_data=..., float_layers=[...])."
-            )
     try:
         interpreter = load_interpreter(content)
     except XNNPackRefusedError:
@@ -282,10 +281,24 @@ def to_tflite(
             "benchmarks/export_modes.py). Export with sparse=False unless the app is built for it.",
             stacklevel=2,
         )
+    except ValueError as error:
+        raise RuntimeError(
+            f"The converter's {mode} file of {model.name!r} cannot be used. {error} Nothing was written to {path}."
+        ) from error
     if control:
         print(control["summary"])
     if kept_float:
-        notes.append((f"Layers kept in float as tfc.quantize.qat(float_layers=...) asked: {kept_float}.", False))
+        quantized = integer_weights_of(content, kept_float)
+        if quantized:
+            warnings.warn(
+                f"The converter stored {quantized} of {model.name!r} in int8 although tfc.quantize.qat kept "
+                "them in float: with int8 layers on both sides, it quantizes the layer between them too. "
+                "`float_layers` keeps a layer float at the model's input or output ('first', 'last').",
+                stacklevel=2,
+            )
+        kept_float = [name for name in kept_float if name not in quantized]
+        if kept_float:
+            notes.append((f"Layers kept in float as tfc.quantize.qat(float_layers=...) asked: {kept_float}.", False))
     elif mode == "int8" and float_layers is None and not (control and control["float_layers"]):
         _check_integer_only(interpreter, model.name, calibrated=samples is not None)
     if mode != "int16x8" and not sparse:  # both warned already

@@ -24,6 +24,9 @@ _quantization = tfmot.quantization.keras
 
 # The reason `QuantizationAwareModel.float_layers` gives for a layer the caller chose to keep in float.
 REQUESTED = "kept in float as asked (float_layers)"
+# ... and for a layer without weights between the input and such a layer (preprocess_input's arithmetic): were it
+# quantized, the converter would see int8 on both sides of the float layer and quantize that layer too.
+BEFORE_FLOAT = "kept in float: it only carries the input to a float layer"
 
 
 def qat(model, *, representative_data=None, preserve_sparsity: bool = None, preserve_clusters: bool = False,
@@ -63,10 +66,11 @@ def qat(model, *, representative_data=None, preserve_sparsity: bool = None, pres
         BatchNormalization reading such a layer stays float with it). For a layer whose
         int8 kernel is slower than float on the target CPU: a first convolution with one
         or three input channels ran 5x slower in int8 than in float32 under XNNPACK on an
-        AVX2 CPU without VNNI (README, "the whole pipeline"). Export the result without
-        `representative_data`, which would calibrate these layers to int8 too. Some graphs
-        convert to a file LiteRT cannot load (MobileNetV2's stem kept float did); the
-        export then raises and writes nothing.
+        AVX2 CPU without VNNI (README, "the whole pipeline"). It works at the model's
+        input or output: weightless layers between the input and such a layer
+        (`preprocess_input`'s arithmetic) stay float with it, and a layer with int8 on
+        both sides is quantized by the converter anyway (the export warns). Export the
+        result without `representative_data`, which would calibrate these layers to int8 too.
 
     Returns:
       A new `QuantizationAwareModel` (TF-MOT quantize wrappers). It is not compiled:
@@ -77,7 +81,9 @@ def qat(model, *, representative_data=None, preserve_sparsity: bool = None, pres
       TypeError: `model` is not a Keras 2 model.
       ValueError: `model` still has pruning or clustering wrappers, is already
         quantization-aware, or is subclassed or unbuilt; `representative_data` does not
-        fit its inputs; `float_layers` names a layer the model does not have.
+        fit its inputs, or measuring ranges on it gave NaN (activations that vanish, as
+        in an untrained keras.applications model); `float_layers` names a layer the
+        model does not have.
 
     Example:
       >>> q = tfc.quantize.qat(tfc.prune.strip(pruned), representative_data=x_train)
@@ -168,13 +174,12 @@ def _quantization_aware(model, flat, scheme, keep_float):
     with _quantization.quantize_scope():
         applied = _quantization.quantize_apply(annotated, _KeepIntegerInputs(scheme))
     quantized = QuantizationAwareModel(inputs=applied.inputs, outputs=applied.outputs, name=applied.name)
-    unasked = {name: why for name, why in left_in_float.items() if why != REQUESTED}
+    unasked = {name: why for name, why in left_in_float.items() if why not in (REQUESTED, BEFORE_FLOAT)}
     if unasked:
-        names = ", ".join(f"{name!r} ({why})" for name, why in list(unasked.items())[:5])
-        more = f" and {len(unasked) - 5} more" if len(unasked) > 5 else ""
+        names = _errors.first_few((f"{name!r} ({why})" for name, why in unasked.items()), 5)
         warnings.warn(
             f"{len(unasked)} layers of {model.name!r} stay in float during quantization-aware training: "
-            f"{names}{more}. The int8 export quantizes them from representative_data after training "
+            f"{names}. The int8 export quantizes them from representative_data after training "
             "(pass it to tfc.export.to_tflite); the rest of the model trains quantization-aware.",
             stacklevel=2,
         )
@@ -186,6 +191,7 @@ def _annotate(model, registry, keep_float):
     """`model` with each layer annotated for TF-MOT, and `{layer name: why}` for those left in float."""
     inbound = {call.layer.name: [tensor._keras_history.layer for tensor in call.inputs] for call in calls(model)}
     left_in_float = {}
+    carriers = _between_input_and(keep_float, inbound)
 
     def annotate(layer):
         if isinstance(layer, keras.layers.InputLayer):
@@ -196,6 +202,9 @@ def _annotate(model, registry, keep_float):
         if layer.name in keep_float or follows:
             left_in_float[layer.name] = REQUESTED
             return layer
+        if layer.name in carriers:
+            left_in_float[layer.name] = BEFORE_FLOAT
+            return layer
         config, reason = configs.config_for(layer, registry, sources)
         if config is None:
             left_in_float[layer.name] = reason
@@ -203,6 +212,24 @@ def _annotate(model, registry, keep_float):
         return _quantization.quantize_annotate_layer(layer, None if config == "default" else config)
 
     return keras.models.clone_model(model, clone_function=annotate), left_in_float
+
+
+def _between_input_and(keep_float, inbound) -> set:
+    """Names of the weightless layers through which the input reaches a float layer, when only such layers lie there."""
+    carriers = set()
+    for name in keep_float:
+        stack, seen = list(inbound.get(name, [])), set()
+        while stack:
+            layer = stack.pop()
+            if isinstance(layer, keras.layers.InputLayer) or layer.name in seen or layer.name in keep_float:
+                continue
+            if layer.weights:  # an int8 layer before it: the float layer sits inside the graph, not at its input
+                seen = set()
+                break
+            seen.add(layer.name)
+            stack += inbound.get(layer.name, [])
+        carriers |= seen
+    return carriers
 
 
 def is_quantization_aware(model) -> bool:

@@ -20,6 +20,7 @@ import contextlib
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
+from tfcompress import _errors
 from tfcompress._keras import keras
 from tfcompress.data.arrays import input_arrays, input_specs
 
@@ -50,17 +51,20 @@ def initialize_ranges(model, representative_data, *, samples: int = 512) -> int:
       The number of ranges set.
 
     Raises:
-      ValueError: `representative_data` does not fit the model's inputs.
+      ValueError: `representative_data` does not fit the model's inputs, or a range
+        came out NaN (activations too small for TF-MOT's fake quantization; the model
+        is left unusable for int8, so it is refused rather than returned).
 
     Example:
       >>> q = tfc.quantize.qat(model)
       >>> initialize_ranges(q, x_train[:512])
     """
     arrays = input_arrays(representative_data, input_specs(model), limit=samples, argument="representative_data")
-    ranges = _moving_average_ranges(model)
-    if not ranges:
+    named = _moving_average_ranges(model)
+    if not named:
         return 0
-    measured = {id(variable) for pair in ranges + _ranges_set_by_training(model) for variable in pair}
+    ranges = [pair for _, pair in named]
+    measured = {id(variable) for _, pair in named + _ranges_set_by_training(model) for variable in pair}
     others = [(variable, variable.numpy()) for variable in model.variables if id(variable) not in measured]
     estimate = [(low.numpy(), high.numpy()) for low, high in ranges]
     with _as_in_inference(model):
@@ -71,6 +75,7 @@ def initialize_ranges(model, representative_data, *, samples: int = 512) -> int:
             estimate = found
             if moved < _SETTLED:
                 break
+    _check_finite(model, [name for name, _ in named], estimate)
     for (low, high), (low_value, high_value) in zip(ranges, estimate):
         low.assign(np.minimum(low_value, 0.0))
         high.assign(np.maximum(high_value, 0.0))
@@ -123,8 +128,46 @@ def _one_pass(model, ranges, estimate, arrays):
     return found
 
 
+def not_finite(model) -> list:
+    """Names of the layers of a quantization-aware model whose quantization ranges hold NaN or infinity.
+
+    Training that diverged leaves them so; the converter then fails on them or builds a
+    file LiteRT crashes on.
+
+    Args:
+      model: a model from `tfc.quantize.qat`.
+
+    Returns:
+      The layers' names, in the model's order; empty when every range is finite.
+
+    Example:
+      >>> not_finite(tfc.quantize.qat(model))
+      []
+    """
+    named = _moving_average_ranges(model) + _ranges_set_by_training(model)
+    return list(dict.fromkeys(name for name, pair in named
+                              if not all(np.all(np.isfinite(variable.numpy())) for variable in pair)))  # fmt: skip
+
+
+def _check_finite(model, names, estimate):
+    broken = list(dict.fromkeys(name for name, (low, high) in zip(names, estimate)
+                                if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)))))  # fmt: skip
+    if broken:
+        # Seen on keras.applications.MobileNetV2 with random weights: its activations shrink block by block
+        # (1e-6 wide by block 7), TF-MOT's fake quantization returns NaN there, and every range after it is NaN;
+        # the int8 file built from such a model crashes LiteRT at allocate_tensors.
+        shown = _errors.first_few(map(repr, broken), 3)
+        raise ValueError(
+            f"Measuring activation ranges of {model.name!r} on `representative_data` gave NaN at {shown}: TF-MOT's "
+            "fake quantization breaks down where a layer's outputs are all (nearly) zero, and an int8 file of it "
+            "would not load. An untrained model does this (random keras.applications weights shrink activations "
+            "layer by layer). Train the float model, or load its trained weights, before `tfc.quantize.qat`; or "
+            "call it without `representative_data` to start from TF-MOT's [-6, 6] ranges."
+        )
+
+
 def _moving_average_ranges(model):
-    """`(min, max)` variables of every moving-average quantizer in the model's TF-MOT wrappers."""
+    """`(layer name, (min, max))` for every moving-average quantizer in the model's TF-MOT wrappers."""
     ranges = []
     for layer in model.layers:
         quantized = []
@@ -137,12 +180,18 @@ def _moving_average_ranges(model):
         outputs = getattr(layer, "_output_quantizers", None)
         if outputs and isinstance(outputs[0], _MovingAverage):
             quantized.append(layer._output_quantizer_vars)
-        ranges += [(variables["min_var"], variables["max_var"]) for variables in quantized]
+        ranges += [(_name(layer), (variables["min_var"], variables["max_var"])) for variables in quantized]
     return ranges
 
 
 def _ranges_set_by_training(model):
-    """`(min, max)` variables that a training-mode pass sets outright: weight ranges, and the input's range."""
-    found = [variables for layer in model.layers for _, _, variables in getattr(layer, "_weight_vars", [])]
-    found += [layer.quantizer_vars for layer in model.layers if hasattr(layer, "quantizer_vars")]
-    return [(variables["min_var"], variables["max_var"]) for variables in found if "min_var" in variables]
+    """`(layer name, (min, max))` that a training-mode pass sets outright: weight ranges, and the input's range."""
+    found = [(_name(layer), variables)
+             for layer in model.layers for _, _, variables in getattr(layer, "_weight_vars", [])]  # fmt: skip
+    found += [(_name(layer), layer.quantizer_vars) for layer in model.layers if hasattr(layer, "quantizer_vars")]
+    return [(name, (variables["min_var"], variables["max_var"])) for name, variables in found if "min_var" in variables]
+
+
+def _name(layer) -> str:
+    """A TF-MOT wrapper's name is its layer's with "quant_" before it: the user's name is the layer's."""
+    return getattr(getattr(layer, "layer", None), "name", layer.name)
