@@ -1,6 +1,6 @@
 """Compression that keeps its accuracy, on MNIST, measured side by side in one run.
 
-Four parts (--parts picks some):
+Five parts (--parts picks some; all but recovery by default):
   pipeline     the recipe teacher -> distilled student -> channels 50% -> 80% magnitude -> QAT -> int8,
                without and with distillation-aided recovery (`distill_recovery: true` in each lossy stage),
                and once more with the first convolution kept in float (`stages.qat.float_layers: [first]`):
@@ -8,6 +8,9 @@ Four parts (--parts picks some):
                and the float32 distilled student.
   resnet       the small ResNet with half its channels removed: plain fine-tuning vs distillation from the
                unpruned ResNet at equal epochs, and a longer schedule.
+  recovery     the same halved ResNet over several budgets (training images x epochs) and seeds: plain
+               fine-tuning against distillation from the unpruned ResNet at two settings and with hints
+               on the blocks' outputs, each budget's mean accuracy against plain fine-tuning's.
   control      accuracy-controlled int8 (max accuracy drop 0.5 points) on a CNN, the same CNN with four
                outlier units, the ResNet and MobileNetV2 (alpha 0.35, 96x96 RGB made from MNIST): the raw
                TFLite converter, plain int8 and the controlled file, measured on the test set.
@@ -49,6 +52,8 @@ flags.DEFINE_integer("long_epochs", 6, "resnet: fine-tuning epochs of the longer
 flags.DEFINE_float("finetune_lr", 5e-4, "resnet: peak learning rate of the fine-tuning (cosine decay to 0).")
 flags.DEFINE_float("alpha", 0.1, "resnet: distillation's weight of the label loss.")
 flags.DEFINE_float("temperature", 4.0, "resnet: distillation's temperature.")
+flags.DEFINE_list("budgets", ["all:1", "all:2", "5000:5"], "recovery: IMAGES:EPOCHS fine-tuning budgets.")
+flags.DEFINE_integer("seeds", 2, "recovery: seeds of every budget and method.")
 flags.DEFINE_integer("mobilenet_images", 10000, "MobileNetV2's training images (96x96 RGB is 110 KB each).")
 flags.DEFINE_string("pipeline_from", None, "pipeline: the files folder of an earlier run, to time its files again.")
 flags.DEFINE_integer("rounds", 200, "Interleaved latency rounds (tfc.export.compare).")
@@ -71,10 +76,12 @@ def main(argv):
     held = min(_VALIDATION, len(x_train) // 5)
     split = (x_train[:-held], y_train[:-held]), (x_train[-held:], y_train[-held:])
     models = {}
-    if {"resnet", "control", "calibration"} & set(FLAGS.parts):
+    if {"resnet", "recovery", "control", "calibration"} & set(FLAGS.parts):
         models = _train_models(split[0], x_test, y_test)
     if "resnet" in FLAGS.parts:
         _resnet(models["ResNet"], split[0], (x_test, y_test), folder)
+    if "recovery" in FLAGS.parts:
+        _recovery(models["ResNet"], split[0], (x_test, y_test))
     if "control" in FLAGS.parts:
         _control(models, split, (x_test, y_test), folder)
     if "calibration" in FLAGS.parts:
@@ -154,22 +161,38 @@ def _pipeline(folder):
 
 
 def _train_models(train, x_test, y_test):
-    """The CNN, the same CNN with four outlier units, the small ResNet and MobileNetV2, trained on `train`."""
+    """The CNN, the same CNN with four outlier units, the small ResNet and MobileNetV2, trained on `train`.
+
+    Only the ResNet when the parts chosen need no other.
+    """
     x_train, y_train = train
     fit = {"batch_size": 128, "verbose": 0}
     models = {}
-    print("\ntraining the CNN, the ResNet and MobileNetV2 ...", flush=True)
+    resnet_only = not {"control", "calibration"} & set(FLAGS.parts)
+    print(f"\ntraining {'the ResNet' if resnet_only else 'the CNN, the ResNet and MobileNetV2'} ...", flush=True)
     keras.utils.set_random_seed(0)
-    cnn = _common.compile_classifier(_common.mnist_cnn(x_train.shape[1:]), 1e-3)
-    cnn.fit(x_train, y_train, epochs=FLAGS.epochs, **fit)
-    models["CNN"] = cnn
-    models["CNN, 4 outlier units"] = _with_outliers(cnn)
-    keras.utils.set_random_seed(0)
+    if not resnet_only:
+        cnn = _common.compile_classifier(_common.mnist_cnn(x_train.shape[1:]), 1e-3)
+        cnn.fit(x_train, y_train, epochs=FLAGS.epochs, **fit)
+        models["CNN"] = cnn
+        models["CNN, 4 outlier units"] = _with_outliers(cnn)
+        keras.utils.set_random_seed(0)
     # Cosine decay to zero: with a constant rate, BatchNormalization's moving statistics lag the weights.
     schedule = keras.optimizers.schedules.CosineDecay(2e-3, FLAGS.epochs * int(np.ceil(len(x_train) / 128)))
     resnet = _common.compile_classifier(tfc.models.residual_net(16, 3, "resnet", x_train.shape[1:]), schedule)
     resnet.fit(x_train, y_train, epochs=FLAGS.epochs, **fit)
     models["ResNet"] = resnet
+    if not resnet_only:
+        models["MobileNetV2 0.35, 96x96 RGB"] = _trained_mobilenet(train)
+    for name, model in models.items():
+        x, y = (_rgb96(x_test[:2000]), y_test[:2000]) if "MobileNet" in name else (x_test, y_test)
+        print(f"  {name}: Keras test accuracy {_accuracy(model, x, y):.4f}", flush=True)
+    return models
+
+
+def _trained_mobilenet(train):
+    """MobileNetV2 (alpha 0.35) on `train` made 96x96 RGB, its BatchNorm statistics recomputed."""
+    x_train, y_train = train
     keras.utils.set_random_seed(0)
     mobilenet = keras.applications.MobileNetV2(
         input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10, classifier_activation=None
@@ -182,11 +205,7 @@ def _train_models(train, x_test, y_test):
     # keras.applications' BatchNorms average with momentum 0.999: a few hundred steps leave their moving
     # statistics far from the weights' (test accuracy near chance). Recompute them on training images.
     tfc.prune.recalibrate_batchnorm(mobilenet, images)
-    models["MobileNetV2 0.35, 96x96 RGB"] = mobilenet
-    for name, model in models.items():
-        x, y = (_rgb96(x_test[:2000]), y_test[:2000]) if "MobileNet" in name else (x_test, y_test)
-        print(f"  {name}: Keras test accuracy {_accuracy(model, x, y):.4f}", flush=True)
-    return models
+    return mobilenet
 
 
 def _with_outliers(model, units=4, factor=100.0):
@@ -249,6 +268,43 @@ def _resnet(resnet, train, test, folder):
             within = [epoch + 1 for epoch, value in enumerate(log) if value >= base - 0.01]
             reached = f"first within 1 point after epoch {within[0]}" if within else "never within 1 point"
             print(f"  {label}: per-epoch test accuracy {[round(v, 4) for v in log]}; {reached}")
+
+
+def _recovery(resnet, train, test):
+    """Does distillation from the unpruned ResNet recover more than plain fine-tuning? Budgets x methods x seeds."""
+    x_train, y_train = train
+    x_test, y_test = test
+    hints = [layer.name for layer in resnet.layers if layer.name.endswith("_add")]
+    methods = {
+        "plain": {},
+        "distilled, alpha 0.5, T 2": {"teacher": resnet, "alpha": 0.5, "temperature": 2.0},
+        "distilled, alpha 0.1, T 4": {"teacher": resnet, "alpha": 0.1, "temperature": 4.0},
+        "alpha 0.5, T 2, hints on the block outputs": {"teacher": resnet, "alpha": 0.5, "temperature": 2.0,
+                                                       "hints": hints},
+    }  # fmt: skip
+    print(f"\nResNet, channels 50%: recovery by budget, {FLAGS.seeds} seeds, peak rate {FLAGS.finetune_lr}; "
+          f"unpruned {_accuracy(resnet, x_test, y_test):.4f}", flush=True)  # fmt: skip
+    rows = []
+    for budget in FLAGS.budgets:
+        images, epochs = budget.split(":")
+        count = len(x_train) if images == "all" else int(images)
+        plain = None
+        for method, arguments in methods.items():
+            accuracies = []
+            for seed in range(FLAGS.seeds):
+                keras.utils.set_random_seed(seed)
+                half = tfc.prune.channels(resnet, 0.5)
+                tfc.prune.finetune(half, (x_train[:count], y_train[:count]), epochs=int(epochs), batch_size=128,
+                                   learning_rate=FLAGS.finetune_lr, **arguments)  # fmt: skip
+                accuracies.append(_accuracy(half, x_test, y_test))
+            mean = float(np.mean(accuracies))
+            plain = mean if plain is None else plain
+            rows.append({"budget": f"{count:,} images x {epochs} epochs", "method": method,
+                         "seeds": " / ".join(f"{value:.4f}" for value in accuracies), "mean": f"{mean:.4f}",
+                         "points": "" if method == "plain" else f"{100 * (mean - plain):+.2f}"})  # fmt: skip
+            print(f"  {rows[-1]['budget']}, {method}: {rows[-1]['seeds']}", flush=True)
+    print(format_table(rows, [("budget", "budget"), ("method", "method"), ("seeds", "accuracy per seed"),
+                              ("mean", "mean"), ("points", "points vs plain")]))  # fmt: skip
 
 
 def _float32(model, folder, label):
