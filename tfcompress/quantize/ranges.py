@@ -145,13 +145,17 @@ def not_finite(model) -> list:
       []
     """
     named = _moving_average_ranges(model) + _ranges_set_by_training(model)
-    return list(dict.fromkeys(name for name, pair in named
-                              if not all(np.all(np.isfinite(variable.numpy())) for variable in pair)))  # fmt: skip
+    return _holding_nan((name, (low.numpy(), high.numpy())) for name, (low, high) in named)
+
+
+def _holding_nan(named_ranges) -> list:
+    """The names (each once, in order) of `(name, (low, high))` ranges with a value that is not finite."""
+    return list(dict.fromkeys(name for name, (low, high) in named_ranges
+                              if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)))))  # fmt: skip
 
 
 def _check_finite(model, names, estimate):
-    broken = list(dict.fromkeys(name for name, (low, high) in zip(names, estimate)
-                                if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)))))  # fmt: skip
+    broken = _holding_nan(zip(names, estimate))
     if broken:
         # Seen on keras.applications.MobileNetV2 with random weights: its activations shrink block by block
         # (1e-6 wide by block 7), TF-MOT's fake quantization returns NaN there, and every range after it is NaN;
