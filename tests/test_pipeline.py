@@ -141,9 +141,12 @@ def test_a_keras_object_is_copied_not_trained(digits, tmp_path, seeded):
     # Every file timed side by side at the end: speed-ups over the first row, with intervals, and the CPU named.
     first, trained, exported = report["rows"]
     assert first["speedup"] == 1.0 and first["speedup_interval"] == "1.00-1.00"
-    assert 0.8 < trained["speedup"] < 1.25  # the same float32 architecture
+    # The same float32 architecture: near 1, or an interval that says it cannot be told apart (once 1.27, 0.81-1.44).
+    low, high = map(float, trained["speedup_interval"].split("-"))
+    assert 0.8 < trained["speedup"] < 1.25 or low <= 1 <= high, trained
     low, high = map(float, exported["speedup_interval"].split("-"))
-    assert low <= exported["speedup"] <= high and exported["latency_ms"] > 0
+    # The interval is printed to two decimals; the speed-up is not.
+    assert low - 0.005 <= exported["speedup"] <= high + 0.005 and exported["latency_ms"] > 0
     assert report["cpu"] and report["cpu"] in lines[-1] and "interleaved rounds" in lines[-1]
 
 

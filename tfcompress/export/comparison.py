@@ -8,6 +8,11 @@ its per-round medians, and a ratio's interval comes from resampling whole rounds
 rounds' shared conditions cancel in it. Many short rounds beat a few long ones: on 2 cores
 busy training, three same-shape CNNs (150 us each) came within 1.8% of each other in 200
 rounds of 5 invokes, and up to 3.8% apart in 30 rounds of 20.
+
+An interpreter can have a speed of its own, too: in one run here six interleaved
+interpreters of one 20 us int8 file ran 18.2 to 24.2 us (in two later runs, within 1.6%).
+So each file gets several, the rounds take them in turn, and the bootstrap draws
+interpreters before rounds.
 """
 
 import os
