@@ -101,10 +101,15 @@ def _keras3_lambda():
 # digits CNN whose weights must not change; `x` the training images.
 CASES = {
     # Distillation
-    "distiller: Keras 3 student": (
-        lambda t, m, x: tfc.Distiller(student=keras3_model(), teacher=m),
-        TypeError,
-        "Keras 3 model",
+    "distiller: subclassed Keras 3 student": (
+        lambda t, m, x: tfc.Distiller(student=_keras3_subclassed(), teacher=m),
+        ValueError,
+        "subclassed Keras 3 model",
+    ),
+    "distiller: a task the student's head cannot be": (
+        lambda t, m, x: tfc.Distiller(student=small_cnn(), teacher=m, task="binary").compile(optimizer="adam"),
+        ValueError,
+        r"`task='binary'` was given, but output .* \(10 linear units\) cannot be 'binary'",
     ),
     "distiller: teacher is not a model": (
         lambda t, m, x: tfc.Distiller(student=m, teacher="teacher.keras"),
@@ -129,10 +134,10 @@ CASES = {
     # Pruning
     "prune: sparsity 1": (lambda t, m, x: tfc.prune.magnitude(m, 1.0, end_step=10), ValueError, r"in \[0, 1\)"),
     "prune: negative sparsity": (lambda t, m, x: tfc.prune.magnitude(m, -0.1, end_step=10), ValueError, r"in \[0, 1\)"),
-    "prune: Keras 3 model": (
-        lambda t, m, x: tfc.prune.magnitude(keras3_model(), 0.5, end_step=10),
-        TypeError,
-        "Keras 3",
+    "prune: Keras 3 model fine-tuned in place": (
+        lambda t, m, x: tfc.prune.finetune(keras3_model(), (x, np.arange(len(x)) % 10)),
+        ValueError,
+        r"changes its model in place.*tfc\.from_keras3",
     ),
     "prune: subclassed model": (
         lambda t, m, x: tfc.prune.magnitude(Subclassed(), 0.5, end_step=10),
@@ -162,7 +167,11 @@ CASES = {
         ValueError,
         r"\['conv9'\], which are not",
     ),
-    "cluster: Keras 3 model": (lambda t, m, x: tfc.quantize.cluster(keras3_model()), TypeError, "Keras 3"),
+    "cluster: Keras 3 model with a Lambda layer": (
+        lambda t, m, x: tfc.quantize.cluster(_keras3_lambda()),
+        ValueError,
+        "is a Lambda layer",
+    ),
     # Export
     "export: unknown mode": (
         lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", mode="int4"),
@@ -558,10 +567,43 @@ CASES = {
         ValueError,
         r"takes 2 inputs \['features', 'image'\], but .* takes 1; verify a file against the model it was exported",
     ),
-    "zoo: Keras 3 twin handed to QAT": (
-        lambda t, m, x: tfc.quantize.qat(_keras3_twin("kws_conv1d")),
-        TypeError,
-        r"model = tfc\.from_keras3\(model\)",
+    # Tasks: labels, heads and the task said
+    "verify: labels that fit no task of the output": (
+        lambda t, m, x: tfc.export.verify(_tflite(t, m), m, x[:50], np.full(50, 12)),
+        ValueError,
+        r"does not hold labels of a multi-class .* integer classes 0\.\.9",
+    ),
+    "verify: a task the head cannot be": (
+        lambda t, m, x: tfc.export.verify(_tflite(t, m), m, x[:50], task="regression_or_not"),
+        ValueError,
+        r"`task` must be one of \['multiclass', 'binary', 'multilabel', 'regression'\]",
+    ),
+    "verify: binary said of ten logits": (
+        lambda t, m, x: tfc.export.verify(_tflite(t, m), m, x[:50], task="binary"),
+        ValueError,
+        r"cannot be 'binary': a binary output is one value",
+    ),
+    "verify: one linear unit, and nothing says its task": (
+        lambda t, m, x: tfc.export.verify(_tflite(t, _one_unit()), _one_unit(), x[:50]),
+        ValueError,
+        r"could be a binary classifier's logit or a regression value.*task='binary'.*task='regression'",
+    ),
+    "verify: a task for an output the model lacks": (
+        lambda t, m, x: tfc.export.verify(_tflite(t, m), m, x[:50], task={"box": "regression"}),
+        ValueError,
+        r"`task` names outputs \['box'\]",
+    ),
+    "pipeline: binary said of ten classes of labels": (
+        lambda t, m, x: tfc.pipeline.run(_recipe(t, task="binary"), progress=lambda line: None),
+        ValueError,
+        r"does not hold labels of a binary",
+    ),
+    "pipeline: a Keras 3 file with a layer that is not Keras's": (
+        lambda t, m, x: tfc.pipeline.run(
+            _recipe(t, model=str(_keras3_custom_file(t)), stages={"export": {}}), progress=lambda line: None
+        ),
+        ValueError,
+        r"holds layers that are not Keras's own: 'doubling' \([\w.]*Doubling\)",
     ),
 }
 
@@ -589,6 +631,28 @@ def _permuted():
 
 def _multi_io_file(tmp):
     return _tflite(tmp, zoo.build("multi_io"))
+
+
+def _one_unit():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(1, name="score")])
+
+
+def _keras3_custom_file(tmp):
+    """A Keras 3 `.keras` file holding a layer of the user's own package."""
+    import keras as keras3
+
+    @keras3.saving.register_keras_serializable(package="users")
+    class Doubling(keras3.layers.Layer):
+        def call(self, inputs):
+            return inputs * 2
+
+    model = keras3.Sequential(
+        [keras3.Input((8, 8, 1)), Doubling(name="doubling"), keras3.layers.Flatten(), keras3.layers.Dense(10)]
+    )
+    model.save(tmp / "custom.keras")
+    _PLANTED[str(tmp / "custom.keras")] = (tmp / "custom.keras").read_bytes()
+    return tmp / "custom.keras"
 
 
 def _keras3_twin(name):

@@ -1,8 +1,10 @@
-"""Keras 2 is selected once, and Keras 3 models or sessions get errors that say so."""
+"""Keras 2 is selected once; Keras 3 models are rebuilt as Keras 2 (said once), and Keras 3 sessions get errors."""
 
+import contextlib
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -75,10 +77,45 @@ ENTRY_POINTS = {
 }
 
 
-@pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))
-def test_keras3_model_is_named_as_such_by_every_entry_point(entry_point, keras2_model):
-    with pytest.raises(TypeError, match=r"is a Keras 3 model .*need Keras 2 \(tf_keras\)"):
-        ENTRY_POINTS[entry_point](keras3_model(), keras2_model)
+# Each returns a model, or figures, that hold the Keras 3 model's weights, now in Keras 2.
+KERAS3_ENTRY_POINTS = {
+    "Distiller(student=)": lambda model, other, tmp: tfc.Distiller(student=model, teacher=other).student,
+    "Distiller(teacher=)": lambda model, other, tmp: tfc.Distiller(student=other, teacher=model).teacher,
+    "prune.magnitude": lambda model, other, tmp: tfc.prune.strip(tfc.prune.magnitude(model, 0.5, end_step=10)),
+    "prune.channels": lambda model, other, tmp: tfc.prune.channels(model, 0.0),
+    "prune.sparsity": lambda model, other, tmp: tfc.prune.sparsity(model)["parameters"],
+    "quantize.qat": lambda model, other, tmp: tfc.quantize.qat(model).count_params(),
+    "quantize.cluster": lambda model, other, tmp: tfc.quantize.strip_clustering(tfc.quantize.cluster(model, 4)),
+    "export.to_tflite": lambda model, other, tmp: tfc.export.to_tflite(model, tmp / "m.tflite", mode="float32"),
+    "export.verify": lambda model, other, tmp: tfc.export.verify(
+        tfc.export.to_tflite(tfc.from_keras3(model), tmp / "m.tflite", mode="float32").path, model,
+        np.random.default_rng(0).random((20, 8, 8, 1)),
+    ),
+}
+
+
+@pytest.mark.parametrize("entry_point", sorted(KERAS3_ENTRY_POINTS))
+def test_a_keras3_model_is_rebuilt_by_every_entry_point_said_once_and_left_as_it_is(entry_point, keras2_model, tmp_path):
+    model = keras3_model()
+    weights = [np.array(weight) for weight in model.get_weights()]
+    with pytest.warns(UserWarning, match=r"is a Keras 3 model; .* rebuilt with tfc\.from_keras3"):
+        result = KERAS3_ENTRY_POINTS[entry_point](model, keras2_model, tmp_path)
+    if isinstance(result, keras.Model):
+        assert result.count_params() == model.count_params() and result.output_shape == model.output_shape
+    elif isinstance(result, dict):
+        assert result["agreement"] == 1.0 and result["max_abs_error"] < 1e-5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once: the same model again passes quietly
+        with contextlib.suppress(FileExistsError):
+            KERAS3_ENTRY_POINTS[entry_point](model, keras2_model, tmp_path)
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, np.array(after))
+
+
+def test_a_step_that_trains_in_place_refuses_a_keras3_model_with_the_fix(digits):
+    (x_train, y_train), _ = digits
+    with pytest.raises(ValueError, match=r"changes its model in place.*model = tfc\.from_keras3\(model\)"):
+        tfc.prune.finetune(keras3_model(), (x_train, y_train))
 
 
 @pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))

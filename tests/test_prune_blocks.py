@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tfcompress as tfc
-from tests.conftest import compile_classifier, weights_of
+from tests.conftest import accuracy, compile_classifier, weights_of
 from tfcompress import keras
 
 
@@ -64,7 +64,7 @@ def test_block_accuracy_on_data_and_mobilenet_blocks(digits, seeded):
     _silence_branch(model, 1)
     blocks = tfc.prune.residual_blocks(model, data=(x_test, y_test))
     assert blocks[0]["drop"] == pytest.approx(0.0, abs=1e-9)  # a silent branch costs nothing
-    expected = tfc._classifier.accuracy(tfc.prune.drop_blocks(model, ["block2_add"]), x_test, y_test)
+    expected = accuracy(tfc.prune.drop_blocks(model, ["block2_add"]), x_test, y_test)
     assert blocks[1]["accuracy"] == pytest.approx(expected)
     mobilenet = keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(96, 96, 3), classes=10)
     adds = [block["add"] for block in tfc.prune.residual_blocks(mobilenet)]

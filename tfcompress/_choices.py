@@ -6,6 +6,8 @@ checked against the same names the stages accept.
 
 # The models a recipe may name instead of a file (tfcompress.models).
 BUILTIN_MODELS = ("builtin:teacher", "builtin:student", "builtin:resnet")
+# What a model's output predicts (tfcompress._tasks): one class of several, a yes/no, several yes/nos, or values.
+TASKS = ("multiclass", "binary", "multilabel", "regression")
 # Where a recipe's data comes from (tfcompress.data.sources).
 DATA_SOURCES = ("builtin", "mnist", "directory", "npz")
 

@@ -5,7 +5,6 @@ import json
 import numpy as np
 
 from tfcompress._keras import keras, tf
-from tfcompress._model_guards import ensure_keras2_model, is_keras3_model
 
 # Keras 3 configuration keys that Keras 2 layers do not take, with the value that means
 # "not used": such a key is dropped; any other value is a feature Keras 2 cannot rebuild.
@@ -40,6 +39,27 @@ _OPERATIONS = {
     "Sigmoid": tf.math.sigmoid,
     "Tanh": tf.math.tanh,
 }
+
+
+def is_keras3_model(obj) -> bool:
+    """Whether `obj` is a Keras 3 model (from `import keras`), which TF-MOT cannot use.
+
+    Args:
+      obj: any object.
+
+    Returns:
+      True for a Keras 3 `Model` (Sequential, functional or subclassed).
+
+    Example:
+      >>> is_keras3_model(keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2)]))
+      True
+    """
+    return is_keras3_object(obj) and hasattr(obj, "layers")
+
+
+def is_keras3_object(obj) -> bool:
+    """Whether `obj` is an instance of a Keras 3 class (a model, a layer, a loss)."""
+    return any(cls.__module__.split(".")[0] == "keras" for cls in type(obj).__mro__)
 
 
 @keras.utils.register_keras_serializable(package="tfcompress")
@@ -82,8 +102,9 @@ def from_keras3(model):
       >>> k2 = tfc.from_keras3(k3)          # now ready for tfc.prune.magnitude, tfc.quantize.qat, ...
     """
     if not is_keras3_model(model):
-        ensure_keras2_model(model)  # a clear TypeError for anything that is not a Keras model
-        raise TypeError("`model` is already a Keras 2 (tf_keras) model; use it as it is.")
+        if isinstance(model, keras.Model):
+            raise TypeError("`model` is already a Keras 2 (tf_keras) model; use it as it is.")
+        raise TypeError(f"`model` must be a Keras 3 model. Received: model of type {type(model).__name__}")
     kind = type(model).__name__
     if kind not in ("Sequential", "Functional"):
         raise ValueError(
@@ -95,6 +116,8 @@ def from_keras3(model):
     rebuilt = _sequential(config) if kind == "Sequential" else _functional(config)
     _copy_weights(model, rebuilt)
     _check_same_outputs(model, rebuilt)
+    if getattr(model, "loss", None) is not None:  # what it was compiled to train says its task (tfcompress._tasks)
+        rebuilt.__dict__["_task_loss"] = model.loss
     return rebuilt
 
 

@@ -1,19 +1,23 @@
-"""Loading users' model files without running code from them.
+"""Loading users' model files without running code from them, whichever Keras saved them.
 
 A Lambda layer stores Python code in the file (bytecode in `.h5` and SavedModel
 folders, source in `.keras`), and Keras runs it while it rebuilds the model, before
 any of our code sees a layer. So the file's Keras configuration is read and checked
 first, as plain JSON, and a file with such a layer is only handed to Keras when the
-user says they trust it.
+user says they trust it. A file saved by Keras 3 (what `tf.keras` is for TensorFlow >=
+2.16 users) is loaded by Keras 3 in its safe mode and rebuilt as Keras 2 (`from_keras3`);
+a layer that is not Keras's own is refused by name before anything is deserialized.
 """
 
 import json
 import os
+import warnings
 import zipfile
 
 import h5py
 
 from tfcompress._keras import keras
+from tfcompress._keras3_bridge import from_keras3
 
 SUFFIXES = (".keras", ".h5", ".hdf5")
 # Layer classes whose configuration carries Python code that deserializing runs.
@@ -22,7 +26,10 @@ TRUST_OPT_IN = "set `trust_model_code: true` in the recipe (--trust_model_code o
 
 
 def load(path, *, trust_code: bool = False, argument: str = "model"):
-    """Loads a `.keras`, `.h5` or SavedModel model file with Keras 2, refusing code it carries.
+    """Loads a `.keras`, `.h5` or SavedModel model file as a Keras 2 model, refusing code it carries.
+
+    A file saved by Keras 3 is loaded with Keras 3 (in safe mode unless `trust_code`) and
+    rebuilt with `from_keras3`; a warning says so.
 
     Args:
       path: the file, or the SavedModel folder.
@@ -31,12 +38,14 @@ def load(path, *, trust_code: bool = False, argument: str = "model"):
       argument: how messages name the file's setting, e.g. "stages.distill.teacher".
 
     Returns:
-      The model, uncompiled.
+      The model, uncompiled; what it was compiled to train, if the file says, is kept
+      for telling its task (`tfcompress._tasks`).
 
     Raises:
       FileNotFoundError: nothing exists at `path`.
-      ValueError: `path` is not a model file Keras 2 can read, or it carries code and
-        `trust_code` is False (nothing of it has run).
+      ValueError: `path` is not a model file Keras can read, it carries code and
+        `trust_code` is False (nothing of it has run), or a Keras 3 file holds a layer
+        that is not Keras's own or has no Keras 2 counterpart (named).
 
     Example:
       >>> model = load("model.h5", argument="model")
@@ -54,16 +63,124 @@ def load(path, *, trust_code: bool = False, argument: str = "model"):
                 f"loaded; tfcompress runs no code from a model file unless told to. If you trust the file, "
                 f"{TRUST_OPT_IN}. Otherwise rebuild the model with ordinary Keras layers in place of the Lambdas."
             )
+    version = keras_version(path)
+    if version.startswith("3"):
+        model = _load_with_keras3(path, version, trust_code, argument)
+    else:
+        try:
+            # safe_mode is Keras's own guard in .keras files; the check above covers every format.
+            options = {"safe_mode": not trust_code} if path.lower().endswith(".keras") else {}
+            model = keras.models.load_model(path, compile=False, **options)
+        except Exception as error:  # Keras raises many types for unreadable or foreign files.
+            raise ValueError(
+                f"`{argument}`: {path} could not be loaded by Keras 2 (tf_keras): {_first_line(error)}. Save the "
+                "model again with `model.save('model.keras')` and check that the file is complete."
+            ) from error
+    loss = trained_loss(path)
+    if loss is not None:
+        model.__dict__["_task_loss"] = loss
+    return model
+
+
+def keras_version(path) -> str:
+    """The version of Keras that saved a `.keras` or `.h5` file ("" when the file does not say).
+
+    Example:
+      >>> keras_version("model.keras")
+      '3.15.1'
+    """
     try:
-        # safe_mode is Keras's own guard in .keras files; the check above covers every format.
-        options = {"safe_mode": not trust_code} if path.lower().endswith(".keras") else {}
-        return keras.models.load_model(path, compile=False, **options)
-    except Exception as error:  # Keras raises many types for unreadable or foreign files.
-        summary = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if os.path.isdir(path):
+            return ""
+        if path.lower().endswith(".keras"):
+            with zipfile.ZipFile(path) as archive:
+                return str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
+        with h5py.File(path, "r") as file:
+            version = file.attrs.get("keras_version", "")
+            return version.decode() if isinstance(version, bytes) else str(version)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return ""  # Keras's own loader then says what is wrong with the file
+
+
+def trained_loss(path):
+    """The name of the loss a model file was compiled with ("BinaryCrossentropy", "mse"), or None.
+
+    Example:
+      >>> trained_loss("tutorial.keras")
+      'BinaryCrossentropy'
+    """
+    try:
+        if os.path.isdir(path):
+            return None
+        if path.lower().endswith(".keras"):
+            with zipfile.ZipFile(path) as archive:
+                compiled = json.loads(archive.read("config.json")).get("compile_config") or {}
+        else:
+            with h5py.File(path, "r") as file:
+                text = file.attrs.get("training_config")
+                compiled = json.loads(text) if text is not None else {}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    loss = compiled.get("loss")
+    return loss.get("class_name") if isinstance(loss, dict) else loss if isinstance(loss, str) else None
+
+
+def _load_with_keras3(path, version, trust_code, argument):
+    foreign = [f"{name!r} ({where})" for name, where in _foreign_layers(path)]
+    if foreign:
         raise ValueError(
-            f"`{argument}`: {path} could not be loaded by Keras 2 (tf_keras): {summary}. If Keras 3 saved it, load "
-            "it with `keras.models.load_model` and pass the model through tfc.from_keras3(model)."
+            f"`{argument}`: {path} (saved by Keras {version}) holds layers that are not Keras's own: "
+            f"{', '.join(foreign[:3])}. Such a layer has no Keras 2 (tf_keras) counterpart for TF-MOT to work on, and "
+            "tfcompress does not import code to load it. Replace it with built-in Keras layers, save the model "
+            "again, and rerun."
+        )
+    import keras as keras3  # Keras 3, as the user who saved the file has it
+
+    try:
+        loaded = keras3.saving.load_model(path, compile=False, safe_mode=not trust_code)
+    except Exception as error:  # Keras raises many types for unreadable or foreign files.
+        raise ValueError(
+            f"`{argument}`: {path} was saved by Keras {version} and could not be loaded by Keras "
+            f"{keras3.__version__}: {_first_line(error)}."
         ) from error
+    try:
+        model = from_keras3(loaded)
+    except ValueError as error:
+        raise ValueError(f"`{argument}`: {path} (saved by Keras {version}): {error}") from None
+    warnings.warn(
+        f"`{argument}`: {path} was saved by Keras {version}; tfcompress loaded it with Keras 3 (safe mode) and "
+        "rebuilt it as Keras 2 (tf_keras), which TF-MOT works in: the same layers, names and weights, its outputs "
+        "checked equal.",
+        stacklevel=3,
+    )
+    return model
+
+
+def _foreign_layers(path):
+    """`(name, module.class)` of every object in a Keras 3 file's configuration whose class is not Keras's own."""
+    found = []
+
+    def walk(config):
+        if isinstance(config, dict):
+            module = config.get("module")
+            if "class_name" in config and isinstance(module, str) and not module.startswith("keras"):
+                inner = config.get("config")
+                name = inner.get("name") if isinstance(inner, dict) else None
+                found.append((name or config["class_name"], f"{module}.{config['class_name']}"))
+            for key, value in config.items():
+                if key != "compile_config":  # the file is loaded uncompiled: its losses and metrics stay unread
+                    walk(value)
+        elif isinstance(config, list):
+            for item in config:
+                walk(item)
+
+    for config in _configs(path):
+        walk(config)
+    return found
+
+
+def _first_line(error) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def code_carrying_layers(path) -> list:

@@ -1,77 +1,92 @@
-"""Checks that a model handed to tfcompress is one its stages can work on: Keras 2, Sequential or functional, built."""
+"""Checks that a model handed to tfcompress is one its stages can work on: Keras 2, Sequential or functional, built.
+
+A Keras 3 model (what `tf.keras` is for TensorFlow >= 2.16 users) is rebuilt as Keras 2
+with `from_keras3`, and a warning says so once per model.
+"""
+
+import warnings
+import weakref
 
 from tfcompress._keras import keras
+from tfcompress._keras3_bridge import from_keras3, is_keras3_object
 
-
-def is_keras3_model(obj) -> bool:
-    """Whether `obj` is a Keras 3 model (from `import keras`), which TF-MOT cannot use.
-
-    Args:
-      obj: any object.
-
-    Returns:
-      True for a Keras 3 `Model` (Sequential, functional or subclassed).
-
-    Example:
-      >>> is_keras3_model(keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2)]))
-      True
-    """
-    return _is_keras3_object(obj) and hasattr(obj, "layers")
-
-
-def _is_keras3_object(obj) -> bool:
-    return any(cls.__module__.split(".")[0] == "keras" for cls in type(obj).__mro__)
+# The Keras 3 models a warning has named already.
+_ANNOUNCED = weakref.WeakSet()
 
 
 def ensure_keras2_model(model, argument: str = "model"):
-    """Returns `model` if it is a Keras 2 (tf_keras) model, else raises a clear TypeError.
+    """The Keras 2 (tf_keras) model to work on: `model` itself, or a Keras 3 model rebuilt as Keras 2.
 
     Args:
       model: the object handed to a tfcompress entry point.
-      argument: the argument's name, used in the message.
+      argument: the argument's name, used in messages.
 
     Returns:
-      `model`, unchanged.
+      `model` if it is Keras 2; for a Keras 3 model, a new Keras 2 model with the same
+      layers, names and weights (`tfc.from_keras3`), the original left as it is.
 
     Raises:
-      TypeError: `model` is a Keras 3 model, or not a Keras model at all.
+      TypeError: `model` is not a Keras model.
+      ValueError: a Keras 3 model that cannot be rebuilt: subclassed, or with a layer
+        Keras 2 lacks (named).
 
     Example:
-      >>> ensure_keras2_model(keras.Sequential([keras.layers.Dense(2)]))
+      >>> model = ensure_keras2_model(model)
     """
     if isinstance(model, keras.Model):
         return model
-    if _is_keras3_object(model):
-        raise TypeError(
-            f"`{argument}` is a Keras 3 model ({type(model).__module__}."
-            f"{type(model).__name__}), but tfcompress and TF-MOT need Keras 2 (tf_keras). "
-            f"Rebuild it as Keras 2 with `{argument} = tfc.from_keras3({argument})`, or build it with "
-            "`from tfcompress import keras` (keras.Sequential, keras.layers, ...)."
-        )
+    if is_keras3_object(model) and hasattr(model, "layers"):
+        rebuilt = from_keras3(model)
+        _announce(model, argument)
+        return rebuilt
     raise TypeError(
         f"`{argument}` must be a Keras model (tfcompress.keras.Model). "
         f"Received: {argument} of type {type(model).__name__}"
     )
 
 
-def ensure_graph_model(model, argument: str = "model"):
+def _announce(model, argument):
+    try:
+        if model in _ANNOUNCED:
+            return
+        _ANNOUNCED.add(model)
+    except TypeError:  # not weakly referable: say it every time
+        pass
+    warnings.warn(
+        f"`{argument}` ({model.name!r}) is a Keras 3 model; tfcompress and TF-MOT work in Keras 2 (tf_keras), so it "
+        "was rebuilt with tfc.from_keras3 (the same layers, names and weights; its outputs checked equal) and left "
+        f"as it is. What tfcompress returns is Keras 2. To convert once: {argument} = tfc.from_keras3({argument}).",
+        stacklevel=3,
+    )
+
+
+def ensure_graph_model(model, argument: str = "model", *, in_place: bool = False):
     """Returns `model` if it is a built Sequential or functional Keras 2 model.
 
     Args:
       model: the object handed to a tfcompress entry point.
       argument: the argument's name, used in the message.
+      in_place: the step changes `model` itself (trains it), which a Keras 3 model's
+        rebuild cannot stand in for: such a model is refused with the fix.
 
     Returns:
-      `model`, unchanged.
+      `model`, or its Keras 2 rebuild if it is a Keras 3 model (see `ensure_keras2_model`).
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
-      ValueError: `model` is subclassed, or is not built yet.
+      TypeError: `model` is not a Keras model.
+      ValueError: `model` is subclassed, is not built yet, or is a Keras 3 model that
+        cannot be rebuilt (or, with `in_place`, is a Keras 3 model at all).
 
     Example:
       >>> ensure_graph_model(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
     """
-    ensure_keras2_model(model, argument)
+    if in_place and is_keras3_object(model) and hasattr(model, "layers"):
+        raise ValueError(
+            f"`{argument}` is a Keras 3 model, and this step changes its model in place, which tfcompress does in "
+            f"Keras 2 (tf_keras) only. Rebuild it as Keras 2 first and keep using that: {argument} = "
+            f"tfc.from_keras3({argument})."
+        )
+    model = ensure_keras2_model(model, argument)
     if not getattr(model, "_is_graph_network", False) and not isinstance(model, keras.Sequential):
         raise ValueError(
             f"`{argument}` is a subclassed model ({type(model).__name__}); this step needs a "

@@ -1,7 +1,8 @@
 """Recipes: what `tfc.pipeline.run` does, from a dict or a JSON/YAML file, checked before any training.
 
 A recipe names the model, the data, the output folder and the stages with their
-settings. Every key is checked against the schema below; an unknown key or a bad value
+settings, and optionally the task of the model's output (`task: binary`, ...; by default
+the output layer and the labels say it). Every key is checked against the schema below; an unknown key or a bad value
 raises `RecipeError` naming the key (as a dotted path) and what it accepts.
 
 Example recipe (YAML):
@@ -23,7 +24,7 @@ import os
 import yaml
 
 from tfcompress._checks import check_that
-from tfcompress._choices import BUILTIN_MODELS, DATA_SOURCES, DISTRIBUTE
+from tfcompress._choices import BUILTIN_MODELS, DATA_SOURCES, DISTRIBUTE, TASKS
 from tfcompress._schema import (
     Key,
     RecipeError,
@@ -54,6 +55,7 @@ def _image_size(name, value):
 SCHEMA = {
     "": {
         "model": Key(inputs.check_reference, accepts=inputs.REFERENCE),
+        "task": choice((None, *TASKS), None),  # None: the model's output layer and the labels say it
         "data": Key(None, "builtin"),
         "output_dir": Key(text, "tfcompress_output"),
         "overwrite": Key(boolean, False),

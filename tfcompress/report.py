@@ -80,6 +80,21 @@ STAGE_COLUMNS = [
     ("speedup", "x faster than row 1"),
     ("speedup_interval", "95% interval"),
 ]
+
+
+def stage_columns(measure: str = "accuracy") -> list:
+    """The stage table's columns for a task's primary measure: accuracy, or "mae" (mean absolute error).
+
+    Example:
+      >>> [heading for _, heading in stage_columns("mae")][4]
+      'Keras MAE'
+    """
+    if measure == "accuracy":
+        return list(STAGE_COLUMNS)
+    swap = {"keras_accuracy": ("keras_mae", "Keras MAE"), "tflite_accuracy": ("tflite_mae", "LiteRT MAE")}
+    return [swap.get(key, (key, heading)) for key, heading in STAGE_COLUMNS]
+
+
 # What `write_all` writes, by key.
 REPORT_FILES = {
     "json": "report.json",
@@ -129,11 +144,11 @@ def write_all(report: dict, paths: dict, overwrite: bool = False) -> dict:
     Example:
       >>> write_all(report, {key: os.path.join("out", name) for key, name in REPORT_FILES.items()})
     """
-    rows = report["rows"]
-    markdown = format_markdown(rows, STAGE_COLUMNS) + "\n" + latency_note(report.get("cpu")) + "\n"
+    rows, measure = report["rows"], report.get("task", {}).get("measure", "accuracy")
+    markdown = format_markdown(rows, stage_columns(measure)) + "\n" + latency_note(report.get("cpu")) + "\n"
     written = {
         "markdown": _files.write_atomically(paths["markdown"], markdown.encode(), overwrite=overwrite),
-        "accuracy_vs_size": write_figure(paths["accuracy_vs_size"], _accuracy_vs_size(rows), overwrite),
+        "accuracy_vs_size": write_figure(paths["accuracy_vs_size"], _accuracy_vs_size(rows, measure), overwrite),
         "sparsity": write_figure(paths["sparsity"], _sparsity(rows[-1]), overwrite),
         "latency": write_figure(paths["latency"], _latency(rows), overwrite),
     }
@@ -180,7 +195,7 @@ def log_stages(rows: list, log_dir) -> None:
     writer = tf.summary.create_file_writer(os.path.join(os.fspath(log_dir), "stages"))
     with writer.as_default():
         for step, row in enumerate(rows):
-            for key, _ in STAGE_COLUMNS[1:]:
+            for key in [key for key, _ in STAGE_COLUMNS[1:]] + ["keras_mae", "tflite_mae"]:
                 if isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool):
                     tf.summary.scalar(key, row[key], step=step)
             tf.summary.text("stage", row["stage"], step=step)
@@ -204,14 +219,17 @@ def new_figure():
     return figure, figure.subplots()
 
 
-def _accuracy_vs_size(rows):
+def _accuracy_vs_size(rows, measure):
     figure, axes = new_figure()
-    measured = [row for row in rows if row.get("gzip_bytes") and row.get("tflite_accuracy") is not None]
-    axes.plot([row["gzip_bytes"] / 1024 for row in measured], [row["tflite_accuracy"] for row in measured], "o-")
+    key = f"tflite_{measure}"
+    measured = [row for row in rows if row.get("gzip_bytes") and row.get(key) is not None]
+    axes.plot([row["gzip_bytes"] / 1024 for row in measured], [row[key] for row in measured], "o-")
     for row in measured:
-        axes.annotate(row["stage"], (row["gzip_bytes"] / 1024, row["tflite_accuracy"]), textcoords="offset points",
+        axes.annotate(row["stage"], (row["gzip_bytes"] / 1024, row[key]), textcoords="offset points",
                       xytext=(5, 5), fontsize=8)  # fmt: skip
-    axes.set(xlabel="gzip size of the .tflite (KiB)", ylabel="accuracy in LiteRT (test set)", title="Accuracy vs size")
+    words = "accuracy" if measure == "accuracy" else "mean absolute error"
+    axes.set(xlabel="gzip size of the .tflite (KiB)", ylabel=f"{words} in LiteRT (test set)",
+             title=f"{words.capitalize()} vs size")  # fmt: skip
     axes.margins(x=0.15, y=0.1)  # room for the stage names
     axes.grid(alpha=0.3)
     return figure

@@ -19,8 +19,9 @@ def load_source(spec: dict, seed: int = 0):
       seed: the split's seed (built-in digits and image folders).
 
     Returns:
-      `((x_train, y_train), (x_test, y_test), class_names)`: float32 images, integer
-      labels 0..n-1, and the class names of an image folder (None otherwise).
+      `((x_train, y_train), (x_test, y_test), class_names)`: float32 images, their
+      labels (integer classes 0..n-1, except from `.npz`, which may hold any task's
+      labels: 0/1, multi-hot, values), and the class names of an image folder (None otherwise).
 
     Raises:
       FileNotFoundError: the file or folder does not exist.
@@ -53,10 +54,18 @@ def load_source(spec: dict, seed: int = 0):
         as_arrays(*test, argument="data (test)"),
     )
     for labels, part in ((y_train, "training"), (y_test, "test")):
-        if labels is None or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
-            raise ValueError(f"The {part} labels must be integer class indices 0..n-1, one per example.")
+        numeric = labels is not None and (np.issubdtype(labels.dtype, np.number) or labels.dtype == bool)
+        if not numeric or labels.ndim == 0 or not np.all(np.isfinite(labels.astype(np.float64))):
+            raise ValueError(
+                f"The {part} labels must be numbers, one row per example (integer classes, 0/1, multi-hot rows, "
+                "or values). Received: " + ("none" if labels is None else f"dtype {labels.dtype}, shape {labels.shape}")
+            )
     if x_train.shape[1:] != x_test.shape[1:]:
         raise ValueError(f"Training images have shape {x_train.shape[1:]} but test images {x_test.shape[1:]}.")
+    if y_train.shape[1:] != y_test.shape[1:]:
+        raise ValueError(
+            f"Training labels have shape {y_train.shape[1:]} per example but test labels {y_test.shape[1:]}."
+        )
     return (x_train, y_train), (x_test, y_test), class_names
 
 

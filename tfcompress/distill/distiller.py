@@ -2,7 +2,9 @@
 
 import collections
 
-from tfcompress._checks import check_number
+from tfcompress import _tasks
+from tfcompress._checks import check_number, check_one_of
+from tfcompress._choices import TASKS
 from tfcompress._keras import keras, tf
 from tfcompress._model_guards import ensure_keras2_model
 from tfcompress.distill import cache, losses
@@ -40,6 +42,13 @@ class Distiller(keras.Model):
     losses, where `distillation_loss` is by default `KL(softmax(teacher / T) ||
     softmax(student / T)) * T**2`. Every term is logged under its own name.
 
+    Every task trains (see `task`): a multi-class classifier as above; a binary or
+    multi-label one (one logit or sigmoid per label) on each label's softened yes/no,
+    `KL(sigmoid(teacher / T) || sigmoid(student / T)) * T**2` averaged over the labels,
+    with binary cross-entropy on the labels; a regression on the mean squared error to
+    the teacher's outputs and to the labels (the temperature does not apply). Heads that
+    end in a softmax or sigmoid are read back as logits, so probabilities work too.
+
     Methods, all through `compile` and `fit`:
       - response distillation (Hinton et al., 2015), with `alpha` and `temperature`
         settable between epochs (see `DistillationSchedule`);
@@ -52,19 +61,24 @@ class Distiller(keras.Model):
         every epoch.
 
     Args:
-      student: the Keras 2 model to train; it must output logits. It is trained in place
-        and stays usable (and savable) on its own as `distiller.student`.
-      teacher: a built Keras 2 model that outputs logits of the same shape, or a list of
-        them: an ensemble whose soft targets are averaged. Their weights and `trainable`
-        flags are left as they are.
+      student: the Keras model to train (logits or probabilities). A Keras 2 model is
+        trained in place and stays usable (and savable) on its own as
+        `distiller.student`; a Keras 3 one is rebuilt as Keras 2 (a warning says so),
+        and `distiller.student` is that rebuild.
+      teacher: a built Keras model with outputs of the same shape, or a list of them: an
+        ensemble whose soft targets are averaged. Their weights and `trainable` flags are
+        left as they are.
       teacher_weights: for several teachers, one non-negative weight each (normalised to
         sum to 1); equal weights by default.
+      task: "multiclass", "binary", "multilabel" or "regression"; None (the default)
+        takes it from `compile`'s `student_loss_fn`, the student's compiled loss or its
+        output layer (see `tfc.export.verify`).
       **kwargs: passed to `keras.Model` (for example `name`).
 
     Raises:
-      TypeError: a model is not a Keras 2 model (a Keras 3 model gets a message saying so).
-      ValueError: a teacher is not built or is the student, output shapes differ, or
-        `teacher_weights` does not match the teachers.
+      TypeError: a model is not a Keras model.
+      ValueError: a teacher is not built or is the student, output shapes differ,
+        `teacher_weights` does not match the teachers, or `task` is unknown.
 
     Example:
       >>> distiller = tfc.Distiller(student=student, teacher=teacher)
@@ -80,17 +94,21 @@ class Distiller(keras.Model):
       >>> distiller.student.save("student.keras")
     """
 
-    def __init__(self, student, teacher, teacher_weights=None, **kwargs):
+    def __init__(self, student, teacher, teacher_weights=None, task=None, **kwargs):
         super().__init__(**kwargs)
-        ensure_keras2_model(student, "student")
         teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
         if not teachers:
             raise ValueError("`teacher` is an empty list; pass a teacher model or a list of them.")
+        if task is not None:
+            check_one_of("task", task, TASKS)
+        for index, model in enumerate(teachers):
+            if model is student:
+                name = "teacher" if len(teachers) == 1 else f"teacher[{index}]"
+                raise ValueError(f"`student` and `{name}` are the same model; distillation needs two models.")
+        student = ensure_keras2_model(student, "student")
         for index, model in enumerate(teachers):
             name = "teacher" if len(teachers) == 1 else f"teacher[{index}]"
-            ensure_keras2_model(model, name)
-            if model is student:
-                raise ValueError(f"`student` and `{name}` are the same model; distillation needs two models.")
+            model = teachers[index] = ensure_keras2_model(model, name)
             if not model.built:
                 raise ValueError(
                     f"`{name}` is not built: it has no weights, so it cannot have been trained. "
@@ -100,6 +118,9 @@ class Distiller(keras.Model):
         self._teacher_weights = _normalized_teacher_weights(teacher_weights, len(teachers))
         self.student = student
         self.teachers = teachers
+        self._task_given = task
+        self._task = None  # decided in compile, where the student's loss is known
+        self._teacher_probabilities = []
         self._teacher_forward_model = None
         self._student_forward_model = None
         self._student_feature_layers = []
@@ -135,13 +156,18 @@ class Distiller(keras.Model):
         Args:
           optimizer: a Keras optimizer or its name.
           metrics: metrics of the student's predictions against the labels.
-          student_loss_fn: loss between labels and student logits; defaults to
-            `SparseCategoricalCrossentropy(from_logits=True)`.
+          student_loss_fn: loss between labels and student outputs; defaults to the
+            task's: `SparseCategoricalCrossentropy` (multi-class), `BinaryCrossentropy`
+            (binary, multi-label), `MeanSquaredError` (regression), from logits unless
+            the student ends in a softmax or sigmoid. It also tells the task.
           distillation_loss_fn: loss between the teacher's and the student's softened
             distributions; defaults to `KLDivergence()`, which is computed from logits with
-            log-softmax. `tfc.distill.DecoupledKD(...)` gives decoupled KD. Any other loss
-            is called, as in the keras.io example, on `(softmax(teacher / T),
-            softmax(student / T))`. Either way the result is multiplied by T².
+            log-softmax (log-sigmoid per label for binary and multi-label), or to
+            `MeanSquaredError()` between the outputs for regression.
+            `tfc.distill.DecoupledKD(...)` gives decoupled KD (multi-class). Any other
+            loss is called, as in the keras.io example, on `(softmax(teacher / T),
+            softmax(student / T))` (sigmoid for binary and multi-label). Either way the
+            result is multiplied by T² (not for regression).
           alpha: weight of the student loss, in [0, 1]; `1 - alpha` weighs distillation.
           temperature: the softening temperature T, > 0.
           feature_losses: a list of `tfc.distill.FeatureLoss` (`Hint`, `AttentionTransfer`
@@ -156,7 +182,9 @@ class Distiller(keras.Model):
         Raises:
           ValueError: `alpha` is outside [0, 1], `temperature` is not > 0, `loss` is
             passed (the losses are `student_loss_fn` and `distillation_loss_fn`), a layer a
-            feature loss names does not exist, or two terms share a name.
+            feature loss names does not exist, two terms share a name, the student's task
+            cannot be told (one linear unit: pass `task=` to the Distiller) or a head does
+            not fit it, or `DecoupledKD` is given for a task that is not multi-class.
           TypeError: a feature loss or an extra loss has the wrong type.
 
         Example:
@@ -174,12 +202,20 @@ class Distiller(keras.Model):
         extra_losses = _checked_extra_losses(extra_losses)
         term_names = [term.name for term in feature_losses] + list(extra_losses)
         _check_unique_names(term_names)
+        task, teachers_probabilities = self._tasks(student_loss_fn)
+        if isinstance(distillation_loss_fn, losses.DecoupledKD) and task.kind != "multiclass":
+            raise ValueError(
+                f"DecoupledKD splits a softmax over classes, and this student is {task.describe()}. Leave "
+                "`distillation_loss_fn` at its default (the softened outputs' KL), or pass another loss."
+            )
         features = self._feature_setup(feature_losses)
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
         self.alpha = alpha
         self.temperature = temperature
-        self.student_loss_fn = student_loss_fn or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        self.distillation_loss_fn = distillation_loss_fn or keras.losses.KLDivergence()
+        self._task, self._teacher_probabilities = task, teachers_probabilities
+        self.student_loss_fn = student_loss_fn or task.loss()
+        default = keras.losses.MeanSquaredError() if task.kind == "regression" else keras.losses.KLDivergence()
+        self.distillation_loss_fn = distillation_loss_fn or default
         self._feature_losses = tuple(feature_losses)
         (
             self._student_forward_model,
@@ -190,6 +226,20 @@ class Distiller(keras.Model):
         ) = features
         self._extra_losses = extra_losses
         self._term_trackers = {name: keras.metrics.Mean(name=name) for name in term_names}
+
+    def _tasks(self, student_loss_fn):
+        """The student's `Task`, and whether each teacher outputs probabilities."""
+        try:
+            task = _tasks.infer(self.student, task=self._task_given, loss=student_loss_fn)
+            teachers = [_tasks.infer(model, task=task.kind) for model in self.teachers]
+        except ValueError as error:
+            raise ValueError(f"{error} (`task` is an argument of tfc.Distiller.)") from None
+        return task, [not teacher.logits and task.kind != "regression" for teacher in teachers]
+
+    @property
+    def task(self):
+        """The task distilled (a `tfcompress._tasks.Task`: `kind`, `logits`), known after `compile`."""
+        return self._task
 
     def _feature_setup(self, feature_losses):
         """The models that expose the hinted layers, their layer names, and the adapters."""
@@ -329,7 +379,10 @@ class Distiller(keras.Model):
             self._check_cache_matches(len(logits), features)
         else:
             logits, features = self._run_teachers(x)
-        return x, (losses.fuse_teachers(logits, self._teacher_weights, self._temperature), features)
+        kind = self._task.kind
+        logits = [losses.as_logits(values, kind, probabilities) for values, probabilities in
+                  zip(logits, self._teacher_probabilities)]  # fmt: skip
+        return x, (losses.fuse_teachers(logits, self._teacher_weights, self._temperature, kind), features)
 
     def _check_cache_matches(self, teacher_count, features):
         missing = [term.teacher_layer for term in self._feature_losses if term.teacher_layer not in features]
@@ -364,9 +417,15 @@ class Distiller(keras.Model):
             )
         if y is None:
             raise ValueError("Distiller needs labels: call fit(x, y) or use a dataset of (x, y) pairs.")
+        task = self._task
         student_losses = losses.per_example(self.student_loss_fn, y, student_logits)
         distillation_losses = losses.distillation_per_example(
-            self.distillation_loss_fn, teacher_logits, student_logits, self._temperature, labels=y
+            self.distillation_loss_fn,
+            teacher_logits,
+            losses.as_logits(student_logits, task.kind, probabilities=not task.logits),
+            self._temperature,
+            labels=y,
+            kind=task.kind,
         )
         terms = {
             "student_loss": _weighted_mean(student_losses, sample_weight),

@@ -3,12 +3,12 @@
 The model before pruning or quantization is the best teacher the smaller model can
 have: it has the same task, the same data and nearly the same function. Every recovery
 step (channel fine-tuning, magnitude pruning, quantization-aware training) trains
-through `trainer`, which is the model itself compiled as a classifier, or a `Distiller`
+through `trainer`, which is the model itself compiled for its task, or a `Distiller`
 with that teacher.
 """
 
+from tfcompress import _tasks
 from tfcompress._checks import check_number
-from tfcompress._classifier import compile_classifier, outputs_logits
 from tfcompress._keras import keras
 from tfcompress.distill.distiller import Distiller
 from tfcompress.distill.features import Hint
@@ -18,16 +18,16 @@ ALPHA = 0.1
 TEMPERATURE = 4.0
 
 
-def trainer(model, learning_rate, *, teacher=None, alpha: float = ALPHA, temperature: float = TEMPERATURE,
+def trainer(model, learning_rate, *, teacher=None, task=None, alpha: float = ALPHA, temperature: float = TEMPERATURE,
             hints=()):  # fmt: skip
-    """What to call `fit` on to train `model`: itself compiled as a classifier, or a Distiller with `teacher`.
+    """What to call `fit` on to train `model`: itself compiled for its task, or a Distiller with `teacher`.
 
     Args:
-      model: the Keras 2 classifier to train (pruned, quantization-aware, ...); it outputs
-        logits when a teacher is given.
+      model: the Keras 2 model to train (pruned, quantization-aware, ...).
       learning_rate: Adam's learning rate, or a Keras `LearningRateSchedule`.
-      teacher: None for plain fine-tuning (sparse cross-entropy on the labels); or the
-        model before the lossy step, a Keras 2 model with logits of the same shape.
+      teacher: None for plain fine-tuning (the task's loss on the labels); or the model
+        before the lossy step, a Keras 2 model with outputs of the same shape.
+      task: the model's `tfcompress._tasks.Task`; None infers it from the model.
       alpha: weight of the label loss; `1 - alpha` weighs the teacher's soft targets.
       temperature: the softening temperature.
       hints: names of layers in both models whose outputs the student should match
@@ -38,29 +38,23 @@ def trainer(model, learning_rate, *, teacher=None, alpha: float = ALPHA, tempera
       way, `fit(x, y, ...)` trains `model` in place.
 
     Raises:
-      ValueError: a model outputs probabilities (distillation needs logits), the teacher's
-        outputs differ in shape, `alpha` or `temperature` is out of range, or a hint
-        names a layer that is missing.
+      ValueError: the teacher's outputs differ in shape, `alpha` or `temperature` is out
+        of range, a hint names a layer that is missing, or the task cannot be told.
 
     Example:
       >>> trainer(pruned, 5e-4, teacher=original).fit(x_train, y_train, epochs=2)
     """
+    task = task or _tasks.infer(model)
     if teacher is None:
         if hints:
             raise ValueError("`hints` match the teacher's layers; pass `teacher=` with them, or drop `hints`.")
-        return compile_classifier(model, learning_rate)
+        return _tasks.compile_for(model, learning_rate, task)
     check_number("alpha", alpha, low=0, high=1)
     check_number("temperature", temperature, low=0, low_open=True)
-    for role, which in (("model", model), ("teacher", teacher)):
-        if isinstance(which, keras.Model) and not outputs_logits(which):
-            raise ValueError(
-                f"Distillation-aided recovery compares logits, but the {role} {which.name!r} ends in a softmax. "
-                "Remove the softmax (outputs logits; apply it in the app) or recover without `teacher=`."
-            )
-    distiller = Distiller(student=model, teacher=teacher)
+    distiller = Distiller(student=model, teacher=teacher, task=task.kind)
     distiller.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        metrics=task.metrics(),
         alpha=alpha,
         temperature=temperature,
         feature_losses=[Hint(name, name) for name in hints] or None,

@@ -6,6 +6,8 @@ from tfcompress._keras import keras, tf
 # Losses recognised as "KL divergence between softened distributions": for these the
 # stable log-softmax form below replaces softmax-then-log.
 _KL_NAMES = ("kl_divergence", "kld", "kullback_leibler_divergence", "KLDivergence")
+# Probabilities are clipped this far from 0 and 1 before they are turned back into logits.
+_SMALLEST = 1e-7
 
 
 def is_kl_divergence(loss_fn) -> bool:
@@ -76,19 +78,73 @@ def per_example(loss_fn, y_true, y_pred):
     return values
 
 
-def distillation_per_example(loss_fn, teacher_logits, student_logits, temperature, labels=None):
+def soft_target_binary_kl(teacher_logits, student_logits, temperature):
+    """Per-example KL between each label's softened yes/no, sigmoid(t / T) against sigmoid(s / T), times T².
+
+    The soft targets of a binary or multi-label teacher: each output is a Bernoulli
+    distribution, softened by the temperature as a softmax's classes are, and the KL is
+    averaged over the labels (and positions). Computed from logits with log-sigmoid, in
+    float32.
+
+    Args:
+      teacher_logits: teacher outputs before the sigmoid, shape `(batch, ..., labels)`.
+      student_logits: student outputs before the sigmoid, same shape.
+      temperature: the softening temperature T > 0.
+
+    Returns:
+      A float32 tensor of shape `(batch,)`.
+
+    Example:
+      >>> soft_target_binary_kl(tf.constant([[2.0]]), tf.constant([[-1.0]]), 2.0)
+    """
+    temperature = tf.cast(temperature, tf.float32)
+    teacher = tf.cast(teacher_logits, tf.float32) / temperature
+    student = tf.cast(student_logits, tf.float32) / temperature
+    yes, no = tf.math.log_sigmoid(teacher), tf.math.log_sigmoid(-teacher)
+    kl = tf.exp(yes) * (yes - tf.math.log_sigmoid(student)) + tf.exp(no) * (no - tf.math.log_sigmoid(-student))
+    return _per_example_mean(kl) * temperature**2
+
+
+def as_logits(outputs, kind: str, probabilities: bool):
+    """A head's outputs as logits, in float32: probabilities are turned back (log for softmax, logit for sigmoid).
+
+    Args:
+      outputs: the model's outputs.
+      kind: the task: "multiclass", "binary", "multilabel" or "regression".
+      probabilities: whether the outputs are a softmax's or a sigmoid's.
+
+    Returns:
+      Logits whose softmax (or sigmoid) is the outputs; regression outputs as they are.
+
+    Example:
+      >>> as_logits(tf.constant([[0.5]]), "binary", probabilities=True)   # [[0.]]
+    """
+    outputs = tf.cast(outputs, tf.float32)
+    if not probabilities or kind == "regression":
+        return outputs
+    clipped = tf.clip_by_value(outputs, _SMALLEST, 1.0 - _SMALLEST)
+    if kind == "multiclass":  # softmax(log p) = p, and softmax(log p / T) is p softened by T
+        return tf.math.log(clipped)
+    return tf.math.log(clipped) - tf.math.log1p(-clipped)
+
+
+def distillation_per_example(loss_fn, teacher_logits, student_logits, temperature, labels=None,
+                             kind: str = "multiclass"):  # fmt: skip
     """Per-example distillation loss between softened teacher and student, times T², in float32.
 
-    Keras's KL divergence (the default) takes the stable log-softmax path of
-    `soft_target_kl`; `DecoupledKD` also reads the labels; any other loss is called, as in
-    the keras.io example, on `(softmax(teacher / T), softmax(student / T))`.
+    For classifiers, Keras's KL divergence (the default) takes the stable path of
+    `soft_target_kl` (softmax, multi-class) or `soft_target_binary_kl` (sigmoid, binary
+    and multi-label); `DecoupledKD` also reads the labels; any other loss is called, as
+    in the keras.io example, on the softened outputs (`softmax` or `sigmoid` of logits
+    / T). For regression the loss is called on the raw outputs, with no temperature.
 
     Args:
       loss_fn: a Keras loss instance, loss function or loss name, or a `DecoupledKD`.
-      teacher_logits: teacher outputs before softmax, shape `(batch, classes)`.
-      student_logits: student outputs before softmax, same shape.
+      teacher_logits: teacher logits (regression: outputs), shape `(batch, ..., units)`.
+      student_logits: student logits, same shape.
       temperature: the softening temperature T > 0 (a float or a scalar tensor).
       labels: the true labels; only `DecoupledKD` uses them.
+      kind: the task: "multiclass", "binary", "multilabel" or "regression".
 
     Returns:
       A float32 tensor of shape `(batch,)`.
@@ -96,27 +152,34 @@ def distillation_per_example(loss_fn, teacher_logits, student_logits, temperatur
     Example:
       >>> distillation_per_example(keras.losses.KLDivergence(), teacher_logits, student_logits, 4.0)
     """
+    if kind == "regression":
+        return per_example(loss_fn, tf.cast(teacher_logits, tf.float32), tf.cast(student_logits, tf.float32))
     if isinstance(loss_fn, DecoupledKD):
         return loss_fn.per_example(labels, teacher_logits, student_logits, temperature)
     if is_kl_divergence(loss_fn):
-        return soft_target_kl(teacher_logits, student_logits, temperature)
+        if kind == "multiclass":
+            return soft_target_kl(teacher_logits, student_logits, temperature)
+        return soft_target_binary_kl(teacher_logits, student_logits, temperature)
     temperature = tf.cast(temperature, tf.float32)
-    soft_teacher = tf.nn.softmax(tf.cast(teacher_logits, tf.float32) / temperature, axis=-1)
-    soft_student = tf.nn.softmax(tf.cast(student_logits, tf.float32) / temperature, axis=-1)
+    soften = (lambda logits: tf.nn.softmax(logits, axis=-1)) if kind == "multiclass" else tf.math.sigmoid
+    soft_teacher = soften(tf.cast(teacher_logits, tf.float32) / temperature)
+    soft_student = soften(tf.cast(student_logits, tf.float32) / temperature)
     return per_example(loss_fn, soft_teacher, soft_student) * temperature**2
 
 
-def fuse_teachers(teacher_logits, weights, temperature):
+def fuse_teachers(teacher_logits, weights, temperature, kind: str = "multiclass"):
     """Fuses several teachers into the logits of their weighted average soft targets.
 
-    The ensemble's soft targets are `p = sum_i w_i * softmax(z_i / T)`. The returned
-    tensor is `T * log(p)`, whose softmax at temperature T is exactly `p`, so every
-    distillation loss that softens logits works on the ensemble unchanged.
+    The ensemble's soft targets are `p = sum_i w_i * softmax(z_i / T)` (sigmoid for
+    binary and multi-label). The returned tensor is `T * log(p)` (`T * logit(p)`), whose
+    softmax (sigmoid) at temperature T is exactly `p`, so every distillation loss that
+    softens logits works on the ensemble unchanged. Regression teachers are averaged.
 
     Args:
       teacher_logits: a list of tensors of shape `(batch, classes)`, one per teacher.
       weights: one non-negative weight per teacher, summing to 1.
       temperature: the softening temperature T > 0.
+      kind: the task: "multiclass", "binary", "multilabel" or "regression".
 
     Returns:
       A float32 tensor of shape `(batch, classes)`; the single teacher's logits, cast to
@@ -127,9 +190,16 @@ def fuse_teachers(teacher_logits, weights, temperature):
     """
     if len(teacher_logits) == 1:
         return tf.cast(teacher_logits[0], tf.float32)
+    teacher_logits = [tf.cast(logits, tf.float32) for logits in teacher_logits]
     temperature = tf.cast(temperature, tf.float32)
+    if kind == "regression":
+        return tf.add_n([logits * float(weight) for logits, weight in zip(teacher_logits, weights)])
+    if kind != "multiclass":
+        mean = tf.add_n([tf.math.sigmoid(logits / temperature) * float(weight)
+                         for logits, weight in zip(teacher_logits, weights)])  # fmt: skip
+        return temperature * as_logits(mean, kind, probabilities=True)
     log_probs = [
-        tf.nn.log_softmax(tf.cast(logits, tf.float32) / temperature, axis=-1) + tf.math.log(float(weight))
+        tf.nn.log_softmax(logits / temperature, axis=-1) + tf.math.log(float(weight))
         for logits, weight in zip(teacher_logits, weights)
     ]
     return temperature * tf.reduce_logsumexp(tf.stack(log_probs), axis=0)
@@ -224,6 +294,10 @@ def _binary_kl(teacher, student):
     return tf.exp(teacher_target) * (teacher_target - student_target) + tf.exp(teacher_rest) * (
         teacher_rest - student_rest
     )
+
+
+def _per_example_mean(values):
+    return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=-1)
 
 
 def _kl_from_log_probs(teacher_log_probs, student_log_probs):

@@ -41,7 +41,7 @@ def layer_errors(model, representative_data, *, calibration_samples: int = 500) 
       >>> errors = tfc.export.layer_errors(model, x_train[:300])
       >>> errors["worst"][:2]
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     if is_quantization_aware(model):
         raise ValueError("`model` is quantization-aware; its int8 ranges were learned, not calibrated.")
     samples = calibration_examples(representative_data, input_specs(model), calibration_samples)

@@ -178,7 +178,7 @@ def to_tflite(
       ...                               representative_data=x_train[:300])
       >>> result.bytes
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     if mode not in EXPORT_MODES:
         raise ValueError(f"`mode` must be one of {tuple(EXPORT_MODES)}. Received: mode={mode!r}")
     if float_layers is not None:

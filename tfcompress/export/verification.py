@@ -1,48 +1,69 @@
-"""Checking an exported `.tflite` against the Keras model it came from, output by output."""
+"""Checking an exported `.tflite` against the Keras model it came from, output by output, each in its task's terms."""
 
 import numpy as np
 
 from tfcompress._keras import tf
 from tfcompress._model_guards import ensure_keras2_model
+from tfcompress._tasks import infer_all
 from tfcompress.data.arrays import collect, input_arrays, input_specs
 from tfcompress.export.litert import LiteRTModel
 
 
-def verify(path, model, x, y=None, *, limit: int = None) -> dict:
+def verify(path, model, x, y=None, *, task=None, limit: int = None) -> dict:
     """Runs the `.tflite` in the LiteRT interpreter and the Keras model on the same inputs.
+
+    Each output is measured as its task asks (`task=`, else the compiled loss, the output
+    layer or the labels say it): a multi-class classifier by top-1 agreement and accuracy;
+    a binary one by the side of its threshold (0 for a logit, 0.5 for a probability); a
+    multi-label one per label and by exact match; a regression by its errors, never an
+    accuracy.
 
     Args:
       path: the `.tflite` file.
-      model: the Keras 2 model it was exported from.
+      model: the Keras model it was exported from (a Keras 3 model is rebuilt as Keras 2).
       x: held-out inputs: an array (a list or dict of arrays for several inputs), or a
         batched `tf.data.Dataset` of `(x, y)`. Token ids stay integers.
-      y: integer class labels for the first output; with them, accuracies are reported.
+      y: labels of the first output, as users hold them: integer classes or one-hot,
+        0/1 for binary, multi-hot, or values for regression.
+      task: the first output's task ("multiclass", "binary", "multilabel",
+        "regression"), or a dict of them by output name; None infers each.
       limit: use at most this many examples.
 
     Returns:
-      A dict with `samples`; `outputs`, one dict per output name with `top1_agreement`
-      (share of examples, or positions, where both give the same highest score; None for
-      an output of one value, a regression), `max_abs_error` and `mean_abs_error`; the
-      first output's figures at the top level too; and, with labels, `keras_accuracy` and
-      `tflite_accuracy` of the first output (else None).
+      A dict with `samples`; `outputs`, one dict per output name with its `task`,
+      `agreement` (the share of decisions the file makes as the model does; None for
+      regression), `top1_agreement` (multi-class only, else None), `max_abs_error`,
+      `mean_abs_error`, and `exact_match_agreement` (multi-label) or `relative_error`
+      (regression); the first output's figures at the top level too, with its
+      `task_source` (what said the task); and, with labels, the first output's
+      `keras_accuracy` and `tflite_accuracy` (None for regression), `keras_exact_match`
+      and `tflite_exact_match` (multi-label), `keras_mae`, `tflite_mae`, `keras_rmse`
+      and `tflite_rmse` (regression).
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
+      TypeError: `model` is not a Keras model.
       FileNotFoundError: there is no file at `path`.
-      ValueError: the file is not a valid model, `x` is empty, NaN or wrongly shaped, or
-        the file's inputs or outputs do not match the model's.
+      ValueError: the file is not a valid model; `x` is empty, NaN or wrongly shaped; the
+        file's inputs or outputs do not match the model's; the labels fit no task of the
+        output; `task` contradicts an output, or one output's task cannot be told.
 
     Example:
-      >>> tfc.export.verify("model.tflite", model, x_test, y_test)["top1_agreement"]
+      >>> tfc.export.verify("model.tflite", model, x_test, y_test)["agreement"]
       1.0  # the demo's int8 student on 360 held-out digits
     """
-    ensure_keras2_model(model)
+    model = ensure_keras2_model(model)
     specs = input_specs(model)
     if isinstance(x, tf.data.Dataset):
         if y is not None:
             raise ValueError("`x` is a tf.data.Dataset, which carries its own labels; pass y=None.")
         x, y = collect(x, limit, inputs=len(specs))
     arrays = input_arrays(x, specs, limit=limit)
+    if y is not None and len(y) < len(arrays[0]):
+        raise ValueError(f"`y` has {len(y)} labels for {len(arrays[0])} examples; they must match.")
+    labels = None if y is None else np.asarray(y)[: len(arrays[0])]
+    tasks = infer_all(model, task=task, labels=labels)
+    if labels is not None:
+        labels = tasks[0].labels(labels, model.outputs[0].shape[1:])
     tflite_model = LiteRTModel(path)
     if len(tflite_model.input_names) != len(specs):
         raise ValueError(
@@ -56,31 +77,15 @@ def verify(path, model, x, y=None, *, limit: int = None) -> dict:
     keras_outputs = model.predict(arrays if len(arrays) > 1 else arrays[0], batch_size=256, verbose=0)
     keras_outputs = keras_outputs if isinstance(keras_outputs, list) else [keras_outputs]
     outputs = {
-        name: _compare(tflite_outputs[index], np.asarray(keras_output, np.float32))
-        for index, (name, keras_output) in enumerate(zip(model.output_names, keras_outputs))
+        name: task_.compare(tflite_outputs[index], keras_output)
+        for index, (name, task_, keras_output) in enumerate(zip(model.output_names, tasks, keras_outputs))
     }
-    first = outputs[model.output_names[0]]
-    accuracies = {"keras_accuracy": None, "tflite_accuracy": None}
-    if y is not None:
-        labels = np.asarray(y)[: len(arrays[0])].reshape(-1)
-        if len(labels) != len(arrays[0]):
-            raise ValueError(f"`y` has {len(labels)} labels for {len(arrays[0])} examples; they must match.")
-        accuracies = {
-            "keras_accuracy": float(np.mean(np.argmax(keras_outputs[0], axis=-1) == labels)),
-            "tflite_accuracy": float(np.mean(np.argmax(tflite_outputs[0], axis=-1) == labels)),
-        }
-    return {"samples": int(len(arrays[0])), **accuracies, **first, "outputs": outputs}
-
-
-def _compare(tflite_output, keras_output) -> dict:
-    errors = np.abs(tflite_output - keras_output)
-    scores = keras_output.shape[-1] > 1  # class scores; one value per example is a regression
-    agreement = np.mean(np.argmax(tflite_output, axis=-1) == np.argmax(keras_output, axis=-1)) if scores else None
-    return {
-        "top1_agreement": None if agreement is None else float(agreement),
-        "max_abs_error": float(errors.max()),
-        "mean_abs_error": float(errors.mean()),
-    }
+    first = dict(outputs[model.output_names[0]], task_source=tasks[0].source)
+    scores = {"keras_accuracy": None, "tflite_accuracy": None}
+    if labels is not None:
+        for side, values in (("keras", keras_outputs[0]), ("tflite", tflite_outputs[0])):
+            scores.update({f"{side}_{key}": value for key, value in tasks[0].score(values, labels).items()})
+    return {"samples": int(len(arrays[0])), **scores, **first, "outputs": outputs}
 
 
 def _by_model_output(path, tflite_model, tflite_outputs, model) -> list:

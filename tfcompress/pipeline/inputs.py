@@ -1,11 +1,12 @@
-"""The models a recipe names: a built-in model, a model file, or a Keras object, checked against the data."""
+"""The models a recipe names (a built-in model, a model file, or a Keras object), and their task on the data."""
 
-from tfcompress import _model_files, models
+import numpy as np
+
+from tfcompress import _model_files, _tasks, models
 from tfcompress._checks import check_that
 from tfcompress._choices import BUILTIN_MODELS
 from tfcompress._graph import clone_with_weights
-from tfcompress._keras3_bridge import from_keras3
-from tfcompress._model_guards import ensure_graph_model, is_keras3_model
+from tfcompress._model_guards import ensure_graph_model
 
 REFERENCE = f"a model file or folder (.keras, .h5, SavedModel), a Keras model, or one of {list(BUILTIN_MODELS)}"
 
@@ -30,15 +31,16 @@ def load_model(context, reference, key: str):
 
     A model file's code-carrying layers are refused unless the recipe trusts its files
     (`trust_model_code`); a Keras model passed in is copied, never changed; a Keras 3
-    model is rebuilt as Keras 2.
+    model or `.keras` file is rebuilt as Keras 2.
 
     Args:
-      context: the run's `Context` (for the data's shape and the recipe).
+      context: the run's `Context` (for the data's shape and labels, and the recipe).
       reference: what the recipe names under `key`.
       key: the recipe key, for messages ("model", "stages.distill.teacher").
 
     Returns:
-      The model, whose input matches the data's images and whose output has a score per class.
+      The model, whose input matches the data's. A built-in model outputs what the labels
+      need: a logit per class, one logit (binary), a value per label or per target.
 
     Raises:
       FileNotFoundError: no file at the path.
@@ -48,20 +50,68 @@ def load_model(context, reference, key: str):
       >>> teacher = load_model(context, "teacher.keras", "stages.distill.teacher")
     """
     input_shape = tuple(context.x_train.shape[1:])
-    classes = context.classes
     if is_builtin(reference):
-        return models.builtin(reference, input_shape, classes)
+        return models.builtin(reference, input_shape, _builtin_outputs(context))
     if isinstance(reference, str):
         model = _model_files.load(reference, trust_code=context.recipe["trust_model_code"], argument=key)
-    elif is_keras3_model(reference):
-        model = from_keras3(reference)
     else:
-        model = clone_with_weights(ensure_graph_model(reference, key))
-    ensure_graph_model(model, key)
+        model = ensure_graph_model(reference, key)  # a Keras 3 model: rebuilt, so already a copy
+        if model is reference:
+            model = clone_with_weights(reference)
+            if getattr(reference, "loss", None):  # what it was compiled to train says its task
+                model.__dict__["_task_loss"] = reference.loss
+    model = ensure_graph_model(model, key)
     if tuple(model.input_shape[1:]) != input_shape:
         raise ValueError(
             f"`{key}` takes inputs of shape {model.input_shape[1:]}, but the data's images are {input_shape}."
         )
-    if model.output_shape[-1] != classes:
-        raise ValueError(f"`{key}` outputs {model.output_shape[-1]} scores, but the data has {classes} classes.")
     return model
+
+
+def task_of(context, model, key: str):
+    """The task of `model`'s output on the recipe's data, with the labels checked for it.
+
+    The recipe's `task`, else what the model was compiled for, its output layer, and the
+    labels (two classes and one output: binary).
+
+    Args:
+      context: the run's `Context`.
+      model: the model `load_model` returned.
+      key: the recipe key, for messages.
+
+    Returns:
+      `(task, y_train, y_test)`: the `tfcompress._tasks.Task` and both label sets as it reads them.
+
+    Raises:
+      ValueError: the model has several outputs, the recipe's `task` contradicts its
+        output, the output cannot be told apart without `task`, or the labels fit no task of it.
+
+    Example:
+      >>> task, y_train, y_test = task_of(context, context.model, "model")
+    """
+    if len(model.outputs) != 1:
+        raise ValueError(
+            f"`{key}` has {len(model.outputs)} outputs {model.output_names}; the pipeline trains and measures "
+            "models of one output. Compress it with the Python API (tfc.prune, tfc.quantize, tfc.export)."
+        )
+    try:
+        task = _tasks.infer(model, task=context.recipe["task"], labels=context.y_train)
+        shape = model.outputs[0].shape[1:]
+        labels = [task.labels(y, shape, argument=f"data ({part} labels)")
+                  for y, part in ((context.y_train, "training"), (context.y_test, "test"))]  # fmt: skip
+    except ValueError as error:
+        raise ValueError(f"`{key}` and the recipe's data: {error}") from None
+    return (task, *labels)
+
+
+def _builtin_outputs(context) -> int:
+    """How many values a built-in model outputs for the recipe's labels and `task`."""
+    y, task = context.y_train, context.recipe["task"]
+    if task == "binary":
+        return 1
+    if y.ndim > 1:  # one-hot or multi-hot rows, or several values
+        return int(np.prod(y.shape[1:]))
+    whole = np.all(y == np.round(y))
+    if task == "regression" or not whole:
+        return 1
+    return int(max(context.y_train.max(), context.y_test.max())) + 1

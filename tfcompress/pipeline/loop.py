@@ -34,12 +34,13 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
       verbose: Keras `fit` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
 
     Returns:
-      The report dict: `rows` (the input model when it is the user's, the teacher when
-      there is a distill stage, then one per stage: seconds, parameters, non-zero
-      parameters, Keras accuracy, `.tflite` bytes and gzip bytes, LiteRT accuracy,
-      agreement with Keras, latency, and speed-up over the first row with its interval,
-      timed side by side at the end), `final` (the exported file's row), `cpu` (what
-      the latencies were timed on), `widths`
+      The report dict: `task` (the output's `kind`, its primary `measure`, "accuracy"
+      or "mae", in words, and what said so), `rows` (the input model when it is the
+      user's, the teacher when there is a distill stage, then one per stage: seconds,
+      parameters, non-zero parameters, Keras and LiteRT accuracy (or mean absolute
+      error, for regression), `.tflite` bytes and gzip bytes, agreement with Keras,
+      latency, and speed-up over the first row with its interval, timed side by side at
+      the end), `final` (the exported file's row), `cpu` (what the latencies were timed on), `widths`
       (channels per layer before and after, when a channels stage ran), `class_names`,
       `files` written, and the checked `recipe`. The same is written to `report.json`.
 
@@ -65,8 +66,7 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
     paths = outputs.plan(checked, labels)
     keras.utils.set_random_seed(checked["seed"])
     (x_train, y_train), (x_test, y_test), class_names = data.load_source(checked["data"], checked["seed"])
-    measure = Measure(x_test, y_test, paths["stage_files"], overwrite=checked["overwrite"])
-    rows, aside = [], []
+    rows, aside, measure = [], [], None
 
     def record(label, model, seconds):
         start = time.perf_counter()
@@ -76,10 +76,12 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
     context = Context(None, checked, x_train, y_train, x_test, y_test, paths, verbose, record)
     with _scope(strategy):
         context.model = inputs.load_model(context, checked["model"], "model")
+        context.task, context.y_train, context.y_test = inputs.task_of(context, context.model, "model")
         for stage, settings in stages:
             if stage.prepare:
                 stage.prepare(context, settings)
 
+    measure = Measure(x_test, context.y_test, context.task, paths["stage_files"], overwrite=checked["overwrite"])
     os.makedirs(paths["folder"], exist_ok=True)
     timer = StageTimer(progress, len(stages))
     if user_model:
@@ -95,6 +97,8 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
     files = {"model": paths["model"], **({"android": context.notes["android"]} if "android" in context.notes else {})}
     files.update({f"{label} (float32)": path for label, path in paths["stage_files"].items()})
     report = {
+        "task": {"kind": context.task.kind, "measure": context.task.measure, "described": context.task.describe(),
+                 "source": context.task.source},  # fmt: skip
         "rows": rows,
         "widths": context.notes.get("widths"),
         "accuracy_control": context.notes.get("accuracy_control"),
@@ -107,7 +111,8 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
     report["files"].update(reports.write_all(report, paths, overwrite=checked["overwrite"]))
     reports.log_stages(rows, paths["tensorboard"])
     progress("")
-    progress(reports.format_table(rows, reports.STAGE_COLUMNS))
+    progress(f"Task: {context.task.describe()}, as {context.task.source} says.")
+    progress(reports.format_table(rows, reports.stage_columns(context.task.measure)))
     progress(reports.latency_note(cpu))
     return report
 

@@ -10,8 +10,7 @@ import os
 import tempfile
 import warnings
 
-from tfcompress import export, prune
-from tfcompress._classifier import accuracy
+from tfcompress import _tasks, export, prune
 
 # Timing every stage's file together stops starting rounds after this long (ResNet-sized files).
 _MAX_SECONDS = 30.0
@@ -22,18 +21,19 @@ class Measure:
 
     Args:
       x_test: held-out inputs.
-      y_test: their integer labels.
+      y_test: their labels, checked for `task` (`Task.labels`).
+      task: the `tfcompress._tasks.Task` of the models' output, which says what is measured.
       stage_files: row label -> path, where a measured float32 `.tflite` is kept; a row
         without a path is measured on a temporary file.
       overwrite: replace an existing kept file.
 
     Example:
-      >>> measure = Measure(x_test, y_test)
+      >>> measure = Measure(x_test, y_test, task)
       >>> measure("distill", student, seconds=12.5)["tflite_accuracy"]
     """
 
-    def __init__(self, x_test, y_test, stage_files=None, overwrite: bool = False):
-        self._x, self._y = x_test, y_test
+    def __init__(self, x_test, y_test, task, stage_files=None, overwrite: bool = False):
+        self._x, self._y, self._task = x_test, y_test, task
         self._stage_files, self._overwrite = stage_files or {}, overwrite
         self._folder = tempfile.TemporaryDirectory(prefix="tfcompress_stages_")  # files kept until `time_rows`
         self._files = {}  # row label -> the .tflite timed for it
@@ -51,9 +51,11 @@ class Measure:
 
         Returns:
           `stage`, `seconds`, `parameters`, `nonzero_parameters`, `keras_accuracy`,
-          `tflite_bytes`, `gzip_bytes`, `tflite_accuracy`, `top1_agreement`,
-          `max_abs_error`, `samples`, `layers` (per-layer sparsity), and the latency
-          keys `time_rows` fills in (None until then, and where there is no file).
+          `tflite_bytes`, `gzip_bytes`, `tflite_accuracy`, `agreement` (decisions alike,
+          see `tfc.export.verify`), `top1_agreement` (multi-class only), `max_abs_error`,
+          `samples`, `layers` (per-layer sparsity), and the latency keys `time_rows` fills
+          in (None until then, and where there is no file). For regression,
+          `keras_mae` and `tflite_mae` in place of the accuracies (which are None).
 
         Example:
           >>> measure("qat", model, 30.0, file="keras")
@@ -64,10 +66,11 @@ class Measure:
             "seconds": seconds,
             "parameters": counts["parameters"],
             "nonzero_parameters": counts["nonzero_parameters"],
-            "keras_accuracy": accuracy(model, self._x, self._y),
+            "keras_accuracy": None,
             "tflite_bytes": None,
             "gzip_bytes": None,
             "tflite_accuracy": None,
+            "agreement": None,
             "top1_agreement": None,
             "max_abs_error": None,
             "samples": None,
@@ -77,6 +80,7 @@ class Measure:
             "speedup_interval": None,
             "layers": counts["layers"],
         }
+        row[f"keras_{self._task.measure}"] = _tasks.evaluate(model, self._x, self._y, self._task)
         if file == "exported":
             return self._with_file(row, model, exported)
         if file == "keras":
@@ -124,12 +128,14 @@ class Measure:
         return result["cpu"]
 
     def _with_file(self, row, model, result):
-        check = export.verify(result.path, model, self._x, self._y)
+        check = export.verify(result.path, model, self._x, self._y, task=self._task.kind)
         self._files[row["stage"]] = result.path
+        measure = f"tflite_{self._task.measure}"
         row.update(
+            {measure: check[measure]},
             tflite_bytes=result.bytes,
             gzip_bytes=result.gzip_bytes,
-            tflite_accuracy=check["tflite_accuracy"],
+            agreement=check["agreement"],
             top1_agreement=check["top1_agreement"],
             max_abs_error=check["max_abs_error"],
             samples=check["samples"],

@@ -10,7 +10,7 @@ import dataclasses
 import os
 from typing import Callable, Optional
 
-from tfcompress._classifier import compile_classifier
+from tfcompress import _tasks
 from tfcompress._keras import keras
 
 
@@ -64,7 +64,8 @@ class Context:
     Attributes:
       model: the Keras 2 model the stage before handed on.
       recipe: the checked recipe (see `tfcompress.recipe.check`).
-      x_train: training inputs; y_train: their integer labels.
+      x_train: training inputs; y_train: their labels, checked for `task` (integer
+        classes, 0/1 or multi-hot in the output's shape, values).
       x_test: held-out inputs the rows are measured on; y_test: their labels.
       paths: every path the run writes, by key (see `tfcompress.pipeline.outputs`).
       verbose: Keras `fit` verbosity.
@@ -73,6 +74,8 @@ class Context:
       models: models loaded by `Stage.prepare`, by recipe key.
       exported: the `ExportResult` of the file the export stage wrote.
       notes: what stages add to the report beyond rows (e.g. channel widths), by report key.
+      task: the `tfcompress._tasks.Task` of the model's output, which every stage trains
+        and measures.
     """
 
     model: object
@@ -87,11 +90,7 @@ class Context:
     models: dict = dataclasses.field(default_factory=dict)
     exported: object = None
     notes: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def classes(self) -> int:
-        """How many classes the labels hold (the largest label + 1)."""
-        return int(max(self.y_train.max(), self.y_test.max())) + 1
+    task: object = None
 
     @property
     def batch_size(self) -> int:
@@ -105,8 +104,8 @@ class Context:
           model: the model to train, in place.
           name: its TensorBoard folder under the run's `tensorboard/`.
           epochs: passes over the training data.
-          learning_rate: compile it as a classifier first (Adam, sparse cross-entropy,
-            accuracy) at this rate; None when it is compiled already.
+          learning_rate: compile it for the task first (Adam, the task's loss and
+            metric) at this rate; None when it is compiled already.
           callbacks: more Keras callbacks.
 
         Returns:
@@ -116,7 +115,7 @@ class Context:
           >>> context.fit(model, "train", epochs=10, learning_rate=1e-3)
         """
         if learning_rate is not None:
-            compile_classifier(model, learning_rate)
+            _tasks.compile_for(model, learning_rate, self.task)
         return model.fit(
             self.x_train, self.y_train, epochs=epochs, batch_size=self.batch_size, verbose=self.verbose,
             callbacks=[*callbacks, self.board(name)],

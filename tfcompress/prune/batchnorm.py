@@ -40,7 +40,7 @@ def recalibrate_batchnorm(model, data, *, examples: int = 1024) -> int:
       >>> tfc.prune.recalibrate_batchnorm(smaller, x_train)
       7
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model, in_place=True)
     check_positive_integer("examples", examples)
     x, _ = arrays_from(data, limit=examples, argument="data")
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]

@@ -5,26 +5,29 @@ tensor and nothing outside the block reads the branch, dropping it leaves `skip`
 block becomes the identity and every layer of the branch is gone.
 """
 
-from tfcompress._classifier import accuracy
+from tfcompress import _tasks
 from tfcompress._keras import keras
 from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import labelled_arrays
 from tfcompress.prune.coupling import nodes
 
 
-def residual_blocks(model, data=None) -> list:
+def residual_blocks(model, data=None, *, task=None) -> list:
     """The residual blocks of `model` whose branch can be dropped safely.
 
     Args:
       model: a built Sequential or functional Keras 2 model.
-      data: optional held-out `(x, y)` (integer labels): each block is then dropped
-        alone and the accuracy left is measured (no fine-tuning).
+      data: optional held-out `(x, y)` (labels as for `tfc.export.verify`): each block is
+        then dropped alone and the accuracy left (a regression's error) is measured, with
+        no fine-tuning.
+      task: the output's task ("multiclass", "binary", "multilabel", "regression");
+        None infers it (see `tfc.export.verify`).
 
     Returns:
       One dict per block, in graph order: `add` (the Add layer's name, which names the
       block), `skip` (the layer whose output is kept), `branch` (the layers dropped with
       it), `parameters` (theirs); with `data`, also `accuracy` and `drop` (in points,
-      from the full model's accuracy).
+      from the full model's accuracy); for regression `mae` and `drop` (its rise, in percent).
 
     Raises:
       TypeError: `model` is not a Keras 2 model.
@@ -34,7 +37,7 @@ def residual_blocks(model, data=None) -> list:
       >>> [block["add"] for block in tfc.prune.residual_blocks(mobilenet)][:2]
       ['block_2_add', 'block_4_add']
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     graph = nodes(model)
     inputs_of = {layer.name: names for layer, names in graph}
     readers = {}
@@ -53,10 +56,12 @@ def residual_blocks(model, data=None) -> list:
                 break
     if data is not None:
         x, y = labelled_arrays(data, "data")
-        baseline = accuracy(model, x, y)
+        task = _tasks.infer(model, task=task, labels=y)
+        y = task.labels(y, model.outputs[0].shape[1:], argument="data")
+        baseline = _tasks.evaluate(model, x, y, task)
         for block in blocks:
-            block["accuracy"] = accuracy(drop_blocks(model, [block["add"]]), x, y)
-            block["drop"] = 100 * (baseline - block["accuracy"])
+            block[task.measure] = _tasks.evaluate(drop_blocks(model, [block["add"]]), x, y, task)
+            block["drop"] = 100 * task.drop(baseline, block[task.measure])
     return blocks
 
 
@@ -79,7 +84,7 @@ def drop_blocks(model, blocks):
     Example:
       >>> shallower = tfc.prune.drop_blocks(mobilenet, ["block_5_add", "block_9_add"])
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     if isinstance(blocks, str):
         raise ValueError(f"`blocks` must be a list of Add layer names, e.g. [{blocks!r}].")
     droppable = {block["add"]: block for block in residual_blocks(model)}

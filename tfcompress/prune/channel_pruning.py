@@ -90,7 +90,7 @@ def channels(
       True
       >>> fits = tfc.prune.channels(model, budget={"macs": 0.5}, allocation="global")
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     if nested_models(model):
         model = flat_copy(model)
     plan = plan_channels(
@@ -191,7 +191,7 @@ def plan_channels(
     Example:
       >>> [group["layers"] for group in plan_channels(model).groups if group["prunable"]]
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     if nested_models(model):
         raise ValueError(
             f"`model` holds the nested models {nested_models(model)}; tfc.prune.channels flattens them first. "

@@ -31,7 +31,7 @@ def cost(model) -> dict:
       >>> tfc.prune.cost(model)["macs"]
       4241152  # the MNIST benchmark's CNN
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     if nested_models(model):  # count the base model's layers, as they run
         model = flat_copy(model)
     return total((layer, [w.shape for w in layer.get_weights()]) for layer in model.layers)

@@ -38,7 +38,7 @@ def sparsity(model) -> dict:
       >>> tfc.prune.sparsity(small)["sparsity"]
       0.798  # the demo's student at 80%: biases are not pruned
     """
-    ensure_keras2_model(model)
+    model = ensure_keras2_model(model)
     rows = []
     for layer in model.layers:
         # A wrapper's trainable weights are its layer's; its masks and ranges are not trainable.

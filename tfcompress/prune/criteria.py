@@ -15,8 +15,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from tfcompress import _tasks
 from tfcompress._choices import CHANNEL_CRITERIA
-from tfcompress._classifier import outputs_logits
 from tfcompress._keras import keras
 from tfcompress.prune import layers
 
@@ -234,7 +234,7 @@ class Evidence:
         producers = [layer for group in self._groups for layer in group.layers]
         widths = [group.channels for group in self._groups for _ in group.layers]
         weights = [layers.output_kernels(layer) + layers.output_biases(layer) for layer in producers]
-        loss = _loss_of(self._model)
+        loss, labels = _loss_of(self._model, self._y)
         sums = {name: 0.0 for name in names}
         nonzero = {name: 0.0 for name in names}
         taylor = [0.0] * len(producers)
@@ -244,7 +244,7 @@ class Evidence:
             x = tf.constant(self._x[start : start + _BATCH])
             with tf.GradientTape() as tape:
                 outputs = probe(x, training=False)
-                value = None if self._y is None else loss(self._y[start : start + _BATCH], outputs[-1])
+                value = None if labels is None else loss(labels[start : start + _BATCH], outputs[-1])
             for name, output in zip(names, outputs):
                 flat = tf.reshape(output, (-1, output.shape[-1]))
                 sums[name] += tf.reduce_sum(tf.abs(flat), axis=0).numpy()
@@ -269,8 +269,11 @@ class Evidence:
         }
 
 
-def _loss_of(model):
-    """The model's compiled loss, or sparse categorical cross-entropy matching its output activation."""
+def _loss_of(model, y):
+    """`(loss, labels)`: the model's compiled loss and `y` as they are, or its task's loss and `y` checked for it."""
     if getattr(model, "loss", None):
-        return keras.losses.get(model.loss)
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model))
+        return keras.losses.get(model.loss), y
+    if y is None:
+        return None, None
+    task = _tasks.infer(model, labels=y)
+    return task.loss(), task.labels(y, model.outputs[0].shape[1:], argument="data")

@@ -135,7 +135,7 @@ def magnitude(
       >>> pruned.fit(x, y, batch_size=32, epochs=3, callbacks=tfc.prune.callbacks())
       >>> small = tfc.prune.strip(pruned)
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     if is_pruned(model):
         raise ValueError("`model` already has pruning wrappers. Strip them first with tfc.prune.strip(model).")
     check_number("target_sparsity", target_sparsity, low=0, high=1, high_open=True)
@@ -224,7 +224,7 @@ def strip(model):
       >>> small = tfc.prune.strip(pruned)
       >>> small.save("pruned.keras")
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     if not is_pruned(model):
         raise ValueError("`model` has no pruning wrappers to strip; it is already a plain model.")
     stripped = _sparsity.strip_pruning(model)

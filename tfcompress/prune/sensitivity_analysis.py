@@ -1,9 +1,8 @@
 """How much accuracy each layer's channels are worth: prune one group at a time and measure."""
 
 
-from tfcompress import _files
+from tfcompress import _files, _tasks
 from tfcompress._checks import check_number
-from tfcompress._classifier import accuracy
 from tfcompress._graph import clone_with_weights
 from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import arrays_from, labelled_arrays
@@ -11,21 +10,24 @@ from tfcompress.prune.batchnorm import recalibrate_batchnorm
 from tfcompress.prune.channel_pruning import plan_channels, rebuild
 from tfcompress.report import format_table, new_figure, write_figure
 
-_COLUMNS = [("layer", "layer"), ("ratio", "ratio"), ("channels", "channels kept"), ("accuracy", "accuracy"),
-            ("drop", "drop (points)")]  # fmt: skip
+_COLUMNS = [("layer", "layer"), ("ratio", "ratio"), ("channels", "channels kept")]
+# The measure's column and the drop's heading, by the task's primary measure.
+_MEASURED = {"accuracy": [("accuracy", "accuracy"), ("drop", "drop (points)")],
+             "mae": [("mae", "mean abs. error"), ("drop", "MAE rise (%)")]}  # fmt: skip
 
 
 def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibration=None, plot_path=None,
-                overwrite=False) -> dict:  # fmt: skip
-    """Prunes each prunable channel group alone, at each ratio, and measures the accuracy left.
+                overwrite=False, task=None) -> dict:  # fmt: skip
+    """Prunes each prunable channel group alone, at each ratio, and measures the accuracy left (a regression's error).
 
     No fine-tuning happens in between, so the drop shows how much each layer's channels
     carry as they are: layers with a small drop can be cut harder (see `channels` with a
     per-layer `ratio` dict). `model` is not modified.
 
     Args:
-      model: a built Sequential or functional Keras 2 classifier.
-      data: held-out `(x, y)` arrays (integer labels), or a batched `tf.data.Dataset` of them.
+      model: a built Sequential or functional Keras 2 model.
+      data: held-out `(x, y)` arrays (labels as for `tfc.export.verify`), or a batched
+        `tf.data.Dataset` of them.
       ratios: shares of each group's channels to remove, each in [0, 1).
       criterion: as for `channels`.
       calibration: optional training inputs: after each cut, BatchNormalization's moving
@@ -34,12 +36,15 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
       plot_path: where to write a PNG of accuracy against ratio, one line per layer; None
         for no plot.
       overwrite: replace an existing file at `plot_path`.
+      task: the output's task ("multiclass", "binary", "multilabel", "regression");
+        None infers it (see `tfc.export.verify`).
 
     Returns:
-      A dict: `baseline` (accuracy before pruning, with BatchNorm recalibrated on a copy
-      when `calibration` is given), `rows` (one per group and ratio:
-      `layer` (the group's producers), `ratio`, `channels` kept, `accuracy`, `drop` in
-      points), `table` (the rows as text) and `plot` (the PNG's path, or None).
+      A dict: `measure` ("accuracy", or "mae" for regression), `baseline` (that measure
+      before pruning, with BatchNorm recalibrated on a copy when `calibration` is given),
+      `rows` (one per group and ratio: `layer` (the group's producers), `ratio`,
+      `channels` kept, the measure, `drop` in points, or the MAE's rise in percent),
+      `table` (the rows as text) and `plot` (the PNG's path, or None).
 
     Raises:
       TypeError: `model` is not a Keras 2 model.
@@ -51,8 +56,10 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
       >>> result = tfc.prune.sensitivity(model, (x_test, y_test), plot_path="sensitivity.png")
       >>> print(result["table"])
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     x, y = labelled_arrays(data, "data")
+    task = _tasks.infer(model, task=task, labels=y)
+    y = task.labels(y, model.outputs[0].shape[1:], argument="data")
     ratios = tuple(ratios)
     if not ratios:
         raise ValueError("`ratios` is empty; pass shares of channels to remove, e.g. (0.25, 0.5, 0.75).")
@@ -67,7 +74,7 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
     if calibration is not None:  # the same recalibration as the cuts get, on a copy: drops are the channels' alone
         reference = clone_with_weights(model)
         recalibrate_batchnorm(reference, calibration)
-    baseline = accuracy(reference, x, y)
+    baseline = _tasks.evaluate(reference, x, y, task)
     rows = []
     for group in (group for group in plan.groups if group["prunable"]):
         name = group["layers"][0]
@@ -76,30 +83,32 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
             pruned = rebuild(model, ratio_plan)
             if calibration is not None:
                 recalibrate_batchnorm(pruned, calibration)
-            left = accuracy(pruned, x, y)
+            left = _tasks.evaluate(pruned, x, y, task)
             kept = len(ratio_plan.groups[ratio_plan.group_of[name]]["kept"])
             rows.append(
                 {
                     "layer": "+".join(group["layers"]),
                     "ratio": float(ratio),
                     "channels": f"{kept}/{group['channels']}",
-                    "accuracy": left,
-                    "drop": 100 * (baseline - left),
+                    task.measure: left,
+                    "drop": 100 * task.drop(baseline, left),
                 }
             )
-    result = {"baseline": baseline, "rows": rows, "table": format_table(rows, _COLUMNS), "plot": None}
+    table = format_table(rows, _COLUMNS + _MEASURED[task.measure])
+    result = {"measure": task.measure, "baseline": baseline, "rows": rows, "table": table, "plot": None}
     if plot_path is not None:
-        result["plot"] = write_figure(plot_path, _plot(rows, baseline), overwrite=overwrite)
+        result["plot"] = write_figure(plot_path, _plot(rows, baseline, task.measure), overwrite=overwrite)
     return result
 
 
-def _plot(rows, baseline):
+def _plot(rows, baseline, measure):
     figure, axes = new_figure()
     for layer in dict.fromkeys(row["layer"] for row in rows):
-        points = [(row["ratio"], row["accuracy"]) for row in rows if row["layer"] == layer]
+        points = [(row["ratio"], row[measure]) for row in rows if row["layer"] == layer]
         axes.plot(*zip(*points), "o-", label=layer)
     axes.axhline(baseline, color="grey", linestyle="--", label="unpruned")
-    axes.set(xlabel="share of the group's channels removed", ylabel="accuracy (no fine-tuning)",
+    ylabel = "accuracy" if measure == "accuracy" else "mean absolute error"
+    axes.set(xlabel="share of the group's channels removed", ylabel=f"{ylabel} (no fine-tuning)",
              title="Channel pruning sensitivity per layer")  # fmt: skip
     axes.legend(fontsize=7)
     axes.grid(alpha=0.3)

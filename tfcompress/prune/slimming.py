@@ -32,7 +32,7 @@ def gamma_penalty(model, strength: float = 1e-4):
       >>> slim.fit(x, y, epochs=3)
       >>> smaller = tfc.prune.channels(slim, 0.5, criterion="bn_gamma")
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     check_number("strength", strength, low=0)
     scaled = [
         layer.name for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization) and layer.scale

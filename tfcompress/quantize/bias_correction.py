@@ -38,7 +38,7 @@ def correct_bias(model, data, *, examples: int = 512):
     Example:
       >>> corrected, layers = tfc.quantize.correct_bias(model, x_train[:500])
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     copy = flat_copy(model) if nested_models(model) else clone_with_weights(model)
     layers = [
         layer

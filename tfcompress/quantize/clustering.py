@@ -66,7 +66,7 @@ def cluster(
       >>> clustered.fit(x, y, epochs=2)
       >>> shared = tfc.quantize.strip_clustering(clustered)
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     check_positive_integer("clusters", clusters)
     if clusters < 2:
         raise ValueError(f"`clusters` must be at least 2. Received: clusters={clusters}")
@@ -110,7 +110,7 @@ def strip_clustering(model):
       >>> tfc.quantize.unique_weights(shared)["layers"][0]["unique"]
       16
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     if not is_clustered(model):
         raise ValueError("`model` has no clustering wrappers to strip; it is already a plain model.")
     return clone_with_weights(_clustering.strip_clustering(model))
@@ -151,7 +151,7 @@ def unique_weights(model) -> dict:
       >>> tfc.quantize.unique_weights(tfc.quantize.strip_clustering(clustered))["max_unique"]
       16
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     if is_clustered(model):
         raise ValueError("`model` still has clustering wrappers; pass tfc.quantize.strip_clustering(model).")
     rows = []

@@ -64,7 +64,7 @@ def equalize(model):
       >>> np.allclose(equalized.predict(x), model.predict(x), atol=1e-4)
       True
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     copy = flat_copy(model) if nested_models(model) else clone_with_weights(model)
     pairs = _pairs(copy)
     for _ in range(_PASSES):

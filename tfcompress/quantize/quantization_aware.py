@@ -90,7 +90,7 @@ def qat(model, *, representative_data=None, preserve_sparsity: bool = None, pres
       >>> q.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss, metrics=["accuracy"])
       >>> q.fit(x, y, epochs=2)
     """
-    ensure_graph_model(model)
+    model = ensure_graph_model(model)
     if is_pruned(model):
         raise ValueError(
             "`model` still has pruning wrappers. Strip them first: tfc.quantize.qat(tfc.prune.strip(model))."

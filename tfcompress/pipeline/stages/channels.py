@@ -5,10 +5,9 @@ as the stage receives it. The result is a new, physically smaller Keras model. W
 `distill_recovery`, the model as the stage receives it teaches the fine-tuning.
 """
 
-from tfcompress import prune
+from tfcompress import _tasks, prune
 from tfcompress._checks import check_that
 from tfcompress._choices import CHANNEL_CRITERIA, DATA_DRIVEN_CRITERIA, SCORE_EXAMPLES
-from tfcompress._classifier import compile_classifier
 from tfcompress._graph import flat_copy, nested_models
 from tfcompress._schema import (
     Key,
@@ -89,7 +88,7 @@ def _channels(context, settings):
         "budget": budget,
     }
     training = {"learning_rate": settings["learning_rate"], "batch_size": context.batch_size,
-                "callbacks": [context.board("channels")], "verbose": context.verbose,
+                "callbacks": [context.board("channels")], "verbose": context.verbose, "task": context.task.kind,
                 "teacher": before if settings["distill_recovery"] else None}  # fmt: skip
     data = (context.x_train, context.y_train)
     if settings["steps"] > 1:
@@ -105,7 +104,7 @@ def _channels(context, settings):
         if settings["finetune_epochs"]:
             prune.finetune(model, data, epochs=settings["finetune_epochs"], **training)
         else:
-            compile_classifier(model, settings["learning_rate"])
+            _tasks.compile_for(model, settings["learning_rate"], context.task)
     context.notes["widths"] = _widths(before, model)
     return model
 
@@ -115,7 +114,8 @@ def _blocks_to_drop(context, model, blocks):
         return blocks
     # The ones whose loss costs least, measured on training examples.
     examples = SCORE_EXAMPLES * 4
-    measured = prune.residual_blocks(model, data=(context.x_train[:examples], context.y_train[:examples]))
+    data = (context.x_train[:examples], context.y_train[:examples])
+    measured = prune.residual_blocks(model, data=data, task=context.task.kind)
     if len(measured) < blocks:
         raise ValueError(
             f"`stages.channels.drop_blocks` asks for {blocks} blocks, but the model has {len(measured)} "

@@ -2,7 +2,7 @@
 
 import time
 
-from tfcompress import distill
+from tfcompress import _tasks, distill
 from tfcompress._choices import BUILTIN_MODELS
 from tfcompress._keras import keras
 from tfcompress._schema import Key, RecipeError, count, number, positive, positive_integer
@@ -23,7 +23,18 @@ def _check(recipe):
 
 
 def _load_teacher(context, settings):
-    context.models["teacher"] = inputs.load_model(context, settings["teacher"], "stages.distill.teacher")
+    key = "stages.distill.teacher"
+    teacher = inputs.load_model(context, settings["teacher"], key)
+    try:
+        _tasks.infer(teacher, task=context.task.kind)
+    except ValueError as error:
+        raise ValueError(f"`{key}` cannot teach the model's {context.task.describe()} output: {error}") from None
+    if teacher.output_shape != context.model.output_shape:
+        raise ValueError(
+            f"`{key}` outputs shape {teacher.output_shape[1:]}, but the model outputs "
+            f"{context.model.output_shape[1:]}; a teacher and its student answer the same task in the same shape."
+        )
+    context.models["teacher"] = teacher
 
 
 def _distill(context, settings):
@@ -32,10 +43,10 @@ def _distill(context, settings):
     if settings["teacher_epochs"]:
         context.fit(teacher, "teacher", settings["teacher_epochs"], learning_rate=settings["learning_rate"])
     context.record(TEACHER_ROW, teacher, round(time.perf_counter() - start, 2))
-    distiller = distill.Distiller(student=context.model, teacher=teacher)
+    distiller = distill.Distiller(student=context.model, teacher=teacher, task=context.task.kind)
     distiller.compile(
         optimizer=keras.optimizers.Adam(settings["learning_rate"]),
-        metrics=[keras.metrics.SparseCategoricalAccuracy()],
+        metrics=context.task.metrics(),
         alpha=settings["alpha"],
         temperature=settings["temperature"],
     )

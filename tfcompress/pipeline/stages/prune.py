@@ -16,7 +16,7 @@ def _prune(context, settings):
     pruning = prune.magnitude(context.model, settings["sparsity"], epochs=settings["epochs"], steps_per_epoch=steps)
     epochs = settings["epochs"] + settings["finetune_epochs"]
     teacher = context.model if settings["distill_recovery"] else None
-    training = guided.trainer(pruning, settings["learning_rate"], teacher=teacher)
+    training = guided.trainer(pruning, settings["learning_rate"], teacher=teacher, task=context.task)
     context.fit(training, "prune", epochs, callbacks=prune.callbacks())
     # Strip before anything else: QAT and export need the plain model with its zeros.
     return prune.strip(pruning)

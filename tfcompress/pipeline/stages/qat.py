@@ -28,7 +28,8 @@ def _check(recipe):
 def _qat(context, settings):
     model = quantize.qat(context.model, representative_data=context.x_train, float_layers=settings["float_layers"])
     teacher = context.model if settings["distill_recovery"] else None
-    context.fit(guided.trainer(model, settings["learning_rate"], teacher=teacher), "qat", settings["epochs"])
+    training = guided.trainer(model, settings["learning_rate"], teacher=teacher, task=context.task)
+    context.fit(training, "qat", settings["epochs"])
     return model
 
 
