@@ -5,7 +5,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 import tfcompress as tfc
-from tests.conftest import compile_classifier, keras3_model, weights_of
+from tests.conftest import compile_classifier, weights_of
 from tfcompress import keras
 
 

@@ -95,7 +95,7 @@ KERAS3_ENTRY_POINTS = {
 
 
 @pytest.mark.parametrize("entry_point", sorted(KERAS3_ENTRY_POINTS))
-def test_a_keras3_model_is_rebuilt_by_every_entry_point_said_once_and_left_as_it_is(entry_point, keras2_model, tmp_path):
+def test_a_keras3_model_is_rebuilt_by_every_entry_point_said_once_and_kept(entry_point, keras2_model, tmp_path):
     model = keras3_model()
     weights = [np.array(weight) for weight in model.get_weights()]
     with pytest.warns(UserWarning, match=r"is a Keras 3 model; .* rebuilt with tfc\.from_keras3"):

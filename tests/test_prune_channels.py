@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tfcompress as tfc
-from tests.conftest import keras3_model, weights_of, with_removed_channels_zeroed
+from tests.conftest import weights_of, with_removed_channels_zeroed
 from tfcompress import keras
 from tfcompress.prune.channel_pruning import plan_channels
 

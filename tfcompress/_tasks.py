@@ -156,10 +156,10 @@ class Task:
         return reference - measured
 
     def drop_words(self, drop: float) -> str:
-        """A drop as `drop` computes it, in words: "0.50 points" or "MAE 1.2% higher"."""
+        """A drop as `drop` computes it, in words: "drop 0.50 points", or "rise +1.2%" of a regression's MAE."""
         if self.kind == "regression":
-            return f"MAE {drop:+.1%}"
-        return f"{drop * 100:.2f} points"
+            return f"rise {drop:+.1%}"
+        return f"drop {drop * 100:.2f} points"
 
     def labels(self, y, output_shape, *, argument: str = "y") -> np.ndarray:
         """Labels as users hold them, checked and in the form the measures read.

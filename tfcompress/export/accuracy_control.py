@@ -5,16 +5,21 @@ same after cross-layer equalization (exact, and still all int8), and after bias
 correction; the one closest to the float model is kept. Only if none meets the target,
 the fewest layers kept in float, ranked by how much int8 noise each adds to its channels and confirmed by
 measuring each candidate file in LiteRT on the validation data.
+
+Everything is measured in the task's own terms (`tfcompress._tasks`): accuracy and the
+agreement of decisions for classifiers (top-1, the side of a binary threshold, each
+label), and for regression the mean absolute error, whose relative rise is the drop.
 """
 
 import dataclasses
 
 import numpy as np
 
+from tfcompress import _tasks
 from tfcompress._checks import check_number
 from tfcompress._graph import flat_copy, nested_models
 from tfcompress._keras import keras
-from tfcompress.data.arrays import input_arrays
+from tfcompress.data.arrays import input_arrays, input_specs
 from tfcompress.export.comparison import compare
 from tfcompress.export.fallback import Calibration
 from tfcompress.export.litert import LiteRTModel
@@ -38,13 +43,17 @@ class Target:
     """What the int8 file must keep, measured on validation data against the float Keras model.
 
     Attributes:
-      max_accuracy_drop: the largest accuracy loss allowed (0.005 = half a point), or None.
-      min_agreement: the smallest share of examples whose top-1 class must equal the
-        float model's, or None.
+      max_accuracy_drop: the largest loss allowed in the task's primary measure: accuracy
+        (0.005 = half a point), or for regression the mean absolute error's relative rise
+        (0.005 = 0.5% larger); or None.
+      min_agreement: the smallest share of decisions that must equal the float model's
+        (top-1 class, side of the threshold, each label), or None.
+      regression: the output is a regression, whose drop is the MAE's rise.
     """
 
     max_accuracy_drop: float = None
     min_agreement: float = None
+    regression: bool = False
 
     def met(self, measured: dict) -> bool:
         """Whether a measurement (`accuracy_drop`, `agreement`) meets every part of the target."""
@@ -53,21 +62,22 @@ class Target:
         return drop_ok and agreement_ok
 
     def describe(self) -> str:
-        """The target in words, e.g. "accuracy drop <= 0.50%"."""
+        """The target in words, e.g. "accuracy drop <= 0.50%" or "MAE rise <= 1.00%"."""
         parts = []
         if self.max_accuracy_drop is not None:
-            parts.append(f"accuracy drop <= {self.max_accuracy_drop:.2%}")
+            parts.append(f"{'MAE rise' if self.regression else 'accuracy drop'} <= {self.max_accuracy_drop:.2%}")
         if self.min_agreement is not None:
             parts.append(f"agreement >= {self.min_agreement:.2%}")
         return " and ".join(parts)
 
 
-def check_request(max_accuracy_drop, min_agreement, validation_data, specs):
-    """The checked target and validation arrays `(target, x, y)`; y is None without labels.
+def check_request(max_accuracy_drop, min_agreement, validation_data, model, task=None):
+    """The checked target, validation arrays and task: `(target, x, y, task)`; y is None without labels.
 
     Raises:
       ValueError: a target outside (0, 1), no validation data, labels missing for an
-        accuracy target, or validation data that does not fit the model.
+        accuracy target, validation data that does not fit the model, labels that fit
+        no task of its first output, or `min_agreement` for a regression (which decides nothing).
     """
     for name, value in (("max_accuracy_drop", max_accuracy_drop), ("min_agreement", min_agreement)):
         if value is not None:
@@ -79,31 +89,37 @@ def check_request(max_accuracy_drop, min_agreement, validation_data, specs):
         )
     labelled = isinstance(validation_data, tuple) and len(validation_data) == 2
     x, y = validation_data if labelled else (validation_data, None)
-    x = input_arrays(x, specs, argument="validation_data")
+    x = input_arrays(x, input_specs(model), argument="validation_data")
     if y is None and max_accuracy_drop is not None:
         raise ValueError(
             "`max_accuracy_drop` compares accuracies, so `validation_data` needs labels: pass (x_val, y_val). "
             "Without labels, use min_agreement= (the share of answers the int8 file must keep)."
         )
+    if y is not None and len(y) != len(x[0]):
+        raise ValueError(f"`validation_data` has {len(x[0])} examples but {len(y)} labels; they must match.")
+    task = _tasks.infer(model, task=task, labels=y)
     if y is not None:
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(x[0]) or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(
-                f"`validation_data` labels must be one integer class per example ({len(x[0])} of them). "
-                f"Received: shape {y.shape}, dtype {y.dtype}. Pass integer labels, e.g. y.argmax(-1) for one-hot."
-            )
-    return Target(max_accuracy_drop, min_agreement), x, y
+        y = task.labels(y, model.outputs[0].shape[1:], argument="validation_data")
+    if task.kind == "regression" and min_agreement is not None:
+        raise ValueError(
+            f"`min_agreement` counts decisions the int8 file makes as the float model does, and the output of "
+            f"{model.name!r} is a regression, which decides nothing. Use max_accuracy_drop= with labels: the "
+            "largest relative rise of its mean absolute error (0.01 = 1%)."
+        )
+    return Target(max_accuracy_drop, min_agreement, task.kind == "regression"), x, y, task
 
 
-def control(model, samples, target: Target, x, y, convert):
+def control(model, samples, target: Target, x, y, convert, task):
     """Finds the int8 file that meets `target` at the least cost in float layers.
 
     Args:
       model: the Keras 2 model to export (a graph model, not quantization-aware).
       samples: calibration inputs, one array per model input.
       target: the `Target`.
-      x: validation inputs, one array per model input; y: their labels, or None.
+      x: validation inputs, one array per model input; y: their labels (as `Task.labels`
+        returns them), or None.
       convert: `model -> bytes`, the plain int8 file (float32 I/O) of a model.
+      task: the first output's `tfcompress._tasks.Task`, which says what is measured.
 
     Returns:
       `(content, report)`: the `.tflite` bytes chosen and what `ExportResult.accuracy_control` holds.
@@ -114,7 +130,7 @@ def control(model, samples, target: Target, x, y, convert):
     """
     if nested_models(model):  # the debugger names a nested base's ops after the base: fall back by its layers
         model = flat_copy(model)
-    judge = _Judge(model, x, y, target)
+    judge = _Judge(model, x, y, target, task)
     plain = convert(model)
     tried = {"plain int8": (plain, model, judge.measure(plain, []))}
     equalized, pairs = equalize(model)
@@ -134,8 +150,11 @@ def control(model, samples, target: Target, x, y, convert):
         chosen["candidate"] = name
     report = {
         "target": dataclasses.asdict(target),
+        "task": task.kind,
+        "measure": task.measure,
         "validation_examples": len(x[0]),
-        "float_accuracy": judge.float_accuracy,
+        "float_accuracy": judge.float_score if task.measure == "accuracy" else None,
+        "float_score": judge.float_score,
         "plain": tried["plain int8"][2],
         "equalized": tried["equalized int8"][2] if pairs else None,
         "equalized_pairs": pairs,
@@ -155,24 +174,27 @@ def control(model, samples, target: Target, x, y, convert):
 
 
 class _Judge:
-    """Measures candidate files in LiteRT on the validation data, and keeps every trial."""
+    """Measures candidate files in LiteRT on the validation data, in the task's terms, and keeps every trial."""
 
-    def __init__(self, model, x, y, target):
-        self.target, self.x, self.y, self.trials = target, x, y, []
+    def __init__(self, model, x, y, target, task):
+        self.target, self.x, self.y, self.task, self.trials = target, x, y, task, []
         self.output_name = model.output_names[0]
-        self.reference = _first(model.predict(x if len(x) > 1 else x[0], batch_size=256, verbose=0)).argmax(-1)
-        self.float_accuracy = float(np.mean(self.reference == y)) if y is not None else None
+        self.reference = _first(model.predict(x if len(x) > 1 else x[0], batch_size=256, verbose=0))
+        self.float_score = task.score(self.reference, y)[task.measure] if y is not None else None
 
     def measure(self, content, float_layers, equalized=False) -> dict:
         outputs = LiteRTModel(content).predict(self.x if len(self.x) > 1 else self.x[0])
-        predicted = (outputs[self.output_name] if isinstance(outputs, dict) else outputs).argmax(-1)
-        accuracy = float(np.mean(predicted == self.y)) if self.y is not None else None
+        outputs = outputs[self.output_name] if isinstance(outputs, dict) else outputs
+        compared = self.task.compare(outputs, self.reference)
+        score = self.task.score(outputs, self.y)[self.task.measure] if self.y is not None else None
         measured = {
             "float_layers": list(float_layers),
             "equalized": equalized,
-            "agreement": float(np.mean(predicted == self.reference)),
-            "accuracy": accuracy,
-            "accuracy_drop": self.float_accuracy - accuracy if accuracy is not None else 0.0,
+            "agreement": compared["agreement"],
+            "relative_error": compared.get("relative_error"),
+            "score": score,
+            "accuracy": score if self.task.measure == "accuracy" else None,
+            "accuracy_drop": self.task.drop(self.float_score, score) if score is not None else 0.0,
         }
         measured["met"] = self.target.met(measured)
         self.trials.append(measured)
@@ -180,7 +202,9 @@ class _Judge:
 
     def rank(self, measured):
         """Order of preference: meets the target, then fewer float layers, then closer to the float model."""
-        return (measured["met"], -len(measured["float_layers"]), measured["agreement"], -measured["accuracy_drop"])
+        closeness = measured["agreement"] if measured["agreement"] is not None else -measured["relative_error"]
+        return (measured["met"], -len(measured["float_layers"]), closeness, -measured["accuracy_drop"])
+
 
 
 def _fallback_search(model, samples, judge, equalized):
@@ -205,9 +229,8 @@ def _fallback_search(model, samples, judge, equalized):
             best = max(tried, key=judge.rank) if tried else judge.trials[-1]
             raise AccuracyTargetError(
                 f"No int8 file meets the target ({judge.target.describe()}). The closest, with "
-                f"{len(best['float_layers'])} of the {len(ranking)} quantized layers in float, agrees with the Keras "
-                f"model on {best['agreement']:.2%} of the {len(judge.reference)} validation examples"
-                + _accuracy_words(best) + ". "
+                f"{len(best['float_layers'])} of the {len(ranking)} quantized layers in float, measured on the "
+                f"{len(judge.reference)} validation examples: {measured_words(best, judge.task.kind)}. "
                 "Fine-tune with quantization-aware training (tfc.quantize.qat, or a `qat` stage in the recipe), "
                 "export float16 or dynamic instead, or loosen the target. Nothing was written."
             )
@@ -298,28 +321,24 @@ def _advice(report):
 
 def summary(report) -> str:
     """The lines `to_tflite` prints for an accuracy-controlled export."""
-    chosen, plain = report["chosen"], report["plain"]
+    chosen, plain, kind = report["chosen"], report["plain"], report["task"]
     lines = [
-        f"Accuracy control ({report['validation_examples']} validation examples, target: "
-        f"{Target(**report['target']).describe()}):",
-        f"  plain int8:     agreement {plain['agreement']:.2%}" + _accuracy_words(plain),
+        f"Accuracy control ({report['validation_examples']} validation examples, {_tasks.Task(kind).describe()}, "
+        f"target: {Target(**report['target']).describe()}):",
+        f"  plain int8:     {measured_words(plain, kind)}",
     ]
     if report["equalized"]:
         lines.append(
-            f"  equalized int8: agreement {report['equalized']['agreement']:.2%}"
-            + _accuracy_words(report["equalized"])
-            + f" ({len(report['equalized_pairs'])} layer pairs rescaled)"
+            f"  equalized int8: {measured_words(report['equalized'], kind)}"
+            f" ({len(report['equalized_pairs'])} layer pairs rescaled)"
         )
     if report["bias_corrected"]:
-        lines.append(
-            f"  bias-corrected: agreement {report['bias_corrected']['agreement']:.2%}"
-            + _accuracy_words(report["bias_corrected"])
-        )
+        lines.append(f"  bias-corrected: {measured_words(report['bias_corrected'], kind)}")
     layers = ", ".join(chosen["float_layers"]) or "none"
     lines += [
         f"  chosen: {chosen['candidate']}{', with layers in float' if chosen['float_layers'] else ''}; "
         f"layers in float: {layers}",
-        f"  agreement {chosen['agreement']:.2%}" + _accuracy_words(chosen) + f"; {report['bytes']:,} bytes; "
+        f"  {measured_words(chosen, kind)}; {report['bytes']:,} bytes; "
         f"{report['int8_mac_share']:.1%} of MACs in int8; 1-thread latency "
         f"{report['latency_ms']['chosen']:.3f} ms (plain int8 {report['latency_ms']['plain int8']:.3f} ms)",
     ]
@@ -328,10 +347,22 @@ def summary(report) -> str:
     return "\n".join(lines)
 
 
-def _accuracy_words(measured) -> str:
-    if measured["accuracy"] is None:
-        return ""
-    return f", accuracy {measured['accuracy']:.4f} (drop {measured['accuracy_drop'] * 100:.2f} points)"
+def measured_words(measured, kind: str) -> str:
+    """One measured file in words: its agreement (a regression's relative error) and primary measure with its drop.
+
+    Example:
+      >>> measured_words(report["chosen"], "binary")
+      'agreement 99.50%, accuracy 0.9650 (drop 0.25 points)'
+    """
+    if measured["agreement"] is not None:
+        words = f"agreement {measured['agreement']:.2%}"
+    else:
+        words = f"relative error {measured['relative_error']:.2%}"
+    if measured["score"] is None:
+        return words
+    task = _tasks.Task(kind)
+    name = "accuracy" if task.measure == "accuracy" else "MAE"
+    return words + f", {name} {measured['score']:.4f} ({task.drop_words(measured['accuracy_drop'])})"
 
 
 def _first(outputs):

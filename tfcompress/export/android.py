@@ -4,11 +4,18 @@ import json
 import os
 
 from tfcompress import _files
-from tfcompress.export import metadata, rgb_front
+from tfcompress._checks import check_one_of
+from tfcompress.export import metadata, rgb_front, score_head
 from tfcompress.export.inspection import describe_tensor, inspect_tflite
 from tfcompress.export.litert import load_interpreter
 
 _SIGNATURE = "serving_default"
+# What the bundle's scores are, for each task (the JSON says it to apps that read the file themselves).
+_SCORES = {
+    "multiclass": "one score per label, as the model outputs them (the highest is the answer)",
+    "binary": "two probabilities per image, [1 - p, p] for [labels[0], labels[1]]; p > 0.5 says labels[1]",
+    "multilabel": "one probability per label, each its own yes (> 0.5) or no",
+}
 _COLOR_SPACES = {1: "GRAYSCALE", 3: "RGB"}
 # How far a uint8 input's quantization may be from mapping 0..255 onto `pixel_range`.
 _RANGE_TOLERANCE = 0.01
@@ -24,6 +31,7 @@ def android_bundle(
     description: str = "Identifies the most prominent object in the image from a known set of categories.",
     version: str = "1",
     overwrite: bool = False,
+    task: str = None,
 ) -> dict:
     """Writes what an Android image-classifier app needs into `folder`.
 
@@ -32,7 +40,10 @@ def android_bundle(
       LiteRT's and MediaPipe's image classifiers can load it as it is. They take RGB
       only, so a model of one (gray) channel gets an RGB-to-gray front inside the file
       (BT.601 luma, a 1x1 convolution): the app hands in camera RGB as for any
-      classifier, and gray pixels given as R = G = B come out as the model saw them;
+      classifier, and gray pixels given as R = G = B come out as the model saw them.
+      They show one score per label: a binary classifier's one logit (or probability)
+      becomes two scores inside the file, [1 - p, p] for `labels` [negative, positive],
+      and a multi-label model's logits become probabilities (int8 ops in an int8 file);
     - `labels.txt`: one label per line, in output order (also packed inside the model);
     - `<model>.json`: the I/O tensors (names, shapes, dtypes, scales, zero points), the
       signature name, the labels file and the normalization, for apps that drive the
@@ -40,9 +51,11 @@ def android_bundle(
 
     Args:
       path: a `.tflite` classifier from `to_tflite` with one image input of shape
-        `[1, height, width, 1 or 3]` (uint8 or float32) and one output of class scores.
+        `[1, height, width, 1 or 3]` (uint8 or float32) and one output of class scores,
+        one binary score, or one score per label.
       folder: where to write the bundle; created if its parent exists.
-      labels: the class names, in the order of the model's outputs.
+      labels: the class names, in the order of the model's outputs; for a binary
+        classifier two, [negative, positive]: the second is the one its score says yes to.
       pixel_range: the values the model was trained to see for pixels 0..255, e.g.
         (0.0, 1.0) for `x / 255` or (-1.0, 1.0). For a uint8 input this must match the
         input's quantization, which then does the scaling (normalization mean 0, std 1).
@@ -50,6 +63,9 @@ def android_bundle(
       description: what the model recognizes.
       version: the model's version string.
       overwrite: replace files of an earlier bundle in `folder`.
+      task: "multiclass", "binary" or "multilabel"; None reads it from the file: one
+        output value is binary, values from a sigmoid are multi-label, other values
+        multi-class.
 
     Returns:
       A dict with the written `model`, `labels` and `json` paths, and the `metadata` as
@@ -60,7 +76,8 @@ def android_bundle(
       FileExistsError: a bundle file exists and `overwrite` is False.
       ValueError: the model is not an image classifier this metadata can describe (its
         input or output shape, an int8 input, a uint8 input whose quantization does not
-        match `pixel_range`), or `labels` does not match its outputs.
+        match `pixel_range`), `labels` does not match its outputs, or `task` is unknown,
+        regression, or does not fit the output.
 
     Example:
       >>> bundle = tfc.export.android_bundle("model_int8.tflite", "android", labels=[str(d) for d in range(10)])
@@ -68,7 +85,16 @@ def android_bundle(
       '/content/android/model_int8.tflite'
     """
     report = inspect_tflite(path)
-    image, scores = _check_classifier(report, labels)
+    if task == "regression":
+        raise ValueError(
+            "An Android image classifier's bundle shows a score per label, and a regression output has none: "
+            "ship its .tflite as it is and read the values with the LiteRT interpreter."
+        )
+    if task is not None:
+        check_one_of("task", task, ("multiclass", "binary", "multilabel"))
+    with open(report["path"], "rb") as file:
+        sigmoid = score_head.ends_in_sigmoid(file.read())
+    image, task = _check_classifier(report, labels, task, sigmoid)
     normalization, value_range = _normalization(image, pixel_range)
     stem = os.path.splitext(os.path.basename(report["path"]))[0]
     folder = os.path.abspath(os.fspath(folder))
@@ -87,11 +113,16 @@ def android_bundle(
     with open(report["path"], "rb") as file:
         content = file.read()
     height, width, channels = image["shape"][1:]
-    inputs = report["inputs"]
     if channels == 1:  # MediaPipe and the Task Library load RGB models only: convert to gray inside the model
         content = rgb_front.add_rgb_front(content)
         channels = 3
-        inputs = [describe_tensor(detail) for detail in load_interpreter(content).get_input_details()]
+    if task == "binary":  # they show a score per label: one value would be one label, always shown
+        content = score_head.two_scores(content, probability=sigmoid)
+    elif task == "multilabel" and not sigmoid:
+        content = score_head.sigmoid_scores(content)
+    interpreter = load_interpreter(content)
+    inputs = [describe_tensor(detail) for detail in interpreter.get_input_details()]
+    outputs = [describe_tensor(detail) for detail in interpreter.get_output_details()]
     flatbuffer = metadata.image_classifier_metadata(
         name=name or stem,
         description=description,
@@ -111,7 +142,9 @@ def android_bundle(
         "signature": _SIGNATURE,
         "inputs": inputs,
         "gray_model_takes_rgb": image["shape"][3] == 1,
-        "outputs": report["outputs"],
+        "outputs": outputs,
+        "task": task,
+        "scores": _SCORES[task],
         "labels": "labels.txt",
         "pixel_range": list(pixel_range),
         "normalization": {"mean": normalization[0], "std": normalization[1]},
@@ -147,7 +180,7 @@ def read_metadata(path) -> dict:
         return metadata.read(file.read())
 
 
-def _check_classifier(report, labels):
+def _check_classifier(report, labels, task, sigmoid):
     if len(report["inputs"]) != 1 or len(report["outputs"]) != 1:
         raise ValueError(
             f"{report['path']} has {len(report['inputs'])} inputs and {len(report['outputs'])} outputs; "
@@ -168,9 +201,21 @@ def _check_classifier(report, labels):
         raise ValueError(f"The output of {report['path']} has shape {scores['shape']}; class scores are [1, classes].")
     if isinstance(labels, str) or not all(isinstance(label, str) and label and "\n" not in label for label in labels):
         raise ValueError("`labels` must be a list of non-empty, single-line strings, one per class.")
-    if len(labels) != scores["shape"][1]:
-        raise ValueError(f"`labels` has {len(labels)} names but the model scores {scores['shape'][1]} classes.")
-    return image, scores
+    values = scores["shape"][1]
+    task = task or ("binary" if values == 1 else "multilabel" if sigmoid else "multiclass")
+    if (task == "binary") != (values == 1):
+        raise ValueError(
+            f"`task` is {task!r}, but the output of {report['path']} holds {values} value(s) a row: a binary "
+            "classifier has one (a logit or a probability), the others a score per class or label."
+        )
+    if task == "binary" and len(labels) != 2:
+        raise ValueError(
+            f"`labels` has {len(labels)} names, but a binary classifier's bundle shows two scores: pass two labels, "
+            "[negative, positive], the second for the answer its score says yes to (e.g. ['cat', 'dog'] for 1 = dog)."
+        )
+    if task != "binary" and len(labels) != values:
+        raise ValueError(f"`labels` has {len(labels)} names but the model scores {values} classes.")
+    return image, task
 
 
 def _normalization(image, pixel_range):

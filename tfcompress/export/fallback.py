@@ -152,19 +152,21 @@ def choose_float_layers(errors: dict, float_layers) -> list:
     return names
 
 
-def agreement(content: bytes, model, samples) -> float:
-    """Top-1 agreement of the `.tflite` bytes with `model` on `samples`.
+def agreement(content: bytes, model, samples, task) -> float:
+    """The share of decisions the `.tflite` bytes make as `model` does on `samples`, in `task`'s terms.
 
     Args:
       content: `.tflite` bytes.
       model: the Keras model they came from.
       samples: inputs, one array per model input.
+      task: the first output's `tfcompress._tasks.Task`.
 
     Returns:
-      The share of examples where both predict the same class (of the first output).
+      The first output's agreement (top-1 class, side of a threshold, each label); None
+      for regression.
 
     Example:
-      >>> agreement(content, model, [x_train[:300]])
+      >>> agreement(content, model, [x_train[:300]], task)
     """
     runner = LiteRTModel(content)
     keras_outputs = model.predict(samples if len(samples) > 1 else samples[0], batch_size=256, verbose=0)
@@ -172,7 +174,7 @@ def agreement(content: bytes, model, samples) -> float:
     first = keras_outputs[0] if isinstance(keras_outputs, list) else keras_outputs
     if isinstance(tflite_outputs, dict):
         tflite_outputs = tflite_outputs[model.output_names[0]]
-    return float(np.mean(np.argmax(tflite_outputs, axis=-1) == np.argmax(first, axis=-1)))
+    return task.compare(tflite_outputs, first)["agreement"]
 
 
 def _calibrating_converter(model, samples):

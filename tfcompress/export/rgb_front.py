@@ -9,9 +9,10 @@ input's own QUANTIZE), float for a float32 input. Gray pixels given as R = G = B
 as they went in (the weights sum to exactly 1).
 """
 
-import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
+
+from tfcompress.export import graph_edit as edit
 
 # BT.601 luma, as integers over a common scale so the int8 weights sum to exactly 1.
 _LUMA_STEPS = np.array([65, 127, 25])
@@ -33,7 +34,7 @@ def add_rgb_front(content: bytes) -> bytes:
     Example:
       >>> rgb = add_rgb_front(open("digits_int8.tflite", "rb").read())
     """
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
+    model = edit.load(content)
     graph = model.subgraphs[0]
     if len(graph.inputs) != 1:
         raise ValueError(f"An RGB front needs a model with one input; this one has {len(graph.inputs)}.")
@@ -53,15 +54,13 @@ def add_rgb_front(content: bytes) -> bytes:
         for entry in signature.inputs:
             if entry.tensorIndex == gray_index:
                 entry.tensorIndex = rgb_index
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return edit.save(model)
 
 
 def _integer_front(model, graph, gray_index):
     """uint8 RGB -> QUANTIZE to int8 -> 1x1 CONV_2D into the int8 tensor the old input's QUANTIZE made."""
     consumers = [op for op in graph.operators if gray_index in list(op.inputs)]
-    quantize = _code(model, schema.BuiltinOperator.QUANTIZE)
+    quantize = edit.code(model, schema.BuiltinOperator.QUANTIZE)
     if len(consumers) != 1 or consumers[0].opcodeIndex != quantize:
         raise ValueError("The uint8 input does not feed one QUANTIZE op; export the model with tfc.export.to_tflite.")
     (old_quantize,) = consumers
@@ -69,16 +68,16 @@ def _integer_front(model, graph, gray_index):
     gray_int8 = int(old_quantize.outputs[0])
     gray = graph.tensors[gray_index]
     scale, zero_point = float(gray.quantization.scale[0]), int(gray.quantization.zeroPoint[0])
-    rgb = _tensor(model, graph, gray, "rgb", schema.TensorType.UINT8, scale, zero_point)
-    rgb_int8 = _tensor(model, graph, gray, "rgb_int8", schema.TensorType.INT8, scale, zero_point - 128)
-    weights = _constant(model, graph, "rgb_to_gray/weights", _LUMA_STEPS.astype(np.int8), schema.TensorType.INT8,
-                        [1, 1, 1, 3], _LUMA_SCALE)  # fmt: skip
-    bias = _constant(model, graph, "rgb_to_gray/bias", np.zeros(1, np.int32), schema.TensorType.INT32, [1],
-                     scale * _LUMA_SCALE)  # fmt: skip
+    rgb = _rgb_tensor(model, graph, gray, "rgb", schema.TensorType.UINT8, scale, zero_point)
+    rgb_int8 = _rgb_tensor(model, graph, gray, "rgb_int8", schema.TensorType.INT8, scale, zero_point - 128)
+    weights = edit.constant(model, graph, "rgb_to_gray/weights", _LUMA_STEPS.astype(np.int8), schema.TensorType.INT8,
+                            [1, 1, 1, 3], _LUMA_SCALE)  # fmt: skip
+    bias = edit.constant(model, graph, "rgb_to_gray/bias", np.zeros(1, np.int32), schema.TensorType.INT32, [1],
+                         scale * _LUMA_SCALE)  # fmt: skip
+    convolution = edit.code(model, schema.BuiltinOperator.CONV_2D, version=3)
     operators = [
-        _operator(quantize, [rgb], [rgb_int8]),
-        _operator(_code(model, schema.BuiltinOperator.CONV_2D, version=3), [rgb_int8, weights, bias], [gray_int8],
-                  _convolution_options()),  # fmt: skip
+        edit.operator(quantize, [rgb], [rgb_int8]),
+        edit.operator(convolution, [rgb_int8, weights, bias], [gray_int8], *_convolution_options()),
     ]
     return rgb, operators
 
@@ -86,76 +85,22 @@ def _integer_front(model, graph, gray_index):
 def _float_front(model, graph, gray_index):
     """float32 RGB -> 1x1 CONV_2D into the old input tensor, which becomes an inner tensor."""
     gray = graph.tensors[gray_index]
-    rgb = _tensor(model, graph, gray, "rgb", schema.TensorType.FLOAT32, None, None)
-    weights = _constant(model, graph, "rgb_to_gray/weights", (_LUMA_STEPS * _LUMA_SCALE).astype(np.float32),
-                        schema.TensorType.FLOAT32, [1, 1, 1, 3], None)  # fmt: skip
-    bias = _constant(model, graph, "rgb_to_gray/bias", np.zeros(1, np.float32), schema.TensorType.FLOAT32, [1], None)
-    convolution = _code(model, schema.BuiltinOperator.CONV_2D, version=1)
-    return rgb, [_operator(convolution, [rgb, weights, bias], [gray_index], _convolution_options())]
+    rgb = _rgb_tensor(model, graph, gray, "rgb", schema.TensorType.FLOAT32, None, None)
+    weights = edit.constant(model, graph, "rgb_to_gray/weights", (_LUMA_STEPS * _LUMA_SCALE).astype(np.float32),
+                            schema.TensorType.FLOAT32, [1, 1, 1, 3])  # fmt: skip
+    bias = edit.constant(model, graph, "rgb_to_gray/bias", np.zeros(1, np.float32), schema.TensorType.FLOAT32, [1])
+    convolution = edit.code(model, schema.BuiltinOperator.CONV_2D, version=1)
+    return rgb, [edit.operator(convolution, [rgb, weights, bias], [gray_index], *_convolution_options())]
 
 
-def _tensor(model, graph, like, suffix, dtype, scale, zero_point):
-    tensor = schema.TensorT()
-    tensor.shape = np.array(list(like.shape[:-1]) + [3], dtype=np.int32)
-    tensor.shapeSignature = None if like.shapeSignature is None else np.array(
-        list(like.shapeSignature[:-1]) + [3], dtype=np.int32)  # fmt: skip
-    tensor.type = dtype
-    tensor.name = like.name if suffix == "rgb" else (like.name or b"input") + f"_{suffix}".encode()
+def _rgb_tensor(model, graph, gray, suffix, dtype, scale, zero_point):
+    """A tensor shaped like the gray input with three channels; "rgb" takes over the input's name."""
+    signature = None if gray.shapeSignature is None else list(gray.shapeSignature[:-1]) + [3]
+    name = gray.name if suffix == "rgb" else (gray.name or b"input") + f"_{suffix}".encode()
     if suffix == "rgb":  # the gray tensor gives up its name, which the app and signature know the input by
-        like.name = (like.name or b"input") + b"_gray"
-    tensor.buffer = _buffer(model, None)
-    if scale is not None:
-        tensor.quantization = _quantization(scale, zero_point)
-    graph.tensors.append(tensor)
-    return len(graph.tensors) - 1
-
-
-def _constant(model, graph, name, values, dtype, shape, scale):
-    tensor = schema.TensorT()
-    tensor.shape = np.array(shape, dtype=np.int32)
-    tensor.type = dtype
-    tensor.name = name.encode()
-    tensor.buffer = _buffer(model, np.asarray(values).reshape(shape))
-    if scale is not None:
-        tensor.quantization = _quantization(scale, 0)
-    graph.tensors.append(tensor)
-    return len(graph.tensors) - 1
-
-
-def _quantization(scale, zero_point):
-    quantization = schema.QuantizationParametersT()
-    quantization.scale = np.array([scale], dtype=np.float32)
-    quantization.zeroPoint = np.array([zero_point], dtype=np.int64)
-    return quantization
-
-
-def _buffer(model, values):
-    buffer = schema.BufferT()
-    if values is not None:
-        buffer.data = np.frombuffer(np.ascontiguousarray(values).tobytes(), dtype=np.uint8)
-    model.buffers.append(buffer)
-    return len(model.buffers) - 1
-
-
-def _code(model, builtin, version=1):
-    for index, code in enumerate(model.operatorCodes):
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
-            return index
-    code = schema.OperatorCodeT()
-    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), version
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1
-
-
-def _operator(code, inputs, outputs, options=None):
-    operator = schema.OperatorT()
-    operator.opcodeIndex = code
-    operator.inputs = np.array(inputs, dtype=np.int32)
-    operator.outputs = np.array(outputs, dtype=np.int32)
-    if options is not None:
-        operator.builtinOptionsType = schema.BuiltinOptions.Conv2DOptions
-        operator.builtinOptions = options
-    return operator
+        gray.name = (gray.name or b"input") + b"_gray"
+    return edit.tensor(model, graph, name, dtype, list(gray.shape[:-1]) + [3], signature=signature, scale=scale,
+                       zero_point=zero_point)  # fmt: skip
 
 
 def _convolution_options():
@@ -163,4 +108,4 @@ def _convolution_options():
     options.padding = schema.Padding.VALID
     options.strideW = options.strideH = options.dilationWFactor = options.dilationHFactor = 1
     options.fusedActivationFunction = schema.ActivationFunctionType.NONE
-    return options
+    return schema.BuiltinOptions.Conv2DOptions, options

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from tfcompress import _errors, _files
+from tfcompress import _errors, _files, _tasks
 from tfcompress._choices import CALIBRATED_MODES, EXPORT_MODES, IO_DTYPES
 from tfcompress._keras import tf
 from tfcompress._model_guards import ensure_graph_model
@@ -44,11 +44,14 @@ class ExportResult:
       fallback: None, or with `float_layers` what keeping them in float cost:
         `float_layers` (names), `layer_errors` (per-layer int8 error, see
         `tfc.export.layer_errors`), `all_int8_bytes` and `bytes` (file sizes without and
-        with the fallback), and `all_int8_agreement` and `agreement` (top-1 agreement with
-        the Keras model on the calibration examples, without and with it).
+        with the fallback), and `all_int8_agreement` and `agreement` (the share of
+        decisions alike with the Keras model on the calibration examples, without and
+        with it, as `tfc.export.verify` counts them; None for regression).
       accuracy_control: None, or with `max_accuracy_drop`/`min_agreement` what the control
-        measured and chose: `target`, `float_accuracy`, `plain` and `equalized` (each
-        measured int8 file: `agreement`, `accuracy`, `accuracy_drop`), `chosen`,
+        measured and chose: `target`, `task` and its `measure` ("accuracy" or "mae"),
+        `float_score` (and `float_accuracy` for classifiers), `plain` and `equalized`
+        (each measured int8 file: `agreement`, `score`, `accuracy`, `accuracy_drop` in
+        the task's measure, `relative_error` for regression), `chosen`,
         `float_layers`, `int8_mac_share`, `bytes`, `latency_ms` (1 thread, plain int8
         and chosen), `trials` (every file measured), `advice` (QAT, when the float layers
         cost too much speed) and `summary` (the lines printed).
@@ -85,6 +88,7 @@ def to_tflite(
     validation_data=None,
     max_accuracy_drop: float = None,
     min_agreement: float = None,
+    task=None,
 ) -> ExportResult:
     """Converts `model` with the TFLite converter and writes it to `path` atomically.
 
@@ -143,20 +147,27 @@ def to_tflite(
         (root-mean-square error over the quantization step; 0.7 flags a layer as
         suspicious). The file then has float32 I/O, and `ExportResult.fallback` says
         what the float layers cost in bytes and gained in agreement.
-      validation_data: held-out `(x, y)` (integer labels; `x` alone for `min_agreement`)
-        that accuracy control measures each candidate file on, in LiteRT, against the
-        Keras model. Used only with one of the two targets below.
-      max_accuracy_drop: int8 only, calibrated: the largest accuracy loss allowed on
-        `validation_data`, in (0, 1) (0.005 = half a point). The plain int8 file, the
+      validation_data: held-out `(x, y)` (labels as users hold them: integer classes or
+        one-hot, 0/1, multi-hot, values; `x` alone for `min_agreement`) that accuracy
+        control measures each candidate file on, in LiteRT, against the Keras model.
+        Used only with one of the two targets below.
+      max_accuracy_drop: int8 only, calibrated: the largest loss allowed on
+        `validation_data` in the first output's primary measure, in (0, 1): accuracy
+        (0.005 = half a point; binary at its threshold, multi-label per label), or for a
+        regression the relative rise of the mean absolute error (0.005 = 0.5%). The plain int8 file, the
         same after cross-layer equalization (`tfc.quantize.equalize`, exact and still all
         int8) and after bias correction (`tfc.quantize.correct_bias`) are measured, and
         the one that meets it closest to the Keras model is kept; if none does, the
         fewest layers kept in float that meet it (ranked by int8 noise, each candidate
         confirmed by measurement). What was tried and chosen is printed and returned in
         `ExportResult.accuracy_control`; the file has float32 I/O.
-      min_agreement: like `max_accuracy_drop`, a target on the share of validation
-        examples whose top-1 class equals the Keras model's, in (0, 1); no labels needed.
-        Both targets may be given; both must then be met.
+      min_agreement: like `max_accuracy_drop`, a target on the share of decisions that
+        equal the Keras model's (top-1 class, side of a binary threshold, each label), in
+        (0, 1); no labels needed; not for regression. Both targets may be given; both
+        must then be met.
+      task: the first output's task ("multiclass", "binary", "multilabel",
+        "regression"), for accuracy control and the agreement `float_layers` reports;
+        None infers it (see `tfc.export.verify`).
 
     Returns:
       An `ExportResult` with the path, byte size and gzip size.
@@ -192,7 +203,9 @@ def to_tflite(
     controlled = max_accuracy_drop is not None or min_agreement is not None
     if controlled:
         _check_control_request(model, mode, io_dtype, representative_data, sparse, batch_size, float_layers)
-        target, x_val, y_val = accuracy_control.check_request(max_accuracy_drop, min_agreement, validation_data, specs)
+        target, x_val, y_val, measured_task = accuracy_control.check_request(
+            max_accuracy_drop, min_agreement, validation_data, model, task
+        )
         io_dtype = "float32"
     elif validation_data is not None:
         raise ValueError(
@@ -246,6 +259,7 @@ def to_tflite(
         if worth_a_warning:
             warnings.warn(note, stacklevel=2)
     if float_layers is not None:
+        measured_task = _tasks.infer(model, task=task)
         calibration = fallback.Calibration(model, samples)
         names = fallback.choose_float_layers(calibration.errors, float_layers)
     control = None
@@ -255,12 +269,12 @@ def to_tflite(
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
             if controlled:
                 plain = lambda candidate: _convert(candidate, mode, io_dtype, samples, sparse, batch_size)  # noqa: E731
-                content, control = accuracy_control.control(model, samples, target, x_val, y_val, plain)
+                content, control = accuracy_control.control(model, samples, target, x_val, y_val, plain, measured_task)
                 cost = None
             elif float_layers is None:
                 content, cost = _convert(model, mode, io_dtype, samples, sparse, batch_size), None
             else:
-                content, cost = _convert_with_fallback(model, samples, calibration, names)
+                content, cost = _convert_with_fallback(model, samples, calibration, names, measured_task)
     except accuracy_control.AccuracyTargetError:
         raise
     except Exception as error:  # The converter raises ConverterError, ValueError and others.
@@ -373,7 +387,7 @@ def _check_control_request(model, mode, io_dtype, representative_data, sparse, b
         )
 
 
-def _convert_with_fallback(model, samples, calibration, names):
+def _convert_with_fallback(model, samples, calibration, names, task):
     """The int8 file with the layers `names` in float, and what that cost against an all-int8 file."""
     content = calibration.convert(names)
     all_int8 = calibration.convert([])
@@ -382,8 +396,8 @@ def _convert_with_fallback(model, samples, calibration, names):
         "layer_errors": calibration.errors["layers"],
         "all_int8_bytes": len(all_int8),
         "bytes": len(content),
-        "all_int8_agreement": fallback.agreement(all_int8, model, samples),
-        "agreement": fallback.agreement(content, model, samples),
+        "all_int8_agreement": fallback.agreement(all_int8, model, samples, task),
+        "agreement": fallback.agreement(content, model, samples, task),
     }
     return content, cost
 

@@ -16,7 +16,7 @@ from tfcompress.pipeline.stage import Stage
 
 def _labels(name, value):
     ok = isinstance(value, list) and value and all(isinstance(item, str) and item for item in value)
-    check_that(ok, name, value, "a list of class names (non-empty strings), in output order")
+    check_that(ok, name, value, "a list of class names (non-empty strings), in output order; two for a binary task")
 
 
 def _float_layers(name, value):
@@ -50,6 +50,21 @@ def _check(recipe):
         )
 
 
+def _check_labels(context, settings):
+    """Before any training: the Android labels fit the task of the model's output."""
+    labels, task = settings["android_labels"], context.task
+    if not labels:
+        return
+    wanted = {"regression": 0, "binary": 2}.get(task.kind, context.model.output_shape[-1])
+    if len(labels) != wanted:
+        needs = "no labels (remove them)" if not wanted else f"{wanted} labels"
+        raise ValueError(
+            f"`stages.export.android_labels` has {len(labels)} names, but the model's output is "
+            f"{task.describe()}, whose bundle needs {needs}"
+            + (": [negative, positive], the second for what its score says yes to." if wanted == 2 else ".")
+        )
+
+
 def _validation(context, settings):
     if settings["max_accuracy_drop"] is None and settings["min_agreement"] is None:
         return None
@@ -73,6 +88,7 @@ def _export(context, settings):
         validation_data=_validation(context, settings),
         max_accuracy_drop=settings["max_accuracy_drop"],
         min_agreement=settings["min_agreement"],
+        task=context.task.kind,
         overwrite=context.recipe["overwrite"],
     )
     control = context.exported.accuracy_control
@@ -85,6 +101,7 @@ def _export(context, settings):
             labels=settings["android_labels"],
             pixel_range=settings["pixel_range"],
             overwrite=context.recipe["overwrite"],
+            task=context.task.kind,
         )
         context.notes["android"] = {key: bundle[key] for key in ("model", "labels", "json")}
     return context.model
@@ -105,6 +122,7 @@ STAGE = Stage(
     title=lambda s: f"Exporting {s['mode']} .tflite and verifying it in LiteRT",
     run=_export,
     check=_check,
+    prepare=_check_labels,
     label=lambda s: f"export ({s['mode']})",
     measured="exported",
     trains=False,
