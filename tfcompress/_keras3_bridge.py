@@ -1,14 +1,22 @@
 """Keras 3 models rebuilt as Keras 2 (tf_keras), which TF-MOT and so every tfcompress stage need."""
 
+import inspect
 import json
 
 import numpy as np
 
 from tfcompress._keras import keras, tf
 
-# Keras 3 configuration keys that Keras 2 layers do not take, with the value that means
-# "not used": such a key is dropped; any other value is a feature Keras 2 cannot rebuild.
+# Keras 3 configuration keys that some Keras 2 layers do not take, with the value that means
+# "as Keras 2 does": such a key is dropped where the Keras 2 layer lacks it; any other value
+# is a feature Keras 2 cannot rebuild.
 _KERAS3_ONLY = {
+    "data_format": "channels_last",  # preprocessing layers: Keras 2's work on channels-last images
+    "value_range": [0, 255],  # RandomContrast clips to it in training; Keras 2's clips to [0, 255]
+    "pad_to_aspect_ratio": False,
+    "fill_mode": "constant",  # Resizing's padding, unused without pad_to_aspect_ratio
+    "fill_value": 0.0,
+    "antialias": False,
     "lora_rank": None,
     "lora_alpha": None,
     "quantization_config": None,
@@ -211,11 +219,13 @@ def _layer(entry):
             f"Layer {name!r} ({entry.get('module', '')}.{class_name}) has no Keras 2 counterpart, so the model cannot "
             "be rebuilt as tf_keras. Replace it with a built-in layer, or build the model with tfcompress.keras."
         )
+    takes = inspect.signature(layer_class.__init__).parameters
     for key, unused in _KERAS3_ONLY.items():
-        if key in config:
+        if key in config and key not in takes:
             if config[key] != unused:
                 raise ValueError(
-                    f"Layer {name!r} uses the Keras 3-only setting {key}={config[key]!r}; Keras 2 has none."
+                    f"Layer {name!r} uses the Keras 3-only setting {key}={config[key]!r}; its Keras 2 counterpart has "
+                    f"none (it works as {key}={unused!r}). Set it so, or build the model with tfcompress.keras."
                 )
             del config[key]
     config.pop("seed", None)  # only seeds dropout's randomness, which Keras 2 draws its own way
@@ -273,7 +283,15 @@ def _check_same_outputs(source, target):
     shapes = [tuple(2 if size is None else size for size in tensor.shape) for tensor in source.inputs]
     inputs = [rng.random(shape).astype(np.float32) for shape in shapes]
     inputs = inputs[0] if len(inputs) == 1 else inputs
-    expected = source.predict(inputs, verbose=0)
+    try:
+        expected = source.predict(inputs, verbose=0)
+    except Exception as error:  # the user's own model: Keras raises many types
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"The Keras 3 model {source.name!r} itself fails on inputs of its input shape {shapes}, so its Keras 2 "
+            f"rebuild cannot be checked against it: {first}. Check that it predicts (model.predict) before "
+            "converting it."
+        ) from error
     actual = target.predict(inputs, verbose=0)
     for want, got in zip(
         expected if isinstance(expected, list) else [expected], actual if isinstance(actual, list) else [actual]

@@ -55,6 +55,8 @@ class Task:
         multi-label decide at 0, not 0.5); False for probabilities and regression.
       positions: one answer per position (a sequence step, a pixel), not per example.
       source: what said so, in words ("task='binary'", "the compiled loss ...").
+      assumed: nothing said so: several linear units, read as a multi-class
+        classifier's logits (as the Keras tutorials build them).
 
     Example:
       >>> Task("binary").agreement(tflite_logits, keras_logits)
@@ -64,6 +66,7 @@ class Task:
     logits: bool = True
     positions: bool = False
     source: str = ""
+    assumed: bool = False
 
     @property
     def threshold(self) -> float:
@@ -250,6 +253,10 @@ def _batch(shape) -> str:
     return "(" + ", ".join(["n", *map(str, shape)]) + ("," if not shape else "") + ")"
 
 
+class UnknownTaskError(ValueError):
+    """One linear unit, and nothing says whether it is a binary logit or a regression value."""
+
+
 def infer(model, output: int = 0, *, task=None, labels=None, loss=None, argument: str = "task") -> Task:
     """The task of one output of a Keras 2 model.
 
@@ -271,8 +278,8 @@ def infer(model, output: int = 0, *, task=None, labels=None, loss=None, argument
       A `Task`.
 
     Raises:
-      ValueError: `task` is unknown or contradicts the head; the head alone cannot tell
-        (one linear unit), or the labels fit no task of it.
+      UnknownTaskError: (a ValueError) the head alone cannot tell: one linear unit.
+      ValueError: `task` is unknown or contradicts the head, or the labels fit no task of it.
 
     Example:
       >>> infer(model, task="binary").threshold
@@ -309,8 +316,9 @@ def infer(model, output: int = 0, *, task=None, labels=None, loss=None, argument
         kind = _from_labels(np.asarray(labels), shape, head)
         return Task(kind, **(made if kind != "regression" else dict(made, logits=False)), source="the labels")
     if units > 1:
-        return Task("multiclass", **made, source=f"output {head}, read as a multi-class classifier's logits")
-    raise ValueError(
+        return Task("multiclass", **made, source=f"output {head}, read as a multi-class classifier's logits",
+                    assumed=True)  # fmt: skip
+    raise UnknownTaskError(
         f"Output {head} could be a binary classifier's logit or a regression value, and nothing says which: the "
         f"model is not compiled with a loss and no labels were given. Pass {argument}='binary' (a logit, decided "
         f"at 0) or {argument}='regression'."

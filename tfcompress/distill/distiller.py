@@ -1,6 +1,7 @@
 """`Distiller`: knowledge distillation as a Keras model, trained with compile() and fit()."""
 
 import collections
+import dataclasses
 
 from tfcompress import _tasks
 from tfcompress._checks import check_number, check_one_of
@@ -228,13 +229,35 @@ class Distiller(keras.Model):
         self._term_trackers = {name: keras.metrics.Mean(name=name) for name in term_names}
 
     def _tasks(self, student_loss_fn):
-        """The student's `Task`, and whether each teacher outputs probabilities."""
+        """The student's `Task`, and whether each teacher outputs probabilities.
+
+        What the student says (`task`, its loss, its head) comes first; where its head can
+        only be read one way by assumption, or not at all, a teacher trained for a task says it.
+        """
         try:
-            task = _tasks.infer(self.student, task=self._task_given, loss=student_loss_fn)
+            try:
+                task = _tasks.infer(self.student, task=self._task_given, loss=student_loss_fn)
+            except _tasks.UnknownTaskError:
+                task = None
+            if task is None or task.assumed:
+                taught = self._teacher_task()
+                if taught:
+                    task = _tasks.infer(self.student, task=taught.kind)
+                    task = dataclasses.replace(task, source=f"the teacher's {taught.source}")
+            if task is None:
+                _tasks.infer(self.student)  # the student's own error, with the fix
             teachers = [_tasks.infer(model, task=task.kind) for model in self.teachers]
         except ValueError as error:
             raise ValueError(f"{error} (`task` is an argument of tfc.Distiller.)") from None
         return task, [not teacher.logits and task.kind != "regression" for teacher in teachers]
+
+    def _teacher_task(self):
+        """The first teacher's task, if its loss or head says it (not by assumption), else None."""
+        try:
+            task = _tasks.infer(self.teachers[0])
+        except _tasks.UnknownTaskError:
+            return None
+        return None if task.assumed else task
 
     @property
     def task(self):

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from tfcompress import _errors, _files, _tasks
+from tfcompress import _augmentation, _errors, _files, _tasks
 from tfcompress._choices import CALIBRATED_MODES, EXPORT_MODES, IO_DTYPES
 from tfcompress._keras import tf
 from tfcompress._model_guards import ensure_graph_model
@@ -255,6 +255,10 @@ def to_tflite(
         )
 
     model, batch_size, notes = recurrent.prepare(model, mode in CALIBRATED_MODES, batch_size)
+    augmentation = _augmentation.left_out_at_inference(model)
+    if augmentation:
+        notes.append((f"The augmentation layers {augmentation} act in training only; at inference they pass the "
+                      "image on as it is, so they are not in the file.", False))  # fmt: skip
     for note, worth_a_warning in notes:
         if worth_a_warning:
             warnings.warn(note, stacklevel=2)

@@ -7,7 +7,7 @@ writes:
 - "follow": weights per input channel, output channels as the input's
   (BatchNormalization, depthwise convolutions, Normalization);
 - "pass": no weights, channel i stays channel i (activations, pooling, padding, dropout,
-  unit-axis reshapes, arithmetic with a constant);
+  unit-axis reshapes, arithmetic with a constant, augmentation and resizing);
 - "fix": like "pass", but it mixes its input's channels without weights to cut them by
   (LayerNormalization, softmax), so they must all stay;
 - "merge" (element-wise over several inputs), "concatenate", "flatten".
@@ -16,6 +16,7 @@ Anything else is unsupported, with a reason.
 
 import numpy as np
 
+from tfcompress import _augmentation
 from tfcompress._keras import keras
 
 _L = keras.layers
@@ -57,6 +58,8 @@ _PASS = (
     _L.GlobalMaxPooling1D,
     _L.GlobalMaxPooling2D,
     _L.Rescaling,
+    *_augmentation.IDENTITIES_AT_INFERENCE,
+    *_augmentation.SPATIAL,
 )
 _FIX = (_L.LayerNormalization, _L.Softmax)
 _MERGES = (_L.Add, _L.Subtract, _L.Multiply, _L.Average, _L.Maximum, _L.Minimum)

@@ -12,6 +12,7 @@ import functools
 
 import tensorflow_model_optimization as tfmot
 
+from tfcompress import _augmentation
 from tfcompress._keras import keras
 from tfcompress.quantize.ops import ScalarArithmetic, WrappableMultiHeadAttention
 
@@ -109,6 +110,8 @@ _CONFIGS = {
     keras.layers.MaxPooling1D: _PASS_THROUGH,
     keras.layers.UpSampling1D: _PASS_THROUGH,
     keras.layers.RepeatVector: _PASS_THROUGH,
+    # Augmentation is an identity at inference; crops and resizes keep the range: all keep the input's scale.
+    **dict.fromkeys(_augmentation.IDENTITIES_AT_INFERENCE + _augmentation.SPATIAL, _PASS_THROUGH),
 }
 # Where TF-MOT's own config does not match TFLite's int8 kernel: AVERAGE_POOL_2D needs its output on its input's
 # scale ("quantization parameters violate the same scale constraint" for DenseNet121's transitions).
