@@ -169,7 +169,7 @@ def test_ranges_that_come_out_nan_on_an_untrained_mobilenet_are_refused(seeded):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["mobilenet_v2", "transfer_functional"])
+@pytest.mark.parametrize("name", ["mobilenet_v2", "transfer_tutorial"])
 def test_mobilenet_v2_with_its_stem_in_float_exports_and_runs(name, tmp_path):
     model = zoo.build(name)  # its BatchNorm statistics set from inputs, so its activations do not vanish
     images = zoo.inputs_for(name, model, 32)
@@ -179,3 +179,32 @@ def test_mobilenet_v2_with_its_stem_in_float_exports_and_runs(name, tmp_path):
     computing = [(op["op"], op["input_dtypes"][0]) for op in tfc.export.inspect(result.path)["ops"] if op["macs"]]
     assert computing[0] == ("CONV_2D", "float32") and computing[1][1] == "int8", computing[:2]
     assert np.all(np.isfinite(tfc.export.LiteRTModel(result.path).predict(images)))
+
+
+def _first_layer_model(kind):
+    """A small image model whose first layer is `kind`: keras.applications' preprocessing, or a residual."""
+    inputs = keras.Input((16, 16, 3))
+    if kind == "rescaling with an offset":  # MobileNetV3's include_preprocessing, x / 127.5 - 1
+        x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    elif kind == "normalization":  # EfficientNet's, per channel
+        x = keras.layers.Normalization(mean=[120.0, 110.0, 100.0], variance=[900.0, 800.0, 700.0])(inputs)
+    else:  # a BatchNormalization after Conv2D(activation="relu"), whose output also feeds a residual Add
+        x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
+        branch = keras.layers.Conv2D(8, 1)(keras.layers.BatchNormalization()(x))
+        x = keras.layers.ReLU()(keras.layers.Add()([x, branch]))
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+
+
+@pytest.mark.parametrize("kind", ["rescaling with an offset", "normalization", "residual batchnorm"])
+def test_two_step_preprocessing_and_unfoldable_batchnorm_train_and_export_integer_only(kind, tmp_path, seeded):
+    model = _first_layer_model(kind)
+    pixels = np.random.default_rng(0).uniform(0, 255, (128, 16, 16, 3)).astype(np.float32)
+    quantization_aware = tfc.quantize.qat(model, representative_data=pixels)
+    assert not quantization_aware.float_layers
+    expected, actual = model.predict(pixels, verbose=0), quantization_aware.predict(pixels, verbose=0)
+    assert np.max(np.abs(actual - expected)) < 0.05 * np.ptp(expected)  # the same function, at int8 resolution
+    result = tfc.export.to_tflite(quantization_aware, tmp_path / "m.tflite")  # no calibration: QAT's ranges alone
+    assert not tfc.export.inspect(result.path)["float_ops"]
+    outputs = tfc.export.LiteRTModel(result.path).predict(pixels)
+    assert np.max(np.abs(outputs - actual)) < 0.05 * np.ptp(actual)

@@ -100,7 +100,9 @@ def flat_copy(model, substitute=None, batch_size=None):
       model: a built Sequential or functional Keras 2 model.
       substitute: optional `f(layer, args, kwargs)` returning `(new_layer, args, kwargs)`
         to call instead of a copy of `layer`, or None to copy it as usual. The new layer
-        gets the original's weights, so it must hold the same ones.
+        gets the original's weights, so it must hold the same ones. It may also be a list
+        of weightless layers called in turn (the original's weights folded into their
+        configs).
       batch_size: a fixed batch size for the copy's inputs; None keeps the model's.
 
     Returns:
@@ -161,15 +163,23 @@ class _Builder:
                 outputs = self.inline(call.layer, given, trainable, kwargs.get("training", training))
             else:
                 layer, args, kwargs = self._layer_for(call.layer, args, kwargs, model, trainable)
-                if training is not None and "training" not in kwargs and _takes_training(layer):
+                chain = layer if isinstance(layer, list) else [layer]
+                if training is not None and "training" not in kwargs and _takes_training(chain[0]):
                     kwargs["training"] = training
-                outputs = tf.nest.flatten(layer(*args, **kwargs))
+                outputs = chain[0](*args, **kwargs)
+                for step in chain[1:]:
+                    outputs = step(outputs)
+                outputs = tf.nest.flatten(outputs)
             for reference, tensor in zip(tf.nest.flatten(call.outputs), outputs):
                 tensors[id(reference)] = tensor
         return [tensors[id(reference)] for reference in model.outputs]
 
     def _layer_for(self, original, args, kwargs, owner, trainable):
         replaced = self.substitute(original, args, kwargs) if self.substitute else None
+        if replaced is not None and isinstance(replaced[0], list):  # weightless layers in turn
+            for step in replaced[0]:
+                step.trainable = original.trainable and trainable
+            return replaced
         if replaced is not None:
             copy, args, kwargs = replaced
         elif id(original) in self.copies:  # a shared layer stays shared

@@ -161,6 +161,8 @@ def _functional(config):
         for node_index, node in enumerate(entry.get("inbound_nodes", [])):
             arguments = _resolve(node.get("args", []), tensors)
             keywords = _resolve(node.get("kwargs", {}), tensors)
+            if keywords.get("mask", 0) is None:  # Keras 3 records "no mask" for BatchNormalization; Keras 2 need not
+                del keywords["mask"]
             outputs = layer(*arguments, **keywords)
             for tensor_index, output in enumerate(outputs if isinstance(outputs, (list, tuple)) else [outputs]):
                 tensors[(name, node_index, tensor_index)] = output

@@ -120,13 +120,15 @@ _OVERRIDES = {keras.layers.AveragePooling1D: _PASS_THROUGH, keras.layers.Average
 _FOLDS_BATCHNORM = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 
 
-def config_for(layer, registry, inbound):
+def config_for(layer, registry, inbound, readers=None):
     """How QAT treats `layer`: TF-MOT's own config, one of ours, or float, with the reason.
 
     Args:
       layer: a layer of a flat model.
       registry: the quantization scheme's `QuantizeRegistry`.
       inbound: the layers whose outputs `layer` reads.
+      readers: how many layer calls read each layer's output, by name; a layer not named
+        is read once.
 
     Returns:
       `(config, reason)`: `config` is "default" (TF-MOT's registry has one), a
@@ -138,7 +140,7 @@ def config_for(layer, registry, inbound):
     if type(layer) in _OVERRIDES:
         return _OVERRIDES[type(layer)], None
     folded_batchnorm = isinstance(layer, keras.layers.BatchNormalization) and any(
-        type(source) in _FOLDS_BATCHNORM for source in inbound
+        _folds_into(source, readers or {}) for source in inbound
     )
     if folded_batchnorm or _registry_supports(registry, layer):
         return "default", None
@@ -147,6 +149,17 @@ def config_for(layer, registry, inbound):
     if type(layer).__name__ == "TFOpLambda":
         return None, f"the TensorFlow op tf.{layer.symbol} has no quantization-aware form"
     return None, f"TF-MOT has no quantization-aware form of {type(layer).__name__} layers"
+
+
+def _folds_into(source, readers) -> bool:
+    """Whether TF-MOT folds a following BatchNormalization into `source`.
+
+    Its transform matches a convolution or Dense with no activation whose output only the
+    BatchNormalization reads; after `Conv2D(activation="relu")`, or a convolution whose
+    output also feeds a residual Add, the BatchNormalization stands alone.
+    """
+    activation = getattr(getattr(source, "activation", None), "__name__", "linear")
+    return type(source) in _FOLDS_BATCHNORM and activation == "linear" and readers.get(source.name, 1) == 1
 
 
 def _registry_supports(registry, layer) -> bool:

@@ -5,11 +5,17 @@ TFOpLambda layer whose constant is a call argument. TF-MOT's wrappers call the l
 its input alone, so the constant is lost and QAT fails. Before QAT, such an op becomes a
 `ScalarArithmetic` layer holding its constant, and an op on two tensors becomes Keras's
 Add, Subtract or Multiply layer. A MultiHeadAttention becomes `WrappableMultiHeadAttention`,
-whose output shape the wrapper can ask from the query's shape alone.
+whose output shape the wrapper can ask from the query's shape alone. A Rescaling with an
+offset and a Normalization are two operations each (scale then shift), and the value
+between them would have no int8 range (the converter then leaves both in float): each
+becomes two `ScalarArithmetic` layers, each with its own range. A BatchNormalization that
+stands alone (no convolution to fold into) becomes, on images, the one op that computes it:
+a 1x1 DepthwiseConv2D, its scale and shift per channel, still trainable.
 """
 
 import numbers
 
+import numpy as np
 import tensorflow as tf
 
 from tfcompress._graph import is_keras_tensor
@@ -40,7 +46,7 @@ class ScalarArithmetic(keras.layers.Layer):
 
     Args:
       operation: "add", "subtract", "multiply" or "divide".
-      constant: a number.
+      constant: a number, or a list of numbers, one per channel (the last axis).
       constant_first: compute `constant <operation> inputs`.
       **kwargs: Keras layer arguments (`name`, ...).
 
@@ -52,7 +58,8 @@ class ScalarArithmetic(keras.layers.Layer):
         super().__init__(**kwargs)
         if operation not in _OPERATIONS:
             raise ValueError(f"`operation` must be one of {sorted(_OPERATIONS)}. Received: operation={operation!r}")
-        self.operation, self.constant, self.constant_first = operation, float(constant), constant_first
+        constant = [float(value) for value in constant] if isinstance(constant, (list, tuple)) else float(constant)
+        self.operation, self.constant, self.constant_first = operation, constant, constant_first
 
     def call(self, inputs):
         """Applies the operation."""
@@ -97,14 +104,18 @@ def wrappable(layer, args, kwargs):
 
     Returns:
       `(new layer, args, kwargs)` for a MultiHeadAttention, or an add, subtract, multiply
-      or divide of a tensor and a number (or of two tensors, except divide); None for
-      anything else.
+      or divide of a tensor and a number (or of two tensors, except divide); `([scale,
+      shift], args, kwargs)` for a Rescaling with an offset or a Normalization of the last
+      axis; None for anything else.
 
     Example:
       >>> flat = flat_copy(model, substitute=wrappable)
     """
     if type(layer) is keras.layers.MultiHeadAttention:
         return WrappableMultiHeadAttention.from_config(layer.get_config()), args, kwargs
+    steps = _affine_steps(layer)
+    if steps:
+        return steps, args, kwargs
     if type(layer).__name__ != "TFOpLambda" or layer.symbol not in _SYMBOLS:
         return None
     operation = _SYMBOLS[layer.symbol]
@@ -120,3 +131,67 @@ def wrappable(layer, args, kwargs):
         replacement = ScalarArithmetic(operation, constant, constant_first=constant_first, name=layer.name)
         return replacement, (operands[1 if constant_first else 0],), {}
     return None
+
+
+def _affine_steps(layer):
+    """A Rescaling with an offset, or a Normalization of the last axis, as two `ScalarArithmetic` layers; else None."""
+    if type(layer) is keras.layers.Rescaling and np.any(np.asarray(layer.offset) != 0):
+        scale, offset = _per_channel(layer.scale), _per_channel(layer.offset)
+        first = ("multiply", scale)
+        second = ("add", offset)
+    elif type(layer) is keras.layers.Normalization and not layer.invert and _last_axis_only(layer):
+        # As Keras computes it: (x - mean) / max(sqrt(variance), epsilon).
+        deviation = np.maximum(np.sqrt(np.asarray(layer.variance, np.float64)), keras.backend.epsilon())
+        first = ("subtract", _per_channel(np.asarray(layer.mean)))
+        second = ("divide", _per_channel(deviation))
+    else:
+        return None
+    return [
+        ScalarArithmetic(first[0], first[1], name=layer.name),
+        ScalarArithmetic(second[0], second[1], name=f"{layer.name}_{second[0]}"),
+    ]
+
+
+def _per_channel(value):
+    """A number, or one per channel as a list, from a Keras layer's constant (a scalar or a broadcast array)."""
+    value = np.asarray(value, np.float64).reshape(-1)
+    return float(value[0]) if value.size == 1 else [float(item) for item in value]
+
+
+def _last_axis_only(layer) -> bool:
+    axis = layer.axis if isinstance(layer.axis, (list, tuple)) else (layer.axis,)
+    return list(axis) in ([-1], [len(layer.input_shape) - 1])
+
+
+def as_depthwise(layer):
+    """A BatchNormalization of an image's channels as a 1x1 DepthwiseConv2D computing the same (inference); else None.
+
+    Its scale gamma / sqrt(variance + epsilon) becomes the per-channel kernel and its shift
+    the bias. TFLite computes a lone BatchNormalization as two ops (MUL, ADD) and the value
+    between them would have no int8 range; a depthwise convolution is one op, and TF-MOT
+    quantizes its kernel per channel, one value each, so exactly.
+
+    Args:
+      layer: a built BatchNormalization.
+
+    Returns:
+      A new, unbuilt `DepthwiseConv2D` with the layer's name and the same function, or None
+      when the input is not an image (rank 4) normalized on its last axis.
+
+    Example:
+      >>> as_depthwise(keras.layers.BatchNormalization())
+    """
+    axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+    if len(layer.input_shape) != 4 or list(axis) not in ([-1], [3]):
+        return None
+    scale = np.ones(layer.input_shape[-1]) if layer.gamma is None else np.asarray(layer.gamma, np.float64)
+    scale = scale / np.sqrt(np.asarray(layer.moving_variance, np.float64) + layer.epsilon)
+    shift = -np.asarray(layer.moving_mean, np.float64) * scale
+    shift = shift if layer.beta is None else shift + np.asarray(layer.beta, np.float64)
+    return keras.layers.DepthwiseConv2D(
+        1,
+        name=layer.name,
+        depthwise_initializer=keras.initializers.Constant(scale.reshape(1, 1, -1, 1).tolist()),
+        bias_initializer=keras.initializers.Constant(shift.tolist()),
+        trainable=layer.trainable,
+    )

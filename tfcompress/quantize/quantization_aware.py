@@ -6,6 +6,7 @@ become layers TF-MOT can wrap, each layer is annotated with TF-MOT's config or o
 tfcompress's (see `configs`), and the layers neither has stay in float, named in a warning.
 """
 
+import collections
 import warnings
 
 import numpy as np
@@ -39,10 +40,12 @@ def qat(model, *, representative_data=None, preserve_sparsity: bool = None, pres
 
     Models users bring work as they are: a nested base model is flattened into the outer
     model (same layers and weights; a frozen base stays frozen); TensorFlow arithmetic in
-    the graph (`x + 3.0` in hard-swish, `preprocess_input`) becomes equivalent layers;
-    Conv1D, Embedding, MultiHeadAttention, LayerNormalization, Rescaling, Normalization,
-    standalone BatchNormalization and element-wise merges get tfcompress's
-    `QuantizeConfig`s; integer inputs (token ids) are never fake-quantized. A frozen layer
+    the graph (`x + 3.0` in hard-swish, `preprocess_input`) becomes equivalent layers, and
+    so do a Rescaling with an offset and a Normalization (a scale and a shift, each with
+    its own int8 range); Conv1D, Embedding, MultiHeadAttention, LayerNormalization,
+    Rescaling, standalone BatchNormalization, element-wise merges, augmentation layers
+    (identities at inference) and resizing get tfcompress's `QuantizeConfig`s; integer
+    inputs (token ids) are never fake-quantized. A frozen layer
     is quantization-aware too (its ranges are learned) but its weights stay frozen.
     Layers with no quantization-aware form (LSTM, GRU, Bidirectional, custom layers) stay
     in float, named in a warning: the int8 export then quantizes them from
@@ -190,6 +193,7 @@ def _quantization_aware(model, flat, scheme, keep_float):
 def _annotate(model, registry, keep_float):
     """`model` with each layer annotated for TF-MOT, and `{layer name: why}` for those left in float."""
     inbound = {call.layer.name: [tensor._keras_history.layer for tensor in call.inputs] for call in calls(model)}
+    readers = collections.Counter(source.name for sources in inbound.values() for source in sources)
     left_in_float = {}
     carriers = _between_input_and(keep_float, inbound)
 
@@ -205,10 +209,12 @@ def _annotate(model, registry, keep_float):
         if layer.name in carriers:
             left_in_float[layer.name] = BEFORE_FLOAT
             return layer
-        config, reason = configs.config_for(layer, registry, sources)
+        config, reason = configs.config_for(layer, registry, sources, readers)
         if config is None:
             left_in_float[layer.name] = reason
             return layer
+        if isinstance(layer, keras.layers.BatchNormalization) and config != "default":  # not folded: stands alone
+            layer, config = ops.as_depthwise(layer) or layer, "default"
         return _quantization.quantize_annotate_layer(layer, None if config == "default" else config)
 
     return keras.models.clone_model(model, clone_function=annotate), left_in_float
