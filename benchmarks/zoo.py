@@ -1,46 +1,53 @@
-"""Every zoo model (tests/zoo.py) through every entry point, with what each measured: README's zoo table.
+"""Every zoo model (tests/zoo.py) through every entry point, each measured in its task's terms: README's model tables.
 
-For each model: magnitude pruning to 50% (layers pruned, layers left dense), QAT (layers
-left in float) then one training step and the int8 export, compared with the QAT model in
-LiteRT; post-training int8 export verified against the float model; channel pruning at
-50% (parameters before and after). Agreement is top-1 on 200 held-out inputs (digits for
-the image classifiers), and on the decided ones (`tests/zoo.decided`): where the top score
-beats the runner-up by more than 15% of the output's range and stays on top when the
-inputs move by less than half an int8 step. A cell is ✓ with its figures, or the error in
-full.
+Table 1, every zoo model: magnitude pruning to 50% (layers pruned, layers left dense), QAT
+(layers left in float) then one training step and the int8 export compared with the QAT
+model in LiteRT; post-training int8 export verified against the float model; channel
+pruning at 50% (parameters before and after). Agreement is over 200 held-out inputs (digits
+for the image models), and over the decided answers (`tests/zoo.decided`): where the
+answer is clear (the top score beats the runner-up, a binary score its threshold, by more
+than 15% of the output's range) and holds when the inputs move by less than half an int8
+step. It is top-1 for multi-class outputs, the side of the threshold for binary ones, each
+label for multi-label; a regression reports its relative error instead.
 
-Usage: python benchmarks/zoo.py [--models=lstm,gru]   (writes its .tflite files to ./zoo_benchmark)
+Table 2, the models of other tasks and Keras 3 user files (loaded by path): the task as
+tfcompress tells it, the post-training int8 file, its figures against the Keras model in the
+task's measure, accuracy control to 1 point, distillation into a small student, and the
+Android bundle. A cell is ✓ with its figures, or the error in full.
+
+With --write, README's two tables are replaced by this run's (between their markers),
+headed by the command, the date, the versions and the CPU.
+
+Usage: python benchmarks/zoo.py [--models=lstm,gru] [--write]   (writes its .tflite files to ./zoo_benchmark)
 """
 
+import datetime
 import pathlib
+import re
 import sys
 import time
 import warnings
 
+import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/zoo.py
 
 import tfcompress as tfc  # noqa: E402
 from tests import zoo  # noqa: E402
-from tfcompress import keras  # noqa: E402
+from tfcompress import _model_files, _tasks, keras  # noqa: E402
 
-flags.DEFINE_list("models", list(zoo.BUILDERS), "Zoo models to run.")
+TASK_MODELS = ("transfer_tutorial", "binary_sigmoid", "multilabel", "regression", *zoo.KERAS3_FILES)
+flags.DEFINE_list("models", list(zoo.BUILDERS) + list(zoo.KERAS3_FILES), "Models to run.")
+flags.DEFINE_bool("write", False, "Replace README's tables with this run's (every model must run).")
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+# Each table lies between these two lines in README.md.
+MARKERS = {key: (f"<!-- {key} table: written by python benchmarks/zoo.py --write -->", f"<!-- end of {key} table -->")
+           for key in ("zoo", "tasks")}  # fmt: skip
 
 
 def _as_list(outputs):
     return outputs if isinstance(outputs, list) else [outputs]
-
-
-def _agreement(tflite_output, model, x):
-    keras_output = _as_list(model.predict(x, verbose=0))[0]
-    return zoo.top1_agreement(tflite_output, keras_output, zoo.decided(model, x)[0])
-
-
-def _first_class_output(model, outputs):
-    names = [name.removeprefix("quant_") for name in model.output_names]
-    outputs = [outputs[name] for name in names] if isinstance(outputs, dict) else [outputs]
-    return outputs[0]
 
 
 def _cell(function):
@@ -50,12 +57,38 @@ def _cell(function):
         return f"✗ {type(error).__name__}: {str(error).splitlines()[0][:160]}"
 
 
-def _row(name, folder):
-    model = zoo.build(name, trained=True)
-    if name in zoo.IMAGE_CLASSIFIERS:
-        x, calibration = zoo.digit_images(name, 200, offset=1200)[0], zoo.digit_images(name, 128, offset=1400)[0]
+def _first_output(model, outputs):
+    names = [name.removeprefix("quant_") for name in model.output_names]
+    return [outputs[name] for name in names][0] if isinstance(outputs, dict) else outputs
+
+
+def _agreement_words(tflite_output, model, x, task):
+    """"agrees 99.5% (100.0% of 180 decided)", or a regression's relative error."""
+    keras_output = _as_list(model.predict(x, verbose=0))[0]
+    if task.kind == "regression":
+        return f"relative error {task.compare(tflite_output, keras_output)['relative_error']:.2%}"
+    every, decided, count = zoo.agreement(tflite_output, keras_output, zoo.decided(model, x, tasks=[task])[0], task)
+    return f"agrees {every:.1%} ({decided:.1%} of {count} decided)"
+
+
+def _load(name, folder):
+    """`(model, x, y, calibration)`: the zoo model trained, or a Keras 3 user's file loaded by its path."""
+    if name in zoo.KERAS3_FILES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = _model_files.load(zoo.keras3_file(name, folder))
     else:
-        x, calibration = zoo.inputs_for(name, model, 200, seed=1), zoo.inputs_for(name, model, 128, seed=2)
+        model = zoo.build(name, trained=True)
+    if name in zoo.IMAGE_CLASSIFIERS or name in zoo.KERAS3_FILES:
+        (x, y), calibration = zoo.digit_images(name, 200, offset=1200), zoo.digit_images(name, 128, offset=1400)[0]
+    else:
+        x, y, calibration = zoo.inputs_for(name, model, 200, seed=1), None, zoo.inputs_for(name, model, 128, seed=2)
+    return model, x, y, calibration
+
+
+def _zoo_row(name, folder):
+    model, x, _, calibration = _load(name, folder)
+    task = _tasks.infer_all(model, task=zoo.TASKS.get(name))[0]
     by_name = dict(zip(model.input_names, x if isinstance(x, list) else [x]))
 
     def magnitude():
@@ -72,21 +105,16 @@ def _row(name, folder):
         quantized.fit(x, targets if len(targets) > 1 else targets[0], batch_size=200, epochs=1, verbose=0)
         path = tfc.export.to_tflite(quantized, folder / f"{name}_qat.tflite", representative_data=calibration,
                                     overwrite=True).path  # fmt: skip
-        every, decided, count = _agreement(
-            _first_class_output(quantized, tfc.export.LiteRTModel(path).predict(by_name)), quantized, x
-        )
-        return f"{len(quantized.float_layers)} float; int8 agrees {every:.1%} ({decided:.1%} of {count} decided)"
+        output = _first_output(quantized, tfc.export.LiteRTModel(path).predict(by_name))
+        return f"{len(quantized.float_layers)} float; int8 {_agreement_words(output, quantized, x, task)}"
 
     def export():
         result = tfc.export.to_tflite(model, folder / f"{name}.tflite", representative_data=calibration,
                                       overwrite=True)  # fmt: skip
-        check = tfc.export.verify(result.path, model, x)
-        every, decided, count = _agreement(
-            _first_class_output(model, tfc.export.LiteRTModel(result.path).predict(by_name)), model, x
-        )
+        check = tfc.export.verify(result.path, model, x, task=zoo.TASKS.get(name))
+        output = _first_output(model, tfc.export.LiteRTModel(result.path).predict(by_name))
         first = check["outputs"][model.output_names[0]]
-        return (f"{result.bytes / 1024:,.0f} KB, {result.input_dtype} in; agrees {every:.1%} ({decided:.1%} of "
-                f"{count} decided), "
+        return (f"{result.bytes / 1024:,.0f} KB, {result.input_dtype} in; {_agreement_words(output, model, x, task)}, "
                 f"max error {first['max_abs_error']:.3g}")  # fmt: skip
 
     def channels():
@@ -95,19 +123,111 @@ def _row(name, folder):
 
     start = time.perf_counter()
     cells = [_cell(magnitude), _cell(qat), _cell(export), _cell(channels)]
-    return [name] + cells + [f"{time.perf_counter() - start:.0f}"]
+    words = task.kind + (" per position" if task.positions else "")
+    return [name, words] + cells + [f"{time.perf_counter() - start:.0f}"]
+
+
+def _task_row(name, folder):
+    model, x, y, calibration = _load(name, folder)
+    task = _tasks.infer(model)
+    measure = "MAE" if task.measure == "mae" else "accuracy"
+    path = folder / f"{name}_task.tflite"
+
+    def int8_file():
+        result = tfc.export.to_tflite(model, path, representative_data=calibration, overwrite=True)
+        floating = tfc.export.inspect(result.path)["float_ops"]
+        return f"{result.bytes / 1024:,.0f} KB, {'integer-only' if not floating else f'{len(floating)} float ops'}"
+
+    def verify():
+        check = tfc.export.verify(path, model, x, y)
+        output = tfc.export.LiteRTModel(path).predict(x)
+        return (f"{measure} {check[f'keras_{task.measure}']:.3f} → {check[f'tflite_{task.measure}']:.3f}; "
+                f"{_agreement_words(output, model, x, task)}")  # fmt: skip
+
+    def control():
+        result = tfc.export.to_tflite(model, folder / f"{name}_controlled.tflite", representative_data=calibration,
+                                      validation_data=(x, y), max_accuracy_drop=0.01, overwrite=True)  # fmt: skip
+        chosen = result.accuracy_control["chosen"]
+        return f"{chosen['candidate']}, {len(chosen['float_layers'])} float; {task.drop_words(chosen['accuracy_drop'])}"
+
+    def distill():
+        x_train, y_train = zoo.digit_images(name, 800)
+        keras.utils.set_random_seed(0)
+        student = zoo.student_for(model)
+        distiller = tfc.Distiller(student=student, teacher=model)
+        distiller.compile(optimizer=keras.optimizers.Adam(2e-3), alpha=0.5, temperature=2.0)
+        distiller.fit(x_train, y_train, epochs=4, batch_size=32, verbose=0)
+        after, teacher = _tasks.evaluate(student, x, y, task), _tasks.evaluate(model, x, y, task)
+        return f"{student.count_params():,} parameters, {measure} {after:.3f} (teacher {teacher:.3f})"
+
+    def bundle():
+        if task.kind == "regression":
+            return "— (no labels to show; refused with the reason)"
+        labels = {"binary": ["even", "odd"], "multilabel": ["odd", "five or more", "has a loop"]}.get(task.kind)
+        made = tfc.export.android_bundle(path, folder / f"{name}_android", labels=labels or list("0123456789"),
+                                         pixel_range=(0, 255), task=task.kind, overwrite=True)  # fmt: skip
+        report = tfc.export.inspect(made["model"])
+        scores = tfc.export.LiteRTModel(made["model"]).predict(x)
+        answers = task.decisions(tfc.export.LiteRTModel(path).predict(x))
+        shown = {"binary": scores[:, 1] > 0.5, "multilabel": scores > 0.5}.get(task.kind, scores.argmax(-1))
+        kind = "integer-only" if not report["float_ops"] else "float ops"
+        same = np.mean(shown == answers)
+        return f"scores {report['outputs'][0]['shape']}, {kind}; shows LiteRT's answer on {same:.1%}"
+
+    start = time.perf_counter()
+    cells = [_cell(int8_file), _cell(verify), _cell(control), _cell(distill), _cell(bundle)]
+    return [name, f"{task.describe()}: {task.source}"] + cells + [f"{time.perf_counter() - start:.0f}"]
+
+
+def _table(header, rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _heading() -> str:
+    import tensorflow as tf
+
+    date = datetime.date.today().isoformat()
+    return (f"`python benchmarks/zoo.py --write`, {date}: tfcompress {tfc.__version__}, TensorFlow {tf.__version__}, "
+            f"{tfc.export.cpu()}; one run.")  # fmt: skip
+
+
+def _write(tables) -> None:
+    text = README.read_text(encoding="utf-8")
+    for key, table in tables.items():
+        start, end = MARKERS[key]
+        pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), flags=re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no {start!r} ... {end!r} block to write the table into.")
+        text = pattern.sub(lambda _, block=f"{start}\n{table}\n{end}": block, text)
+    README.write_text(text, encoding="utf-8")
 
 
 def main(argv):
     del argv
     folder = pathlib.Path("zoo_benchmark")
     folder.mkdir(exist_ok=True)
-    header = ["model", "prune.magnitude", "quantize.qat → int8", "export.to_tflite int8 + verify", "prune.channels 50%",
-              "s"]  # fmt: skip
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for name in flags.FLAGS.models:
-        print("| " + " | ".join(_row(name, folder)) + " |", flush=True)
+    names = flags.FLAGS.models
+    if flags.FLAGS.write and set(names) != set(flags.FLAGS["models"].default):
+        raise SystemExit("--write replaces README's whole tables: run every model (leave --models out).")
+    zoo_header = ["model", "task", "prune.magnitude", "quantize.qat → int8", "export.to_tflite int8 + verify",
+                  "prune.channels 50%", "s"]  # fmt: skip
+    task_header = ["model", "task, as tfcompress tells it", "int8 file", "export.verify vs Keras",
+                   "accuracy control ≤ 1 point", "Distiller, small student", "android_bundle", "s"]  # fmt: skip
+    zoo_rows, task_rows = [], []
+    for name in names:
+        if name in zoo.BUILDERS:
+            zoo_rows.append(_zoo_row(name, folder))
+            print("| " + " | ".join(zoo_rows[-1]) + " |", flush=True)
+        if name in TASK_MODELS:
+            task_rows.append(_task_row(name, folder))
+            print("| " + " | ".join(task_rows[-1]) + " |", flush=True)
+    tables = {"zoo": f"{_heading()}\n\n{_table(zoo_header, zoo_rows)}",
+              "tasks": f"{_heading()}\n\n{_table(task_header, task_rows)}"}  # fmt: skip
+    print("\n\n".join(tables.values()))
+    if flags.FLAGS.write:
+        _write(tables)
+        print(f"\nWrote both tables into {README}.")
 
 
 if __name__ == "__main__":

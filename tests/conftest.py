@@ -4,6 +4,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -69,6 +70,40 @@ def trained_cnn(digits):
     model = compile_classifier(small_cnn(filters=16, units=64, name="trained_cnn", fixed_names=True))
     model.fit(x_train, y_train, epochs=10, batch_size=32, verbose=0)
     return model
+
+
+@pytest.fixture(scope="session")
+def zoo_model(tmp_path_factory):
+    """`get(name)`: a zoo model built once per session, `(model, x, y, calibration, path)`.
+
+    The image models trained on digits for their task, with 200 held-out digits and their
+    labels and 128 more to calibrate on; the others with random inputs (y None). A Keras 3
+    user's file (`zoo.KERAS3_FILES`) is saved by Keras 3 and loaded by its path (`path`);
+    for the rest `path` is None. Tests must not change the model.
+    """
+    from tests import zoo
+    from tfcompress import _model_files
+
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            path = None
+            if name in zoo.KERAS3_FILES:
+                path = zoo.keras3_file(name, tmp_path_factory.mktemp(name))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "saved by Keras 3 ... rebuilt": test_tasks checks it
+                    model = _model_files.load(path)
+            else:
+                model = zoo.build(name, trained=True)
+            if name in zoo.IMAGE_CLASSIFIERS or name in zoo.KERAS3_FILES:
+                (x, y), calibration = zoo.digit_images(name, 200, offset=1200), zoo.digit_images(name, 128, 1400)[0]
+            else:
+                x, y, calibration = zoo.inputs_for(name, model, 200, seed=1), None, zoo.inputs_for(name, model, 128, 2)
+            cache[name] = (model, x, y, calibration, path)
+        return cache[name]
+
+    return get
 
 
 @pytest.fixture

@@ -97,3 +97,19 @@ def test_bench_compares_several_files_side_by_side(quick_demo):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "5 interleaved rounds" in result.stdout and "x faster than" in result.stdout
     assert "cannot be told apart" in result.stdout or "faster" in result.stdout
+
+
+def test_inspect_and_bench_take_a_keras3_model_file(tmp_path):
+    import keras as keras3
+
+    model = keras3.Sequential([keras3.Input((8, 8, 1)), keras3.layers.Conv2D(4, 3), keras3.layers.Flatten(),
+                               keras3.layers.Dense(1)])  # fmt: skip
+    model.save(tmp_path / "user.keras")
+    result = _tfcompress("inspect", "user.keras", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "user.keras: a Keras model file; this is its float32 .tflite" in result.stdout
+    assert "float32 [1, 8, 8, 1]" in result.stdout and "CONV_2D" in result.stdout
+    assert "was saved by Keras 3" in result.stderr
+    result = _tfcompress("bench", "user.keras", "--threads=1", "--runs=5", cwd=tmp_path)
+    assert result.returncode == 0 and "median ms" in result.stdout, result.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path)) == ["user.keras"]  # the float32 file lived in a temporary folder

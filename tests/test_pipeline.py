@@ -237,29 +237,6 @@ def test_a_text_model_with_token_ids_runs_prune_qat_export(tmp_path, seeded):
 
 
 @pytest.mark.slow
-def test_a_transfer_learning_model_with_a_nested_base_runs_channels_prune_qat_export(tmp_path, seeded):
-    from tests import zoo
-
-    images, labels = zoo.digit_images("transfer_functional", 400)
-    np.savez(tmp_path / "digits.npz", x_train=images[:320], y_train=labels[:320] % 5, x_test=images[320:],
-             y_test=labels[320:] % 5)  # fmt: skip
-    zoo.build("transfer_functional").save(tmp_path / "transfer.keras")
-    report = tfc.pipeline.run({
-        "model": str(tmp_path / "transfer.keras"),
-        "data": {"source": "npz", "path": str(tmp_path / "digits.npz")},
-        "output_dir": str(tmp_path / "out"),
-        "stages": {"train": {"epochs": 2}, "channels": {"ratio": 0.25, "finetune_epochs": 1},
-                   "prune": {"sparsity": 0.5, "epochs": 1, "finetune_epochs": 0}, "qat": {"epochs": 1},
-                   "export": {"android_labels": ["0", "1", "2", "3", "4"], "pixel_range": [0, 255]}},
-    }, progress=lambda line: None)  # fmt: skip
-    stages = [row["stage"] for row in report["rows"]]
-    assert stages == ["input model", "train", "channels", "prune", "qat", "export (int8)"]
-    assert report["rows"][2]["parameters"] < 0.8 * report["rows"][1]["parameters"]
-    assert report["rows"][-1]["top1_agreement"] >= 0.75  # a model trained 2 epochs: many near-ties
-    assert tfc.export.read_metadata(report["files"]["android"]["model"])["input"]["color_space"] == "RGB"
-
-
-@pytest.mark.slow
 def test_every_lossy_stage_recovers_by_distillation_and_the_export_controls_accuracy(tmp_path, seeded):
     recipe = {
         "model": "builtin:student",
@@ -286,3 +263,40 @@ def test_every_lossy_stage_recovers_by_distillation_and_the_export_controls_accu
     assert any("distilled from the float model, float layers: first" in line for line in lines)
     ops = tfc.export.inspect(report["files"]["model"])["ops"]
     assert [op["input_dtypes"][0] for op in ops if op["op"] == "CONV_2D"] == ["float32", "int8"]
+
+
+def test_two_classes_and_one_output_are_a_binary_task_measured_at_its_threshold(digits, tmp_path, seeded):
+    (x_train, y_train), (x_test, y_test) = digits
+    np.savez(tmp_path / "odd.npz", x_train=x_train, y_train=y_train % 2, x_test=x_test, y_test=y_test % 2)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(16, "relu"),
+                              keras.layers.Dense(1, name="odd")])  # fmt: skip
+    report = tfc.pipeline.run({
+        "model": model, "data": {"source": "npz", "path": str(tmp_path / "odd.npz")},
+        "output_dir": str(tmp_path / "out"),
+        "stages": {"train": {"epochs": 4}, "export": {"android_labels": ["even", "odd"]}},
+    }, progress=lambda line: None)  # fmt: skip
+    assert report["task"]["kind"] == "binary" and report["task"]["source"] == "the labels"
+    final = report["final"]
+    outputs = tfc.export.LiteRTModel(report["files"]["model"]).predict(x_test)[:, 0]
+    assert final["tflite_accuracy"] == pytest.approx(np.mean((outputs > 0) == (y_test % 2 == 1)))
+    assert final["top1_agreement"] is None and final["agreement"] >= 0.97 and final["tflite_accuracy"] > 0.8
+    assert tfc.export.inspect(report["files"]["android"]["model"])["outputs"][0]["shape"] == [1, 2]
+
+
+def test_a_regression_is_measured_by_its_error_never_an_accuracy(digits, tmp_path, seeded):
+    (x_train, y_train), (x_test, y_test) = digits
+    np.savez(tmp_path / "value.npz", x_train=x_train, y_train=y_train / 9, x_test=x_test, y_test=y_test / 9)
+    lines, data = [], {"source": "npz", "path": str(tmp_path / "value.npz")}
+    report = tfc.pipeline.run({
+        "model": "builtin:student", "task": "regression", "data": data, "output_dir": str(tmp_path / "out"),
+        "stages": {"train": {"epochs": 3}, "export": {}},
+    }, progress=lines.append)  # fmt: skip
+    final = report["final"]
+    outputs = tfc.export.LiteRTModel(report["files"]["model"]).predict(x_test)[:, 0]
+    assert final["tflite_mae"] == pytest.approx(np.mean(np.abs(outputs - y_test / 9)), rel=1e-5)
+    assert final["keras_accuracy"] is None and final["tflite_accuracy"] is None and final["agreement"] is None
+    assert final["tflite_mae"] < 0.2 and "Keras MAE" in "\n".join(lines) and "acc." not in "\n".join(lines)
+    with pytest.raises(ValueError, match=r"android_labels` has 2 names, but the model's output is regression"):
+        tfc.pipeline.run({"model": "builtin:student", "task": "regression", "overwrite": True, "data": data,
+                          "output_dir": str(tmp_path / "out"),
+                          "stages": {"train": {"epochs": 1}, "export": {"android_labels": ["a", "b"]}}})  # fmt: skip

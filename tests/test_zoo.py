@@ -27,22 +27,10 @@ pytestmark = pytest.mark.slow
 _MIN_POST_TRAINING_AGREEMENT = {"efficientnet_b0": 0.75}
 
 
-@pytest.fixture(scope="module")
-def built():
-    """Each zoo model once per module, with held-out and calibration inputs."""
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            model = zoo.build(name, trained=True)
-            if name in zoo.IMAGE_CLASSIFIERS:  # held-out digits, and others to calibrate on
-                inputs = zoo.digit_images(name, 200, offset=1200)[0], zoo.digit_images(name, 128, offset=1400)[0]
-            else:
-                inputs = zoo.inputs_for(name, model, 200, seed=1), zoo.inputs_for(name, model, 128, seed=2)
-            cache[name] = (model, *inputs)
-        return cache[name]
-
-    return get
+@pytest.fixture
+def built(zoo_model):
+    """`get(name)`: the zoo model, held-out inputs and calibration inputs (built once per session)."""
+    return lambda name: (lambda model, x, y, calibration, path: (model, x, calibration))(*zoo_model(name))
 
 
 def _as_list(outputs):
@@ -109,30 +97,38 @@ def test_qat_model_trains_exports_int8_and_litert_agrees_with_it(name, built, tm
     tflite_outputs = tfc.export.LiteRTModel(result.path).predict(by_name)
     names = [name.removeprefix("quant_") for name in qat.output_names]
     tflite_outputs = [tflite_outputs[n] for n in names] if isinstance(tflite_outputs, dict) else [tflite_outputs]
-    decided = zoo.decided(qat, x)
-    for output_name, keras_output, tflite_output, positions in zip(names, keras_outputs, tflite_outputs, decided):
-        if output_name == "box":  # a regression output: its error is what there is to report
+    tasks = tfc._tasks.infer_all(model, task=zoo.TASKS.get(name))
+    decided = zoo.decided(qat, x, tasks=tasks)
+    for output_name, keras_output, tflite_output, answers, task in zip(
+        names, keras_outputs, tflite_outputs, decided, tasks
+    ):
+        if task.kind == "regression":  # its error is what there is to report
             error = float(np.max(np.abs(keras_output - tflite_output)))
             assert error < 0.1 * float(np.ptp(keras_output)) + 1e-3, error
             continue
-        _, agreement, count = zoo.top1_agreement(tflite_output, keras_output, positions)
-        assert count >= 20, f"only {count} positions with a decided winner"
+        _, agreement, count = zoo.agreement(tflite_output, keras_output, answers, task)
+        assert count >= 20, f"only {count} decided answers"
         assert agreement >= 0.99, (output_name, agreement, count)
 
 
-@pytest.mark.parametrize("name", NAMES)
+# The models of other tasks are tests/test_zoo_tasks.py's: held to their labels and decided answers.
+OTHER_TASKS = [name for name in zoo.TASKS if name != "multi_io"]
+
+
+@pytest.mark.parametrize("name", [name for name in NAMES if name.values[0] not in OTHER_TASKS])
 def test_post_training_int8_export_verifies_output_by_output(name, built, tmp_path):
     model, x, calibration = built(name)
     result = tfc.export.to_tflite(model, tmp_path / f"{name}.tflite", representative_data=calibration)
-    check = tfc.export.verify(result.path, model, x)
+    check = tfc.export.verify(result.path, model, x, task=zoo.TASKS.get(name))
     assert set(check["outputs"]) == set(model.output_names) and check["samples"] == 200
     for output_name, keras_output in zip(model.output_names, _as_list(model.predict(x, verbose=0))):
         figures = check["outputs"][output_name]
         assert figures["mean_abs_error"] < 0.05 * float(np.ptp(keras_output)), (output_name, figures)
-        assert output_name == "box" or figures["top1_agreement"] >= _MIN_POST_TRAINING_AGREEMENT.get(name, 0.9), (
-            output_name,
-            figures,
-        )
+        if figures["task"] == "regression":
+            assert figures["agreement"] is None and figures["relative_error"] < 0.1, (output_name, figures)
+        else:
+            assert figures["agreement"] >= _MIN_POST_TRAINING_AGREEMENT.get(name, 0.9), (output_name, figures)
+            assert (figures["top1_agreement"] is None) == (figures["task"] != "multiclass")
     integer_inputs = [spec for spec in tfc.export.LiteRTModel(result.path).input_specs if spec.dtype != "float32"]
     assert [spec.dtype for spec in integer_inputs] == (["int32"] if name in ("text_embedding", "transformer") else [])
 

@@ -1,4 +1,5 @@
-"""The models users bring, built small: transfer learning, keras.applications, audio, text, sequences, several I/O.
+"""The models users bring, built small: transfer learning, keras.applications, audio, text, sequences, several I/O,
+and every task: one-logit and sigmoid binary classifiers, multi-label, regression.
 
 Each builder takes the Keras module to build with, so the same function makes the tf_keras
 model every entry point takes and its Keras 3 twin for `tfc.from_keras3`. Weights are
@@ -10,10 +11,13 @@ Example:
   >>> x = inputs_for("mobilenet_v3_small", model, 8)
 """
 
+import os
+
 import numpy as np
 from sklearn.datasets import load_digits
 
 from tfcompress import keras as keras2
+from tfcompress._tasks import Task
 
 IMAGE = (64, 64, 3)
 FRAMES = (49, 10)  # 49 frames of 10 MFCC coefficients: one second of keyword-spotting audio
@@ -38,17 +42,54 @@ def transfer_sequential(k):
     )
 
 
-def transfer_functional(k):
-    """The same in the functional API: `preprocess_input`, the base called with training=False, unfrozen."""
+def transfer_tutorial(k):
+    """TensorFlow's "Transfer learning and fine-tuning" tutorial's model, as fine-tuned: a binary head (one logit).
+
+    Augmentation in a nested Sequential, `preprocess_input`, the base called with
+    training=False and trainable from layer 100 on (the tutorial's `fine_tune_at`), a
+    Dropout, `Dense(1)`; trained with `BinaryCrossentropy(from_logits=True)`. With
+    `build(trained=True)` the base is first trained on the ten digit classes, a stand-in
+    for its ImageNet weights, which cannot be downloaded here.
+    """
     base = k.applications.MobileNetV2(input_shape=IMAGE, alpha=0.35, include_top=False, weights=None)
+    base.trainable = True
+    for layer in base.layers[:100]:
+        layer.trainable = False
     # Called with training=False, the base keeps its statistics in training too: set them here.
     pixels = np.random.default_rng(0).uniform(0, 255, (32,) + IMAGE).astype(np.float32)
     _settle_batchnorm(base, k, k.applications.mobilenet_v2.preprocess_input(pixels))
+    augmentation = k.Sequential([k.layers.RandomFlip("horizontal"), k.layers.RandomRotation(0.2)], name="augmentation")
     inputs = k.Input(IMAGE)
-    x = k.applications.mobilenet_v2.preprocess_input(inputs)
+    x = augmentation(inputs)
+    x = k.applications.mobilenet_v2.preprocess_input(x)
     x = base(x, training=False)
     x = k.layers.GlobalAveragePooling2D()(x)
-    return k.Model(inputs, k.layers.Dense(5)(x), name="transfer_functional")
+    x = k.layers.Dropout(0.2)(x)
+    return k.Model(inputs, k.layers.Dense(1)(x), name="transfer_tutorial")
+
+
+def _small_image_model(k, name, units, activation=None):
+    inputs = k.Input(IMAGE)
+    x = k.layers.Rescaling(1 / 255)(inputs)
+    x = k.layers.Conv2D(16, 3, strides=2, activation="relu")(x)
+    x = k.layers.Conv2D(32, 3, strides=2, activation="relu")(x)
+    x = k.layers.Flatten()(k.layers.MaxPooling2D()(x))
+    return k.Model(inputs, k.layers.Dense(units, activation=activation, name="head")(x), name=name)
+
+
+def binary_sigmoid(k):
+    """A binary image classifier ending in a sigmoid (a probability, decided at 0.5)."""
+    return _small_image_model(k, "binary_sigmoid", 1, "sigmoid")
+
+
+def multilabel(k):
+    """Three independent yes/nos about an image, as logits."""
+    return _small_image_model(k, "multilabel", 3)
+
+
+def regression(k):
+    """One value from an image: the digit's value over 9."""
+    return _small_image_model(k, "regression", 1)
 
 
 def mobilenet_v2(k):
@@ -177,7 +218,10 @@ BUILDERS = {
     builder.__name__: builder
     for builder in (
         transfer_sequential,
-        transfer_functional,
+        transfer_tutorial,
+        binary_sigmoid,
+        multilabel,
+        regression,
         mobilenet_v2,
         mobilenet_v3_small,
         mobilenet_v3_large,
@@ -195,22 +239,94 @@ BUILDERS = {
         segmentation,
     )
 }
+def keras3_sequential(k):
+    """A Keras 3 user's Sequential CNN, pixels scaled inside."""
+    return k.Sequential(
+        [k.Input(IMAGE), k.layers.Rescaling(1 / 255), k.layers.Conv2D(16, 3, strides=2, activation="relu"),
+         k.layers.MaxPooling2D(), k.layers.Conv2D(32, 3, activation="relu"), k.layers.MaxPooling2D(),
+         k.layers.Flatten(), k.layers.Dense(10)],
+        name="keras3_sequential",
+    )  # fmt: skip
+
+
+def keras3_functional(k):
+    """A Keras 3 user's functional CNN: normalization, a residual block, Keras 3's `x / 255.0` as an operation."""
+    inputs = k.Input(IMAGE)
+    x = k.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(inputs / 255.0)
+    y = k.layers.Conv2D(16, 3, padding="same")(k.layers.BatchNormalization()(x))
+    x = k.layers.ReLU()(k.layers.Add()([x, y]))
+    x = k.layers.Flatten()(k.layers.MaxPooling2D(4)(x))
+    return k.Model(inputs, k.layers.Dense(10)(x), name="keras3_functional")
+
+
+# Saved by Keras 3 as `.keras` files (`keras3_file`), for the entry points that take a path.
+KERAS3_FILES = {"keras3_sequential": keras3_sequential, "keras3_functional": keras3_functional,
+                "keras3_mobilenet_v3_small": lambda k: mobilenet_v3_small(k)}  # fmt: skip
+
+
+def keras3_file(name, folder):
+    """Builds `name` of `KERAS3_FILES` with Keras 3, trains it on digits as a Keras 3 user would, saves it as `.keras`.
+
+    MobileNetV3Small keeps Keras's default `include_preprocessing=True` (a Rescaling inside).
+
+    Returns:
+      The file's path.
+    """
+    import keras as keras3
+
+    keras3.utils.set_random_seed(0)
+    model = KERAS3_FILES[name](keras3)
+    x, y = digit_images(name, 1024)
+    softmax = name == "keras3_mobilenet_v3_small"  # keras.applications end in a softmax
+    loss = keras3.losses.SparseCategoricalCrossentropy(from_logits=not softmax)
+    model.compile(optimizer=keras3.optimizers.Adam(2e-3), loss=loss)
+    model.fit(x, y, batch_size=32, epochs=8, verbose=0)
+    _settle_batchnorm(model, keras3, x[:64])  # a momentum of 0.999 (MobileNetV3's) has not caught up in 256 steps
+    path = os.path.join(os.fspath(folder), f"{name}.keras")
+    model.save(path)
+    return path
+
+
+def student_for(teacher, k=keras2):
+    """A small image CNN (the zoo's `multilabel` body) with a head of the teacher's width: a student to distil into."""
+    body = _small_image_model(k, "student", 1)
+    head = k.layers.Dense(teacher.output_shape[-1], name="student_head")(body.layers[-2].output)
+    return k.Model(body.inputs, head, name="student")
+
+
 # Seconds, not minutes, for the rest; these take a minute or more through QAT and int8 on 2 cores.
 HEAVY = ("mobilenet_v3_large", "efficientnet_b0", "resnet50", "densenet121")
 # Models that scale their own pixels (Rescaling, preprocess_input): they take 0..255; the rest [-1, 1].
 _PIXELS_0_255 = (
+    "keras3_sequential",
+    "keras3_functional",
+    "keras3_mobilenet_v3_small",
     "transfer_sequential",
-    "transfer_functional",
+    "transfer_tutorial",
+    "binary_sigmoid",
+    "multilabel",
+    "regression",
     "mobilenet_v3_small",
     "mobilenet_v3_large",
     "efficientnet_b0",
 )
+# Each output's task where it is not one class of several. Untrained models are not compiled, so a test says it.
+TASKS = {
+    "transfer_tutorial": "binary",
+    "binary_sigmoid": "binary",
+    "multilabel": "multilabel",
+    "regression": "regression",
+    "multi_io": {"scores": "multiclass", "box": "regression"},
+}
 
 
-# The image classifiers, trained briefly on real digits when `build(trained=True)`.
+# The image models, trained briefly on real digits when `build(trained=True)`.
 IMAGE_CLASSIFIERS = (
     "transfer_sequential",
-    "transfer_functional",
+    "transfer_tutorial",
+    "binary_sigmoid",
+    "multilabel",
+    "regression",
     "mobilenet_v2",
     "mobilenet_v3_small",
     "mobilenet_v3_large",
@@ -252,27 +368,58 @@ def build(name, k=keras2, seed=0, trained=False):
 
 
 def digit_images(name, count, offset=0):
-    """`(images, labels)`: scikit-learn's 8x8 digits upsampled to the zoo's RGB input, in `name`'s pixel range."""
+    """`(images, labels)`: scikit-learn's 8x8 digits upsampled to the zoo's RGB input, in `name`'s pixel range.
+
+    The labels are what `name` answers: the digit (multi-class), whether it is odd
+    (binary), three yes/nos (multi-label: odd, five or more, has a loop), or its value over 9.
+    """
     digits = load_digits()
     small = digits.images[offset : offset + count, :, :, None].astype(np.float32) / 16.0
     large = np.repeat(small.repeat(IMAGE[0] // 8, axis=1).repeat(IMAGE[1] // 8, axis=2), 3, axis=-1)
     pixels = large * 255 if name in _PIXELS_0_255 else large * 2 - 1
-    return pixels, digits.target[offset : offset + count]
+    return pixels, labels_for(name, digits.target[offset : offset + count])
+
+
+def labels_for(name, digits):
+    """The labels of zoo model `name` for these digits (see `digit_images`)."""
+    task = TASKS.get(name, "multiclass")
+    if task == "binary":
+        return (digits % 2).astype(np.float32)
+    if task == "multilabel":
+        return np.stack([digits % 2, digits >= 5, np.isin(digits, (0, 6, 8, 9))], -1).astype(np.float32)
+    if task == "regression":
+        return (digits / 9).astype(np.float32)
+    return digits
+
+
+def _loss(name, model, k):
+    """What a user trains `name`'s task with."""
+    task = TASKS.get(name, "multiclass")
+    if task == "regression":
+        return k.losses.MeanSquaredError()
+    activation = getattr(model.layers[-1], "activation", None)
+    if task in ("binary", "multilabel"):
+        return k.losses.BinaryCrossentropy(from_logits=activation is not k.activations.sigmoid)
+    return k.losses.SparseCategoricalCrossentropy(from_logits=activation is not k.activations.softmax)
 
 
 def _train_on_digits(name, model, k):
     x, y = digit_images(name, 1024)
-    classes = model.output_shape[-1]
     layers = list(_walk(model))
     trainable = [layer.trainable for layer in layers]
     for layer in layers:  # a frozen base is trained here as a pretrained one was, then frozen again
         layer.trainable = True
-    probabilities = getattr(model.layers[-1], "activation", None) is k.activations.softmax
-    model.compile(
-        optimizer=k.optimizers.Adam(1e-3),
-        loss=k.losses.SparseCategoricalCrossentropy(from_logits=not probabilities),
-    )
-    model.fit(x, y % classes, batch_size=32, epochs=8 if name not in HEAVY else 3, verbose=0)
+    if name == "transfer_tutorial":  # the base's stand-in for ImageNet: the ten digit classes
+        base = model.get_layer("mobilenetv2_0.35_64")
+        pretraining = k.Sequential([base, k.layers.GlobalAveragePooling2D(), k.layers.Dense(10)])
+        pretraining.compile(optimizer=k.optimizers.Adam(1e-3),
+                            loss=k.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+        pixels = k.applications.mobilenet_v2.preprocess_input(x.copy())  # numpy arrays it rescales in place
+        pretraining.fit(pixels, digit_images("", 1024)[1], batch_size=32, epochs=5, verbose=0)
+        _settle_batchnorm(base, k, pixels[:64])  # the model calls it with training=False: its statistics stay
+    model.compile(optimizer=k.optimizers.Adam(1e-3), loss=_loss(name, model, k))
+    model.fit(x, y % model.output_shape[-1] if TASKS.get(name) is None else y, batch_size=32,
+              epochs=8 if name not in HEAVY else 3, verbose=0)  # fmt: skip
     for layer, value in zip(layers, trainable):
         layer.trainable = value
     _settle_batchnorm(model, k, x[:64])
@@ -325,33 +472,36 @@ def inputs_for(name, model, count, seed=0):
     return arrays[0] if len(arrays) == 1 else arrays
 
 
-# A score wins clearly when it beats the runner-up by this share of the output's range.
+# A score wins clearly when it beats the runner-up (a binary one: its threshold) by this share of the output's range.
 CLEAR_MARGIN = 0.15
 
 
-def decided(model, x, draws=16, seed=0):
-    """Per output of `model`, the positions whose top-1 an int8 file can be asked to reproduce.
+def decided(model, x, draws=16, seed=0, tasks=None):
+    """Per output of `model`, the answers an int8 file can be asked to reproduce.
 
     Two kinds of ties are left out. Near-equal scores: the winner must beat the runner-up by
-    `CLEAR_MARGIN` of the output's range. And ties at int8 resolution: a quantization-aware
-    model rounds at every layer, so it is a step function, and for some inputs noise of at
-    most half the int8 step of its inputs (1/255 of their range) changes its class. Under
-    such noise the briefly trained QAT MobileNetV2 changed class on 3.0% of its clear winners
-    here and EfficientNetB0 on 4.8% (their float models on none). LiteRT's int8 disagreed
-    with them on 3.0% and 3.2% of the clear winners, and on none of the 182 and 160 whose
-    winner held under 8 draws; in a third run, 16 and 32 draws left 151 to 157 and 145 to
-    147, with none. benchmarks/zoo.py (its QAT step towards the float outputs) found one
-    disagreement for EfficientNetB0, in 156 with 8 draws and in 151 with 16. So the winner
-    must also hold under `draws` draws of such noise. Integer inputs (token ids) get none.
+    `CLEAR_MARGIN` of the output's range (a binary or multi-label score must be that far from
+    its threshold). And ties at int8 resolution: a quantization-aware model rounds at every
+    layer, so it is a step function, and for some inputs noise of at most half the int8 step
+    of its inputs (1/255 of their range) changes its answer. Under such noise the briefly
+    trained QAT MobileNetV2 changed class on 3.0% of its clear winners here and
+    EfficientNetB0 on 4.8% (their float models on none). LiteRT's int8 disagreed with them on
+    3.0% and 3.2% of the clear winners, and on none of the 182 and 160 whose winner held under
+    8 draws; in a third run, 16 and 32 draws left 151 to 157 and 145 to 147, with none.
+    benchmarks/zoo.py (its QAT step towards the float outputs) found one disagreement for
+    EfficientNetB0, in 156 with 8 draws and in 151 with 16. So the answer must also hold
+    under `draws` draws of such noise. Integer inputs (token ids) get none.
 
     Args:
       model: a Keras model (quantization-aware or float).
       x: its inputs, an array or a list of arrays.
-      draws: noisy copies of `x` the winner must hold under.
+      draws: noisy copies of `x` the answer must hold under.
       seed: the noise's seed.
+      tasks: each output's `tfcompress._tasks.Task`, or None for multi-class outputs.
 
     Returns:
-      One boolean array per output, over its positions (examples, or pixels of a map).
+      One boolean array per output, over its answers (examples, pixels of a map, or
+      labels); a regression output's is empty: it decides nothing.
     """
     inputs = x if isinstance(x, list) else [x]
     scores = _listed(model.predict(x, verbose=0))
@@ -359,23 +509,30 @@ def decided(model, x, draws=16, seed=0):
     noisy = [np.concatenate([_with_noise(array, rng) for _ in range(draws)]) for array in inputs]  # one predict
     noisy_scores = _listed(model.predict(noisy if isinstance(x, list) else noisy[0], verbose=0))
     held = []
-    for score, noisy_score in zip(scores, noisy_scores):
-        winners = np.argmax(score, axis=-1).reshape(1, -1)
-        noisy_winners = np.argmax(noisy_score, axis=-1).reshape(draws, -1)
-        held.append(_clear(score) & np.all(noisy_winners == winners, axis=0))
+    for index, (score, noisy_score) in enumerate(zip(scores, noisy_scores)):
+        task = tasks[index] if tasks else Task("multiclass")
+        if task.kind == "regression":
+            held.append(np.zeros(0, bool))
+            continue
+        answers = task.decisions(score).reshape(1, -1)
+        noisy_answers = task.decisions(noisy_score).reshape(draws, -1)
+        held.append(_clear(score, task) & np.all(noisy_answers == answers, axis=0))
     return held
 
 
-def top1_agreement(tflite_output, keras_output, positions):
-    """`(agreement over every position, agreement over `positions`, how many positions)`."""
-    same = np.argmax(_positions(tflite_output), -1) == np.argmax(_positions(keras_output), -1)
-    return float(np.mean(same)), float(np.mean(same[positions])), int(positions.sum())
+def agreement(tflite_output, keras_output, answers, task=None):
+    """`(agreement over every answer, agreement over the decided `answers`, how many are decided)`."""
+    task = task or Task("multiclass")
+    same = (task.decisions(tflite_output) == task.decisions(keras_output)).reshape(-1)
+    return float(np.mean(same)), float(np.mean(same[answers])), int(answers.sum())
 
 
-def _clear(scores):
-    scores = _positions(scores)
-    ordered = np.sort(scores, axis=-1)
-    return ordered[:, -1] - ordered[:, -2] > CLEAR_MARGIN * np.ptp(scores)
+def _clear(scores, task):
+    scores = np.asarray(scores)
+    if task.kind == "multiclass":
+        ordered = np.sort(_positions(scores), axis=-1)
+        return ordered[:, -1] - ordered[:, -2] > CLEAR_MARGIN * np.ptp(scores)
+    return (np.abs(scores - task.threshold) > CLEAR_MARGIN * np.ptp(scores)).reshape(-1)
 
 
 def _with_noise(array, rng):

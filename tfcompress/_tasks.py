@@ -167,9 +167,10 @@ class Task:
     def labels(self, y, output_shape, *, argument: str = "y") -> np.ndarray:
         """Labels as users hold them, checked and in the form the measures read.
 
-        Multi-class: integer classes or one-hot (read by argmax), returned as integers of
-        shape `(n, *positions)`. Binary: 0/1 (float, int or bool), multi-label: multi-hot,
-        regression: values; these three returned as float32 in the output's shape.
+        Multi-class: integer classes, or one-hot (or smoothed) rows read by argmax, returned
+        as integers of shape `(n, *positions)`. Binary: 0/1 (float, int or bool),
+        multi-label: multi-hot, regression: values; these three returned as float32 in the
+        output's shape.
 
         Args:
           y: the labels.
@@ -188,7 +189,7 @@ class Task:
             raise ValueError(f"`{argument}` holds NaN or infinite labels; clean them first.")
         fits = _LABEL_SHAPES[self.kind](y.shape[1:], shape)
         if self.kind == "multiclass":
-            if fits == "one-hot" and np.all((values == 0) | (values == 1)) and np.all(values.sum(-1) == 1):
+            if fits == "one-hot" and np.all(values >= 0) and np.allclose(values.sum(-1), 1):  # soft labels too
                 return np.argmax(values, axis=-1)
             classes = values.reshape((len(y),) + shape[:-1]) if fits == "sparse" else None
             if classes is not None and np.all(classes == np.round(classes)) and classes.min() >= 0:

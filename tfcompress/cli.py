@@ -1,8 +1,10 @@
 """The `tfcompress` command line (absl-py)."""
 
+import contextlib
 import os
 import signal
 import sys
+import tempfile
 
 # Before TensorFlow loads: keep its C++ start-up chatter out of the terminal.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,6 +20,8 @@ Usage:
   tfcompress inspect MODEL.tflite
   tfcompress bench MODEL.tflite [--threads=1,all] [--runs=100]
   tfcompress bench A.tflite B.tflite ... [--threads=1,all] [--rounds=200] [--baseline=A.tflite]
+  (inspect and bench also take a Keras model file, .keras, .h5 or SavedModel, Keras 2 or 3:
+   they look at its float32 .tflite)
 
 Commands:
   run      Run a recipe (YAML or JSON; see examples/): load your model (.keras, .h5 or SavedModel)
@@ -53,7 +57,8 @@ flags.DEFINE_bool("overwrite", False, "Replace the outputs of an earlier run in 
 flags.DEFINE_bool(
     "trust_model_code",
     False,
-    "run: load model files whose Lambda layers carry Python code, running it (only for files you trust).",
+    "run, inspect, bench: load model files whose Lambda layers carry Python code, running it (only for files you "
+    "trust).",
 )
 flags.DEFINE_string("recipe", None, "run: the recipe file (.yaml, .yml or .json).")
 flags.DEFINE_multi_string("set", [], "run: override a recipe value, e.g. --set=stages.prune.sparsity=0.5 (repeatable).")
@@ -113,13 +118,37 @@ def _run() -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _as_tflite(paths):
+    """The paths as `.tflite` files: a Keras model file is loaded (Keras 3's rebuilt) and exported as float32."""
+    with tempfile.TemporaryDirectory(prefix="tfcompress_") as folder:
+        converted = []
+        for path in paths:
+            is_model = os.path.isdir(path) or path.lower().endswith((".keras", ".h5", ".hdf5"))
+            if not is_model:
+                converted.append(path)
+                continue
+            from tfcompress import _model_files
+            from tfcompress.export.tflite import to_tflite
+
+            logging.set_verbosity(logging.WARNING)  # the converter logs every temporary SavedModel at INFO
+            model = _model_files.load(path, trust_code=FLAGS.trust_model_code, argument="the model file")
+            stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+            tflite = to_tflite(model, os.path.join(folder, f"{stem}_float32.tflite"), mode="float32").path
+            _say(f"{path}: a Keras model file; this is its float32 .tflite (int8 needs calibration data: "
+                 "tfcompress run, or tfc.export.to_tflite(model, path, representative_data=...)).")  # fmt: skip
+            converted.append(tflite)
+        yield converted
+
+
 def _inspect(path: str) -> int:
     from tfcompress.export.inspection import inspect_tflite
     from tfcompress.report import format_table
 
     try:
-        report = inspect_tflite(path)
-    except (FileNotFoundError, ValueError) as error:
+        with _as_tflite([path]) as (tflite,):
+            report = dict(inspect_tflite(tflite), path=path)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
         _say(f"error: {error}")
         return 1
     _say(f"{report['path']}: {report['bytes']:,} bytes")
@@ -167,8 +196,9 @@ def _bench(path: str) -> int:
     if threads is None:
         return 2
     try:
-        report = benchmark(path, threads=threads, runs=FLAGS.runs)
-    except (FileNotFoundError, ValueError) as error:
+        with _as_tflite([path]) as (tflite,):
+            report = dict(benchmark(tflite, threads=threads, runs=FLAGS.runs), path=path)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
         _say(f"error: {error}")
         return 1
     _say(f"{report['path']}: {report['bytes']:,} bytes, {report['gzip_bytes']:,} gzipped; batch 1; {cpu()}")
@@ -203,13 +233,14 @@ def _compare(paths) -> int:
         _say(f"error: --baseline must be one of the files given ({', '.join(paths)}); received {FLAGS.baseline!r}.")
         return 2
     baseline = paths.index(FLAGS.baseline) if FLAGS.baseline is not None else 0
-    for count in dict.fromkeys(threads):  # in order, once each
-        try:
-            result = compare(paths, baseline=baseline, threads=count, rounds=FLAGS.rounds)
-        except (FileNotFoundError, ValueError) as error:
-            _say(f"error: {error}")
-            return 1
-        _say(format_comparison(result) + "\n")
+    try:
+        with _as_tflite(paths) as files:
+            for count in dict.fromkeys(threads):  # in order, once each
+                result = compare(files, baseline=baseline, threads=count, rounds=FLAGS.rounds)
+                _say(format_comparison(result) + "\n")
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        _say(f"error: {error}")
+        return 1
     return 0
 
 

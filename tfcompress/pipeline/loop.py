@@ -111,7 +111,7 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
     report["files"].update(reports.write_all(report, paths, overwrite=checked["overwrite"]))
     reports.log_stages(rows, paths["tensorboard"])
     progress("")
-    progress(f"Task: {context.task.describe()}, as {context.task.source} says.")
+    progress(f"Task: {context.task.describe()}; from {context.task.source}.")
     progress(reports.format_table(rows, reports.stage_columns(context.task.measure)))
     progress(reports.latency_note(cpu))
     return report
