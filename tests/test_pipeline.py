@@ -273,9 +273,12 @@ def test_two_classes_and_one_output_are_a_binary_task_measured_at_its_threshold(
     report = tfc.pipeline.run({
         "model": model, "data": {"source": "npz", "path": str(tmp_path / "odd.npz")},
         "output_dir": str(tmp_path / "out"),
-        "stages": {"train": {"epochs": 4}, "export": {"android_labels": ["even", "odd"]}},
+        "stages": {"train": {"epochs": 3}, "distill": {"teacher": "builtin:teacher", "teacher_epochs": 2, "epochs": 2},
+                   "export": {"android_labels": ["even", "odd"]}},
     }, progress=lambda line: None)  # fmt: skip
     assert report["task"]["kind"] == "binary" and report["task"]["source"] == "the labels"
+    teacher = report["rows"][2]
+    assert teacher["stage"] == "teacher" and teacher["keras_accuracy"] > 0.8  # one logit too, trained on 0/1
     final = report["final"]
     outputs = tfc.export.LiteRTModel(report["files"]["model"]).predict(x_test)[:, 0]
     assert final["tflite_accuracy"] == pytest.approx(np.mean((outputs > 0) == (y_test % 2 == 1)))

@@ -295,30 +295,31 @@ def infer(model, output: int = 0, *, task=None, labels=None, loss=None, argument
     shape = tuple(model.outputs[output].shape[1:])
     activation, units = _head_activation(model, output), shape[-1] if shape else 1
     head = f"{name!r} ({units} {activation} unit{'s' if units != 1 else ''})"
-    probabilities = activation in ("sigmoid", "softmax")
-    made = dict(logits=not probabilities, positions=len(shape) > 1)
+
+    def made(kind, source, assumed=False):
+        logits = kind != "regression" and activation not in ("sigmoid", "softmax")
+        return Task(kind, logits=logits, positions=len(shape) > 1, source=source, assumed=assumed)
+
     if task is not None:
         check_one_of(argument, task, TASKS)
         _check_fits(task, activation, units, head, f"`{argument}={task!r}` was given")
-        return Task(task, **(made if task != "regression" else dict(made, logits=False)), source=f"{argument}={task!r}")
+        return made(task, f"{argument}={task!r}")
     trained = _from_loss(loss if loss is not None else _compiled_loss(model, name, output))
     if trained is not None:
         kind, words = trained
         kind = "multilabel" if kind == "binary" and units > 1 else kind
         _check_fits(kind, activation, units, head, f"The loss {words} trains a {_WORDS[kind]} output")
-        return Task(kind, **(made if kind != "regression" else dict(made, logits=False)), source=f"the loss {words}")
+        return made(kind, f"the loss {words}")
     if activation == "softmax":
-        return Task("multiclass", **made, source=f"the softmax of output {head}")
+        return made("multiclass", f"the softmax of output {head}")
     if activation == "sigmoid":
-        return Task("binary" if units == 1 else "multilabel", **made, source=f"the sigmoid of output {head}")
+        return made("binary" if units == 1 else "multilabel", f"the sigmoid of output {head}")
     if activation != "linear":
-        return Task("regression", **dict(made, logits=False), source=f"the {activation} of output {head}")
+        return made("regression", f"the {activation} of output {head}")
     if labels is not None:
-        kind = _from_labels(np.asarray(labels), shape, head)
-        return Task(kind, **(made if kind != "regression" else dict(made, logits=False)), source="the labels")
+        return made(_from_labels(np.asarray(labels), shape, head), "the labels")
     if units > 1:
-        return Task("multiclass", **made, source=f"output {head}, read as a multi-class classifier's logits",
-                    assumed=True)  # fmt: skip
+        return made("multiclass", f"output {head}, read as a multi-class classifier's logits", assumed=True)
     raise UnknownTaskError(
         f"Output {head} could be a binary classifier's logit or a regression value, and nothing says which: the "
         f"model is not compiled with a loss and no labels were given. Pass {argument}='binary' (a logit, decided "

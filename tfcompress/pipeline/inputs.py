@@ -40,7 +40,8 @@ def load_model(context, reference, key: str):
 
     Returns:
       The model, whose input matches the data's. A built-in model outputs what the labels
-      need: a logit per class, one logit (binary), a value per label or per target.
+      need (a logit per class, one logit for binary, a value per label or per target), or,
+      loaded after the model (a teacher), as many values as it.
 
     Raises:
       FileNotFoundError: no file at the path.
@@ -105,7 +106,9 @@ def task_of(context, model, key: str):
 
 
 def _builtin_outputs(context) -> int:
-    """How many values a built-in model outputs for the recipe's labels and `task`."""
+    """How many values a built-in model outputs: a teacher as many as its student, else what the labels need."""
+    if context.model is not None:
+        return context.model.output_shape[-1]
     y, task = context.y_train, context.recipe["task"]
     if task == "binary":
         return 1
