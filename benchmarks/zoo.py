@@ -15,10 +15,11 @@ tfcompress tells it, the post-training int8 file, its figures against the Keras 
 task's measure, accuracy control to 1 point, distillation into a small student, and the
 Android bundle. A cell is ✓ with its figures, or the error in full.
 
-With --write, README's two tables are replaced by this run's (between their markers),
+With --write, README's tables (those measured) are replaced by this run's (between their markers),
 headed by the command, the date, the versions and the CPU.
 
-Usage: python benchmarks/zoo.py [--models=lstm,gru] [--write]   (writes its .tflite files to ./zoo_benchmark)
+Usage: python benchmarks/zoo.py [--tables=zoo,tasks] [--models=lstm,gru] [--write]
+(writes its .tflite files to ./zoo_benchmark)
 """
 
 import datetime
@@ -38,8 +39,10 @@ from tests import zoo  # noqa: E402
 from tfcompress import _model_files, _tasks, keras  # noqa: E402
 
 TASK_MODELS = ("transfer_tutorial", "binary_sigmoid", "multilabel", "regression", *zoo.KERAS3_FILES)
-flags.DEFINE_list("models", list(zoo.BUILDERS) + list(zoo.KERAS3_FILES), "Models to run.")
-flags.DEFINE_bool("write", False, "Replace README's tables with this run's (every model must run).")
+TABLE_MODELS = {"zoo": tuple(zoo.BUILDERS), "tasks": TASK_MODELS}
+flags.DEFINE_list("tables", list(TABLE_MODELS), "Tables to measure: zoo, tasks.")
+flags.DEFINE_list("models", None, "Models to run (default: every model of the tables).")
+flags.DEFINE_bool("write", False, "Replace README's tables with this run's (every model of each table must run).")
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 # Each table lies between these two lines in README.md.
 MARKERS = {key: (f"<!-- {key} table: written by python benchmarks/zoo.py --write -->", f"<!-- end of {key} table -->")
@@ -188,7 +191,9 @@ def _heading() -> str:
     import tensorflow as tf
 
     date = datetime.date.today().isoformat()
-    return (f"`python benchmarks/zoo.py --write`, {date}: tfcompress {tfc.__version__}, TensorFlow {tf.__version__}, "
+    tables = flags.FLAGS.tables
+    command = "python benchmarks/zoo.py" + ("" if tables == list(TABLE_MODELS) else f" --tables={','.join(tables)}")
+    return (f"`{command} --write`, {date}: tfcompress {tfc.__version__}, TensorFlow {tf.__version__}, "
             f"{tfc.export.cpu()}; one run.")  # fmt: skip
 
 
@@ -207,27 +212,33 @@ def main(argv):
     del argv
     folder = pathlib.Path("zoo_benchmark")
     folder.mkdir(exist_ok=True)
-    names = flags.FLAGS.models
-    if flags.FLAGS.write and set(names) != set(flags.FLAGS["models"].default):
-        raise SystemExit("--write replaces README's whole tables: run every model (leave --models out).")
+    unknown = sorted(set(flags.FLAGS.tables) - set(TABLE_MODELS))
+    if unknown:
+        raise SystemExit(f"--tables: no table {unknown}; the tables are {list(TABLE_MODELS)}.")
+    wanted = {key: TABLE_MODELS[key] for key in flags.FLAGS.tables}
+    everything = list(dict.fromkeys(name for models in wanted.values() for name in models))
+    names = flags.FLAGS.models or everything
+    if flags.FLAGS.write and set(names) != set(everything):
+        raise SystemExit("--write replaces README's whole tables: run every model of them (leave --models out).")
     zoo_header = ["model", "task", "prune.magnitude", "quantize.qat → int8", "export.to_tflite int8 + verify",
                   "prune.channels 50%", "s"]  # fmt: skip
     task_header = ["model", "task, as tfcompress tells it", "int8 file", "export.verify vs Keras",
                    "accuracy control ≤ 1 point", "Distiller, small student", "android_bundle", "s"]  # fmt: skip
     zoo_rows, task_rows = [], []
     for name in names:
-        if name in zoo.BUILDERS:
+        if name in wanted.get("zoo", ()):
             zoo_rows.append(_zoo_row(name, folder))
             print("| " + " | ".join(zoo_rows[-1]) + " |", flush=True)
-        if name in TASK_MODELS:
+        if name in wanted.get("tasks", ()):
             task_rows.append(_task_row(name, folder))
             print("| " + " | ".join(task_rows[-1]) + " |", flush=True)
     tables = {"zoo": f"{_heading()}\n\n{_table(zoo_header, zoo_rows)}",
               "tasks": f"{_heading()}\n\n{_table(task_header, task_rows)}"}  # fmt: skip
+    tables = {key: table for key, table in tables.items() if key in wanted}
     print("\n\n".join(tables.values()))
     if flags.FLAGS.write:
         _write(tables)
-        print(f"\nWrote both tables into {README}.")
+        print(f"\nWrote the {' and '.join(tables)} table{'s' * (len(tables) > 1)} into {README}.")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Shared fixtures: real digits data and tiny models, seeded so every run is the same."""
 
 import contextlib
+import gc
 import signal
 import subprocess
 import sys
@@ -19,6 +20,21 @@ def pytest_configure(config):
         "slow: seconds or more on 2 cores (subprocesses, notebooks, the zoo, multi-worker, the heaviest conversions); "
         "`-m 'not slow'` leaves them out for a fast run",
     )
+
+
+def pytest_collection_modifyitems(items):
+    # Each file's tests of one xdist group (a zoo model) run one after another, as under xdist,
+    # so `zoo_model` builds each model once in a run without workers too.
+    first_seen = {}
+    for item in items:
+        mark = item.get_closest_marker("xdist_group")
+        first_seen.setdefault((item.path, mark.args[0] if mark else item.nodeid), len(first_seen))
+
+    def place(item):
+        mark = item.get_closest_marker("xdist_group")
+        return first_seen[(item.path, mark.args[0] if mark else item.nodeid)]
+
+    items.sort(key=place)
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +90,7 @@ def trained_cnn(digits):
 
 @pytest.fixture(scope="session")
 def zoo_model(tmp_path_factory):
-    """`get(name)`: a zoo model built once per session, `(model, x, y, calibration, path)`.
+    """`get(name)`: a zoo model, built once while its tests run, `(model, x, y, calibration, path)`.
 
     The image models trained on digits for their task, with 200 held-out digits and their
     labels and 128 more to calibrate on; the others with random inputs (y None). A Keras 3
@@ -100,6 +116,9 @@ def zoo_model(tmp_path_factory):
                 (x, y), calibration = zoo.digit_images(name, 200, offset=1200), zoo.digit_images(name, 128, 1400)[0]
             else:
                 x, y, calibration = zoo.inputs_for(name, model, 200, seed=1), None, zoo.inputs_for(name, model, 128, 2)
+            if len(cache) == 2:  # a group's tests run together; keeping every model exhausts a worker's memory
+                cache.pop(next(iter(cache)))
+                gc.collect()
             cache[name] = (model, x, y, calibration, path)
         return cache[name]
 

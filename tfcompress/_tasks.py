@@ -159,9 +159,9 @@ class Task:
         return reference - measured
 
     def drop_words(self, drop: float) -> str:
-        """A drop as `drop` computes it, in words: "drop 0.50 points", or "rise +1.2%" of a regression's MAE."""
+        """A drop as `drop` computes it, in words: "drop 0.50 points", or "MAE rise 1.20%" of a regression."""
         if self.kind == "regression":
-            return f"rise {drop:+.1%}"
+            return f"MAE {'rise' if drop >= 0 else 'fall'} {abs(drop):.2%}"
         return f"drop {drop * 100:.2f} points"
 
     def labels(self, y, output_shape, *, argument: str = "y") -> np.ndarray:
