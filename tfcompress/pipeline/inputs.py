@@ -107,8 +107,8 @@ def task_of(context, model, key: str):
 
 def _builtin_outputs(context) -> int:
     """How many values a built-in model outputs: a teacher as many as its student, else what the labels need."""
-    if context.model is not None:
-        return context.model.output_shape[-1]
+    if context.model is not None:  # the task is its first output's (`task_of`)
+        return int(context.model.outputs[0].shape[-1])
     y, task = context.y_train, context.recipe["task"]
     if task == "binary":
         return 1
