@@ -48,7 +48,10 @@ setup(
             "nbclient>=0.8",
             "nbformat>=5",
             "ipykernel>=6",
+            "import-linter>=2.2",  # the layers and acyclic-siblings contracts (.importlinter)
         ],
+        # The documentation site: mkdocs build --strict (CI) or mkdocs serve.
+        "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
     },
     entry_points={"console_scripts": ["tfcompress=tfcompress.cli:run"]},
     classifiers=[

@@ -25,7 +25,7 @@ DIGITS = [str(digit) for digit in range(10)]
 
 def _case(folder, name, tflite, pixels, labels, task=None):
     bundle = tfc.export.android_bundle(tflite, os.path.join(folder, name), labels=labels, task=task)
-    scores = tfc.export.LiteRTModel(bundle["model"]).predict(pixels.astype(np.float32) / 255.0)
+    scores = tfc.litert.LiteRTModel(bundle["model"]).predict(pixels.astype(np.float32) / 255.0)
     images, scores_path = os.path.join(folder, f"{name}_images.npy"), os.path.join(folder, f"{name}_scores.npy")
     np.save(images, pixels)
     np.save(scores_path, scores)

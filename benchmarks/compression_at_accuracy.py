@@ -19,7 +19,7 @@ Five parts (--parts picks some; all but recovery by default):
 
 The control and calibration models train on the first 55,000 training images; the last 5,000 are the
 control's validation set; every figure is on the 10,000 test images (2,000 for MobileNetV2). Latency:
-LiteRT, batch 1, 1 thread, XNNPACK, files timed side by side (`tfc.export.compare`: interleaved rounds,
+LiteRT, batch 1, 1 thread, XNNPACK, files timed side by side (`tfc.litert.time_side_by_side`: interleaved rounds,
 median of round medians, each speed-up with its 95% bootstrap interval).
 
 Run: python benchmarks/compression_at_accuracy.py [--parts=pipeline,resnet,control,calibration] [--epochs=N]
@@ -33,7 +33,7 @@ import time
 import warnings
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,7 +56,7 @@ flags.DEFINE_list("budgets", ["all:1", "all:2", "5000:5"], "recovery: IMAGES:EPO
 flags.DEFINE_integer("seeds", 2, "recovery: seeds of every budget and method.")
 flags.DEFINE_integer("mobilenet_images", 10000, "MobileNetV2's training images (96x96 RGB is 110 KB each).")
 flags.DEFINE_string("pipeline_from", None, "pipeline: the files folder of an earlier run, to time its files again.")
-flags.DEFINE_integer("rounds", 200, "Interleaved latency rounds (tfc.export.compare).")
+flags.DEFINE_integer("rounds", 200, "Interleaved latency rounds (tfc.litert.time_side_by_side).")
 FLAGS = flags.FLAGS
 
 _VALIDATION = 5000
@@ -69,7 +69,7 @@ def main(argv):
     warnings.filterwarnings("ignore")
     ((x_train, y_train), (x_test, y_test)), data_name = _common.load_data()
     folder = tempfile.mkdtemp(prefix="tfcompress_accuracy_")
-    print(f"data: {data_name}; CPU: {tfc.export.cpu()}; files in {folder}", flush=True)
+    print(f"data: {data_name}; CPU: {tfc.litert.cpu()}; files in {folder}", flush=True)
     start = time.perf_counter()
     if "pipeline" in FLAGS.parts:
         _pipeline(folder)
@@ -332,7 +332,7 @@ def _control(models, split, test, folder):
         ).path
         started = time.perf_counter()
         try:
-            result = tfc.export.to_tflite(
+            result = tfc.export.with_accuracy_control(
                 model, stem + "_controlled.tflite", representative_data=calibration, validation_data=validation,
                 max_accuracy_drop=_TARGET, overwrite=True,
             )  # fmt: skip
@@ -345,7 +345,7 @@ def _control(models, split, test, folder):
         reference = model.predict(x_test, batch_size=256, verbose=0).argmax(-1)
         keras_accuracy = float(np.mean(reference == y_test))
         for kind, path in files.items():
-            predicted = tfc.export.LiteRTModel(path).predict(x_test).argmax(-1)
+            predicted = tfc.litert.LiteRTModel(path).predict(x_test).argmax(-1)
             accuracy = float(np.mean(predicted == y_test))
             rows.append({
                 "model": name, "file": kind, "keras": keras_accuracy, "accuracy": accuracy,
@@ -398,8 +398,8 @@ def _calibration(models, train, test, folder):
                     images = _rgb96(x_train[chosen]) if "MobileNet" in name else x_train[chosen]
                     path = os.path.join(folder, "calibration.tflite")
                     tfc.export.to_tflite(model, path, representative_data=images, io_dtype="float32",
-                                         calibration_samples=count, overwrite=True)  # fmt: skip
-                    predicted = tfc.export.LiteRTModel(path).predict(x_test).argmax(-1)
+                                         overwrite=True)  # fmt: skip
+                    predicted = tfc.litert.LiteRTModel(path).predict(x_test).argmax(-1)
                     agreements.append(float(np.mean(predicted == reference)))
                 row[selection] = f"{np.mean(agreements):.2%} ({min(agreements):.2%})"
             rows.append(row)
@@ -423,4 +423,4 @@ def _select(labels, count, selection, seed):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main, partial_flags=("parts",))

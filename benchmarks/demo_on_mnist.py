@@ -10,17 +10,16 @@ Run: python benchmarks/demo_on_mnist.py [--output_dir=DIR] [--epochs=N]
 """
 
 import os
-import pathlib
 import sys
 import tempfile
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from tfcompress import demo
 
-_DEFAULT_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
 
-flags.DEFINE_string("mnist_dir", str(_DEFAULT_MNIST), "Folder with MNIST's four IDX files.")
 flags.DEFINE_string("output_dir", None, "Where to write the files; a new temporary folder by default.")
 flags.DEFINE_integer("epochs", 3, "Epochs of each stage (pruning: this many to reach 80%, then 1 more).")
 FLAGS = flags.FLAGS
@@ -52,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    _common.run(main)

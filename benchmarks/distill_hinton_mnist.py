@@ -15,11 +15,11 @@ Reads ../shared/data/mnist (or --mnist_dir) when it is there, else the built-in 
 Run: python benchmarks/distill_hinton_mnist.py [--student_epochs=30] [--teacher_epochs=10] [--teachers=2]
 """
 
-import sys
 
+import _common
 import numpy as np
 from _common import EpochTimer, load_data
-from absl import app, flags
+from absl import flags
 
 import tfcompress as tfc
 from tfcompress import keras
@@ -158,4 +158,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    _common.run(main)

@@ -17,12 +17,12 @@ Reads ../shared/data/mnist (or --mnist_dir) when it is there, else the built-in 
 Run: python benchmarks/distill_keras_io.py [--epochs=3] [--teacher_epochs=3]
 """
 
-import sys
 import time
 
+import _common
 import numpy as np
 from _common import EpochTimer, load_data
-from absl import app, flags
+from absl import flags
 
 import tfcompress as tfc
 from tfcompress import keras
@@ -198,4 +198,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    _common.run(main)

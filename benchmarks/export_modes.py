@@ -21,7 +21,7 @@ import tempfile
 import warnings
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,11 +88,11 @@ def main(argv):
     for label, source, settings, data in plans:
         print(f"exporting {label} ...", flush=True)
         result, flagged = _export(label, source, folder, data, **settings)
-        check = tfc.export.verify(result.path, source, x_test, y_test)
-        (timing,) = tfc.export.benchmark(result.path, threads=1, xnnpack=True, runs=5)["latency"]
+        check = tfc.litert.verify(result.path, source, x_test, y_test)
+        (timing,) = tfc.litert.benchmark(result.path, threads=1, xnnpack=True, runs=5)["latency"]
         alone = timing["error"] is not None
         if alone:  # XNNPACK refuses the file; time what an app could still run, on its own
-            (timing,) = tfc.export.benchmark(result.path, threads=1, xnnpack=False, runs=200)["latency"]
+            (timing,) = tfc.litert.benchmark(result.path, threads=1, xnnpack=False, runs=200)["latency"]
             label += " (no XNNPACK, timed alone)"
         rows.append(
             {
@@ -110,7 +110,7 @@ def main(argv):
 
     # Every file XNNPACK runs, timed side by side against the float32 file.
     timed = [row for row in rows if row["path"]]
-    comparison = tfc.export.compare({row["file"]: row["path"] for row in timed}, max_seconds=300)
+    comparison = tfc.litert.time_side_by_side({row["file"]: row["path"] for row in timed}, max_seconds=300)
     for row, timing in zip(timed, comparison["files"]):
         row["latency_us"] = 1000 * timing["median_ms"]
         low, high = 1 / timing["speedup_high"], 1 / timing["speedup_low"]
@@ -150,4 +150,4 @@ def _has_quantizer():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

@@ -3,13 +3,13 @@
 The three files are the conv32-conv64-dense128 MNIST CNN (float32) built with three weight
 seeds: the same ops on the same shapes, so any gap between them is measurement noise. Each
 repeat times them twice, in the same order: one file after another with
-`tfc.export.benchmark` (what a latency table made row by row does), then together with
-`tfc.export.compare` (interleaved rounds). It prints each way's gap between the slowest
+`tfc.litert.benchmark` (what a latency table made row by row does), then together with
+`tfc.litert.time_side_by_side` (interleaved rounds). It prints each way's gap between the slowest
 and the fastest of the three, per repeat and overall. Each repeat also times six
 interpreters of the first file side by side, one each (`interpreters=1`): their gap is an
-interpreter's own speed, which `compare`'s several interpreters per file average over.
+interpreter's own speed, which `time_side_by_side`'s several interpreters per file average over.
 
-Target: `compare` keeps identical files within 5% of each other.
+Target: `time_side_by_side` keeps identical files within 5% of each other.
 
 Usage: python benchmarks/latency_noise.py [--repeats=5] [--rounds=200]
 """
@@ -18,7 +18,7 @@ import os
 import sys
 import tempfile
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,7 +29,7 @@ from tfcompress import keras  # noqa: E402
 from tfcompress.report import format_table  # noqa: E402
 
 flags.DEFINE_integer("repeats", 5, "How many times to time the three files each way.")
-flags.DEFINE_integer("rounds", 200, "compare: interleaved rounds.")
+flags.DEFINE_integer("rounds", 200, "time_side_by_side: interleaved rounds.")
 FLAGS = flags.FLAGS
 
 
@@ -42,17 +42,17 @@ def main(argv):
         model = _common.mnist_cnn((28, 28, 1))
         paths[f"seed {seed}"] = tfc.export.to_tflite(model, os.path.join(folder, f"seed{seed}.tflite"),
                                                      mode="float32").path  # fmt: skip
-    print(f"CPU: {tfc.export.cpu()}; LiteRT, batch 1, 1 thread, XNNPACK; three same-shape float32 CNNs")
+    print(f"CPU: {tfc.litert.cpu()}; LiteRT, batch 1, 1 thread, XNNPACK; three same-shape float32 CNNs")
     rows = []
     for repeat in range(FLAGS.repeats):
         alone = {
-            label: tfc.export.benchmark(path, threads=1, xnnpack=True, runs=100)["latency"][0]["median_ms"]
+            label: tfc.litert.benchmark(path, threads=1, xnnpack=True, runs=100)["latency"][0]["median_ms"]
             for label, path in paths.items()
         }
-        together = tfc.export.compare(paths, rounds=FLAGS.rounds)
+        together = tfc.litert.time_side_by_side(paths, rounds=FLAGS.rounds)
         side = {row["label"]: row["median_ms"] for row in together["files"]}
         copies = {f"interpreter {index}": paths["seed 0"] for index in range(6)}
-        apart = tfc.export.compare(copies, rounds=FLAGS.rounds, interpreters=1)
+        apart = tfc.litert.time_side_by_side(copies, rounds=FLAGS.rounds, interpreters=1)
         one_file = [row["median_ms"] for row in apart["files"]]
         rows.append(
             {
@@ -85,4 +85,4 @@ def _gap(latencies) -> float:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

@@ -5,7 +5,7 @@ keras.applications builds both with random weights (nothing can be downloaded he
 channel group by L1 norm (squeeze-excite gates coupled to their trunk, hard-swish and
 Rescaling passed through). Each model is exported in float32 and in int8 (calibrated on
 random images; latency does not depend on the weights' values) and timed at batch 1,
-1 thread, XNNPACK, side by side (`tfc.export.compare`: interleaved rounds, so that both
+1 thread, XNNPACK, side by side (`tfc.litert.time_side_by_side`: interleaved rounds, so that both
 files of a pair share the machine's state). Latency is the median of the rounds' medians;
 the speed-up has its 95% bootstrap interval.
 
@@ -18,7 +18,7 @@ import sys
 import warnings
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,7 +36,7 @@ def main(argv):
     folder = pathlib.Path("channels_applications")
     folder.mkdir(exist_ok=True)
     images = np.random.default_rng(0).uniform(0, 255, (200,) + _SHAPE).astype(np.float32)
-    print(f"CPU: {tfc.export.cpu()}; dense and half timed side by side ({flags.FLAGS.rounds} interleaved rounds)")
+    print(f"CPU: {tfc.litert.cpu()}; dense and half timed side by side ({flags.FLAGS.rounds} interleaved rounds)")
     print("| model | parameters | MACs | mode | µs, 1 thread | speed-up (95% interval) |")
     print("|---|---:|---:|---|---:|---:|")
     builders = {
@@ -67,4 +67,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

@@ -5,7 +5,7 @@ Trains a CNN on MNIST (../shared/data/mnist or --mnist_dir; else the built-in di
 - TF-MOT 80% unstructured: `tfc.prune.magnitude` to 80%, fine-tuned and stripped.
 For each, in float32 and int8: test accuracy in LiteRT, parameters (non-zero), MACs, .tflite bytes
 and LiteRT latency at 1 and 2 threads (batch 1, XNNPACK). Every table's files are timed side by side
-(`tfc.export.compare`: interleaved rounds, median of round medians), each speed-up with its 95% interval.
+(`tfc.litert.time_side_by_side`: interleaved rounds, median of round medians), each speed-up with its 95% interval.
 
 Fine-tuning is `tfc.prune.finetune` (Adam from 5e-4, cosine decay to zero). Then the ways of choosing what
 goes, at the same 50% and the same fine-tuning epochs (float32):
@@ -26,7 +26,7 @@ import sys
 import tempfile
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,10 +48,10 @@ def _measure(label, model, folder, x_train, x_test, y_test, mode):
     counts = tfc.prune.sparsity(model)
     return {
         "model": f"{label}, {mode}",
-        "accuracy": tfc.export.verify(path, model, x_test, y_test)["tflite_accuracy"],
+        "accuracy": tfc.litert.verify(path, model, x_test, y_test)["tflite_accuracy"],
         "parameters": counts["parameters"],
         "nonzero": counts["nonzero_parameters"],
-        "macs": tfc.export.inspect(path)["macs"],
+        "macs": tfc.litert.inspect(path)["macs"],
         "bytes": result.bytes,
         "gzip": result.gzip_bytes,
         "path": path,
@@ -63,7 +63,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     ((x_train, y_train), (x_test, y_test)), data_name = _common.load_data()
     folder = tempfile.mkdtemp(prefix="tfcompress_channels_")
-    print(f"data: {data_name}; CPU: {tfc.export.cpu()}; files in {folder}", flush=True)
+    print(f"data: {data_name}; CPU: {tfc.litert.cpu()}; files in {folder}", flush=True)
     fit = {"batch_size": 128, "verbose": 0}
 
     keras.utils.set_random_seed(0)
@@ -131,7 +131,7 @@ def main(argv):
             {
                 "model": label,
                 "parameters": model.count_params(),
-                "macs": tfc.export.inspect(path)["macs"],
+                "macs": tfc.litert.inspect(path)["macs"],
                 "bytes": result.bytes,
                 "path": path,
             }
@@ -165,7 +165,7 @@ def _float_row(label, model, folder, x_test, y_test, before=None):
     return {
         "model": label,
         "before": before,
-        "accuracy": tfc.export.verify(path, model, x_test, y_test)["tflite_accuracy"],
+        "accuracy": tfc.litert.verify(path, model, x_test, y_test)["tflite_accuracy"],
         "parameters": counts["parameters"],
         "macs": counts["macs"],
         "path": path,
@@ -190,8 +190,8 @@ def _compare_choices(dense, uniform, train, test, folder, fit):
         rows.append(_float_row(label, model, folder, x_test, y_test, before))
     keras.utils.set_random_seed(0)
     model, log = tfc.prune.iterative(
-        dense, train, 0.5, steps=FLAGS.finetune_epochs, epochs_per_step=1, batch_size=fit["batch_size"],
-        validation_data=test,
+        dense, train, 0.5, steps=FLAGS.finetune_epochs, epochs_per_step=1, validation_data=test,
+        finetune_options={"batch_size": fit["batch_size"]},
     )  # fmt: skip
     rows.append(_float_row(f"iterative L1, {FLAGS.finetune_epochs} steps", model, folder, x_test, y_test,
                            log[0]["accuracy_pruned"]))  # fmt: skip
@@ -235,4 +235,4 @@ def _resnet(x_train, y_train, x_test, y_test, folder, fit):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _common.run(main)

@@ -1,4 +1,4 @@
-"""Every zoo model (tests/zoo.py) through every entry point, each measured in its task's terms: README's model tables.
+"""Every zoo model (tests/zoo.py) through every entry point, each measured in its task's terms.
 
 Table 1, every zoo model: magnitude pruning to 50% (layers pruned, layers left dense), QAT
 (layers left in float) then one training step and the int8 export compared with the QAT
@@ -15,8 +15,8 @@ tfcompress tells it, the post-training int8 file, its figures against the Keras 
 task's measure, accuracy control to 1 point, distillation into a small student, and the
 Android bundle. A cell is ✓ with its figures, or the error in full.
 
-With --write, README's tables (those measured) are replaced by this run's (between their markers),
-headed by the command, the date, the versions and the CPU.
+With --write, the tables measured replace those of docs/results/zoo.md (between their markers),
+each headed by the command, the date, the versions and the CPU.
 
 Usage: python benchmarks/zoo.py [--tables=zoo,tasks] [--models=lstm,gru] [--write]
 (writes its .tflite files to ./zoo_benchmark)
@@ -24,7 +24,6 @@ Usage: python benchmarks/zoo.py [--tables=zoo,tasks] [--models=lstm,gru] [--writ
 
 import datetime
 import pathlib
-import re
 import sys
 import time
 import warnings
@@ -33,6 +32,9 @@ import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/zoo.py
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import _common  # noqa: E402
 
 import tfcompress as tfc  # noqa: E402
 from tests import zoo  # noqa: E402
@@ -42,9 +44,7 @@ TASK_MODELS = ("transfer_tutorial", "binary_sigmoid", "multilabel", "regression"
 TABLE_MODELS = {"zoo": tuple(zoo.BUILDERS), "tasks": TASK_MODELS}
 flags.DEFINE_list("tables", list(TABLE_MODELS), "Tables to measure: zoo, tasks.")
 flags.DEFINE_list("models", None, "Models to run (default: every model of the tables).")
-flags.DEFINE_bool("write", False, "Replace README's tables with this run's (every model of each table must run).")
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-# Each table lies between these two lines in README.md.
+# Each table lies between these two lines in docs/results/zoo.md.
 MARKERS = {key: (f"<!-- {key} table: written by python benchmarks/zoo.py --write -->", f"<!-- end of {key} table -->")
            for key in ("zoo", "tasks")}  # fmt: skip
 
@@ -108,14 +108,14 @@ def _zoo_row(name, folder):
         quantized.fit(x, targets if len(targets) > 1 else targets[0], batch_size=200, epochs=1, verbose=0)
         path = tfc.export.to_tflite(quantized, folder / f"{name}_qat.tflite", representative_data=calibration,
                                     overwrite=True).path  # fmt: skip
-        output = _first_output(quantized, tfc.export.LiteRTModel(path).predict(by_name))
+        output = _first_output(quantized, tfc.litert.LiteRTModel(path).predict(by_name))
         return f"{len(quantized.float_layers)} float; int8 {_agreement_words(output, quantized, x, task)}"
 
     def export():
         result = tfc.export.to_tflite(model, folder / f"{name}.tflite", representative_data=calibration,
                                       overwrite=True)  # fmt: skip
-        check = tfc.export.verify(result.path, model, x, task=zoo.TASKS.get(name))
-        output = _first_output(model, tfc.export.LiteRTModel(result.path).predict(by_name))
+        check = tfc.litert.verify(result.path, model, x, task=zoo.TASKS.get(name))
+        output = _first_output(model, tfc.litert.LiteRTModel(result.path).predict(by_name))
         first = check["outputs"][model.output_names[0]]
         return (f"{result.bytes / 1024:,.0f} KB, {result.input_dtype} in; {_agreement_words(output, model, x, task)}, "
                 f"max error {first['max_abs_error']:.3g}")  # fmt: skip
@@ -138,17 +138,18 @@ def _task_row(name, folder):
 
     def int8_file():
         result = tfc.export.to_tflite(model, path, representative_data=calibration, overwrite=True)
-        floating = tfc.export.inspect(result.path)["float_ops"]
+        floating = tfc.litert.inspect(result.path)["float_ops"]
         return f"{result.bytes / 1024:,.0f} KB, {'integer-only' if not floating else f'{len(floating)} float ops'}"
 
     def verify():
-        check = tfc.export.verify(path, model, x, y)
-        output = tfc.export.LiteRTModel(path).predict(x)
+        check = tfc.litert.verify(path, model, x, y)
+        output = tfc.litert.LiteRTModel(path).predict(x)
         return (f"{measure} {check[f'keras_{task.measure}']:.3f} → {check[f'tflite_{task.measure}']:.3f}; "
                 f"{_agreement_words(output, model, x, task)}")  # fmt: skip
 
     def control():
-        result = tfc.export.to_tflite(model, folder / f"{name}_controlled.tflite", representative_data=calibration,
+        path = folder / f"{name}_controlled.tflite"
+        result = tfc.export.with_accuracy_control(model, path, representative_data=calibration,
                                       validation_data=(x, y), max_accuracy_drop=0.01, overwrite=True)  # fmt: skip
         chosen = result.accuracy_control["chosen"]
         return f"{chosen['candidate']}, {len(chosen['float_layers'])} float; {task.drop_words(chosen['accuracy_drop'])}"
@@ -169,9 +170,9 @@ def _task_row(name, folder):
         labels = {"binary": ["even", "odd"], "multilabel": ["odd", "five or more", "has a loop"]}.get(task.kind)
         made = tfc.export.android_bundle(path, folder / f"{name}_android", labels=labels or list("0123456789"),
                                          pixel_range=(0, 255), task=task.kind, overwrite=True)  # fmt: skip
-        report = tfc.export.inspect(made["model"])
-        scores = tfc.export.LiteRTModel(made["model"]).predict(x)
-        answers = task.decisions(tfc.export.LiteRTModel(path).predict(x))
+        report = tfc.litert.inspect(made["model"])
+        scores = tfc.litert.LiteRTModel(made["model"]).predict(x)
+        answers = task.decisions(tfc.litert.LiteRTModel(path).predict(x))
         shown = {"binary": scores[:, 1] > 0.5, "multilabel": scores > 0.5}.get(task.kind, scores.argmax(-1))
         kind = "integer-only" if not report["float_ops"] else "float ops"
         same = np.mean(shown == answers)
@@ -188,24 +189,10 @@ def _table(header, rows) -> str:
 
 
 def _heading() -> str:
-    import tensorflow as tf
-
-    date = datetime.date.today().isoformat()
     tables = flags.FLAGS.tables
     command = "python benchmarks/zoo.py" + ("" if tables == list(TABLE_MODELS) else f" --tables={','.join(tables)}")
-    return (f"`{command} --write`, {date}: tfcompress {tfc.__version__}, TensorFlow {tf.__version__}, "
-            f"{tfc.export.cpu()}; one run.")  # fmt: skip
-
-
-def _write(tables) -> None:
-    text = README.read_text(encoding="utf-8")
-    for key, table in tables.items():
-        start, end = MARKERS[key]
-        pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), flags=re.S)
-        if not pattern.search(text):
-            raise SystemExit(f"README.md has no {start!r} ... {end!r} block to write the table into.")
-        text = pattern.sub(lambda _, block=f"{start}\n{table}\n{end}": block, text)
-    README.write_text(text, encoding="utf-8")
+    versions = _common.heading("zoo").split("\n\n", 1)[1].split(": ", 1)[1].strip()
+    return f"Written by `{command} --write` on {datetime.date.today().isoformat()}: {versions} One run."
 
 
 def main(argv):
@@ -219,7 +206,7 @@ def main(argv):
     everything = list(dict.fromkeys(name for models in wanted.values() for name in models))
     names = flags.FLAGS.models or everything
     if flags.FLAGS.write and set(names) != set(everything):
-        raise SystemExit("--write replaces README's whole tables: run every model of them (leave --models out).")
+        raise SystemExit("--write replaces whole tables: run every model of them (leave --models out).")
     zoo_header = ["model", "task", "prune.magnitude", "quantize.qat → int8", "export.to_tflite int8 + verify",
                   "prune.channels 50%", "s"]  # fmt: skip
     task_header = ["model", "task, as tfcompress tells it", "int8 file", "export.verify vs Keras",
@@ -237,8 +224,8 @@ def main(argv):
     tables = {key: table for key, table in tables.items() if key in wanted}
     print("\n\n".join(tables.values()))
     if flags.FLAGS.write:
-        _write(tables)
-        print(f"\nWrote the {' and '.join(tables)} table{'s' * (len(tables) > 1)} into {README}.")
+        for key, table in tables.items():
+            _common.write_results("zoo", table, between=MARKERS[key])
 
 
 if __name__ == "__main__":

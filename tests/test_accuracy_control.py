@@ -33,7 +33,7 @@ def outlier_cnn(trained_cnn):
 
 
 def _agreement(path, model, x):
-    return float(np.mean(tfc.export.LiteRTModel(path).predict(x).argmax(-1) == model.predict(x, verbose=0).argmax(-1)))
+    return float(np.mean(tfc.litert.LiteRTModel(path).predict(x).argmax(-1) == model.predict(x, verbose=0).argmax(-1)))
 
 
 def test_equalize_keeps_the_function_and_balances_the_ranges(outlier_cnn, digits):
@@ -91,9 +91,9 @@ def test_equalization_is_chosen_when_it_meets_the_target(outlier_cnn, digits, tm
     (x_train, _), (x_test, y_test) = digits
     plain = tfc.export.to_tflite(outlier_cnn, tmp_path / "plain.tflite", representative_data=x_train[:300],
                                  io_dtype="float32")  # fmt: skip
-    result = tfc.export.to_tflite(
+    result = tfc.export.with_accuracy_control(
         outlier_cnn, tmp_path / "controlled.tflite", representative_data=x_train[:300],
-        validation_data=(x_test[:180], y_test[:180]), max_accuracy_drop=0.005,
+        validation_data=(x_test[:180], y_test[:180]), max_accuracy_drop=0.005, verbose=True,
     )  # fmt: skip
     control = result.accuracy_control
     assert not control["plain"]["met"] and control["chosen"]["met"] and control["chosen"]["equalized"]
@@ -138,7 +138,7 @@ def test_float_layers_are_found_when_equalization_cannot_help(trained_cnn, digit
     (x_train, _), (x_test, y_test) = digits
     model = _outliers_behind_batchnorm(trained_cnn)
     np.testing.assert_allclose(model.predict(x_test, verbose=0), trained_cnn.predict(x_test, verbose=0), atol=1e-3)
-    result = tfc.export.to_tflite(
+    result = tfc.export.with_accuracy_control(
         model, tmp_path / "m.tflite", representative_data=x_train[:300],
         validation_data=(x_test[:180], y_test[:180]), min_agreement=0.99,
     )  # fmt: skip
@@ -159,7 +159,7 @@ def test_a_target_no_file_meets_is_an_error_and_writes_nothing(trained_cnn, digi
     # Through to_tflite, the error leaves no file.
     path = tmp_path / "never.tflite"
     with pytest.raises(ValueError):
-        tfc.export.to_tflite(trained_cnn, path, representative_data=x_train[:100],
+        tfc.export.with_accuracy_control(trained_cnn, path, representative_data=x_train[:100],
                              validation_data=(x_test, y_test), max_accuracy_drop=1.5)  # fmt: skip
     assert not os.path.exists(path)
 
@@ -193,9 +193,28 @@ def test_bad_requests_are_clear_errors(trained_cnn, digits, tmp_path, arguments,
         arguments["validation_data"] = forms[arguments["validation_data"]]
     if arguments.get("mode") != "float16":
         arguments["representative_data"] = x_train[:100]
+    # Combinations with to_tflite's own options reach accuracy control only by its deprecated keywords.
+    targets = {"max_accuracy_drop", "min_agreement"} & set(arguments)
+    legacy = {"mode", "io_dtype", "float_layers"} & set(arguments) or not targets
+    export = tfc.export.to_tflite if legacy else tfc.export.with_accuracy_control
     with pytest.raises(ValueError, match=message):
-        tfc.export.to_tflite(trained_cnn, tmp_path / "m.tflite", **arguments)
+        export(trained_cnn, tmp_path / "m.tflite", **arguments)
     assert not os.path.exists(tmp_path / "m.tflite")
+
+
+def test_accuracy_control_needs_a_target_and_to_tflite_s_old_keywords_still_reach_it(trained_cnn, digits, tmp_path):
+    (x_train, _), (x_test, y_test) = digits
+    with pytest.raises(ValueError, match="needs a target: max_accuracy_drop=0.005"):
+        tfc.export.with_accuracy_control(trained_cnn, tmp_path / "m.tflite", representative_data=x_train[:100],
+                                         validation_data=(x_test, y_test))  # fmt: skip
+    with pytest.deprecated_call(match="use tfc.export.with_accuracy_control"):
+        result = tfc.export.to_tflite(trained_cnn, tmp_path / "m.tflite", representative_data=x_train[:100],
+                                      validation_data=(x_test[:180], y_test[:180]), min_agreement=0.9)  # fmt: skip
+    assert result.accuracy_control["chosen"]["met"]
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['max_acuracy_drop'\]"):
+        tfc.export.to_tflite(trained_cnn, tmp_path / "n.tflite", representative_data=x_train[:100],
+                             max_acuracy_drop=0.01)  # fmt: skip
+    assert not os.path.exists(tmp_path / "n.tflite")
 
 
 def test_qat_is_advised_only_when_the_float_layers_cost_speed():

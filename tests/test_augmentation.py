@@ -77,10 +77,10 @@ def test_int8_files_leave_augmentation_out_and_compute_in_integers(route, tutori
     result = tfc.export.to_tflite(model, tmp_path / "m.tflite",
                                   representative_data=x_train[:256] if route != "qat" else None)  # fmt: skip
     assert any("augmentation layers ['random_flip', 'random_rotation'" in note for note in result.notes)
-    report = tfc.export.inspect(result.path)
+    report = tfc.litert.inspect(result.path)
     assert not report["float_ops"] and result.input_dtype == "uint8"
     assert not {"RandomFlip", "ImageProjectiveTransformV3"} & {op["op"] for op in report["ops"]}
-    check = tfc.export.verify(result.path, model, x_test, y_test)
+    check = tfc.litert.verify(result.path, model, x_test, y_test)
     assert check["task"] == "binary" and check["agreement"] >= 0.97 and check["keras_accuracy"] > 0.8
 
 

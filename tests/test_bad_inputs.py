@@ -252,7 +252,7 @@ CASES = {
         "output",
     ),
     "export: accuracy target outside (0, 1)": (
-        lambda t, m, x: tfc.export.to_tflite(
+        lambda t, m, x: tfc.export.with_accuracy_control(
             m, t / "m.tflite", representative_data=x[:100], validation_data=(x[:50], np.zeros(50, int)),
             max_accuracy_drop=1.5,
         ),  # fmt: skip
@@ -260,14 +260,14 @@ CASES = {
         r"`max_accuracy_drop` must be a number in \(0, 1\)",
     ),
     "export: accuracy target without labels": (
-        lambda t, m, x: tfc.export.to_tflite(
+        lambda t, m, x: tfc.export.with_accuracy_control(
             m, t / "m.tflite", representative_data=x[:100], validation_data=x[:50], max_accuracy_drop=0.01
         ),
         ValueError,
         "needs labels: pass \\(x_val, y_val\\)",
     ),
     "export: validation data of the wrong shape": (
-        lambda t, m, x: tfc.export.to_tflite(
+        lambda t, m, x: tfc.export.with_accuracy_control(
             m, t / "m.tflite", representative_data=x[:100], validation_data=(x[:50, :4], np.zeros(50, int)),
             min_agreement=0.99,
         ),  # fmt: skip
@@ -275,7 +275,9 @@ CASES = {
         "validation_data",
     ),
     "export: accuracy target without validation data": (
-        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=x[:100], min_agreement=0.99),
+        lambda t, m, x: tfc.export.with_accuracy_control(
+            m, t / "m.tflite", representative_data=x[:100], min_agreement=0.99
+        ),
         ValueError,
         "pass validation_data=",
     ),
@@ -292,12 +294,12 @@ CASES = {
         "would quantize them to int8 too. Remove `representative_data`",
     ),
     "verify: not a tflite file": (
-        lambda t, m, x: tfc.export.verify(_file(t, "bad.tflite", b"not a model" * 50), m, x),
+        lambda t, m, x: tfc.litert.verify(_file(t, "bad.tflite", b"not a model" * 50), m, x),
         ValueError,
         "could not be loaded by the LiteRT interpreter",
     ),
     "verify: truncated tflite file": (
-        lambda t, m, x: tfc.export.verify(_file(t, "cut.tflite", open(_tflite(t, m), "rb").read()[:600]), m, x),
+        lambda t, m, x: tfc.litert.verify(_file(t, "cut.tflite", open(_tflite(t, m), "rb").read()[:600]), m, x),
         ValueError,
         "could not be loaded",
     ),
@@ -307,28 +309,28 @@ CASES = {
         r"The quantization ranges of 'trained_cnn' hold NaN or infinity at 'conv2d\w*'",
     ),
     "verify: a file whose quantization scales are NaN": (
-        lambda t, m, x: tfc.export.verify(_with_a_nan_scale(t, m, x), m, x[:8]),
+        lambda t, m, x: tfc.litert.verify(_with_a_nan_scale(t, m, x), m, x[:8]),
         ValueError,
         r"nan_scale.tflite has quantization scales that are NaN, infinite or not positive",
     ),
     "verify: inputs of the wrong shape": (
-        lambda t, m, x: tfc.export.verify(_tflite(t, m), m, np.zeros((4, 28, 28, 1))),
+        lambda t, m, x: tfc.litert.verify(_tflite(t, m), m, np.zeros((4, 28, 28, 1))),
         ValueError,
         "shape",
     ),
-    "inspect: missing file": (lambda t, m, x: tfc.export.inspect(t / "none.tflite"), FileNotFoundError, "No .tflite"),
+    "inspect: missing file": (lambda t, m, x: tfc.litert.inspect(t / "none.tflite"), FileNotFoundError, "No .tflite"),
     "compare: a single file": (
-        lambda t, m, x: tfc.export.compare([_tflite(t, m)]),
+        lambda t, m, x: tfc.litert.time_side_by_side([_tflite(t, m)]),
         ValueError,
-        "compare needs at least two files to put side by side",
+        "needs at least two files to put side by side",
     ),
     "compare: a missing file": (
-        lambda t, m, x: tfc.export.compare([_tflite(t, m), t / "missing.tflite"]),
+        lambda t, m, x: tfc.litert.time_side_by_side([_tflite(t, m), t / "missing.tflite"]),
         FileNotFoundError,
         "No .tflite file at",
     ),
     "benchmark: too few runs": (
-        lambda t, m, x: tfc.export.benchmark(_tflite(t, m), runs=2),
+        lambda t, m, x: tfc.litert.benchmark(_tflite(t, m), runs=2),
         ValueError,
         "`runs` must be an int >= 5",
     ),
@@ -353,41 +355,41 @@ CASES = {
     # Recipes and the pipeline
     "recipe: unknown key": (
         lambda t, m, x: tfc.pipeline.run(_recipe(t, epochs=3)),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         "Unknown key `epochs`",
     ),
     "recipe: unknown stage": (
         lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"quantise": {}, "export": {}})),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         "Unknown stage 'quantise'",
     ),
     "recipe: sparsity out of range": (
         lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"prune": {"sparsity": 1.5}, "export": {}})),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         r"`stages.prune.sparsity` must be a number in \[0, 1\)",
     ),
     "recipe: accuracy target with a qat stage": (
         lambda t, m, x: tfc.pipeline.run(
             _recipe(t, stages={"train": {}, "qat": {}, "export": {"max_accuracy_drop": 0.01}})
         ),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         "control post-training int8",
     ),
     "recipe: qat float layers with integer I/O": (
         lambda t, m, x: tfc.pipeline.run(
             _recipe(t, stages={"train": {}, "qat": {"float_layers": ["first"]}, "export": {"io_dtype": "uint8"}})
         ),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         "With `stages.qat.float_layers` the file reads and writes float32",
     ),
     "recipe: accuracy target out of range": (
         lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"train": {}, "export": {"min_agreement": 99}})),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         r"`stages.export.min_agreement` must be a number in \(0, 1\)",
     ),
     "recipe: channel ratio of 1": (
         lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"train": {}, "channels": {"ratio": 1}, "export": {}})),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         r"`stages.channels.ratio` must be a number in \[0, 1\)",
     ),
     "channels: a layer it cannot prune": (
@@ -401,21 +403,21 @@ CASES = {
         lambda t, m, x: tfc.pipeline.run(
             _recipe(t, stages={"train": {}, "channels": {"ratio": 0.5, "budget": {"macs": 0.5}}, "export": {}})
         ),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         r"`stages.channels` takes `ratio` or `budget`, not both",
     ),
     "recipe: channel budget of flops": (
         lambda t, m, x: tfc.pipeline.run(
             _recipe(t, stages={"train": {}, "channels": {"budget": {"flops": 1}}, "export": {}})
         ),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         r"`stages.channels.budget` must be \{parameters: n\} or \{macs: n\}",
     ),
     "recipe: penalty epochs without a penalty": (
         lambda t, m, x: tfc.pipeline.run(
             _recipe(t, stages={"train": {}, "channels": {"penalty_epochs": 3}, "export": {}})
         ),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         r"`stages.channels.penalty_epochs` trains with the BatchNorm gamma penalty, which is off",
     ),
     "channels: a budget it cannot meet": (
@@ -445,37 +447,37 @@ CASES = {
     ),
     "recipe: export mode misspelt": (
         lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"train": {}, "export": {"mode": "int-8"}})),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         r"`stages.export.mode` must be one of \['int8'",
     ),
     "recipe: no model": (
         lambda t, m, x: tfc.pipeline.run({"stages": {"export": {}}}),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         "`model` is required",
     ),
     "recipe: untrained built-in model": (
         lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"export": {}})),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         "starts untrained",
     ),
     "recipe: QAT then float16": (
         lambda t, m, x: tfc.pipeline.run(_recipe(t, stages={"train": {}, "qat": {}, "export": {"mode": "float16"}})),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         "must then be 'int8'",
     ),
     "recipe: broken YAML": (
         lambda t, m, x: tfc.pipeline.run(_file(t, "r.yaml", b"stages: [unclosed")),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         "does not parse as YAML",
     ),
     "recipe: a text file": (
         lambda t, m, x: tfc.pipeline.run(_file(t, "r.txt", b"model: m")),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         ".json, .yaml or .yml",
     ),
     "recipe: override without =": (
         lambda t, m, x: tfc.pipeline.run(_recipe(t), overrides=["stages.prune.sparsity"]),
-        tfc.recipe.RecipeError,
+        tfc.pipeline.recipe.RecipeError,
         "must look like key.path=value",
     ),
     "pipeline: model file missing": (
@@ -563,33 +565,33 @@ CASES = {
         r"Layer 'swap' \(Permute\) is not a layer kind it knows.*unsupported='skip'",
     ),
     "zoo: verify a file against another model": (
-        lambda t, m, x: tfc.export.verify(_multi_io_file(t), m, x[:5]),
+        lambda t, m, x: tfc.litert.verify(_multi_io_file(t), m, x[:5]),
         ValueError,
         r"takes 2 inputs \['features', 'image'\], but .* takes 1; verify a file against the model it was exported",
     ),
     # Tasks: labels, heads and the task said
     "verify: labels that fit no task of the output": (
-        lambda t, m, x: tfc.export.verify(_tflite(t, m), m, x[:50], np.full(50, 12)),
+        lambda t, m, x: tfc.litert.verify(_tflite(t, m), m, x[:50], np.full(50, 12)),
         ValueError,
         r"does not hold labels of a multi-class .* integer classes 0\.\.9",
     ),
     "verify: a task the head cannot be": (
-        lambda t, m, x: tfc.export.verify(_tflite(t, m), m, x[:50], task="regression_or_not"),
+        lambda t, m, x: tfc.litert.verify(_tflite(t, m), m, x[:50], task="regression_or_not"),
         ValueError,
         r"`task` must be one of \['multiclass', 'binary', 'multilabel', 'regression'\]",
     ),
     "verify: binary said of ten logits": (
-        lambda t, m, x: tfc.export.verify(_tflite(t, m), m, x[:50], task="binary"),
+        lambda t, m, x: tfc.litert.verify(_tflite(t, m), m, x[:50], task="binary"),
         ValueError,
         r"cannot be 'binary': a binary output is one value",
     ),
     "verify: one linear unit, and nothing says its task": (
-        lambda t, m, x: tfc.export.verify(_tflite(t, _one_unit()), _one_unit(), x[:50]),
+        lambda t, m, x: tfc.litert.verify(_tflite(t, _one_unit()), _one_unit(), x[:50]),
         ValueError,
         r"could be a binary classifier's logit or a regression value.*task='binary'.*task='regression'",
     ),
     "verify: a task for an output the model lacks": (
-        lambda t, m, x: tfc.export.verify(_tflite(t, m), m, x[:50], task={"box": "regression"}),
+        lambda t, m, x: tfc.litert.verify(_tflite(t, m), m, x[:50], task={"box": "regression"}),
         ValueError,
         r"`task` names outputs \['box'\]",
     ),

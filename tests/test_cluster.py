@@ -75,7 +75,7 @@ def test_cluster_preserving_qat_exports_int8_kernels_with_the_shared_values(trai
     ]
     assert kernels and all(len(np.unique(row)) <= 8 for kernel in kernels for row in kernel.reshape(len(kernel), -1))
     assert accuracy > 0.9
-    assert tfc.export.verify(result.path, qat, x_test, y_test)["top1_agreement"] > 0.97
+    assert tfc.litert.verify(result.path, qat, x_test, y_test)["top1_agreement"] > 0.97
 
 
 @pytest.mark.parametrize(

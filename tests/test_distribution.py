@@ -45,11 +45,11 @@ def _compare(one_device, distributed):
     """The distributed run's files against one device's: float stages within tolerance, int8 agreeing."""
     (_, _), (x, _) = tfc.data.load_digits()
     for label in ("train", "prune"):
-        expected = tfc.export.LiteRTModel(one_device["files"][f"{label} (float32)"]).predict(x)
-        got = tfc.export.LiteRTModel(distributed["files"][f"{label} (float32)"]).predict(x)
+        expected = tfc.litert.LiteRTModel(one_device["files"][f"{label} (float32)"]).predict(x)
+        got = tfc.litert.LiteRTModel(distributed["files"][f"{label} (float32)"]).predict(x)
         assert np.abs(got - expected).max() <= RELATIVE_TOLERANCE * np.abs(expected).max(), label
-    expected = tfc.export.LiteRTModel(one_device["files"]["model"]).predict(x)
-    got = tfc.export.LiteRTModel(distributed["files"]["model"]).predict(x)
+    expected = tfc.litert.LiteRTModel(one_device["files"]["model"]).predict(x)
+    got = tfc.litert.LiteRTModel(distributed["files"]["model"]).predict(x)
     assert np.mean(got.argmax(-1) == expected.argmax(-1)) >= 0.99  # int8 rounds: a near tie may flip
     for mine, theirs in zip(one_device["rows"], distributed["rows"]):
         assert (mine["stage"], mine["parameters"], mine["nonzero_parameters"]) == (
@@ -59,9 +59,10 @@ def _compare(one_device, distributed):
 
 
 def test_distribute_takes_the_three_strategies_and_names_them_when_misspelt():
-    with pytest.raises(tfc.recipe.RecipeError, match=r"`distribute` must be one of \[None, 'mirrored', 'multi_worker'"):
-        tfc.recipe.check(dict(RECIPE, distribute="multiworker"))
-    assert tfc.recipe.check(dict(RECIPE, distribute="mirrored"))["distribute"] == "mirrored"
+    expected = r"`distribute` must be one of \[None, 'mirrored', 'multi_worker'"
+    with pytest.raises(tfc.pipeline.recipe.RecipeError, match=expected):
+        tfc.pipeline.recipe.check(dict(RECIPE, distribute="multiworker"))
+    assert tfc.pipeline.recipe.check(dict(RECIPE, distribute="mirrored"))["distribute"] == "mirrored"
 
 
 def test_multi_worker_without_tf_config_says_how_to_set_it(monkeypatch):

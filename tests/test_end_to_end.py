@@ -26,7 +26,7 @@ def test_distill_prune_qat_export_and_run_in_litert(trained_cnn, digits, tmp_pat
     quantization_aware.fit(x_train, y_train, batch_size=32, epochs=1, verbose=0)
     result = tfc.export.to_tflite(quantization_aware, tmp_path / "student.tflite")
 
-    runner = tfc.export.LiteRTModel(result.path)
+    runner = tfc.litert.LiteRTModel(result.path)
     tflite_predictions = np.argmax(runner.predict(x_test), axis=-1)
     keras_predictions = np.argmax(quantization_aware.predict(x_test, verbose=0), axis=-1)
     assert result.input_dtype == "uint8"

@@ -26,7 +26,7 @@ def test_float32_export_matches_keras(trained_cnn, digits, tmp_path):
     result = tfc.export.to_tflite(trained_cnn, tmp_path / "model.tflite", mode="float32")
     assert result.path == str(tmp_path / "model.tflite") and result.bytes == os.path.getsize(result.path)
     assert result.input_dtype == result.output_dtype == "float32" and 0 < result.gzip_bytes < result.bytes
-    check = tfc.export.verify(result.path, trained_cnn, x_test, y_test)
+    check = tfc.litert.verify(result.path, trained_cnn, x_test, y_test)
     assert check["top1_agreement"] == 1.0 and check["max_abs_error"] < 1e-4
     assert check["tflite_accuracy"] == check["keras_accuracy"] > 0.9
 
@@ -39,7 +39,7 @@ def test_int8_export_is_integer_inside_with_the_chosen_io(trained_cnn, digits, t
     inside, input_dtype, output_dtype = _tensor_dtypes(path)
     assert inside <= {"int8", "int32"}, inside
     assert np.dtype(input_dtype).name == np.dtype(output_dtype).name == io_dtype == result.input_dtype
-    check = tfc.export.verify(path, trained_cnn, x_test, y_test)
+    check = tfc.litert.verify(path, trained_cnn, x_test, y_test)
     assert check["top1_agreement"] >= 0.97
 
 
@@ -92,10 +92,10 @@ def test_every_mode_loads_and_runs_in_litert(trained_cnn, digits, tmp_path, mode
     assert _MODE_TENSORS[mode] <= inside, inside
     assert np.dtype(input_dtype).name == np.dtype(output_dtype).name == "float32" == result.input_dtype
     assert result.mode == mode and result.bytes < (0.2 if "int4" in mode else 0.6) * float32.bytes
-    assert tfc.export.verify(result.path, trained_cnn, x_test, y_test)["top1_agreement"] >= 0.98
+    assert tfc.litert.verify(result.path, trained_cnn, x_test, y_test)["top1_agreement"] >= 0.98
     slow_path_warnings = [w for w in caught if "not delegated to XNNPACK" in str(w.message)]
     assert len(slow_path_warnings) == (1 if mode in _OFF_THE_FAST_PATH else 0)
-    report = tfc.export.inspect(result.path)
+    report = tfc.litert.inspect(result.path)
     assert report["bytes"] == result.bytes and report["inputs"][0]["dtype"] == "float32"
     assert bool(report["undelegated_compute_ops"]) == (mode in _OFF_THE_FAST_PATH)
     assert report["int8_mac_share"] == 0.0  # no static int8 activations in these modes
@@ -108,7 +108,7 @@ def test_int16x8_with_int16_io(trained_cnn, digits, tmp_path):
             trained_cnn, tmp_path / "model.tflite", mode="int16x8", io_dtype="int16", representative_data=x_train[:100]
         )
     assert (result.input_dtype, result.output_dtype) == ("int16", "int16")
-    assert tfc.export.verify(result.path, trained_cnn, x_test, y_test)["top1_agreement"] >= 0.99
+    assert tfc.litert.verify(result.path, trained_cnn, x_test, y_test)["top1_agreement"] >= 0.99
 
 
 @pytest.mark.parametrize(
@@ -202,20 +202,20 @@ def test_bad_output_paths(trained_cnn, tmp_path):
 def test_verify_bad_files_and_inputs(trained_cnn, digits, tmp_path):
     _, (x_test, _) = digits
     with pytest.raises(FileNotFoundError, match=r"No \.tflite file at"):
-        tfc.export.verify(tmp_path / "missing.tflite", trained_cnn, x_test)
+        tfc.litert.verify(tmp_path / "missing.tflite", trained_cnn, x_test)
     good = tfc.export.to_tflite(trained_cnn, tmp_path / "model.tflite", mode="float32")
     truncated = tmp_path / "truncated.tflite"
     truncated.write_bytes(open(good.path, "rb").read()[:1000])
     with pytest.raises(ValueError, match=r"could not be loaded by the LiteRT interpreter .* export it again"):
-        tfc.export.verify(truncated, trained_cnn, x_test)
+        tfc.litert.verify(truncated, trained_cnn, x_test)
     with pytest.raises(ValueError, match=r"`x` has examples of shape \(64,\), but the model takes .*\(8, 8, 1\)"):
-        tfc.export.verify(good.path, trained_cnn, x_test.reshape(-1, 64))
+        tfc.litert.verify(good.path, trained_cnn, x_test.reshape(-1, 64))
 
 
 def test_verify_without_labels(trained_cnn, digits, tmp_path):
     _, (x_test, _) = digits
     result = tfc.export.to_tflite(trained_cnn, tmp_path / "model.tflite", mode="float32")
-    check = tfc.export.verify(result.path, trained_cnn, x_test, limit=50)
+    check = tfc.litert.verify(result.path, trained_cnn, x_test, limit=50)
     assert check["samples"] == 50 and check["keras_accuracy"] is None and check["tflite_accuracy"] is None
 
 
@@ -230,7 +230,7 @@ def test_integer_only_guard_rejects_a_model_computing_in_float(trained_cnn, tmp_
 def test_inspect_int8_counts_macs_and_finds_everything_integer_and_delegated(trained_cnn, digits, tmp_path):
     (x_train, _), _ = digits
     result = tfc.export.to_tflite(trained_cnn, tmp_path / "model.tflite", representative_data=x_train[:100])
-    report = tfc.export.inspect(result.path)
+    report = tfc.litert.inspect(result.path)
     # By hand: conv 8*8*16 outputs x 3*3*1; dense 256 -> 64; dense 64 -> 10.
     assert report["macs"] == 8 * 8 * 16 * 9 + 256 * 64 + 64 * 10
     assert report["int8_mac_share"] == 1.0 and report["float_ops"] == []
@@ -244,12 +244,12 @@ def test_inspect_int8_counts_macs_and_finds_everything_integer_and_delegated(tra
 @pytest.mark.slow
 def test_inspect_float32_and_int16x8(trained_cnn, digits, tmp_path):
     (x_train, _), _ = digits
-    float32 = tfc.export.inspect(tfc.export.to_tflite(trained_cnn, tmp_path / "f.tflite", mode="float32").path)
+    float32 = tfc.litert.inspect(tfc.export.to_tflite(trained_cnn, tmp_path / "f.tflite", mode="float32").path)
     assert float32["int8_mac_share"] == 0.0 and "CONV_2D" in float32["float_ops"]
     assert float32["undelegated_ops"] == []
     with pytest.warns(UserWarning, match="not delegated"):
         int16 = tfc.export.to_tflite(trained_cnn, tmp_path / "i.tflite", mode="int16x8", representative_data=x_train)
-    assert "CONV_2D" in tfc.export.inspect(int16.path)["undelegated_ops"]
+    assert "CONV_2D" in tfc.litert.inspect(int16.path)["undelegated_ops"]
 
 
 def test_export_warns_when_an_op_falls_off_the_fast_path(tmp_path):
@@ -260,7 +260,7 @@ def test_export_warns_when_an_op_falls_off_the_fast_path(tmp_path):
     )  # fmt: skip
     with pytest.warns(UserWarning, match=r"1 ops of the float32 export .* not delegated to XNNPACK \(\['CUMSUM'\]\)"):
         result = tfc.export.to_tflite(model, tmp_path / "model.tflite", mode="float32")
-    assert tfc.export.inspect(result.path)["undelegated_ops"] == ["CUMSUM"]
+    assert tfc.litert.inspect(result.path)["undelegated_ops"] == ["CUMSUM"]
 
 
 def test_a_classifiers_final_softmax_off_xnnpack_is_not_worth_a_warning(trained_cnn, digits, tmp_path):
@@ -270,16 +270,16 @@ def test_a_classifiers_final_softmax_off_xnnpack_is_not_worth_a_warning(trained_
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = tfc.export.to_tflite(probabilities, tmp_path / "model.tflite", representative_data=x_train[:100])
-    assert tfc.export.inspect(result.path)["undelegated_compute_ops"] == ["SOFTMAX"]
+    assert tfc.litert.inspect(result.path)["undelegated_compute_ops"] == ["SOFTMAX"]
 
 
 def test_inspect_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"No \.tflite file at"):
-        tfc.export.inspect(tmp_path / "missing.tflite")
+        tfc.litert.inspect(tmp_path / "missing.tflite")
     broken = tmp_path / "broken.tflite"
     broken.write_bytes(b"TFL3" + b"\0" * 100)
     with pytest.raises(ValueError, match=r"could not be loaded by the LiteRT interpreter"):
-        tfc.export.inspect(broken)
+        tfc.litert.inspect(broken)
 
 
 def test_quantizer_modes_name_the_extra_when_it_is_missing(trained_cnn, tmp_path, monkeypatch):
@@ -307,7 +307,7 @@ def test_several_inputs_calibrate_from_a_dict_a_list_or_a_dataset_of_tuples(tmp_
     contents = {form: open(path, "rb").read() for form, path in files.items()}
     assert len(set(contents.values())) == 1  # the same calibration whatever the form
     labelled = tf.data.Dataset.from_tensor_slices(((images, features), np.zeros(80, np.int64))).batch(16)
-    check = tfc.export.verify(files["dict"], model, labelled, task=zoo.TASKS["multi_io"])
+    check = tfc.litert.verify(files["dict"], model, labelled, task=zoo.TASKS["multi_io"])
     assert check["samples"] == 80 and set(check["outputs"]) == {"scores", "box"}
     box, scores = check["outputs"]["box"], check["outputs"]["scores"]
     assert box["task"] == "regression" and box["top1_agreement"] is None and box["relative_error"] < 0.05

@@ -43,9 +43,9 @@ def test_bundle_embeds_metadata_that_reads_back_and_keeps_the_model_intact(int8_
     assert zipfile.is_zipfile(bundle["model"])
 
     # The gray model takes RGB now: gray pixels given as R = G = B give exactly the gray file's scores.
-    before = tfc.export.LiteRTModel(int8_file).predict(x_test)
+    before = tfc.litert.LiteRTModel(int8_file).predict(x_test)
     rgb = np.repeat(x_test, 3, axis=-1)
-    np.testing.assert_array_equal(tfc.export.LiteRTModel(bundle["model"]).predict(rgb), before)
+    np.testing.assert_array_equal(tfc.litert.LiteRTModel(bundle["model"]).predict(rgb), before)
 
 
 def test_the_rgb_front_converts_colour_to_gray_with_luma_weights(int8_file, digits, tmp_path):
@@ -53,10 +53,10 @@ def test_the_rgb_front_converts_colour_to_gray_with_luma_weights(int8_file, digi
     bundle = tfc.export.android_bundle(int8_file, tmp_path / "android", labels=LABELS)
     colour = np.random.default_rng(0).random((40,) + x_test.shape[1:3] + (3,)).astype(np.float32)
     gray = colour @ np.array([0.299, 0.587, 0.114], np.float32)
-    expected = tfc.export.LiteRTModel(int8_file).predict(gray[..., None])
-    actual = tfc.export.LiteRTModel(bundle["model"]).predict(colour)
+    expected = tfc.litert.LiteRTModel(int8_file).predict(gray[..., None])
+    actual = tfc.litert.LiteRTModel(bundle["model"]).predict(colour)
     assert np.mean(np.argmax(actual, -1) == np.argmax(expected, -1)) >= 0.95
-    assert tfc.export.inspect(bundle["model"])["inputs"][0]["shape"] == [1, 8, 8, 3]
+    assert tfc.litert.inspect(bundle["model"])["inputs"][0]["shape"] == [1, 8, 8, 3]
 
 
 def test_bundle_json_describes_io_for_the_interpreter(int8_file, tmp_path):

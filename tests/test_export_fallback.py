@@ -45,15 +45,19 @@ def test_named_layer_stays_float_and_the_cost_is_reported(trained_cnn, digits, t
     # dense_1's 640 weights go from 1 byte to 4, less its int8 scales and zero points.
     assert 640 * 2 <= cost["bytes"] - cost["all_int8_bytes"] <= 640 * 4
     assert cost["agreement"] >= 0.95 and cost["all_int8_agreement"] >= 0.95
-    assert tfc.export.verify(result.path, trained_cnn, x_test, y_test)["top1_agreement"] >= 0.95
+    assert tfc.litert.verify(result.path, trained_cnn, x_test, y_test)["top1_agreement"] >= 0.95
 
 
 @pytest.mark.slow
 def test_count_and_threshold_choose_from_the_measured_errors(trained_cnn, digits, errors, tmp_path):
     (x_train, _), _ = digits
-    worst = tfc.export.to_tflite(trained_cnn, tmp_path / "w.tflite", representative_data=x_train[:200], float_layers=1)
+    with pytest.deprecated_call(match="float_layers takes layer names"):
+        worst = tfc.export.to_tflite(trained_cnn, tmp_path / "w.tflite", representative_data=x_train[:200],
+                                     float_layers=1)  # fmt: skip
     assert worst.fallback["float_layers"] == errors["worst"][:1]
-    none = tfc.export.to_tflite(trained_cnn, tmp_path / "n.tflite", representative_data=x_train[:200], float_layers=1e6)
+    with pytest.deprecated_call(match="float_layers takes layer names"):
+        none = tfc.export.to_tflite(trained_cnn, tmp_path / "n.tflite", representative_data=x_train[:200],
+                                    float_layers=1e6)  # fmt: skip
     assert none.fallback["float_layers"] == [] and _fully_connected_input_dtypes(none.path) == ["int8", "int8"]
 
 

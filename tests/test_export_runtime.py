@@ -15,7 +15,7 @@ def float_file(trained_cnn, tmp_path_factory):
 
 
 def test_benchmark_times_every_setting_and_reports_sizes(float_file):
-    report = tfc.export.benchmark(float_file, threads=(1, 2), warmup=2, runs=20)
+    report = tfc.litert.benchmark(float_file, threads=(1, 2), warmup=2, runs=20)
     assert report["bytes"] > report["gzip_bytes"] > 0 and report["batch"] == 1
     settings = [(row["threads"], row["xnnpack"]) for row in report["latency"]]
     assert settings == [(1, True), (2, True), (1, False), (2, False)]
@@ -25,7 +25,7 @@ def test_benchmark_times_every_setting_and_reports_sizes(float_file):
 
 
 def test_benchmark_stops_at_its_time_limit(float_file):
-    report = tfc.export.benchmark(float_file, threads=1, xnnpack=True, runs=10**9, warmup=0, max_seconds=0.2)
+    report = tfc.litert.benchmark(float_file, threads=1, xnnpack=True, runs=10**9, warmup=0, max_seconds=0.2)
     (row,) = report["latency"]
     assert 5 <= row["runs"] < 10**9
 
@@ -41,16 +41,16 @@ def test_benchmark_stops_at_its_time_limit(float_file):
 )
 def test_benchmark_bad_arguments(float_file, arguments, message):
     with pytest.raises(ValueError, match=message):
-        tfc.export.benchmark(float_file, **arguments)
+        tfc.litert.benchmark(float_file, **arguments)
 
 
 def test_benchmark_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="No .tflite file"):
-        tfc.export.benchmark(tmp_path / "missing.tflite")
+        tfc.litert.benchmark(tmp_path / "missing.tflite")
     truncated = tmp_path / "truncated.tflite"
     truncated.write_bytes(b"TFL3")
     with pytest.raises(ValueError, match="could not be loaded"):
-        tfc.export.benchmark(truncated)
+        tfc.litert.benchmark(truncated)
 
 
 def _mostly_zero_copy(model, sparsity=0.9):
@@ -72,14 +72,14 @@ def test_sparse_int8_warns_that_xnnpack_refuses_it_and_still_verifies(trained_cn
     with pytest.warns(UserWarning, match="cannot be loaded with LiteRT's default XNNPACK delegate"):
         sparse = tfc.export.to_tflite(pruned, tmp_path / "s.tflite", representative_data=x_train[:300], sparse=True)
     assert sparse.bytes < dense.bytes
-    report = tfc.export.inspect(sparse.path)
+    report = tfc.litert.inspect(sparse.path)
     assert report["xnnpack_loads"] is False and "DENSIFY" in report["op_counts"]
     assert "CONV_2D" in report["undelegated_compute_ops"] and report["int8_mac_share"] == 1.0
-    assert tfc.export.inspect(dense.path)["xnnpack_loads"] is True
+    assert tfc.litert.inspect(dense.path)["xnnpack_loads"] is True
     with pytest.raises(ValueError, match="only with the XNNPACK delegate switched off"):
-        tfc.export.LiteRTModel(sparse.path, xnnpack=True)
-    assert tfc.export.verify(sparse.path, pruned, x_test, y_test)["top1_agreement"] > 0.97
-    timed = tfc.export.benchmark(sparse.path, threads=1, warmup=1, runs=5)["latency"]
+        tfc.litert.LiteRTModel(sparse.path, xnnpack=True)
+    assert tfc.litert.verify(sparse.path, pruned, x_test, y_test)["top1_agreement"] > 0.97
+    timed = tfc.litert.benchmark(sparse.path, threads=1, warmup=1, runs=5)["latency"]
     assert "switched off" in timed[0]["error"] and timed[0]["median_ms"] is None
     assert timed[1]["xnnpack"] is False and timed[1]["median_ms"] > 0
 

@@ -73,7 +73,7 @@ ENTRY_POINTS = {
     "prune.sparsity": lambda model, other: tfc.prune.sparsity(model),
     "quantize.qat": lambda model, other: tfc.quantize.qat(model),
     "export.to_tflite": lambda model, other: tfc.export.to_tflite(model, "unused.tflite", mode="float32"),
-    "export.verify": lambda model, other: tfc.export.verify("unused.tflite", model, np.zeros((1, 8, 8, 1))),
+    "export.verify": lambda model, other: tfc.litert.verify("unused.tflite", model, np.zeros((1, 8, 8, 1))),
 }
 
 
@@ -87,7 +87,7 @@ KERAS3_ENTRY_POINTS = {
     "quantize.qat": lambda model, other, tmp: tfc.quantize.qat(model).count_params(),
     "quantize.cluster": lambda model, other, tmp: tfc.quantize.strip_clustering(tfc.quantize.cluster(model, 4)),
     "export.to_tflite": lambda model, other, tmp: tfc.export.to_tflite(model, tmp / "m.tflite", mode="float32"),
-    "export.verify": lambda model, other, tmp: tfc.export.verify(
+    "export.verify": lambda model, other, tmp: tfc.litert.verify(
         tfc.export.to_tflite(tfc.from_keras3(model), tmp / "m.tflite", mode="float32").path, model,
         np.random.default_rng(0).random((20, 8, 8, 1)),
     ),

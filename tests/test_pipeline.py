@@ -83,7 +83,7 @@ def test_cli_runs_the_image_folder_recipe_on_a_folder_of_images(digits, tmp_path
     assert report["class_names"] == [str(digit) for digit in range(10)]
     assert [row["stage"] for row in report["rows"]] == ["teacher", "distill", "prune", "qat", "export (int8)"]
     assert report["rows"][-1]["top1_agreement"] >= 0.75  # a model trained 2 epochs: many near-ties
-    assert tfc.export.inspect(tmp_path / "out" / "model_int8.tflite")["int8_mac_share"] == 1.0
+    assert tfc.litert.inspect(tmp_path / "out" / "model_int8.tflite")["int8_mac_share"] == 1.0
     for name in ("report.md", "accuracy_vs_size.png", "sparsity.png", "latency.png"):
         assert (tmp_path / "out" / name).is_file()
 
@@ -204,7 +204,7 @@ def test_the_channels_stage_on_a_resnet_with_every_option(tmp_path):
     assert widths["stem"] == [16, 16]  # protected
     assert sorted(width for name, (_, width) in widths.items() if name.endswith("_conv1")).count(0) == 1
     trained = tfc.models.residual_net(16, 3, "resnet")
-    macs = tfc.export.inspect(report["files"]["model"])["macs"]
+    macs = tfc.litert.inspect(report["files"]["model"])["macs"]
     assert macs <= 0.5 * tfc.prune.cost(trained)["macs"]
     assert os.path.isfile(report["files"]["widths"]) and report["files"]["widths"].endswith("widths.png")
     with open(report["files"]["json"]) as file:
@@ -232,7 +232,7 @@ def test_a_text_model_with_token_ids_runs_prune_qat_export(tmp_path, seeded):
     }, progress=lambda line: None)  # fmt: skip
     final = report["rows"][-1]
     assert final["top1_agreement"] >= 0.95 and final["tflite_accuracy"] > 0.6
-    (image,) = tfc.export.inspect(report["files"]["model"])["inputs"]
+    (image,) = tfc.litert.inspect(report["files"]["model"])["inputs"]
     assert image["dtype"] == "int32" and image["name"].endswith("tokens:0")
 
 
@@ -261,7 +261,7 @@ def test_every_lossy_stage_recovers_by_distillation_and_the_export_controls_accu
     lines.clear()
     report = tfc.pipeline.run(recipe, progress=lines.append)
     assert any("distilled from the float model, float layers: first" in line for line in lines)
-    ops = tfc.export.inspect(report["files"]["model"])["ops"]
+    ops = tfc.litert.inspect(report["files"]["model"])["ops"]
     assert [op["input_dtypes"][0] for op in ops if op["op"] == "CONV_2D"] == ["float32", "int8"]
 
 
@@ -280,10 +280,10 @@ def test_two_classes_and_one_output_are_a_binary_task_measured_at_its_threshold(
     teacher = report["rows"][2]
     assert teacher["stage"] == "teacher" and teacher["keras_accuracy"] > 0.8  # one logit too, trained on 0/1
     final = report["final"]
-    outputs = tfc.export.LiteRTModel(report["files"]["model"]).predict(x_test)[:, 0]
+    outputs = tfc.litert.LiteRTModel(report["files"]["model"]).predict(x_test)[:, 0]
     assert final["tflite_accuracy"] == pytest.approx(np.mean((outputs > 0) == (y_test % 2 == 1)))
     assert final["top1_agreement"] is None and final["agreement"] >= 0.97 and final["tflite_accuracy"] > 0.8
-    assert tfc.export.inspect(report["files"]["android"]["model"])["outputs"][0]["shape"] == [1, 2]
+    assert tfc.litert.inspect(report["files"]["android"]["model"])["outputs"][0]["shape"] == [1, 2]
 
 
 def test_a_regression_is_measured_by_its_error_never_an_accuracy(digits, tmp_path, seeded):
@@ -295,7 +295,7 @@ def test_a_regression_is_measured_by_its_error_never_an_accuracy(digits, tmp_pat
         "stages": {"train": {"epochs": 3}, "export": {}},
     }, progress=lines.append)  # fmt: skip
     final = report["final"]
-    outputs = tfc.export.LiteRTModel(report["files"]["model"]).predict(x_test)[:, 0]
+    outputs = tfc.litert.LiteRTModel(report["files"]["model"]).predict(x_test)[:, 0]
     assert final["tflite_mae"] == pytest.approx(np.mean(np.abs(outputs - y_test / 9)), rel=1e-5)
     assert final["keras_accuracy"] is None and final["tflite_accuracy"] is None and final["agreement"] is None
     assert final["tflite_mae"] < 0.2 and "Keras MAE" in "\n".join(lines) and "acc." not in "\n".join(lines)

@@ -116,11 +116,11 @@ def test_cost_counts_what_the_converter_runs(seeded, tmp_path):
     assert counted["parameters"] == model.count_params()
     # A fixed batch: with a dynamic one, the file leaves the Dense-on-positions output shape to run time.
     tfc.export.to_tflite(model, tmp_path / "m.tflite", mode="float32", batch_size=1)
-    assert counted["macs"] == tfc.export.inspect(tmp_path / "m.tflite")["macs"]
+    assert counted["macs"] == tfc.litert.inspect(tmp_path / "m.tflite")["macs"]
     plan = plan_channels(model, 0.5)
     smaller = tfc.prune.rebuild(model, plan)
     tfc.export.to_tflite(smaller, tmp_path / "s.tflite", mode="float32", batch_size=1)
-    assert tfc.prune.plan_cost(model, plan)["macs"] == tfc.export.inspect(tmp_path / "s.tflite")["macs"]
+    assert tfc.prune.plan_cost(model, plan)["macs"] == tfc.litert.inspect(tmp_path / "s.tflite")["macs"]
     assert tfc.prune.plan_cost(model, plan)["parameters"] == smaller.count_params()
 
 

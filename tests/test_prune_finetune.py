@@ -172,3 +172,36 @@ def test_a_teacher_that_does_not_fit_is_a_clear_error(trained_cnn, digits):
         tfc.prune.finetune(smaller, (x_train, y_train), teacher=yes_no)
     with pytest.raises(ValueError, match="`hints` match the teacher's layers"):
         tfc.prune.finetune(smaller, (x_train, y_train), hints=["dense"])
+
+
+class _Logged(keras.callbacks.Callback):
+    """The names every epoch logged: what the fine-tuning actually trained on."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = set()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.names |= set(logs or {})
+
+
+def test_iterative_passes_hints_recalibrate_and_fit_options_through_to_finetune(digits, seeded):
+    (x_train, y_train), _ = digits
+    x, y = x_train[:256], y_train[:256]
+    teacher = small_resnet(width=8, blocks=1)
+    logged = _Logged()
+    stale, _ = tfc.prune.iterative(
+        teacher, (x, y), 0.5, steps=1, criterion="l2",
+        finetune_options={"teacher": teacher, "hints": ["block1_conv2"], "recalibrate": False, "callbacks": [logged],
+                          "batch_size": 64, "temperature": 2.0},
+    )  # fmt: skip
+    assert {"block1_conv2_hint", "distillation_loss"} <= logged.names  # the hint and the teacher arrived
+    measured = _batchnorm_input_statistics(stale, x)["stem_bn"][0]
+    assert not np.allclose(stale.get_layer("stem_bn").moving_mean.numpy(), measured, atol=1e-3)  # not recalibrated
+    settled, _ = tfc.prune.iterative(teacher, (x, y), 0.5, steps=1, finetune_options={"batch_size": 64})
+    measured = _batchnorm_input_statistics(settled, x)["stem_bn"][0]
+    np.testing.assert_allclose(settled.get_layer("stem_bn").moving_mean.numpy(), measured, rtol=1e-4, atol=1e-5)
+    with pytest.deprecated_call(match=r"finetune_options=\{'batch_size': ...\}"):
+        tfc.prune.iterative(teacher, (x, y), 0.5, steps=1, batch_size=64)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'ratios'"):
+        tfc.prune.iterative(teacher, (x, y), 0.5, steps=1, ratios=0.5)

@@ -77,7 +77,7 @@ def test_average_pooling_keeps_its_inputs_quantization_so_int8_export_works(digi
     qat = compile_classifier(tfc.quantize.qat(model))
     qat.fit(x_train, y_train, epochs=1, batch_size=64, verbose=0)
     result = tfc.export.to_tflite(qat, tmp_path / "pool.tflite")
-    assert tfc.export.verify(result.path, qat, x_train[:200])["top1_agreement"] >= 0.9
+    assert tfc.litert.verify(result.path, qat, x_train[:200])["top1_agreement"] >= 0.9
 
 
 def test_representative_data_sets_the_ranges_qat_starts_from(trained_cnn, digits):
@@ -116,12 +116,12 @@ def test_float_layers_stay_float_in_training_and_in_the_int8_file(trained_cnn, d
     assert len(fake_quantized) == 2 and f"quant_{first}" not in fake_quantized, fake_quantized  # the two Dense
 
     result = tfc.export.to_tflite(quantization_aware, tmp_path / "m.tflite")
-    ops = tfc.export.inspect(result.path)["ops"]
+    ops = tfc.litert.inspect(result.path)["ops"]
     computing = [(op["op"], op["input_dtypes"][0]) for op in ops if op["macs"]]
     assert computing == [("CONV_2D", "float32"), ("FULLY_CONNECTED", "int8"), ("FULLY_CONNECTED", "int8")]
     assert (result.input_dtype, result.output_dtype) == ("float32", "float32")
     assert any(first in note for note in result.notes)
-    report = tfc.export.verify(result.path, quantization_aware, x_test[:200])
+    report = tfc.litert.verify(result.path, quantization_aware, x_test[:200])
     assert report["top1_agreement"] >= 0.97, report
 
 
@@ -176,9 +176,9 @@ def test_mobilenet_v2_with_its_stem_in_float_exports_and_runs(name, tmp_path):
     quantization_aware = tfc.quantize.qat(model, representative_data=images, float_layers=["first"])
     assert {"Conv1", "bn_Conv1"} <= set(quantization_aware.float_layers)
     result = tfc.export.to_tflite(quantization_aware, tmp_path / "m.tflite")
-    computing = [(op["op"], op["input_dtypes"][0]) for op in tfc.export.inspect(result.path)["ops"] if op["macs"]]
+    computing = [(op["op"], op["input_dtypes"][0]) for op in tfc.litert.inspect(result.path)["ops"] if op["macs"]]
     assert computing[0] == ("CONV_2D", "float32") and computing[1][1] == "int8", computing[:2]
-    assert np.all(np.isfinite(tfc.export.LiteRTModel(result.path).predict(images)))
+    assert np.all(np.isfinite(tfc.litert.LiteRTModel(result.path).predict(images)))
 
 
 def _first_layer_model(kind):
@@ -205,6 +205,6 @@ def test_two_step_preprocessing_and_unfoldable_batchnorm_train_and_export_intege
     expected, actual = model.predict(pixels, verbose=0), quantization_aware.predict(pixels, verbose=0)
     assert np.max(np.abs(actual - expected)) < 0.05 * np.ptp(expected)  # the same function, at int8 resolution
     result = tfc.export.to_tflite(quantization_aware, tmp_path / "m.tflite")  # no calibration: QAT's ranges alone
-    assert not tfc.export.inspect(result.path)["float_ops"]
-    outputs = tfc.export.LiteRTModel(result.path).predict(pixels)
+    assert not tfc.litert.inspect(result.path)["float_ops"]
+    outputs = tfc.litert.LiteRTModel(result.path).predict(pixels)
     assert np.max(np.abs(outputs - actual)) < 0.05 * np.ptp(actual)

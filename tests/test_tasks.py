@@ -141,9 +141,9 @@ def test_verify_measures_each_task_as_computed_by_hand(name, trained, digits, tm
     model, kind = trained[name], name.split("_")[0]
     path = tfc.export.to_tflite(model, tmp_path / "m.tflite", representative_data=x_train[:300]).path
     labels = _labels(y_test)[kind]
-    check = tfc.export.verify(path, model, x_test, labels)
+    check = tfc.litert.verify(path, model, x_test, labels)
     keras_out = model.predict(x_test, verbose=0)
-    tflite_out = tfc.export.LiteRTModel(path).predict(x_test)
+    tflite_out = tfc.litert.LiteRTModel(path).predict(x_test)
     assert check["task"] == kind and check["top1_agreement"] is None
     if kind == "regression":
         assert check["agreement"] is None and check["keras_accuracy"] is None and check["tflite_accuracy"] is None
@@ -167,7 +167,7 @@ def test_binary_argmax_of_one_logit_is_never_reported(trained, digits, tmp_path)
     (x_train, _), (x_test, y_test) = digits
     model = trained["binary"]
     path = tfc.export.to_tflite(model, tmp_path / "m.tflite", representative_data=x_train[:300]).path
-    check = tfc.export.verify(path, model, x_test, (y_test % 2).astype(np.float32))
+    check = tfc.litert.verify(path, model, x_test, (y_test % 2).astype(np.float32))
     share_of_zeros = float(np.mean(y_test % 2 == 0))
     assert check["keras_accuracy"] != pytest.approx(share_of_zeros) and check["keras_accuracy"] > 0.85
 
@@ -176,14 +176,14 @@ def test_binary_argmax_of_one_logit_is_never_reported(trained, digits, tmp_path)
 def test_accuracy_control_measures_the_tasks_own_figure(name, trained, digits, tmp_path):
     (x_train, _), (x_test, y_test) = digits
     model, labels = trained[name], _labels(y_test)[name]
-    result = tfc.export.to_tflite(
+    result = tfc.export.with_accuracy_control(
         model, tmp_path / "m.tflite", representative_data=x_train[:300],
         validation_data=(x_test, labels), max_accuracy_drop=0.02,
     )  # fmt: skip
     control = result.accuracy_control
     assert control["task"] == name and control["measure"] == ("mae" if name == "regression" else "accuracy")
     chosen = control["chosen"]
-    outputs = tfc.export.LiteRTModel(result.path).predict(x_test)[:, 0]
+    outputs = tfc.litert.LiteRTModel(result.path).predict(x_test)[:, 0]
     keras_outputs = model.predict(x_test, verbose=0)[:, 0]
     if name == "regression":
         mae, float_mae = np.mean(np.abs(outputs - labels)), np.mean(np.abs(keras_outputs - labels))
@@ -199,8 +199,9 @@ def test_accuracy_control_measures_the_tasks_own_figure(name, trained, digits, t
 def test_a_regression_has_no_agreement_to_hold(trained, digits, tmp_path):
     (x_train, _), (x_test, y_test) = digits
     with pytest.raises(ValueError, match=r"`min_agreement` counts decisions .* a regression, which decides nothing"):
-        tfc.export.to_tflite(trained["regression"], tmp_path / "m.tflite", representative_data=x_train[:100],
-                             validation_data=x_test, min_agreement=0.99)  # fmt: skip
+        tfc.export.with_accuracy_control(trained["regression"], tmp_path / "m.tflite",
+                                         representative_data=x_train[:100],
+                                         validation_data=x_test, min_agreement=0.99)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["binary", "binary_sigmoid", "multilabel"])
@@ -210,11 +211,11 @@ def test_android_bundle_shows_a_score_per_label_integer_only(name, trained, digi
     labels = ["even", "odd"] if name.startswith("binary") else ["odd", "five or more", "has a loop"]
     bundle = tfc.export.android_bundle(path, tmp_path / "android", labels=labels,
                                        task="multilabel" if name == "multilabel" else None)  # fmt: skip
-    report = tfc.export.inspect(bundle["model"])
+    report = tfc.litert.inspect(bundle["model"])
     assert report["outputs"][0]["shape"] == [1, len(labels)] and report["outputs"][0]["dtype"] == "uint8"
     assert not report["float_ops"] and not report["undelegated_compute_ops"]
-    raw = tfc.export.LiteRTModel(path).predict(x_test)
-    scores = tfc.export.LiteRTModel(bundle["model"]).predict(np.repeat(x_test, 3, axis=-1))  # RGB, R = G = B
+    raw = tfc.litert.LiteRTModel(path).predict(x_test)
+    scores = tfc.litert.LiteRTModel(bundle["model"]).predict(np.repeat(x_test, 3, axis=-1))  # RGB, R = G = B
     probability = raw if name == "binary_sigmoid" else _sigmoid(raw)
     expected = np.concatenate([1 - probability, probability], -1) if name.startswith("binary") else probability
     np.testing.assert_allclose(scores, expected, atol=2 / 256)  # the sigmoid's int8 step, and its rounding

@@ -90,11 +90,11 @@ def test_qat_model_trains_exports_int8_and_litert_agrees_with_it(name, built, tm
         assert any("stay in float during quantization-aware training" in str(w.message) for w in caught)
     _train_one_step(qat, x)
     result = tfc.export.to_tflite(qat, tmp_path / f"{name}.tflite", representative_data=calibration)
-    report = tfc.export.inspect(result.path)
+    report = tfc.litert.inspect(result.path)
     assert not report["float_ops"], report["float_ops"]
     keras_outputs = _as_list(qat.predict(x, verbose=0))
     by_name = dict(zip(qat.input_names, x if isinstance(x, list) else [x]))
-    tflite_outputs = tfc.export.LiteRTModel(result.path).predict(by_name)
+    tflite_outputs = tfc.litert.LiteRTModel(result.path).predict(by_name)
     names = [name.removeprefix("quant_") for name in qat.output_names]
     tflite_outputs = [tflite_outputs[n] for n in names] if isinstance(tflite_outputs, dict) else [tflite_outputs]
     tasks = tfc._tasks.infer_all(model, task=zoo.TASKS.get(name))
@@ -119,7 +119,7 @@ OTHER_TASKS = [name for name in zoo.TASKS if name != "multi_io"]
 def test_post_training_int8_export_verifies_output_by_output(name, built, tmp_path):
     model, x, calibration = built(name)
     result = tfc.export.to_tflite(model, tmp_path / f"{name}.tflite", representative_data=calibration)
-    check = tfc.export.verify(result.path, model, x, task=zoo.TASKS.get(name))
+    check = tfc.litert.verify(result.path, model, x, task=zoo.TASKS.get(name))
     assert set(check["outputs"]) == set(model.output_names) and check["samples"] == 200
     for output_name, keras_output in zip(model.output_names, _as_list(model.predict(x, verbose=0))):
         figures = check["outputs"][output_name]
@@ -129,7 +129,7 @@ def test_post_training_int8_export_verifies_output_by_output(name, built, tmp_pa
         else:
             assert figures["agreement"] >= _MIN_POST_TRAINING_AGREEMENT.get(name, 0.9), (output_name, figures)
             assert (figures["top1_agreement"] is None) == (figures["task"] != "multiclass")
-    integer_inputs = [spec for spec in tfc.export.LiteRTModel(result.path).input_specs if spec.dtype != "float32"]
+    integer_inputs = [spec for spec in tfc.litert.LiteRTModel(result.path).input_specs if spec.dtype != "float32"]
     assert [spec.dtype for spec in integer_inputs] == (["int32"] if name in ("text_embedding", "transformer") else [])
 
 

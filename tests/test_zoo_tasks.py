@@ -41,8 +41,8 @@ def built(zoo_model):
 def test_post_training_int8_is_integer_only_and_keeps_the_decided_answers(name, built, tmp_path):
     model, x, y, calibration, _ = built(name)
     result = tfc.export.to_tflite(model, tmp_path / f"{name}.tflite", representative_data=calibration)
-    assert not tfc.export.inspect(result.path)["float_ops"] and result.input_dtype == "uint8"
-    check = tfc.export.verify(result.path, model, x, y)
+    assert not tfc.litert.inspect(result.path)["float_ops"] and result.input_dtype == "uint8"
+    check = tfc.litert.verify(result.path, model, x, y)
     task = _tasks.infer(model)
     assert check["task"] == zoo.TASKS.get(name, "multiclass") == task.kind  # what the model was compiled for says it
     if task.kind == "regression":
@@ -50,7 +50,7 @@ def test_post_training_int8_is_integer_only_and_keeps_the_decided_answers(name, 
         assert check["tflite_mae"] <= check["keras_mae"] * 1.1 + 0.005 and check["relative_error"] < 0.05
         return
     assert (check["top1_agreement"] is None) == (task.kind != "multiclass") and "keras_mae" not in check
-    _, agreement, count = zoo.agreement(tfc.export.LiteRTModel(result.path).predict(x), model.predict(x, verbose=0),
+    _, agreement, count = zoo.agreement(tfc.litert.LiteRTModel(result.path).predict(x), model.predict(x, verbose=0),
                                         zoo.decided(model, x, tasks=[task])[0], task)  # fmt: skip
     assert count >= 50 and agreement >= 0.99, (agreement, count)
     assert check["keras_accuracy"] > 0.75 and abs(check["tflite_accuracy"] - check["keras_accuracy"]) <= 0.03
@@ -59,12 +59,12 @@ def test_post_training_int8_is_integer_only_and_keeps_the_decided_answers(name, 
 @pytest.mark.parametrize("name", NAMES)
 def test_accuracy_control_holds_the_tasks_measure(name, built, tmp_path):
     model, x, y, calibration, _ = built(name)
-    result = tfc.export.to_tflite(model, tmp_path / "controlled.tflite", representative_data=calibration,
+    result = tfc.export.with_accuracy_control(model, tmp_path / "controlled.tflite", representative_data=calibration,
                                   validation_data=(x, y), max_accuracy_drop=0.02)  # fmt: skip
     control = result.accuracy_control
     assert control["task"] == zoo.TASKS.get(name, "multiclass") and control["chosen"]["met"]
     assert control["measure"] == ("mae" if name == "regression" else "accuracy")
-    check = tfc.export.verify(result.path, model, x, y)
+    check = tfc.litert.verify(result.path, model, x, y)
     measure = control["measure"]
     assert check[f"tflite_{measure}"] == pytest.approx(control["chosen"]["score"], rel=1e-5)
 
@@ -93,10 +93,10 @@ def test_its_android_bundle_scores_every_label(name, built, tmp_path):
     labels = {"binary": ["even", "odd"], "multilabel": ["odd", "five or more", "has a loop"]}.get(task)
     labels = labels or [str(digit) for digit in range(10)]
     bundle = tfc.export.android_bundle(path, tmp_path / "android", labels=labels, pixel_range=(0, 255), task=task)
-    report = tfc.export.inspect(bundle["model"])
+    report = tfc.litert.inspect(bundle["model"])
     assert report["outputs"][0]["shape"] == [1, len(labels)] and not report["float_ops"]
-    scores = tfc.export.LiteRTModel(bundle["model"]).predict(x)
-    answers = _tasks.infer(model).decisions(tfc.export.LiteRTModel(path).predict(x))
+    scores = tfc.litert.LiteRTModel(bundle["model"]).predict(x)
+    answers = _tasks.infer(model).decisions(tfc.litert.LiteRTModel(path).predict(x))
     shown = scores[:, 1] > 0.5 if task == "binary" else scores > 0.5 if task == "multilabel" else scores.argmax(-1)
     decided = zoo.decided(model, x, tasks=[_tasks.infer(model)])[0]  # a logit near 0 rounds to a score of 0.5
     assert decided.sum() >= 50 and np.mean((shown == answers).reshape(-1)[decided]) >= 0.99
@@ -118,11 +118,11 @@ def test_the_tutorial_model_runs_through_the_pipeline_from_its_keras_file(built,
     assert report["task"]["kind"] == "binary" and "BinaryCrossentropy" in report["task"]["source"]
     assert [row["stage"] for row in report["rows"]] == ["input model", "prune", "qat", "export (int8)"]
     final = report["rows"][-1]
-    logits = tfc.export.LiteRTModel(report["files"]["model"]).predict(images[320:])[:, 0]
+    logits = tfc.litert.LiteRTModel(report["files"]["model"]).predict(images[320:])[:, 0]
     assert final["tflite_accuracy"] == pytest.approx(np.mean((logits > 0) == (labels[320:] > 0.5)))
     assert final["top1_agreement"] is None and final["agreement"] >= 0.9 and final["tflite_accuracy"] > 0.7
-    assert not tfc.export.inspect(report["files"]["model"])["float_ops"]
-    assert tfc.export.inspect(report["files"]["android"]["model"])["outputs"][0]["shape"] == [1, 2]
+    assert not tfc.litert.inspect(report["files"]["model"])["float_ops"]
+    assert tfc.litert.inspect(report["files"]["android"]["model"])["outputs"][0]["shape"] == [1, 2]
 
 
 @pytest.mark.parametrize("name", KERAS3)
@@ -137,8 +137,8 @@ def test_a_keras3_files_model_prunes_trains_quantization_aware_and_exports_int8(
     quantized.compile(optimizer=keras.optimizers.Adam(1e-5), loss=task.loss())
     quantized.fit(x, y, batch_size=50, epochs=1, verbose=0)
     result = tfc.export.to_tflite(quantized, tmp_path / "qat.tflite")
-    assert not tfc.export.inspect(result.path)["float_ops"]
-    tflite_outputs, keras_outputs = tfc.export.LiteRTModel(result.path).predict(x), quantized.predict(x, verbose=0)
+    assert not tfc.litert.inspect(result.path)["float_ops"]
+    tflite_outputs, keras_outputs = tfc.litert.LiteRTModel(result.path).predict(x), quantized.predict(x, verbose=0)
     _, agreement, count = zoo.agreement(tflite_outputs, keras_outputs, zoo.decided(quantized, x)[0], task)
     assert count >= 50 and agreement >= 0.99, (agreement, count)
 
@@ -165,4 +165,4 @@ def test_tfcompress_run_takes_keras3_files_through_distill_channels_prune_qat_an
     assert stages == ["input model", "teacher", "distill", "channels", "prune", "qat", "export (int8)"]
     assert report["rows"][3]["parameters"] < 0.75 * report["rows"][2]["parameters"]
     assert report["final"]["top1_agreement"] >= 0.95 and report["final"]["tflite_accuracy"] > 0.5
-    assert not tfc.export.inspect(os.path.join(tmp_path, "out", "model_int8.tflite"))["float_ops"]
+    assert not tfc.litert.inspect(os.path.join(tmp_path, "out", "model_int8.tflite"))["float_ops"]

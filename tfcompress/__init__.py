@@ -4,7 +4,7 @@ Distill a student from a teacher, prune it, train it quantization-aware, and exp
 verified full-integer `.tflite` for Android. Everything works on Keras 2 (`tf_keras`),
 which importing tfcompress selects before TensorFlow loads any Keras.
 
-Example:
+Examples:
   >>> import tfcompress as tfc
   >>> from tfcompress import keras
   >>> (x_train, y_train), (x_test, y_test) = tfc.data.load_digits()
@@ -25,6 +25,7 @@ __all__ = [
     "export",
     "from_keras3",
     "keras",
+    "litert",
     "models",
     "pipeline",
     "prune",
@@ -33,7 +34,9 @@ __all__ = [
     "report",
 ]
 
-_SUBPACKAGES = ("data", "demo", "distill", "export", "models", "pipeline", "prune", "quantize", "recipe", "report")
+_SUBPACKAGES = (
+    "data", "demo", "distill", "export", "litert", "models", "pipeline", "prune", "quantize", "recipe", "report",
+)  # fmt: skip
 
 
 def __getattr__(name):

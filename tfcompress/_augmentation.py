@@ -35,7 +35,7 @@ def left_out_at_inference(model) -> list:
     Returns:
       The layers' names, in the model's order.
 
-    Example:
+    Examples:
       >>> left_out_at_inference(tutorial_model)
       ['random_flip', 'random_rotation']
     """

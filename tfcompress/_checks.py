@@ -21,7 +21,7 @@ def check_number(name: str, value, low=None, high=None, low_open: bool = False, 
     Raises:
       ValueError: `value` is not a number (bools are not), is NaN, or is out of bounds.
 
-    Example:
+    Examples:
       >>> check_number("alpha", 0.1, low=0, high=1)
     """
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
@@ -44,7 +44,7 @@ def check_positive_integer(name: str, value) -> None:
     Raises:
       ValueError: `value` is not an integer, or is below 1.
 
-    Example:
+    Examples:
       >>> check_positive_integer("epochs", 3)
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -62,7 +62,7 @@ def check_integer(name: str, value, low: int = 0) -> None:
     Raises:
       ValueError: `value` is not an integer, or is below `low`.
 
-    Example:
+    Examples:
       >>> check_integer("seed", 0)
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
@@ -80,7 +80,7 @@ def check_one_of(name: str, value, choices) -> None:
     Raises:
       ValueError: `value` is not among them.
 
-    Example:
+    Examples:
       >>> check_one_of("mode", "int8", ("int8", "float32"))
     """
     if value not in tuple(choices):
@@ -99,7 +99,7 @@ def check_that(ok: bool, name: str, value, expected: str) -> None:
     Raises:
       ValueError: `ok` is False.
 
-    Example:
+    Examples:
       >>> check_that(isinstance(labels, list), "labels", labels, "a list of class names")
     """
     if not ok:

@@ -6,7 +6,7 @@ import re
 def summary(error) -> str:
     """The library's own words from an exception, one line: MLIR errors hide them after long source locations.
 
-    Example:
+    Examples:
       >>> summary(ValueError("loc(...): error: 'tf.X' op is not supported\\nmore"))
       "'tf.X' op is not supported"
     """
@@ -19,7 +19,7 @@ def summary(error) -> str:
 def first_few(texts, limit: int) -> str:
     """The first `limit` of `texts` joined by commas, and how many more there are.
 
-    Example:
+    Examples:
       >>> first_few(["'a'", "'b'", "'c'"], 2)
       "'a', 'b' and 1 more"
     """
@@ -31,7 +31,7 @@ def first_few(texts, limit: int) -> str:
 def culprit(error, model):
     """The name of the layer of `model` that an error message mentions (the longest match), or None.
 
-    Example:
+    Examples:
       >>> culprit(RuntimeError('Exception encountered when calling layer "lstm" (type LSTM)'), model)
       'lstm'
     """
@@ -61,7 +61,7 @@ def retold(what, error, model, fix) -> ValueError:
     Returns:
       The error to raise (`raise retold(...) from error`).
 
-    Example:
+    Examples:
       >>> raise retold("TF-MOT could not prune 'm'", error, model, "Leave that layer out.") from error
     """
     layer = culprit(error, model)

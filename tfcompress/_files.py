@@ -19,7 +19,7 @@ def check_writable(path, overwrite: bool) -> str:
       FileNotFoundError: the folder of `path` does not exist.
       PermissionError: the folder of `path` is not writable.
 
-    Example:
+    Examples:
       >>> check_writable("model.tflite", overwrite=False)
     """
     path = os.path.abspath(os.fspath(path))
@@ -60,7 +60,7 @@ def write_atomically(path, content: bytes, overwrite: bool = False) -> str:
       FileExistsError: `path` exists and `overwrite` is False.
       PermissionError: the folder cannot be written.
 
-    Example:
+    Examples:
       >>> write_atomically("model.tflite", tflite_bytes)
     """
     path = check_writable(path, overwrite)

@@ -46,7 +46,7 @@ def calls(model) -> list:
       A list of `Call`, input layers left out, in the order of `model.layers` where the
       graph allows.
 
-    Example:
+    Examples:
       >>> [call.layer.name for call in calls(model)]
     """
     order = {id(layer): index for index, layer in enumerate(model.layers)}
@@ -64,7 +64,7 @@ def calls(model) -> list:
 def is_nested(layer) -> bool:
     """Whether `layer` is a Sequential or functional model used as a layer (a base model).
 
-    Example:
+    Examples:
       >>> is_nested(keras.applications.MobileNetV2(include_top=False, weights=None))
       True
     """
@@ -76,7 +76,7 @@ def is_nested(layer) -> bool:
 def nested_models(model) -> list:
     """The names of the models nested in `model` (at any depth).
 
-    Example:
+    Examples:
       >>> nested_models(transfer_model)
       ['mobilenetv2_0.35_64']
     """
@@ -112,7 +112,7 @@ def flat_copy(model, substitute=None, batch_size=None):
       ValueError: a layer cannot be recreated from its config (a custom layer without
         `get_config`).
 
-    Example:
+    Examples:
       >>> flat = flat_copy(transfer_model)
       >>> any(isinstance(layer, keras.Model) for layer in flat.layers)
       False
@@ -236,7 +236,7 @@ def clone_with_weights(model):
     Returns:
       A new model with new layers holding copies of `model`'s weights.
 
-    Example:
+    Examples:
       >>> copy = clone_with_weights(model)
     """
     copy = keras.models.clone_model(model)

@@ -78,7 +78,7 @@ def check_versions(tensorflow_version: str, tf_keras_version: str) -> None:
       ImportError: TensorFlow is older than 2.16, or tf-keras's minor version is not
         TensorFlow's.
 
-    Example:
+    Examples:
       >>> check_versions("2.21.0", "2.21.0")
     """
     tf_release = _major_minor(tensorflow_version)

@@ -58,7 +58,7 @@ def is_keras3_model(obj) -> bool:
     Returns:
       True for a Keras 3 `Model` (Sequential, functional or subclassed).
 
-    Example:
+    Examples:
       >>> is_keras3_model(keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2)]))
       True
     """
@@ -74,7 +74,7 @@ def is_keras3_object(obj) -> bool:
 def hard_swish(x):
     """x * relu6(x + 3) / 6: MobileNetV3's activation, which Keras 3 has and Keras 2 lacks.
 
-    Example:
+    Examples:
       >>> keras.layers.Activation(hard_swish)
     """
     return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
@@ -104,7 +104,7 @@ def from_keras3(model):
         Keras 3-only feature (the layer is named), or the rebuilt model computes
         different outputs.
 
-    Example:
+    Examples:
       >>> import keras as keras3
       >>> k3 = keras3.Sequential([keras3.Input((28, 28, 1)), keras3.layers.Flatten(), keras3.layers.Dense(10)])
       >>> k2 = tfc.from_keras3(k3)          # now ready for tfc.prune.magnitude, tfc.quantize.qat, ...

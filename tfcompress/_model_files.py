@@ -47,7 +47,7 @@ def load(path, *, trust_code: bool = False, argument: str = "model"):
         `trust_code` is False (nothing of it has run), or a Keras 3 file holds a layer
         that is not Keras's own or has no Keras 2 counterpart (named).
 
-    Example:
+    Examples:
       >>> model = load("model.h5", argument="model")
     """
     path = os.fspath(path)
@@ -85,7 +85,7 @@ def load(path, *, trust_code: bool = False, argument: str = "model"):
 def keras_version(path) -> str:
     """The version of Keras that saved a `.keras` or `.h5` file ("" when the file does not say).
 
-    Example:
+    Examples:
       >>> keras_version("model.keras")
       '3.15.1'
     """
@@ -105,7 +105,7 @@ def keras_version(path) -> str:
 def trained_loss(path):
     """The name of the loss a model file was compiled with ("BinaryCrossentropy", "mse"), or None.
 
-    Example:
+    Examples:
       >>> trained_loss("tutorial.keras")
       'BinaryCrossentropy'
     """
@@ -196,7 +196,7 @@ def code_carrying_layers(path) -> list:
       code or holds no Keras configuration that could be read (Keras then reports why
       it cannot load it).
 
-    Example:
+    Examples:
       >>> code_carrying_layers("model.h5")
       ['scale_by_two']
     """

@@ -30,7 +30,7 @@ def ensure_keras2_model(model, argument: str = "model"):
       ValueError: a Keras 3 model that cannot be rebuilt: subclassed, or with a layer
         Keras 2 lacks (named).
 
-    Example:
+    Examples:
       >>> model = ensure_keras2_model(model)
     """
     if isinstance(model, keras.Model):
@@ -77,7 +77,7 @@ def ensure_graph_model(model, argument: str = "model", *, in_place: bool = False
       ValueError: `model` is subclassed, is not built yet, or is a Keras 3 model that
         cannot be rebuilt (or, with `in_place`, is a Keras 3 model at all).
 
-    Example:
+    Examples:
       >>> ensure_graph_model(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
     """
     if in_place and is_keras3_object(model) and hasattr(model, "layers"):

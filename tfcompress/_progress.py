@@ -11,7 +11,7 @@ class StageTimer:
       progress: called with one line of text.
       total: how many stages the run has.
 
-    Example:
+    Examples:
       >>> timer = StageTimer(print, total=2)
       >>> with timer.step("Training"):
       ...     model.fit(x, y)
@@ -33,7 +33,7 @@ class StageTimer:
         Yields:
           Nothing; the stage runs inside the `with` block.
 
-        Example:
+        Examples:
           >>> with timer.step("Pruning to 80%", key="prune"):
           ...     ...
         """

@@ -58,7 +58,7 @@ class Task:
       assumed: nothing said so: several linear units, read as a multi-class
         classifier's logits (as the Keras tutorials build them).
 
-    Example:
+    Examples:
       >>> Task("binary").agreement(tflite_logits, keras_logits)
     """
 
@@ -282,7 +282,7 @@ def infer(model, output: int = 0, *, task=None, labels=None, loss=None, argument
       UnknownTaskError: (a ValueError) the head alone cannot tell: one linear unit.
       ValueError: `task` is unknown or contradicts the head, or the labels fit no task of it.
 
-    Example:
+    Examples:
       >>> infer(model, task="binary").threshold
       0.0
     """
@@ -343,7 +343,7 @@ def infer_all(model, *, task=None, labels=None, argument: str = "task") -> list:
     Raises:
       ValueError: as `infer`; a dict names an output the model does not have.
 
-    Example:
+    Examples:
       >>> [task.kind for task in infer_all(detector, task={"box": "regression"})]
       ['multiclass', 'regression']
     """
@@ -453,7 +453,7 @@ def compile_for(model, learning_rate, task: Task):
     Returns:
       `model`, compiled.
 
-    Example:
+    Examples:
       >>> compile_for(model, 1e-3, infer(model)).fit(x_train, y_train, epochs=2)
     """
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=task.loss(), metrics=task.metrics())
@@ -472,7 +472,7 @@ def evaluate(model, x, y, task: Task = None) -> float:
     Returns:
       The accuracy (classifiers), or the mean absolute error (regression).
 
-    Example:
+    Examples:
       >>> evaluate(model, x_test, y_test)
     """
     task = task or infer(model, labels=y)

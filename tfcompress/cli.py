@@ -92,7 +92,7 @@ def _demo() -> int:
 
 def _run() -> int:
     from tfcompress import pipeline
-    from tfcompress.recipe import RecipeError
+    from tfcompress.pipeline.schema import RecipeError
 
     logging.set_verbosity(logging.WARNING)
     if not FLAGS.recipe:
@@ -142,7 +142,7 @@ def _as_tflite(paths):
 
 
 def _inspect(path: str) -> int:
-    from tfcompress.export.inspection import inspect_tflite
+    from tfcompress.litert.inspection import inspect_tflite
     from tfcompress.report import format_table
 
     try:
@@ -188,8 +188,8 @@ def _thread_counts():
 
 
 def _bench(path: str) -> int:
-    from tfcompress.export.latency import benchmark
-    from tfcompress.export.machine import cpu
+    from tfcompress.litert.latency import benchmark
+    from tfcompress.litert.machine import cpu
     from tfcompress.report import format_table
 
     threads = _thread_counts()
@@ -221,7 +221,7 @@ def _latency_cells(row) -> dict:
 
 
 def _compare(paths) -> int:
-    from tfcompress.export.comparison import compare, format_comparison
+    from tfcompress.litert.side_by_side import format_side_by_side, time_side_by_side
 
     threads = _thread_counts()
     if threads is None:
@@ -236,8 +236,8 @@ def _compare(paths) -> int:
     try:
         with _as_tflite(paths) as files:
             for count in dict.fromkeys(threads):  # in order, once each
-                result = compare(files, baseline=baseline, threads=count, rounds=FLAGS.rounds)
-                _say(format_comparison(result) + "\n")
+                result = time_side_by_side(files, baseline=baseline, threads=count, rounds=FLAGS.rounds)
+                _say(format_side_by_side(result) + "\n")
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         _say(f"error: {error}")
         return 1
@@ -258,7 +258,7 @@ def main(argv) -> int:
       0 on success, 1 when the command failed, 2 for a usage or recipe error, 130 when
       interrupted (Ctrl-C), 143 when terminated (SIGTERM).
 
-    Example:
+    Examples:
       >>> main(["tfcompress", "demo"])
     """
     arguments = argv[1:]
@@ -303,7 +303,7 @@ def _terminate(signum, frame):
 def run() -> None:
     """Entry point of the `tfcompress` console script.
 
-    Example:
+    Examples:
       $ tfcompress demo --output_dir=demo_output
     """
     # absl's own --help exits with status 1; asking for help is not a failure.

@@ -36,7 +36,7 @@ def run(output_dir, *, quick: bool = False, overwrite: bool = False, progress=pr
     Raises:
       FileExistsError: an output exists and `overwrite` is False.
 
-    Example:
+    Examples:
       >>> report = tfcompress.demo.run("demo_output", quick=True)
       >>> print(tfcompress.demo.render(report))
     """
@@ -55,7 +55,7 @@ def render(report: dict) -> str:
       float32 and against the float32 teacher, the accuracy change, its speed against the
       teacher's (timed side by side, with the CPU named), and the files.
 
-    Example:
+    Examples:
       >>> print(render(tfcompress.demo.run("demo_output")))
     """
     rows, final, files = report["rows"], report["final"], report["files"]

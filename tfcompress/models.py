@@ -3,7 +3,7 @@
 Recipes name them `builtin:teacher`, `builtin:student` and `builtin:resnet`; they are
 plain Keras 2 models, sized for the built-in 8x8 digits and larger images alike.
 
-Example:
+Examples:
   >>> teacher = tfc.models.conv_net((32, 64), 384, "teacher")
   >>> resnet = tfc.models.builtin("builtin:resnet", input_shape=(28, 28, 1), classes=10)
 """
@@ -28,7 +28,7 @@ def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (
     Returns:
       An uncompiled Sequential model that outputs `classes` logits.
 
-    Example:
+    Examples:
       >>> conv_net((32, 64), 384, "teacher").count_params()
       416266
     """
@@ -67,7 +67,7 @@ def residual_net(width: int, blocks: int, name: str, input_shape: tuple = (8, 8,
     Returns:
       An uncompiled functional model that outputs `classes` logits.
 
-    Example:
+    Examples:
       >>> residual_net(16, 3, "resnet").count_params()
       14698
     """
@@ -102,7 +102,7 @@ def builtin(name: str, input_shape: tuple = (8, 8, 1), classes: int = 10):
     Raises:
       ValueError: `name` is not a built-in model.
 
-    Example:
+    Examples:
       >>> builtin("builtin:student").count_params()
       105226
     """

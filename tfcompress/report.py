@@ -18,7 +18,7 @@ def format_table(rows: list, columns: list) -> str:
       The table as one string: a heading line, a rule, one line per row. Integers get
       thousands separators, floats three decimals, None an empty cell.
 
-    Example:
+    Examples:
       >>> print(format_table([{"stage": "teacher", "bytes": 1668216}],
       ...                    [("stage", "stage"), ("bytes", ".tflite bytes")]))
     """
@@ -60,7 +60,7 @@ def write_json(path, content: dict, overwrite: bool = False) -> str:
     Raises:
       FileExistsError: `path` exists and `overwrite` is False.
 
-    Example:
+    Examples:
       >>> write_json("report.json", {"accuracy": 0.97})
     """
     return _files.write_atomically(path, (json.dumps(content, indent=2) + "\n").encode(), overwrite=overwrite)
@@ -85,7 +85,7 @@ STAGE_COLUMNS = [
 def stage_columns(measure: str = "accuracy") -> list:
     """The stage table's columns for a task's primary measure: accuracy, or "mae" (mean absolute error).
 
-    Example:
+    Examples:
       >>> [heading for _, heading in stage_columns("mae")][4]
       'Keras MAE'
     """
@@ -116,7 +116,7 @@ def format_markdown(rows: list, columns: list) -> str:
     Returns:
       The table as one string.
 
-    Example:
+    Examples:
       >>> print(format_markdown(report["rows"], STAGE_COLUMNS))
     """
     lines = ["| " + " | ".join(heading for _, heading in columns) + " |"]
@@ -141,7 +141,7 @@ def write_all(report: dict, paths: dict, overwrite: bool = False) -> dict:
     Returns:
       The paths written, by the keys of `REPORT_FILES` (`widths` only with widths).
 
-    Example:
+    Examples:
       >>> write_all(report, {key: os.path.join("out", name) for key, name in REPORT_FILES.items()})
     """
     rows, measure = report["rows"], report.get("task", {}).get("measure", "accuracy")
@@ -163,19 +163,19 @@ def latency_note(cpu) -> str:
     """The line under the stage table that says how and where its latencies were measured.
 
     Args:
-      cpu: the CPU they were timed on (`tfc.export.cpu()`), or None.
+      cpu: the CPU they were timed on (`tfc.litert.cpu()`), or None.
 
     Returns:
       One line of text.
 
-    Example:
+    Examples:
       >>> latency_note("AMD EPYC, 2 cores (AVX2; no AVX-512, no VNNI)")
     """
     where = f" on {cpu}" if cpu else ""
     return (
         f"Latency: each stage's model as float32, the last row the exported file, in LiteRT, batch 1, 1 thread, "
         f"XNNPACK{where}; "
-        "the files timed side by side in interleaved rounds (tfc.export.compare): median of round medians, "
+        "the files timed side by side in interleaved rounds (tfc.litert.time_side_by_side): median of round medians, "
         "speed-up over the first timed row with a 95% bootstrap interval."
     )
 
@@ -187,7 +187,7 @@ def log_stages(rows: list, log_dir) -> None:
       rows: the pipeline's report rows.
       log_dir: the TensorBoard folder.
 
-    Example:
+    Examples:
       >>> log_stages(report["rows"], "out/tensorboard")
     """
     import tensorflow as tf
@@ -210,7 +210,7 @@ def new_figure():
     Returns:
       `(figure, axes)`.
 
-    Example:
+    Examples:
       >>> figure, axes = new_figure()
     """
     from matplotlib.figure import Figure
@@ -280,7 +280,7 @@ def write_figure(path, figure, overwrite: bool = False) -> str:
     Raises:
       FileExistsError: `path` exists and `overwrite` is False.
 
-    Example:
+    Examples:
       >>> write_figure("plot.png", figure)
     """
     buffer = io.BytesIO()

@@ -1,6 +1,6 @@
 """Data: a built-in real data set and loaders for users' own data.
 
-Example:
+Examples:
   >>> (x_train, y_train), (x_test, y_test) = tfc.data.load_digits()
 """
 

@@ -11,7 +11,7 @@ from tfcompress._keras import tf
 class InputSpec:
     """One input of a model: its name, the shape of one example (None where any size goes), and its dtype.
 
-    Example:
+    Examples:
       >>> input_specs(text_model)
       [InputSpec(name='tokens', shape=(32,), dtype='int32')]
     """
@@ -29,7 +29,7 @@ class InputSpec:
 def input_specs(model) -> list:
     """The `InputSpec` of each input of a Keras model, in `model.inputs` order.
 
-    Example:
+    Examples:
       >>> [spec.name for spec in input_specs(model)]
       ['image', 'features']
     """
@@ -58,7 +58,7 @@ def input_arrays(x, specs, *, limit: int = None, argument: str = "x") -> list:
       ValueError: an input is missing, empty, NaN, of the wrong shape, not whole numbers
         for an integer input, or the inputs differ in length.
 
-    Example:
+    Examples:
       >>> images, features = input_arrays([x_images, x_features], input_specs(model))
     """
     if isinstance(x, tf.data.Dataset):
@@ -133,7 +133,7 @@ def as_arrays(x, y=None, *, limit: int = None, argument: str = "x"):
       ValueError: the data is empty, holds NaN or infinity, `y` does not match `x` in
         length, or `y` is given alongside a dataset.
 
-    Example:
+    Examples:
       >>> x, y = as_arrays(train_dataset, limit=500)
     """
     if isinstance(x, tf.data.Dataset):
@@ -173,7 +173,7 @@ def arrays_from(data, *, limit: int = None, argument: str = "data"):
     Raises:
       ValueError: as for `as_arrays`.
 
-    Example:
+    Examples:
       >>> x, _ = arrays_from(x_train, limit=1024, argument="calibration")
     """
     return as_arrays(*(data if isinstance(data, tuple) else (data,)), limit=limit, argument=argument)
@@ -192,7 +192,7 @@ def labelled_arrays(data, argument: str = "data"):
     Raises:
       ValueError: the data is empty, NaN, or has no labels.
 
-    Example:
+    Examples:
       >>> x, y = labelled_arrays((x_test, y_test), "validation_data")
     """
     x, y = arrays_from(data, argument=argument)
@@ -249,7 +249,7 @@ def check_input_shape(x: np.ndarray, input_shape, argument: str = "x") -> None:
     Raises:
       ValueError: the example shape differs from `input_shape[1:]`.
 
-    Example:
+    Examples:
       >>> check_input_shape(x_test, model.input_shape, "x_test")
     """
     expected = tuple(input_shape[1:])

@@ -20,7 +20,7 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0):
     Raises:
       ValueError: `test_fraction` is not strictly between 0 and 1.
 
-    Example:
+    Examples:
       >>> (x_train, y_train), (x_test, y_test) = tfc.data.load_digits()
       >>> x_train.shape
       (1437, 8, 8, 1)

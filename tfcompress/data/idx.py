@@ -33,7 +33,7 @@ def read_idx(path) -> np.ndarray:
     Raises:
       ValueError: the header is not IDX, or the file holds fewer bytes than it declares.
 
-    Example:
+    Examples:
       >>> labels = tfc.data.read_idx("mnist/t10k-labels-idx1-ubyte.gz")
       >>> labels.shape
       (10000,)
@@ -87,7 +87,7 @@ def load_mnist(directory):
       FileNotFoundError: a file is missing.
       ValueError: images and labels disagree in count, or a file is not valid IDX.
 
-    Example:
+    Examples:
       >>> (x_train, y_train), (x_test, y_test) = tfc.data.load_mnist("data/mnist")
     """
     directory = os.fspath(directory)

@@ -39,7 +39,7 @@ def load_image_directory(
       FileNotFoundError: `directory` does not exist.
       ValueError: `color_mode` is not one of the accepted values, or no image was found.
 
-    Example:
+    Examples:
       >>> train, class_names = tfc.data.load_image_directory("flowers", image_size=(96, 96),
       ...                                                    color_mode="rgb")
     """

@@ -15,7 +15,7 @@ def load_source(spec: dict, seed: int = 0):
 
     Args:
       spec: `source` ("builtin", "mnist", "directory" or "npz") with `path`,
-        `test_fraction`, `image_size` and `color_mode` as `tfc.recipe.check` fills them in.
+        `test_fraction`, `image_size` and `color_mode` as `tfc.pipeline.recipe.check` fills them in.
       seed: the split's seed (built-in digits and image folders).
 
     Returns:
@@ -28,7 +28,7 @@ def load_source(spec: dict, seed: int = 0):
       ValueError: the arrays are missing, empty, hold NaN, or their labels or shapes do
         not match (named in the message).
 
-    Example:
+    Examples:
       >>> (x_train, y_train), (x_test, y_test), names = load_source({"source": "npz", "path": "data.npz"})
     """
     source, path = spec["source"], spec.get("path")

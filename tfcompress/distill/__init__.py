@@ -1,6 +1,6 @@
 """Distillation: train a small student from a large teacher with compile() and fit().
 
-Example:
+Examples:
   >>> distiller = tfc.Distiller(student=student, teacher=teacher)
   >>> distiller.compile(optimizer="adam", metrics=["accuracy"], alpha=0.1, temperature=10)
   >>> distiller.fit(x_train, y_train, epochs=3)

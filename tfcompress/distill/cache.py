@@ -32,7 +32,7 @@ def is_cached(x) -> bool:
     Returns:
       True for the dict a cached dataset yields.
 
-    Example:
+    Examples:
       >>> is_cached({INPUTS: images, LOGITS: logits})
       True
     """
@@ -49,7 +49,7 @@ def split(x):
       The model inputs, a list with one logits tensor per teacher, and a dict from
       teacher layer name to its cached output.
 
-    Example:
+    Examples:
       >>> inputs, logits, features = split(x)
     """
     features = {key[len(FEATURE_PREFIX) :]: value for key, value in x.items() if key.startswith(FEATURE_PREFIX)}
@@ -76,7 +76,7 @@ def build(teacher_forward, teachers, x, y, sample_weight, batch_size, shuffle, s
     Raises:
       ValueError: see `Distiller.cache_teacher`.
 
-    Example:
+    Examples:
       >>> build(distiller._run_teachers, distiller.teachers, x, y, None, 64, True, 0, None)
     """
     check_positive_integer("batch_size", batch_size)
@@ -136,7 +136,7 @@ def check_student_does_not_augment(student):
     Raises:
       ValueError: a `Random*` preprocessing layer (RandomFlip, RandomCrop, ...) is inside.
 
-    Example:
+    Examples:
       >>> check_student_does_not_augment(student)
     """
     augmenting = [layer.name for layer in student.submodules if type(layer).__name__.startswith("Random")]

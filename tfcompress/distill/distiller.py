@@ -73,7 +73,7 @@ class Distiller(keras.Model):
         sum to 1); equal weights by default.
       task: "multiclass", "binary", "multilabel" or "regression"; None (the default)
         takes it from `compile`'s `student_loss_fn`, the student's compiled loss or its
-        output layer (see `tfc.export.verify`).
+        output layer (see `tfc.litert.verify`).
       **kwargs: passed to `keras.Model` (for example `name`).
 
     Raises:
@@ -81,7 +81,7 @@ class Distiller(keras.Model):
       ValueError: a teacher is not built or is the student, output shapes differ,
         `teacher_weights` does not match the teachers, or `task` is unknown.
 
-    Example:
+    Examples:
       >>> distiller = tfc.Distiller(student=student, teacher=teacher)
       >>> distiller.compile(
       ...     optimizer=keras.optimizers.Adam(),
@@ -188,7 +188,7 @@ class Distiller(keras.Model):
             not fit it, or `DecoupledKD` is given for a task that is not multi-class.
           TypeError: a feature loss or an extra loss has the wrong type.
 
-        Example:
+        Examples:
           >>> distiller.compile(optimizer="adam", metrics=["accuracy"], alpha=0.1, temperature=10)
         """
         if "loss" in kwargs:
@@ -321,7 +321,7 @@ class Distiller(keras.Model):
           ValueError: labels are missing or lengths differ; the data or student augments
             at random; `path` holds a cache of other teachers or data, or something else.
 
-        Example:
+        Examples:
           >>> distiller.compile(optimizer="adam", alpha=0.1, temperature=10)
           >>> cached = distiller.cache_teacher(x_train, y_train, batch_size=64)
           >>> distiller.fit(cached, epochs=10)

@@ -24,7 +24,7 @@ class FeatureLoss:
       ValueError: a layer name is empty or `weight` is negative.
       TypeError: `fn` is given but not callable.
 
-    Example:
+    Examples:
       >>> cosine = tfc.distill.FeatureLoss(
       ...     "student_dense", "teacher_dense",
       ...     fn=lambda s, t: 1 - tf.reduce_sum(tf.nn.l2_normalize(s, -1) * tf.nn.l2_normalize(t, -1), -1))
@@ -57,7 +57,7 @@ class FeatureLoss:
         Returns:
           None here: a custom `fn` receives the features as they are.
 
-        Example:
+        Examples:
           >>> FeatureLoss("a", "b", fn=my_fn).make_adapter((None, 8), (None, 16)) is None
           True
         """
@@ -74,7 +74,7 @@ class FeatureLoss:
         Returns:
           A float32 tensor of shape `(batch,)` (or a scalar from a custom `fn`).
 
-        Example:
+        Examples:
           >>> loss.per_example(student_feature, teacher_feature)
         """
         if self.fn is None:
@@ -102,7 +102,7 @@ class Hint(FeatureLoss):
       ValueError: an argument is out of range; at compile, the feature maps differ in
         spatial size, or their ranks differ.
 
-    Example:
+    Examples:
       >>> hint = tfc.distill.Hint("student_conv", "teacher_conv", weight=0.5)
       >>> distiller.compile(optimizer="adam", feature_losses=[hint])
     """
@@ -126,7 +126,7 @@ class Hint(FeatureLoss):
         Raises:
           ValueError: the shapes cannot be matched by a channel mapping.
 
-        Example:
+        Examples:
           >>> Hint("s", "t").make_adapter((None, 4, 4, 8), (None, 4, 4, 32))
         """
         student_shape, teacher_shape = tuple(student_shape), tuple(teacher_shape)
@@ -160,7 +160,7 @@ class Hint(FeatureLoss):
         Returns:
           A float32 tensor of shape `(batch,)`.
 
-        Example:
+        Examples:
           >>> Hint("s", "t").per_example(tf.zeros((2, 3)), tf.ones((2, 3)))
         """
         difference = tf.cast(student_feature, tf.float32) - tf.cast(teacher_feature, tf.float32)
@@ -185,7 +185,7 @@ class AttentionTransfer(FeatureLoss):
       ValueError: at compile, a layer's output is not a 4-D feature map, or the spatial
         sizes differ.
 
-    Example:
+    Examples:
       >>> at = tfc.distill.AttentionTransfer("student_conv", "teacher_conv")
       >>> distiller.compile(optimizer="adam", feature_losses=[at])
     """
@@ -206,7 +206,7 @@ class AttentionTransfer(FeatureLoss):
         Raises:
           ValueError: the shapes are not `(batch, H, W, C)` with equal H and W.
 
-        Example:
+        Examples:
           >>> AttentionTransfer("s", "t").make_adapter((None, 4, 4, 8), (None, 4, 4, 32)) is None
           True
         """
@@ -228,7 +228,7 @@ class AttentionTransfer(FeatureLoss):
         Returns:
           A float32 tensor of shape `(batch,)`.
 
-        Example:
+        Examples:
           >>> AttentionTransfer("s", "t").per_example(tf.ones((2, 4, 4, 8)), tf.ones((2, 4, 4, 3)))
         """
         difference = _attention_map(student_feature) - _attention_map(teacher_feature)

@@ -41,7 +41,7 @@ def trainer(model, learning_rate, *, teacher=None, task=None, alpha: float = ALP
       ValueError: the teacher's outputs differ in shape, `alpha` or `temperature` is out
         of range, a hint names a layer that is missing, or the task cannot be told.
 
-    Example:
+    Examples:
       >>> trainer(pruned, 5e-4, teacher=original).fit(x_train, y_train, epochs=2)
     """
     task = task or _tasks.infer(model)

@@ -19,7 +19,7 @@ def is_kl_divergence(loss_fn) -> bool:
     Returns:
       True for `keras.losses.KLDivergence()`, `keras.losses.kl_divergence` and their names.
 
-    Example:
+    Examples:
       >>> is_kl_divergence(keras.losses.KLDivergence())
       True
     """
@@ -45,7 +45,7 @@ def soft_target_kl(teacher_logits, student_logits, temperature):
     Returns:
       A float32 tensor of shape `(batch,)`.
 
-    Example:
+    Examples:
       >>> soft_target_kl(tf.constant([[2.0, 0.0]]), tf.constant([[0.0, 2.0]]), 2.0)
     """
     temperature = tf.cast(temperature, tf.float32)
@@ -65,7 +65,7 @@ def per_example(loss_fn, y_true, y_pred):
     Returns:
       A float32 tensor with one loss per example (reduced over any further axes).
 
-    Example:
+    Examples:
       >>> per_example(keras.losses.SparseCategoricalCrossentropy(from_logits=True), y, logits)
     """
     if isinstance(loss_fn, str):
@@ -94,7 +94,7 @@ def soft_target_binary_kl(teacher_logits, student_logits, temperature):
     Returns:
       A float32 tensor of shape `(batch,)`.
 
-    Example:
+    Examples:
       >>> soft_target_binary_kl(tf.constant([[2.0]]), tf.constant([[-1.0]]), 2.0)
     """
     temperature = tf.cast(temperature, tf.float32)
@@ -116,7 +116,7 @@ def as_logits(outputs, kind: str, probabilities: bool):
     Returns:
       Logits whose softmax (or sigmoid) is the outputs; regression outputs as they are.
 
-    Example:
+    Examples:
       >>> as_logits(tf.constant([[0.5]]), "binary", probabilities=True)   # [[0.]]
     """
     outputs = tf.cast(outputs, tf.float32)
@@ -149,7 +149,7 @@ def distillation_per_example(loss_fn, teacher_logits, student_logits, temperatur
     Returns:
       A float32 tensor of shape `(batch,)`.
 
-    Example:
+    Examples:
       >>> distillation_per_example(keras.losses.KLDivergence(), teacher_logits, student_logits, 4.0)
     """
     if kind == "regression":
@@ -185,7 +185,7 @@ def fuse_teachers(teacher_logits, weights, temperature, kind: str = "multiclass"
       A float32 tensor of shape `(batch, classes)`; the single teacher's logits, cast to
       float32, when there is only one.
 
-    Example:
+    Examples:
       >>> fuse_teachers([logits_a, logits_b], [0.5, 0.5], temperature=4.0)
     """
     if len(teacher_logits) == 1:
@@ -216,7 +216,7 @@ def one_hot_labels(labels, classes):
     Returns:
       A float32 tensor of shape `(batch, classes)`.
 
-    Example:
+    Examples:
       >>> one_hot_labels(tf.constant([2, 0]), 3)
     """
     if labels.shape.rank == 2 and labels.shape[-1] == classes and classes != 1:
@@ -240,7 +240,7 @@ class DecoupledKD:
     Raises:
       ValueError: a weight is negative or not a number.
 
-    Example:
+    Examples:
       >>> distiller.compile(optimizer="adam", distillation_loss_fn=tfc.distill.DecoupledKD(beta=8.0),
       ...                   alpha=0.5, temperature=4.0)
     """
@@ -266,7 +266,7 @@ class DecoupledKD:
         Returns:
           A float32 tensor of shape `(batch,)`.
 
-        Example:
+        Examples:
           >>> DecoupledKD().per_example(y, teacher_logits, student_logits, 4.0)
         """
         temperature = tf.cast(temperature, tf.float32)

@@ -20,7 +20,7 @@ class DistillationSchedule(keras.callbacks.Callback):
         out of range (the message names the epoch).
       TypeError: the model being fit is not a `Distiller`.
 
-    Example:
+    Examples:
       >>> schedule = tfc.distill.DistillationSchedule(
       ...     alpha=tfc.distill.linear(0.1, 0.5, epochs=10), temperature=lambda epoch: 4.0)
       >>> distiller.fit(x, y, epochs=10, callbacks=[schedule])
@@ -63,7 +63,7 @@ def linear(start: float, end: float, epochs: int):
     Returns:
       A function from the epoch to the value, for `DistillationSchedule`.
 
-    Example:
+    Examples:
       >>> [round(tfc.distill.linear(0.1, 0.5, epochs=3)(epoch), 2) for epoch in range(4)]
       [0.1, 0.3, 0.5, 0.5]
     """

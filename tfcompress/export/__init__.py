@@ -1,39 +1,34 @@
-"""Export: write `.tflite` files (full-integer int8, float32, float16, dynamic-range, int16x8) and verify them.
+"""Export: write `.tflite` files (full-integer int8, float32, float16, dynamic-range, int16x8) and package them.
 
-Example:
+What runs, checks, inspects and times the files is `tfc.litert`.
+
+Examples:
   >>> result = tfc.export.to_tflite(model, "model.tflite", mode="int8", representative_data=x[:300])
-  >>> tfc.export.to_tflite(model, "model.tflite", representative_data=x[:300],
-  ...                      validation_data=(x_val, y_val), max_accuracy_drop=0.005)
-  >>> tfc.export.verify("model.tflite", model, x_test, y_test)
-  >>> tfc.export.inspect("model.tflite")["undelegated_ops"]
-  >>> tfc.export.benchmark("model.tflite")["latency"]
-  >>> print(tfc.export.format_comparison(tfc.export.compare(["float32.tflite", "int8.tflite"])))
+  >>> tfc.export.with_accuracy_control(model, "model.tflite", representative_data=x[:300],
+  ...                                  validation_data=(x_val, y_val), max_accuracy_drop=0.005)
   >>> tfc.export.android_bundle("model.tflite", "android", labels=class_names)
 """
 
+from tfcompress.export import deprecated
 from tfcompress.export.accuracy_control import AccuracyTargetError
 from tfcompress.export.android import android_bundle, read_metadata
-from tfcompress.export.comparison import compare, format_comparison
-from tfcompress.export.fallback import layer_errors
-from tfcompress.export.inspection import inspect_tflite as inspect  # public as tfc.export.inspect
-from tfcompress.export.latency import benchmark
-from tfcompress.export.litert import LiteRTModel
-from tfcompress.export.machine import cpu
-from tfcompress.export.tflite import ExportResult, to_tflite
-from tfcompress.export.verification import verify
+from tfcompress.export.deprecated import compare, format_comparison  # noqa: F401  # deprecated, not in __all__
+from tfcompress.export.quantization_errors import layer_errors
+from tfcompress.export.tflite import ExportResult, to_tflite, with_accuracy_control
 
 __all__ = [
     "AccuracyTargetError",
     "ExportResult",
-    "LiteRTModel",
     "android_bundle",
-    "benchmark",
-    "compare",
-    "cpu",
-    "format_comparison",
-    "inspect",
     "layer_errors",
     "read_metadata",
     "to_tflite",
-    "verify",
+    "with_accuracy_control",
 ]
+
+
+def __getattr__(name):
+    found = deprecated.moved(name)
+    if found is None:
+        raise AttributeError(f"module 'tfcompress.export' has no attribute {name!r}")
+    return found

@@ -20,9 +20,9 @@ from tfcompress._checks import check_number
 from tfcompress._graph import flat_copy, nested_models
 from tfcompress._keras import keras
 from tfcompress.data.arrays import input_arrays, input_specs
-from tfcompress.export.comparison import compare
-from tfcompress.export.fallback import Calibration
-from tfcompress.export.litert import LiteRTModel
+from tfcompress.export.quantization_errors import Calibration
+from tfcompress.litert.interpreter import LiteRTModel
+from tfcompress.litert.side_by_side import time_side_by_side
 from tfcompress.prune.compute_cost import cost
 from tfcompress.quantize.bias_correction import correct_bias
 from tfcompress.quantize.equalization import equalize
@@ -166,7 +166,7 @@ def control(model, samples, target: Target, x, y, convert, task):
         "trials": judge.trials,
     }
     # Side by side: a slowdown read off two separate timing windows would be mostly noise.
-    timed = compare({"plain int8": plain, "chosen": content}, max_seconds=10.0)["files"]
+    timed = time_side_by_side({"plain int8": plain, "chosen": content}, max_seconds=10.0)["files"]
     report["latency_ms"] = {row["label"]: row["median_ms"] for row in timed}
     report["advice"] = _advice(report)
     report["summary"] = summary(report)
@@ -350,7 +350,7 @@ def summary(report) -> str:
 def measured_words(measured, kind: str) -> str:
     """One measured file in words: its agreement (a regression's relative error) and primary measure with its drop.
 
-    Example:
+    Examples:
       >>> measured_words(report["chosen"], "binary")
       'agreement 99.50%, accuracy 0.9650 (drop 0.25 points)'
     """

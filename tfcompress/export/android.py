@@ -6,8 +6,8 @@ import os
 from tfcompress import _files
 from tfcompress._checks import check_one_of
 from tfcompress.export import metadata, rgb_front, score_head
-from tfcompress.export.inspection import describe_tensor, inspect_tflite
-from tfcompress.export.litert import load_interpreter
+from tfcompress.litert.inspection import describe_tensor, inspect_tflite
+from tfcompress.litert.interpreter import load_interpreter
 
 _SIGNATURE = "serving_default"
 # What the bundle's scores are, for each task (the JSON says it to apps that read the file themselves).
@@ -47,7 +47,7 @@ def android_bundle(
     - `labels.txt`: one label per line, in output order (also packed inside the model);
     - `<model>.json`: the I/O tensors (names, shapes, dtypes, scales, zero points), the
       signature name, the labels file and the normalization, for apps that drive the
-      LiteRT interpreter directly (README has a Kotlin example).
+      LiteRT interpreter directly (the export guide has a Kotlin example).
 
     Args:
       path: a `.tflite` classifier from `to_tflite` with one image input of shape
@@ -79,7 +79,7 @@ def android_bundle(
         match `pixel_range`), `labels` does not match its outputs, or `task` is unknown,
         regression, or does not fit the output.
 
-    Example:
+    Examples:
       >>> bundle = tfc.export.android_bundle("model_int8.tflite", "android", labels=[str(d) for d in range(10)])
       >>> bundle["model"]
       '/content/android/model_int8.tflite'
@@ -170,7 +170,7 @@ def read_metadata(path) -> dict:
     Raises:
       FileNotFoundError: `path` does not exist.
 
-    Example:
+    Examples:
       >>> tfc.export.read_metadata("android/model_int8.tflite")["files"]["labels.txt"]
     """
     path = os.fspath(path)

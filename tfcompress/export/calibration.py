@@ -30,7 +30,7 @@ def calibration_examples(data, specs, limit: int = 500) -> list:
     Raises:
       ValueError: the data is empty, non-numeric, NaN or wrongly shaped.
 
-    Example:
+    Examples:
       >>> (samples,) = calibration_examples(x_train, input_specs(model))
     """
     if callable(data) and not isinstance(data, tf.data.Dataset):

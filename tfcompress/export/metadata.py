@@ -79,7 +79,7 @@ def image_classifier_metadata(
     Returns:
       The flatbuffer bytes, identifier "M001".
 
-    Example:
+    Examples:
       >>> image_classifier_metadata(name="digits", description="...", input_name="image",
       ...     output_name="probability", color_space="GRAYSCALE", size=(8, 8), mean=[0.0],
       ...     std=[255.0], value_range=(0.0, 1.0), labels_file="labels.txt", version="1")
@@ -150,7 +150,7 @@ def attach(model_content: bytes, metadata: bytes, files: dict) -> bytes:
     Raises:
       ValueError: the model already carries metadata.
 
-    Example:
+    Examples:
       >>> attach(content, image_classifier_metadata(...), {"labels.txt": labels})
     """
     model = model_schema.ModelT.InitFromObj(model_schema.Model.GetRootAs(model_content, 0))
@@ -189,7 +189,7 @@ def read(content: bytes) -> dict:
     Raises:
       ValueError: the metadata buffer is not a metadata flatbuffer ("M001").
 
-    Example:
+    Examples:
       >>> read(open("model.tflite", "rb").read())["output"]["labels_file"]
       'labels.txt'
     """

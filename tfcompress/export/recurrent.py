@@ -1,14 +1,6 @@
 """Recurrent layers made convertible: a fixed batch, and unrolled loops where the converter cannot calibrate one.
 
-What was measured here (TensorFlow 2.21, `tests/zoo.py`'s 20-step models):
-- With a dynamic batch the converter cannot lower an RNN's loop ("'tf.TensorListReserve'
-  op requires element_shape to be static"), in every mode; with the batch fixed it can.
-- LSTM (also inside Bidirectional) becomes TFLite's fused UNIDIRECTIONAL_SEQUENCE_LSTM,
-  which takes full int8; int16x8 is refused for it ("not yet supported").
-- GRU and SimpleRNN have no fused kernel: they stay a WHILE loop, and calibrating it
-  crashes the converter's process (a segmentation fault, in int8 and int16x8 alike).
-  Unrolled over their time steps they convert to plain int8 ops; the file then holds the
-  layer's weights once per step (a GRU(32) over 20 steps: 81,920 bytes int8 against 22,764 float32).
+What the converter does with each recurrent layer: docs/design/export.md.
 """
 
 from tfcompress._graph import flat_copy
@@ -22,7 +14,7 @@ _FUSED = (keras.layers.LSTM,)
 def recurrent_layers(model) -> list:
     """The RNN layers of `model` (LSTM, GRU, SimpleRNN, any `keras.layers.RNN`), Bidirectional ones included.
 
-    Example:
+    Examples:
       >>> [layer.name for layer in recurrent_layers(model)]
     """
     found = []
@@ -50,7 +42,7 @@ def prepare(model, calibrated: bool, batch_size):
       ValueError: a calibrated mode needs a loop unrolled, but its number of time steps
         is not fixed.
 
-    Example:
+    Examples:
       >>> model, batch_size, notes = prepare(model, calibrated=True, batch_size=None)
     """
     layers = recurrent_layers(model)

@@ -31,7 +31,7 @@ def add_rgb_front(content: bytes) -> bytes:
     Raises:
       ValueError: the model has another input shape or dtype.
 
-    Example:
+    Examples:
       >>> rgb = add_rgb_front(open("digits_int8.tflite", "rb").read())
     """
     model = edit.load(content)

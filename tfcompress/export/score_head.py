@@ -23,7 +23,7 @@ _PROBABILITY_SCALE, _PROBABILITY_ZERO_POINT = 1.0 / 256, -128
 def ends_in_sigmoid(content: bytes) -> bool:
     """Whether the file's first output is a sigmoid's (LOGISTIC, possibly then re- or de-quantized).
 
-    Example:
+    Examples:
       >>> ends_in_sigmoid(open("binary_int8.tflite", "rb").read())
       False
     """
@@ -49,7 +49,7 @@ def two_scores(content: bytes, probability: bool) -> bytes:
     Raises:
       ValueError: the output is not [1, 1], or neither uint8 after a QUANTIZE nor float32.
 
-    Example:
+    Examples:
       >>> content = two_scores(open("binary_int8.tflite", "rb").read(), probability=False)
     """
     return _append(content, ([] if probability else ["sigmoid"]) + ["two_scores"], width=1)
@@ -61,7 +61,7 @@ def sigmoid_scores(content: bytes) -> bytes:
     Raises:
       ValueError: the output is neither uint8 after a QUANTIZE nor float32.
 
-    Example:
+    Examples:
       >>> content = sigmoid_scores(open("tags_int8.tflite", "rb").read())
     """
     return _append(content, ["sigmoid"], width=None)

@@ -11,10 +11,10 @@ from tfcompress._choices import CALIBRATED_MODES, EXPORT_MODES, IO_DTYPES
 from tfcompress._keras import tf
 from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import input_specs
-from tfcompress.export import accuracy_control, fallback, recurrent, weight_quantization
+from tfcompress.export import accuracy_control, quantization_errors, recurrent, weight_quantization
 from tfcompress.export.calibration import calibration_examples
-from tfcompress.export.inspection import costly_undelegated_ops, float_compute_ops, integer_weights_of
-from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
+from tfcompress.litert.inspection import costly_undelegated_ops, float_compute_ops, integer_weights_of
+from tfcompress.litert.interpreter import XNNPackRefusedError, load_interpreter
 from tfcompress.quantize import is_quantization_aware, ranges
 from tfcompress.quantize.quantization_aware import requested_float_layers
 
@@ -22,9 +22,6 @@ _IO_DTYPES = {name: tf.as_dtype(name) for name in IO_DTYPES}
 _SPARSE_MODES = ("float32", "dynamic", "int8")
 # TF-MOT names the wrapper of layer "scores" "quant_scores"; the file keeps the layer's name.
 _QAT_PREFIX = "quant_"
-# Measured by `python benchmarks/export_modes.py` (MNIST CNN, LiteRT 2.3.0, 1 thread, x86):
-# int16x8 ran 28x slower than float32; sparse int8 5.0x slower than the same model's dense int8.
-_MEASURED_SLOWDOWN = {"int16x8": "28x slower than float32", "sparse": "5.0x slower than dense int8"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +43,7 @@ class ExportResult:
         `tfc.export.layer_errors`), `all_int8_bytes` and `bytes` (file sizes without and
         with the fallback), and `all_int8_agreement` and `agreement` (the share of
         decisions alike with the Keras model on the calibration examples, without and
-        with it, as `tfc.export.verify` counts them; None for regression).
+        with it, as `tfc.litert.verify` counts them; None for regression).
       accuracy_control: None, or with `max_accuracy_drop`/`min_agreement` what the control
         measured and chose: `target`, `task` and its `measure` ("accuracy" or "mae"),
         `float_score` (and `float_accuracy` for classifiers), `plain` and `equalized`
@@ -56,7 +53,7 @@ class ExportResult:
         and chosen), `trials` (every file measured), `advice` (QAT, when the float layers
         cost too much speed) and `summary` (the lines printed).
 
-    Example:
+    Examples:
       >>> result = tfc.export.to_tflite(model, "model.tflite", representative_data=x[:300])
       >>> result.bytes, result.input_dtype
       (112008, 'uint8')  # the demo's int8 student
@@ -80,115 +77,128 @@ def to_tflite(
     mode: str = "int8",
     representative_data=None,
     io_dtype: str = None,
-    overwrite: bool = False,
-    calibration_samples: int = 500,
     batch_size: int = None,
     sparse: bool = False,
     float_layers=None,
-    validation_data=None,
-    max_accuracy_drop: float = None,
-    min_agreement: float = None,
-    task=None,
+    overwrite: bool = False,
+    **deprecated_options,
 ) -> ExportResult:
-    """Converts `model` with the TFLite converter and writes it to `path` atomically.
+    """Converts `model` with the TFLite converter and writes the `.tflite` file to `path` atomically.
 
-    Modes:
-      - "int8" (default): full integer; every op inside runs in int8, as phone NPUs and
-        XNNPACK's integer kernels want. A quantization-aware model (`tfc.quantize.qat`)
-        uses the ranges it learned; any other model is calibrated on `representative_data`.
-        The layers `qat(float_layers=...)` kept in float stay float, with float32 I/O.
-      - "float32": no quantization.
-      - "float16": weights stored as float16 (half the size); computed in float.
-      - "dynamic": dynamic-range; int8 weights, activations quantized on the fly.
-      - "int16x8": int16 activations with int8 weights, calibrated; more accurate than
-        int8 but not delegated to XNNPACK, so it runs far slower on a CPU (a warning says so).
-      - "weights_int8", "weights_int4": weights stored as int8 or int4 and dequantized
-        to float at load; computed in float. "dynamic_int4": int4 weights, activations
-        quantized on the fly. These three use the LiteRT quantizer, an optional extra:
-        `pip install "tfcompress[quantizer]"`.
-
-    The file has one signature, "serving_default", whose inputs and outputs are named
-    after the model's input layers and output layers (what an app's `runSignature` call
-    uses). Integer inputs (token ids) stay integers: they are neither scaled nor
-    quantized. A model with recurrent layers gets a batch of 1 (the converter needs a
-    static batch to lower their loops), and GRU/SimpleRNN loops are unrolled for
-    calibrated modes (the converter crashes calibrating them); `ExportResult.notes` says
-    so. The file appears only once it is complete; a failed export leaves no file behind
-    and never replaces an existing one.
+    Modes: "int8" (default; full integer, calibrated on `representative_data` or with a quantization-aware
+    model's learned ranges), "float32", "float16", "dynamic", "int16x8", and with the `quantizer` extra
+    "weights_int8", "weights_int4", "dynamic_int4". See the export guide for what each costs.
 
     Args:
       model: a built Sequential or functional Keras 2 model (several inputs and outputs allowed).
       path: where to write the `.tflite` file.
-      mode: one of "int8", "float32", "float16", "dynamic", "int16x8", "weights_int8",
-        "weights_int4", "dynamic_int4".
-      representative_data: inputs to calibrate the ranges of "int8" and "int16x8": a
-        numpy array, a batched `tf.data.Dataset` (labels ignored), or a generator (or a
-        function returning one) that yields examples or batches, bare or as `[batch]`
-        as the TFLite converter's `representative_dataset` does; for several inputs, a
-        list or dict (by input name) of arrays, a dataset of tuples, or a generator of
-        lists. Required for those modes unless the model is quantization-aware (int8)
-        with no layer left in float; a few hundred typical examples. Not allowed for a
-        quantization-aware model with `qat(float_layers=...)`: it would quantize them.
-      io_dtype: element type of the float input and output tensors (integer inputs are
-        left as they are): for int8 "uint8", "float32" or "int8", by default "uint8" when
-        every input is an image (height x width x 1, 3 or 4) and "float32" otherwise; for
-        int16x8 "float32" (default) or "int16"; "float32" in the other modes.
+      mode: one of the modes above.
+      representative_data: calibration inputs for "int8" and "int16x8": an array, a batched `tf.data.Dataset`
+        or a generator (the first 500 examples are used); a list or dict of them for several inputs.
+      io_dtype: type of the float inputs and outputs: "uint8", "int8" or "float32" for int8 (default "uint8"
+        for images, else "float32"); "float32" or "int16" for int16x8.
+      batch_size: None keeps the batch dynamic; an int fixes it, as GPU and NPU delegates prefer.
+      sparse: store pruned kernels in the sparse encoding (XNNPACK refuses such a file; a warning says so).
+      float_layers: names of Keras layers to keep in float in an int8 file (`tfc.export.layer_errors` ranks
+        them); the file then has float32 I/O and `ExportResult.fallback` says what it cost.
       overwrite: replace an existing file at `path`.
-      calibration_samples: use at most this many examples of `representative_data`.
-      batch_size: None (the default) keeps the batch dimension dynamic (an app can resize
-        it; it runs at 1 unless resized); an int fixes it, as GPU and NPU delegates prefer.
-      sparse: store pruned kernels in the converter's sparse encoding (smaller file for a
-        model with many zeros). LiteRT's default XNNPACK delegate refuses such a file: an
-        app with default settings cannot load it, and without XNNPACK it runs far slower.
-        A warning says so; prefer gzip (`ExportResult.gzip_bytes`) to shrink the download.
-      float_layers: int8 only, calibrated: keep some layers in float, chosen from the
-        converter's QuantizationDebugger error per layer: a list of Keras layer names, an
-        int N (the N layers with the largest error), or a float threshold on the error
-        (root-mean-square error over the quantization step; 0.7 flags a layer as
-        suspicious). The file then has float32 I/O, and `ExportResult.fallback` says
-        what the float layers cost in bytes and gained in agreement.
-      validation_data: held-out `(x, y)` (labels as users hold them: integer classes or
-        one-hot, 0/1, multi-hot, values; `x` alone for `min_agreement`) that accuracy
-        control measures each candidate file on, in LiteRT, against the Keras model.
-        Used only with one of the two targets below.
-      max_accuracy_drop: int8 only, calibrated: the largest loss allowed on
-        `validation_data` in the first output's primary measure, in (0, 1): accuracy
-        (0.005 = half a point; binary at its threshold, multi-label per label), or for a
-        regression the relative rise of the mean absolute error (0.005 = 0.5%). The plain int8 file, the
-        same after cross-layer equalization (`tfc.quantize.equalize`, exact and still all
-        int8) and after bias correction (`tfc.quantize.correct_bias`) are measured, and
-        the one that meets it closest to the Keras model is kept; if none does, the
-        fewest layers kept in float that meet it (ranked by int8 noise, each candidate
-        confirmed by measurement). What was tried and chosen is printed and returned in
-        `ExportResult.accuracy_control`; the file has float32 I/O.
-      min_agreement: like `max_accuracy_drop`, a target on the share of decisions that
-        equal the Keras model's (top-1 class, side of a binary threshold, each label), in
-        (0, 1); no labels needed; not for regression. Both targets may be given; both
-        must then be met.
-      task: the first output's task ("multiclass", "binary", "multilabel",
-        "regression"), for accuracy control and the agreement `float_layers` reports;
-        None infers it (see `tfc.export.verify`).
+      **deprecated_options: `validation_data`, `max_accuracy_drop`, `min_agreement`, `task` and
+        `calibration_samples`, accepted for one release with a warning; use `with_accuracy_control`.
 
     Returns:
-      An `ExportResult` with the path, byte size and gzip size.
+      An `ExportResult`: the path, mode, byte and gzip sizes, I/O types and notes.
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
-      ValueError: `mode`, `io_dtype`, `batch_size` or `sparse` is unknown or mismatched; representative data is
-        missing (calibrated modes), given to a mode that does not calibrate, empty,
-        non-numeric, NaN or wrongly shaped; a quantization-aware model's ranges hold NaN.
+      TypeError: `model` is not a Keras 2 model, or an unknown keyword argument.
+      ValueError: `mode`, `io_dtype`, `batch_size` or `sparse` is unknown or mismatched; representative data
+        is missing, not allowed, empty, non-numeric, NaN or wrongly shaped.
       FileExistsError: `path` exists and `overwrite` is False.
-      AccuracyTargetError: (a RuntimeError) no int8 file meets the accuracy target, even
-        with every layer in float; nothing is written.
       ImportError: the mode needs the LiteRT quantizer, which is not installed.
-      RuntimeError: the converter could not convert the model, or built a file LiteRT
-        would crash on (nothing is written).
+      RuntimeError: the converter could not convert the model, or built a file LiteRT cannot use.
 
-    Example:
-      >>> result = tfc.export.to_tflite(model, "model.tflite", mode="int8",
-      ...                               representative_data=x_train[:300])
-      >>> result.bytes
+    Examples:
+      >>> result = tfc.export.to_tflite(model, "model.tflite", representative_data=x_train[:300])
+      >>> result.bytes, result.input_dtype
     """
+    _check_deprecated_options(deprecated_options, float_layers)
+    return export(model, path, mode=mode, representative_data=representative_data, io_dtype=io_dtype,
+                  batch_size=batch_size, sparse=sparse, float_layers=float_layers, overwrite=overwrite,
+                  **deprecated_options)  # fmt: skip
+
+
+def with_accuracy_control(
+    model,
+    path,
+    *,
+    representative_data=None,
+    validation_data=None,
+    max_accuracy_drop: float = None,
+    min_agreement: float = None,
+    task=None,
+    overwrite: bool = False,
+    verbose: bool = False,
+) -> ExportResult:
+    """Writes the int8 file closest to `model` that meets an accuracy target, keeping layers in float only if needed.
+
+    The plain int8 file, the same after cross-layer equalization and after bias correction are measured in
+    LiteRT on `validation_data`; the closest that meets the target is kept, else the fewest layers in float
+    that do (see the quantization guide).
+
+    Args:
+      model: a built Keras 2 model that is not quantization-aware.
+      path: where to write the `.tflite` file (float32 I/O).
+      representative_data: calibration inputs, as `to_tflite` takes them.
+      validation_data: held-out `(x, y)` with labels as you hold them; `x` alone for `min_agreement`.
+      max_accuracy_drop: the largest loss allowed in (0, 1): accuracy points (0.005 = half a point), or for a
+        regression the relative rise of the mean absolute error.
+      min_agreement: the smallest share of decisions equal to the Keras model's, in (0, 1); no labels needed.
+      task: the first output's task ("multiclass", "binary", "multilabel", "regression"); None infers it.
+      overwrite: replace an existing file at `path`.
+      verbose: print what was tried and chosen.
+
+    Returns:
+      An `ExportResult` whose `accuracy_control` says what was measured, tried and chosen.
+
+    Raises:
+      ValueError: no target, a target outside (0, 1), validation data or labels that do not fit the model, or
+        a quantization-aware model.
+      FileExistsError: `path` exists and `overwrite` is False.
+      AccuracyTargetError: no int8 file meets the target, even with every layer in float; nothing is written.
+
+    Examples:
+      >>> result = tfc.export.with_accuracy_control(model, "model.tflite", representative_data=x_train[:300],
+      ...                                           validation_data=(x_val, y_val), max_accuracy_drop=0.005)
+      >>> result.accuracy_control["chosen"]
+    """
+    if max_accuracy_drop is None and min_agreement is None:
+        raise ValueError(
+            "with_accuracy_control needs a target: max_accuracy_drop=0.005 (half a point of accuracy) or "
+            "min_agreement=0.99 (the share of decisions kept). For a plain int8 file, use tfc.export.to_tflite."
+        )
+    return export(model, path, representative_data=representative_data, validation_data=validation_data,
+                  max_accuracy_drop=max_accuracy_drop, min_agreement=min_agreement, task=task,
+                  overwrite=overwrite, verbose=verbose)  # fmt: skip
+
+
+def export(
+    model,
+    path,
+    *,
+    mode="int8",
+    representative_data=None,
+    io_dtype=None,
+    overwrite=False,
+    calibration_samples=500,
+    batch_size=None,
+    sparse=False,
+    float_layers=None,
+    validation_data=None,
+    max_accuracy_drop=None,
+    min_agreement=None,
+    task=None,
+    verbose=True,
+) -> ExportResult:
+    """`to_tflite` and `with_accuracy_control`, with every option the two share and the deprecated ones."""
     model = ensure_graph_model(model)
     if mode not in EXPORT_MODES:
         raise ValueError(f"`mode` must be one of {tuple(EXPORT_MODES)}. Received: mode={mode!r}")
@@ -248,9 +258,9 @@ def to_tflite(
         )
     if mode == "int16x8":
         warnings.warn(
-            "int16x8 models are not delegated to XNNPACK: LiteRT runs them on its reference kernels, "
-            f"{_MEASURED_SLOWDOWN['int16x8']} on the MNIST CNN of benchmarks/export_modes.py. "
-            "Use it for accuracy-sensitive models that run rarely, or measure first with tfc.export.benchmark.",
+            "int16x8 models are not delegated to XNNPACK: LiteRT runs them on its reference kernels, many times "
+            "slower than int8 or float32 on a CPU. Use it for accuracy-sensitive models that run rarely, and time "
+            "it first with tfc.litert.benchmark.",
             stacklevel=2,
         )
 
@@ -263,9 +273,12 @@ def to_tflite(
         if worth_a_warning:
             warnings.warn(note, stacklevel=2)
     if float_layers is not None:
-        measured_task = _tasks.infer(model, task=task)
-        calibration = fallback.Calibration(model, samples)
-        names = fallback.choose_float_layers(calibration.errors, float_layers)
+        try:
+            measured_task = _tasks.infer(model, task=task)
+        except _tasks.UnknownTaskError:
+            measured_task = None  # the fallback's cost is then said in bytes only
+        calibration = quantization_errors.Calibration(model, samples)
+        names = quantization_errors.choose_float_layers(calibration.errors, float_layers)
     control = None
     try:
         with warnings.catch_warnings():
@@ -295,15 +308,15 @@ def to_tflite(
         warnings.warn(
             f"The sparse {mode} export of {model.name!r} cannot be loaded with LiteRT's default XNNPACK delegate: "
             "an app with default settings fails to load it, and with default delegates disabled it runs on "
-            f"built-in kernels ({_MEASURED_SLOWDOWN['sparse']} on the MNIST CNN of "
-            "benchmarks/export_modes.py). Export with sparse=False unless the app is built for it.",
+            "built-in kernels, several times slower than the dense int8 file. Export with sparse=False unless the "
+            "app is built for it.",
             stacklevel=2,
         )
     except ValueError as error:
         raise RuntimeError(
             f"The converter's {mode} file of {model.name!r} cannot be used. {error} Nothing was written to {path}."
         ) from error
-    if control:
+    if control and verbose:
         print(control["summary"])
     if kept_float:
         quantized = integer_weights_of(content, kept_float)
@@ -333,6 +346,39 @@ def to_tflite(
         notes=tuple(note for note, _ in notes),
         accuracy_control=control,
     )
+
+
+# to_tflite's keywords that moved to with_accuracy_control, or that slicing the data replaces.
+_EXPORT_OPTIONS = {
+    "validation_data": "tfc.export.with_accuracy_control(model, path, representative_data=..., validation_data=...)",
+    "max_accuracy_drop": "tfc.export.with_accuracy_control(..., max_accuracy_drop=...)",
+    "min_agreement": "tfc.export.with_accuracy_control(..., min_agreement=...)",
+    "task": "tfc.export.with_accuracy_control(..., task=...) (to_tflite infers it)",
+    "calibration_samples": "representative_data=x[:500] (the first 500 examples are used by default)",
+}
+
+
+def _check_deprecated_options(options: dict, float_layers) -> None:
+    """Warns once per deprecated `to_tflite` keyword, naming its replacement; an unknown keyword is a TypeError."""
+    unknown = sorted(set(options) - set(_EXPORT_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"to_tflite() got unexpected keyword arguments {unknown}. It takes mode, representative_data, io_dtype, "
+            "batch_size, sparse, float_layers and overwrite; accuracy targets go to tfc.export.with_accuracy_control."
+        )
+    for name in options:
+        warnings.warn(
+            f"to_tflite's `{name}` is deprecated and goes in the next release; use {_EXPORT_OPTIONS[name]}.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    if float_layers is not None and not isinstance(float_layers, (list, tuple)):
+        warnings.warn(
+            "to_tflite's float_layers takes layer names; a count or an error threshold is deprecated and goes in "
+            "the next release. Rank the layers with tfc.export.layer_errors(model, data) and pass the names.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
 
 
 def _default_io_dtype(mode, specs) -> str:
@@ -375,7 +421,7 @@ def _check_control_request(model, mode, io_dtype, representative_data, sparse, b
         raise ValueError(
             "Accuracy control (`max_accuracy_drop`, `min_agreement`) works in int8 mode with "
             "`representative_data`, on a model that is not quantization-aware: it calibrates, measures, and keeps "
-            "layers in float where int8 costs too much. To check a QAT model's file, use tfc.export.verify. "
+            "layers in float where int8 costs too much. To check a QAT model's file, use tfc.litert.verify. "
             f"Received: mode={mode!r}, representative_data={'given' if representative_data is not None else None}, "
             f"quantization-aware={is_quantization_aware(model)}."
         )
@@ -400,8 +446,8 @@ def _convert_with_fallback(model, samples, calibration, names, task):
         "layer_errors": calibration.errors["layers"],
         "all_int8_bytes": len(all_int8),
         "bytes": len(content),
-        "all_int8_agreement": fallback.agreement(all_int8, model, samples, task),
-        "agreement": fallback.agreement(content, model, samples, task),
+        "all_int8_agreement": quantization_errors.agreement(all_int8, model, samples, task),
+        "agreement": quantization_errors.agreement(content, model, samples, task),
     }
     return content, cost
 
@@ -449,7 +495,7 @@ def _configure(converter, mode, io_dtype, samples, sparse, names):
     converter.inference_output_type = _IO_DTYPES[io_dtype]
     if samples is not None:
         # By name for several inputs (the converter does not keep their order); a list for one.
-        converter.representative_dataset = fallback.examples(samples, names if len(samples) > 1 else None)
+        converter.representative_dataset = quantization_errors.examples(samples, names if len(samples) > 1 else None)
     if mode == "int16x8":
         int16_activations = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         converter.target_spec.supported_ops = [int16_activations]
@@ -465,7 +511,7 @@ def _warn_if_off_the_fast_path(interpreter, model_name, mode):
         warnings.warn(
             f"{len(slow)} ops of the {mode} export of {model_name!r} are not delegated to XNNPACK "
             f"({sorted(set(slow))}); LiteRT runs them on reference kernels, many times slower on a phone's CPU. "
-            "tfc.export.inspect(path) lists them; replace those layers or try another mode.",
+            "tfc.litert.inspect(path) lists them; replace those layers or try another mode.",
             stacklevel=3,
         )
 

@@ -12,7 +12,7 @@ def check_available(mode: str) -> None:
     Raises:
       ImportError: `mode` is one of `RECIPES` and `litert-quantizer` is missing.
 
-    Example:
+    Examples:
       >>> check_available("weights_int4")
     """
     try:
@@ -33,7 +33,7 @@ def quantize(float_content: bytes, mode: str) -> bytes:
     Returns:
       The quantized `.tflite` bytes.
 
-    Example:
+    Examples:
       >>> quantize(float_bytes, "weights_int4")
     """
     from litert_quantizer import quantizer, recipe

@@ -28,7 +28,7 @@ def strategy_for(name):
     Raises:
       ValueError: `multi_worker` without `TF_CONFIG`, or `tpu` where no TPU answers.
 
-    Example:
+    Examples:
       >>> strategy = strategy_for("mirrored")
     """
     if name is None:
@@ -53,7 +53,7 @@ def strategy_for(name):
 def is_chief(strategy) -> bool:
     """Whether this process writes the run's files: always, except on a multi-worker cluster's other workers.
 
-    Example:
+    Examples:
       >>> is_chief(None)
       True
     """

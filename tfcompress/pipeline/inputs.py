@@ -14,7 +14,7 @@ REFERENCE = f"a model file or folder (.keras, .h5, SavedModel), a Keras model, o
 def check_reference(name, value) -> None:
     """A recipe check: `value` names a model (a non-empty path or built-in name) or is one.
 
-    Example:
+    Examples:
       >>> check_reference("model", "builtin:student")
     """
     ok = isinstance(value, str) and value.strip() != "" or (hasattr(value, "layers") and hasattr(value, "predict"))
@@ -47,7 +47,7 @@ def load_model(context, reference, key: str):
       FileNotFoundError: no file at the path.
       ValueError: the file cannot be loaded or carries code, or the model does not fit the data.
 
-    Example:
+    Examples:
       >>> teacher = load_model(context, "teacher.keras", "stages.distill.teacher")
     """
     input_shape = tuple(context.x_train.shape[1:])
@@ -87,7 +87,7 @@ def task_of(context, model, key: str):
       ValueError: the model has several outputs, the recipe's `task` contradicts its
         output, the output cannot be told apart without `task`, or the labels fit no task of it.
 
-    Example:
+    Examples:
       >>> task, y_train, y_test = task_of(context, context.model, "model")
     """
     if len(model.outputs) != 1:

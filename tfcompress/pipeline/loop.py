@@ -6,11 +6,11 @@ import tempfile
 import time
 
 from tfcompress import data
-from tfcompress import recipe as recipes
 from tfcompress import report as reports
 from tfcompress._keras import keras
 from tfcompress._progress import StageTimer
 from tfcompress.pipeline import distribution, inputs, outputs
+from tfcompress.pipeline import recipe as recipes
 from tfcompress.pipeline.measure import Measure
 from tfcompress.pipeline.stage import Context
 from tfcompress.pipeline.stages import REGISTERED
@@ -28,7 +28,7 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
     worker runs the recipe and only the chief writes the files.
 
     Args:
-      recipe: a dict, or the path of a `.json`/`.yaml` recipe (see `tfcompress.recipe`).
+      recipe: a dict, or the path of a `.json`/`.yaml` recipe (see `tfc.pipeline.recipe`).
       overrides: `key.path=value` strings applied on top, e.g. `["stages.prune.sparsity=0.5"]`.
       progress: called with one line of text as each stage starts and ends.
       verbose: Keras `fit` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
@@ -50,7 +50,7 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
       FileExistsError: an output exists and the recipe does not allow overwriting.
       ValueError: the model or the data cannot be used (named in the message).
 
-    Example:
+    Examples:
       >>> report = tfc.pipeline.run("examples/resnet_channels.yaml")
       >>> report["files"]["model"]
     """

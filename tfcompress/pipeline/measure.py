@@ -1,7 +1,7 @@
 """One report row per stage: size, sparsity, accuracy and latency of the stage's model.
 
 Sizes and accuracies are measured as each stage ends; latencies at the end, every
-stage's file timed side by side in interleaved rounds (`tfc.export.compare`), so the
+stage's file timed side by side in interleaved rounds (`tfc.litert.time_side_by_side`), so the
 speed-ups between stages are ratios measured under the same conditions.
 """
 
@@ -27,7 +27,7 @@ class Measure:
         without a path is measured on a temporary file.
       overwrite: replace an existing kept file.
 
-    Example:
+    Examples:
       >>> measure = Measure(x_test, y_test, task)
       >>> measure("distill", student, seconds=12.5)["tflite_accuracy"]
     """
@@ -52,12 +52,12 @@ class Measure:
         Returns:
           `stage`, `seconds`, `parameters`, `nonzero_parameters`, `keras_accuracy`,
           `tflite_bytes`, `gzip_bytes`, `tflite_accuracy`, `agreement` (decisions alike,
-          see `tfc.export.verify`), `top1_agreement` (multi-class only), `max_abs_error`,
+          see `tfc.litert.verify`), `top1_agreement` (multi-class only), `max_abs_error`,
           `samples`, `layers` (per-layer sparsity), and the latency keys `time_rows` fills
           in (None until then, and where there is no file). For regression,
           `keras_mae` and `tflite_mae` in place of the accuracies (which are None).
 
-        Example:
+        Examples:
           >>> measure("qat", model, 30.0, file="keras")
         """
         counts = prune.sparsity(model)
@@ -102,9 +102,9 @@ class Measure:
           rows: the rows this `Measure` returned.
 
         Returns:
-          The CPU they were timed on (`tfc.export.cpu()`), or None with fewer than two files.
+          The CPU they were timed on (`tfc.litert.cpu()`), or None with fewer than two files.
 
-        Example:
+        Examples:
           >>> measure.time_rows(rows)
         """
         timed = [row for row in rows if row["stage"] in self._files]

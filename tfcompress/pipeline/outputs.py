@@ -23,7 +23,7 @@ def plan(recipe: dict, labels) -> dict:
       FileExistsError: an output exists and the recipe does not say `overwrite: true`.
       PermissionError: the output folder is not writable.
 
-    Example:
+    Examples:
       >>> plan(checked, ["teacher", "distill"])["model"]
       '/home/me/compressed/model_int8.tflite'
     """

@@ -20,7 +20,7 @@ class Stage:
 
     Attributes:
       name: the stage's key under `stages:` in a recipe.
-      schema: its settings: key -> `tfcompress._schema.Key`.
+      schema: its settings: key -> `tfcompress.pipeline.schema.Key`.
       title: `settings -> str`, the progress line while it runs.
       run: `(context, settings) -> model`, the model handed to the next stage.
       check: `recipe -> None`, raising `RecipeError` when the checked recipe combines
@@ -36,7 +36,7 @@ class Stage:
       trains: whether it runs under the recipe's `distribute` strategy (every stage that
         creates or trains a model does).
 
-    Example:
+    Examples:
       >>> STAGE = Stage("train", {"epochs": Key(positive_integer, 10)},
       ...               title=lambda s: f"Training for {s['epochs']} epochs", run=train)
     """
@@ -111,7 +111,7 @@ class Context:
         Returns:
           The Keras `History`.
 
-        Example:
+        Examples:
           >>> context.fit(model, "train", epochs=10, learning_rate=1e-3)
         """
         if learning_rate is not None:

@@ -1,6 +1,6 @@
 """Pruning: magnitude pruning over TF-MOT, and structured pruning that removes channels and blocks.
 
-Example:
+Examples:
   >>> pruned = tfc.prune.magnitude(model, target_sparsity=0.8, epochs=2, steps_per_epoch=45)
   >>> pruned.compile(optimizer="adam", loss=loss)
   >>> pruned.fit(x, y, epochs=3, callbacks=tfc.prune.callbacks())
@@ -16,8 +16,8 @@ from tfcompress.prune.channel_pruning import ChannelPlan, channels, plan_channel
 from tfcompress.prune.compute_cost import cost
 from tfcompress.prune.counting import report, sparsity
 from tfcompress.prune.criteria import Group
+from tfcompress.prune.finetuning import finetune, iterative
 from tfcompress.prune.magnitude_pruning import PruningModel, callbacks, is_pruned, magnitude, strip
-from tfcompress.prune.recovery import finetune, iterative
 from tfcompress.prune.sensitivity_analysis import sensitivity
 from tfcompress.prune.slimming import gamma_penalty
 

@@ -35,7 +35,7 @@ def recalibrate_batchnorm(model, data, *, examples: int = 1024) -> int:
       TypeError: `model` is not a Keras 2 model.
       ValueError: `examples` is not a positive integer, or the data is empty or NaN.
 
-    Example:
+    Examples:
       >>> smaller = tfc.prune.channels(model, 0.5)
       >>> tfc.prune.recalibrate_batchnorm(smaller, x_train)
       7

@@ -17,11 +17,11 @@ def residual_blocks(model, data=None, *, task=None) -> list:
 
     Args:
       model: a built Sequential or functional Keras 2 model.
-      data: optional held-out `(x, y)` (labels as for `tfc.export.verify`): each block is
+      data: optional held-out `(x, y)` (labels as for `tfc.litert.verify`): each block is
         then dropped alone and the accuracy left (a regression's error) is measured, with
         no fine-tuning.
       task: the output's task ("multiclass", "binary", "multilabel", "regression");
-        None infers it (see `tfc.export.verify`).
+        None infers it (see `tfc.litert.verify`).
 
     Returns:
       One dict per block, in graph order: `add` (the Add layer's name, which names the
@@ -33,7 +33,7 @@ def residual_blocks(model, data=None, *, task=None) -> list:
       TypeError: `model` is not a Keras 2 model.
       ValueError: `model` is subclassed or unbuilt, or the data is unusable.
 
-    Example:
+    Examples:
       >>> [block["add"] for block in tfc.prune.residual_blocks(mobilenet)][:2]
       ['block_2_add', 'block_4_add']
     """
@@ -81,7 +81,7 @@ def drop_blocks(model, blocks):
       ValueError: a name is not a block whose branch can be dropped, or a layer cannot
         be copied (a layer called with extra arguments).
 
-    Example:
+    Examples:
       >>> shallower = tfc.prune.drop_blocks(mobilenet, ["block_5_add", "block_9_add"])
     """
     model = ensure_graph_model(model)

@@ -84,7 +84,7 @@ def channels(
         not supported (named) and `unsupported` is "error"; or the model is subclassed,
         unbuilt or holds nested models or shared layers.
 
-    Example:
+    Examples:
       >>> smaller = tfc.prune.channels(model, ratio=0.5, criterion="l1")
       >>> smaller.count_params() < model.count_params()
       True
@@ -133,7 +133,7 @@ class ChannelPlan:
         Returns:
           Indices into the tensor's last axis (after a Flatten, into its flattened axis).
 
-        Example:
+        Examples:
           >>> plan.kept(plan.layouts["conv2d"])
         """
         indices, offset = [], 0
@@ -148,7 +148,7 @@ class ChannelPlan:
     def widths(self) -> dict:
         """Each producer layer's output channels before and after: `{layer: (before, after)}`.
 
-        Example:
+        Examples:
           >>> plan_channels(model, 0.5).widths()["conv_b"]
           (16, 8)
         """
@@ -188,7 +188,7 @@ def plan_channels(
       ValueError: as for `channels`, or `model` holds a nested model (`channels`
         flattens it first; plan `tfcompress._graph.flat_copy(model)`).
 
-    Example:
+    Examples:
       >>> [group["layers"] for group in plan_channels(model).groups if group["prunable"]]
     """
     model = ensure_graph_model(model)
@@ -398,7 +398,7 @@ def plan_cost(model, plan) -> dict:
     Returns:
       The dict `tfc.prune.cost` returns, for the pruned widths.
 
-    Example:
+    Examples:
       >>> plan_cost(model, plan_channels(model, 0.5))["macs"]
     """
     return total((layer, [w.shape for w in weights]) for layer, weights in _sliced(model, plan))
@@ -414,7 +414,7 @@ def rebuild(model, plan):
     Returns:
       A new, smaller Keras model; `model` is not modified.
 
-    Example:
+    Examples:
       >>> smaller = rebuild(model, plan_channels(model, {"conv2d_1": 0.5}))
     """
     sizes = {}

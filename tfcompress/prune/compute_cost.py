@@ -11,7 +11,7 @@ def cost(model) -> dict:
     """Parameters and MACs of one example's forward pass, counted from the layers' shapes.
 
     MACs are counted as the converter's `.tflite` file runs them (and as
-    `tfc.export.inspect` reports them): convolutions, depthwise convolutions and dense
+    `tfc.litert.inspect` reports them): convolutions, depthwise convolutions and dense
     layers. BatchNormalization folds into the convolution before it, so costs no MACs.
     Recurrent layers count their matrix products at every time step, MultiHeadAttention
     its projections and its score and weighted-sum products (assuming self-attention).
@@ -27,7 +27,7 @@ def cost(model) -> dict:
       TypeError: `model` is not a Keras 2 model.
       ValueError: `model` is subclassed or not built.
 
-    Example:
+    Examples:
       >>> tfc.prune.cost(model)["macs"]
       4241152  # the MNIST benchmark's CNN
     """
@@ -47,7 +47,7 @@ def total(layers_and_shapes) -> dict:
     Returns:
       The dict `cost` returns.
 
-    Example:
+    Examples:
       >>> total((layer, [w.shape for w in layer.get_weights()]) for layer in model.layers)
     """
     rows = []
@@ -72,7 +72,7 @@ def layer_macs(layer, shapes) -> int:
     Returns:
       The MACs; 0 for layers the converter folds away or that do no multiplications.
 
-    Example:
+    Examples:
       >>> layer_macs(conv, [(3, 3, 1, 32), (32,)])
     """
     positions = int(np.prod(layer.output_shape[1:-1])) if len(layer.output_shape) > 2 else 1

@@ -34,7 +34,7 @@ def sparsity(model) -> dict:
     Raises:
       TypeError: `model` is not a Keras 2 model.
 
-    Example:
+    Examples:
       >>> tfc.prune.sparsity(small)["sparsity"]
       0.798  # the demo's student at 80%: biases are not pruned
     """
@@ -63,7 +63,7 @@ def sparsity(model) -> dict:
 def report(model) -> dict:
     """Deprecated: `sparsity` under its old name, kept for one release.
 
-    Example:
+    Examples:
       >>> tfc.prune.sparsity(small)   # instead of tfc.prune.report(small)
     """
     warnings.warn(

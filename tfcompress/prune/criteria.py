@@ -4,7 +4,7 @@ A criterion is one function: it takes a `Group` (coupled channels, the weights o
 layers that make them and, when data was given, what the channels did on it) and returns
 one score per channel. The lowest scores are removed first.
 
-Example:
+Examples:
   >>> def mean_weight(group):                       # a new criterion is one function
   ...     return sum(np.abs(kernel).reshape(-1, group.channels).mean(axis=0) for kernel in group.kernels)
   >>> smaller = tfc.prune.channels(model, 0.5, criterion=mean_weight)
@@ -82,7 +82,7 @@ def l1_norm(group: Group) -> np.ndarray:
     Returns:
       One score per channel, summed over the layers that produce the group.
 
-    Example:
+    Examples:
       >>> tfc.prune.channels(model, 0.5, criterion="l1")
     """
     return sum(np.abs(kernel).reshape(-1, group.channels).sum(axis=0) for kernel in group.kernels)
@@ -97,7 +97,7 @@ def l2_norm(group: Group) -> np.ndarray:
     Returns:
       One score per channel, summed over the layers that produce the group.
 
-    Example:
+    Examples:
       >>> tfc.prune.channels(model, 0.5, criterion="l2")
     """
     return sum(np.sqrt(np.square(kernel).reshape(-1, group.channels).sum(axis=0)) for kernel in group.kernels)
@@ -115,7 +115,7 @@ def bn_gamma(group: Group) -> np.ndarray:
     Returns:
       One score per channel.
 
-    Example:
+    Examples:
       >>> tfc.prune.channels(model, 0.5, criterion="bn_gamma")
     """
     if not group.gammas:
@@ -136,7 +136,7 @@ def taylor(group: Group) -> np.ndarray:
     Returns:
       One score per channel.
 
-    Example:
+    Examples:
       >>> tfc.prune.channels(model, 0.5, criterion="taylor", data=(x_train[:512], y_train[:512]))
     """
     return group.taylor
@@ -151,7 +151,7 @@ def mean_activation(group: Group) -> np.ndarray:
     Returns:
       One score per channel.
 
-    Example:
+    Examples:
       >>> tfc.prune.channels(model, 0.5, criterion="mean_activation", data=x_train[:512])
     """
     return group.mean_activation
@@ -169,7 +169,7 @@ def apoz(group: Group) -> np.ndarray:
     Returns:
       One score per channel.
 
-    Example:
+    Examples:
       >>> tfc.prune.channels(model, 0.5, criterion="apoz", data=x_train[:512])
     """
     return group.nonzero_fraction
@@ -191,7 +191,7 @@ def resolve(criterion):
     Raises:
       ValueError: an unknown name.
 
-    Example:
+    Examples:
       >>> resolve("l1")[1]
       'l1'
     """

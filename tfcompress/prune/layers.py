@@ -94,7 +94,7 @@ def role(layer, call=None):
       layer: a Keras layer.
       call: its `_graph.Call`, for the layers whose arguments decide (TensorFlow ops).
 
-    Example:
+    Examples:
       >>> role(keras.layers.BatchNormalization())
       ('follow', None)
     """
@@ -181,7 +181,7 @@ def output_kernels(layer) -> list:
 
     What the criteria score: a kernel's slices along that axis, one per output channel.
 
-    Example:
+    Examples:
       >>> [(variable.name, axis) for variable, axis in output_kernels(conv)]
       [('conv2d/kernel:0', -1)]
     """
@@ -218,7 +218,7 @@ def channel_matrix(value, axis, channels) -> np.ndarray:
 def resized(layer, width: int):
     """A new, unbuilt layer like `layer` with `width` output channels (a producer's, or a unit-axis Reshape's).
 
-    Example:
+    Examples:
       >>> resized(conv, 8).filters
       8
     """
@@ -250,7 +250,7 @@ def cut_weights(layer, weights, kept_in, kept_out) -> list:
     Returns:
       The cut weights, in the same order.
 
-    Example:
+    Examples:
       >>> cut_weights(dense, dense.get_weights(), [np.arange(8)], np.array([0, 2]))
     """
     first = kept_in[0] if kept_in else None

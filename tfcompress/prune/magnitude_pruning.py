@@ -31,12 +31,7 @@ class PruningModel(keras.Model):
     with an assertion; this `fit` says what is missing before training starts.
     `dense_layers` names the layers with weights that are not pruned, and why.
 
-    Args:
-      inputs: the pruned model's inputs (functional API).
-      outputs: its outputs.
-      name: the model's name.
-
-    Example:
+    Examples:
       >>> pruned = tfc.prune.magnitude(model, target_sparsity=0.8, epochs=2, steps_per_epoch=45)
       >>> pruned.compile(...)
       >>> pruned.fit(x, y, epochs=2, callbacks=tfc.prune.callbacks())
@@ -55,7 +50,7 @@ class PruningModel(keras.Model):
         Raises:
           ValueError: the pruning-step callback is missing.
 
-        Example:
+        Examples:
           >>> pruned.fit(x, y, epochs=2, callbacks=tfc.prune.callbacks())
         """
         bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
@@ -80,11 +75,9 @@ def magnitude(
     epochs: int = None,
     steps_per_epoch: int = None,
     end_step: int = None,
-    begin_step: int = 0,
-    initial_sparsity: float = 0.0,
-    frequency: int = None,
     schedule: str = None,
     m_by_n: tuple = None,
+    **schedule_options,
 ):
     """Wraps a copy of `model` for magnitude pruning with TF-MOT's `prune_low_magnitude`.
 
@@ -105,10 +98,6 @@ def magnitude(
       epochs: epochs over which sparsity rises to the target (with `steps_per_epoch`).
       steps_per_epoch: batches per epoch, e.g. `math.ceil(len(x_train) / batch_size)`.
       end_step: alternatively, the step at which the target is reached.
-      begin_step: the step at which pruning starts.
-      initial_sparsity: sparsity at `begin_step` ("polynomial" schedule only).
-      frequency: prune every this many steps; by default a tenth of the pruning span
-        (at most 100), and the span is trimmed so the last pruning step hits the target.
       schedule: "polynomial" (TF-MOT's `PolynomialDecay`, gradual) or "constant"
         (`ConstantSparsity`, the target from the first pruning step). None (the
         default) is "polynomial", or "constant" with `m_by_n`.
@@ -117,6 +106,8 @@ def magnitude(
         accelerators run faster. `target_sparsity` must then be m / n; layers whose
         input channels do not divide by n (such as a first convolution on one-channel
         images) are left dense.
+      **schedule_options: the schedule's `begin_step` (default 0), `initial_sparsity` ("polynomial" only,
+        default 0) and `frequency` (prune every this many steps; default a tenth of the span, at most 100).
 
     Returns:
       A new `PruningModel` with TF-MOT pruning wrappers. Compile and fit it with
@@ -128,7 +119,7 @@ def magnitude(
         twice, `schedule` is unknown, `model` is subclassed, unbuilt or already pruned, or
         it has no layer that can be pruned (every layer named with its reason).
 
-    Example:
+    Examples:
       >>> pruned = tfc.prune.magnitude(model, target_sparsity=0.8, epochs=2,
       ...                              steps_per_epoch=math.ceil(len(x) / 32))
       >>> pruned.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
@@ -139,6 +130,25 @@ def magnitude(
     if is_pruned(model):
         raise ValueError("`model` already has pruning wrappers. Strip them first with tfc.prune.strip(model).")
     check_number("target_sparsity", target_sparsity, low=0, high=1, high_open=True)
+    unknown = sorted(set(schedule_options) - {"begin_step", "initial_sparsity", "frequency"})
+    if unknown:
+        raise TypeError(
+            f"magnitude() got unexpected keyword arguments {unknown}. Besides its own, it takes the schedule's "
+            "begin_step, initial_sparsity and frequency."
+        )
+    pruning_schedule = _pruning_schedule(target_sparsity, schedule, m_by_n, epochs, steps_per_epoch, end_step,
+                                         **schedule_options)  # fmt: skip
+    wrapped, dense = prunable.wrap(
+        flat_copy(model), pruning_schedule=pruning_schedule, sparsity_m_by_n=m_by_n and tuple(m_by_n)
+    )
+    pruned = PruningModel(inputs=wrapped.inputs, outputs=wrapped.outputs, name=f"{model.name}_pruned")
+    pruned.__dict__["_dense_layers"] = dense  # set past Keras's attribute tracking: plain data
+    return pruned
+
+
+def _pruning_schedule(target_sparsity, schedule, m_by_n, epochs, steps_per_epoch, end_step, *, begin_step=0,
+                      initial_sparsity=0.0, frequency=None):  # fmt: skip
+    """TF-MOT's schedule for `magnitude`'s arguments, each checked."""
     check_number("initial_sparsity", initial_sparsity, low=0, high=1, high_open=True)
     if m_by_n is not None:
         _check_m_by_n(m_by_n, target_sparsity, schedule)
@@ -175,12 +185,7 @@ def magnitude(
         pruning_schedule = _sparsity.ConstantSparsity(
             target_sparsity, begin_step=begin_step, end_step=end_step, frequency=frequency
         )
-    wrapped, dense = prunable.wrap(
-        flat_copy(model), pruning_schedule=pruning_schedule, sparsity_m_by_n=m_by_n and tuple(m_by_n)
-    )
-    pruned = PruningModel(inputs=wrapped.inputs, outputs=wrapped.outputs, name=f"{model.name}_pruned")
-    pruned.__dict__["_dense_layers"] = dense  # set past Keras's attribute tracking: plain data
-    return pruned
+    return pruning_schedule
 
 
 def callbacks(log_dir: str = None) -> list:
@@ -192,7 +197,7 @@ def callbacks(log_dir: str = None) -> list:
     Returns:
       A list with TF-MOT's `UpdatePruningStep` (and `PruningSummaries` with `log_dir`).
 
-    Example:
+    Examples:
       >>> pruned.fit(x, y, callbacks=tfc.prune.callbacks())
     """
     found = [_sparsity.UpdatePruningStep()]
@@ -220,7 +225,7 @@ def strip(model):
       TypeError: `model` is not a Keras 2 model.
       ValueError: `model` has no pruning wrappers.
 
-    Example:
+    Examples:
       >>> small = tfc.prune.strip(pruned)
       >>> small.save("pruned.keras")
     """
@@ -242,7 +247,7 @@ def is_pruned(model) -> bool:
     Returns:
       True if any layer is a `PruneLowMagnitude` wrapper.
 
-    Example:
+    Examples:
       >>> is_pruned(tfc.prune.magnitude(model, end_step=100))
       True
     """

@@ -41,7 +41,7 @@ def wrap(model, **params):
     Raises:
       ValueError: no layer can be pruned; every layer is named with its reason.
 
-    Example:
+    Examples:
       >>> wrapped, dense = wrap(flat_copy(model), pruning_schedule=schedule)
     """
     dense, stand_ins = {}, []

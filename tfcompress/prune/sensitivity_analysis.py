@@ -26,7 +26,7 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
 
     Args:
       model: a built Sequential or functional Keras 2 model.
-      data: held-out `(x, y)` arrays (labels as for `tfc.export.verify`), or a batched
+      data: held-out `(x, y)` arrays (labels as for `tfc.litert.verify`), or a batched
         `tf.data.Dataset` of them.
       ratios: shares of each group's channels to remove, each in [0, 1).
       criterion: as for `channels`.
@@ -37,7 +37,7 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
         for no plot.
       overwrite: replace an existing file at `plot_path`.
       task: the output's task ("multiclass", "binary", "multilabel", "regression");
-        None infers it (see `tfc.export.verify`).
+        None infers it (see `tfc.litert.verify`).
 
     Returns:
       A dict: `measure` ("accuracy", or "mae" for regression), `baseline` (that measure
@@ -52,7 +52,7 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
         model cannot be channel-pruned (see `channels`).
       FileExistsError: `plot_path` exists and `overwrite` is False.
 
-    Example:
+    Examples:
       >>> result = tfc.prune.sensitivity(model, (x_test, y_test), plot_path="sensitivity.png")
       >>> print(result["table"])
     """

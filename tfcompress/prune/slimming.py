@@ -26,7 +26,7 @@ def gamma_penalty(model, strength: float = 1e-4):
       TypeError: `model` is not a Keras 2 model.
       ValueError: `strength` is negative, or no BatchNormalization layer learns a scale.
 
-    Example:
+    Examples:
       >>> slim = tfc.prune.gamma_penalty(model, 1e-4)
       >>> slim.compile(optimizer="adam", loss=loss)
       >>> slim.fit(x, y, epochs=3)

@@ -3,7 +3,7 @@
 QAT is sparsity-preserving on pruned models and cluster-preserving on request. Cross-layer
 equalization (`equalize`) and bias correction (`correct_bias`) ready a model for post-training int8.
 
-Example:
+Examples:
   >>> q = tfc.quantize.qat(pruned_and_stripped_model, representative_data=x_train)
   >>> q.compile(optimizer="adam", loss=loss)
   >>> q.fit(x, y, epochs=2)

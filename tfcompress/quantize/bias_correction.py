@@ -35,7 +35,7 @@ def correct_bias(model, data, *, examples: int = 512):
     Raises:
       TypeError: `model` is not a Keras 2 model.
 
-    Example:
+    Examples:
       >>> corrected, layers = tfc.quantize.correct_bias(model, x_train[:500])
     """
     model = ensure_graph_model(model)

@@ -60,7 +60,7 @@ def cluster(
       ValueError: `clusters` or `init` is out of range, a name in `layers` is not a
         clusterable layer of `model`, or no layer has enough weights to cluster.
 
-    Example:
+    Examples:
       >>> clustered = tfc.quantize.cluster(model, clusters=16)
       >>> clustered.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss, metrics=["accuracy"])
       >>> clustered.fit(x, y, epochs=2)
@@ -105,7 +105,7 @@ def strip_clustering(model):
       TypeError: `model` is not a Keras 2 model.
       ValueError: `model` has no clustering wrappers.
 
-    Example:
+    Examples:
       >>> shared = tfc.quantize.strip_clustering(clustered)
       >>> tfc.quantize.unique_weights(shared)["layers"][0]["unique"]
       16
@@ -125,7 +125,7 @@ def is_clustered(model) -> bool:
     Returns:
       True if any layer is a TF-MOT `ClusterWeights` wrapper.
 
-    Example:
+    Examples:
       >>> is_clustered(tfc.quantize.cluster(model))
       True
     """
@@ -147,7 +147,7 @@ def unique_weights(model) -> dict:
       TypeError: `model` is not a Keras 2 model.
       ValueError: `model` still has clustering wrappers.
 
-    Example:
+    Examples:
       >>> tfc.quantize.unique_weights(tfc.quantize.strip_clustering(clustered))["max_unique"]
       16
     """

@@ -32,7 +32,7 @@ class LayerQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
     Weights are quantized per tensor: TF-MOT's per-channel quantizer handles only 2-D and
     4-D kernels (not Conv1D's 3-D one).
 
-    Example:
+    Examples:
       >>> tfmot.quantization.keras.quantize_annotate_layer(conv1d, LayerQuantizeConfig(["kernel"], ["activation"]))
     """
 
@@ -134,7 +134,7 @@ def config_for(layer, registry, inbound, readers=None):
       `(config, reason)`: `config` is "default" (TF-MOT's registry has one), a
       `LayerQuantizeConfig`, or None when the layer stays in float, with `reason` saying why.
 
-    Example:
+    Examples:
       >>> config_for(conv1d, scheme.get_quantize_registry(), [input_layer])
     """
     if type(layer) in _OVERRIDES:

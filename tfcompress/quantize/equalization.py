@@ -59,7 +59,7 @@ def equalize(model):
     Raises:
       TypeError: `model` is not a Keras 2 model.
 
-    Example:
+    Examples:
       >>> equalized, pairs = tfc.quantize.equalize(model)
       >>> np.allclose(equalized.predict(x), model.predict(x), atol=1e-4)
       True

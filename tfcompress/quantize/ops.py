@@ -50,7 +50,7 @@ class ScalarArithmetic(keras.layers.Layer):
       constant_first: compute `constant <operation> inputs`.
       **kwargs: Keras layer arguments (`name`, ...).
 
-    Example:
+    Examples:
       >>> ScalarArithmetic("add", 3.0)(x)   # x + 3.0, as in MobileNetV3's hard-sigmoid
     """
 
@@ -84,7 +84,7 @@ class WrappableMultiHeadAttention(keras.layers.MultiHeadAttention):
     TF-MOT's QuantizeWrapper asks its layer for the output shape with one input shape;
     Keras's layer insists on the value's shape too, although the output is query-shaped.
 
-    Example:
+    Examples:
       >>> WrappableMultiHeadAttention.from_config(attention.get_config())
     """
 
@@ -108,7 +108,7 @@ def wrappable(layer, args, kwargs):
       shift], args, kwargs)` for a Rescaling with an offset or a Normalization of the last
       axis; None for anything else.
 
-    Example:
+    Examples:
       >>> flat = flat_copy(model, substitute=wrappable)
     """
     if type(layer) is keras.layers.MultiHeadAttention:
@@ -178,7 +178,7 @@ def as_depthwise(layer):
       A new, unbuilt `DepthwiseConv2D` with the layer's name and the same function, or None
       when the input is not an image (rank 4) normalized on its last axis.
 
-    Example:
+    Examples:
       >>> as_depthwise(keras.layers.BatchNormalization())
     """
     axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]

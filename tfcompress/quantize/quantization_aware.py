@@ -66,14 +66,8 @@ def qat(model, *, representative_data=None, preserve_sparsity: bool = None, pres
         weights one by one (TF-MOT's cluster-preserving QAT).
       float_layers: names of layers to keep in float in training and in the int8 file;
         "first" and "last" name the first and last layers with weights (a
-        BatchNormalization reading such a layer stays float with it). For a layer whose
-        int8 kernel is slower than float on the target CPU: a first convolution with one
-        or three input channels ran 5x slower in int8 than in float32 under XNNPACK on an
-        AVX2 CPU without VNNI (README, "the whole pipeline"). It works at the model's
-        input or output: weightless layers between the input and such a layer
-        (`preprocess_input`'s arithmetic) stay float with it, and a layer with int8 on
-        both sides is quantized by the converter anyway (the export warns). Export the
-        result without `representative_data`, which would calibrate these layers to int8 too.
+        BatchNormalization reading such a layer stays float with it); at the model's input or
+        output only. Export the result without `representative_data`.
 
     Returns:
       A new `QuantizationAwareModel` (TF-MOT quantize wrappers). It is not compiled:
@@ -88,7 +82,7 @@ def qat(model, *, representative_data=None, preserve_sparsity: bool = None, pres
         in an untrained keras.applications model); `float_layers` names a layer the
         model does not have.
 
-    Example:
+    Examples:
       >>> q = tfc.quantize.qat(tfc.prune.strip(pruned), representative_data=x_train)
       >>> q.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss, metrics=["accuracy"])
       >>> q.fit(x, y, epochs=2)
@@ -158,7 +152,7 @@ def requested_float_layers(model) -> list:
     Returns:
       Their names, in layer order.
 
-    Example:
+    Examples:
       >>> requested_float_layers(tfc.quantize.qat(model, float_layers=["conv2d"]))
       ['conv2d']
     """
@@ -247,7 +241,7 @@ def is_quantization_aware(model) -> bool:
     Returns:
       True if any layer is a TF-MOT `QuantizeWrapper`.
 
-    Example:
+    Examples:
       >>> is_quantization_aware(tfc.quantize.qat(model))
       True
     """
@@ -268,7 +262,7 @@ def quantize_scope(*args):
     Returns:
       A context manager.
 
-    Example:
+    Examples:
       >>> with tfc.quantize.quantize_scope():
       ...     model = keras.models.load_model("qat.h5")
     """
@@ -293,7 +287,7 @@ class QuantizationAwareModel(keras.Model):
     Attributes:
       float_layers: `{layer name: why}` for the layers left in float.
 
-    Example:
+    Examples:
       >>> q = tfc.quantize.qat(transfer_model)        # its base frozen
       >>> len(q.trainable_weights) == 2                 # the head's kernel and bias
     """

@@ -55,7 +55,7 @@ def initialize_ranges(model, representative_data, *, samples: int = 512) -> int:
         came out NaN (activations too small for TF-MOT's fake quantization; the model
         is left unusable for int8, so it is refused rather than returned).
 
-    Example:
+    Examples:
       >>> q = tfc.quantize.qat(model)
       >>> initialize_ranges(q, x_train[:512])
     """
@@ -140,7 +140,7 @@ def not_finite(model) -> list:
     Returns:
       The layers' names, in the model's order; empty when every range is finite.
 
-    Example:
+    Examples:
       >>> not_finite(tfc.quantize.qat(model))
       []
     """

@@ -9,7 +9,7 @@ from tfcompress import _tasks, prune
 from tfcompress._checks import check_that
 from tfcompress._choices import CHANNEL_CRITERIA, DATA_DRIVEN_CRITERIA, SCORE_EXAMPLES
 from tfcompress._graph import flat_copy, nested_models
-from tfcompress._schema import (
+from tfcompress.pipeline.schema import (
     Key,
     RecipeError,
     boolean,
@@ -94,7 +94,7 @@ def _channels(context, settings):
     if settings["steps"] > 1:
         model, _ = prune.iterative(
             model, data, settings["ratio"], steps=settings["steps"], epochs_per_step=settings["finetune_epochs"],
-            **training, **choose,
+            finetune_options=training, **choose,
         )  # fmt: skip
     else:
         scoring = (context.x_train[:SCORE_EXAMPLES], context.y_train[:SCORE_EXAMPLES])

@@ -5,8 +5,8 @@ import time
 from tfcompress import _tasks, distill
 from tfcompress._choices import BUILTIN_MODELS
 from tfcompress._keras import keras
-from tfcompress._schema import Key, RecipeError, count, number, positive, positive_integer
 from tfcompress.pipeline import inputs
+from tfcompress.pipeline.schema import Key, RecipeError, count, number, positive, positive_integer
 from tfcompress.pipeline.stage import Stage
 
 TEACHER_ROW = "teacher"

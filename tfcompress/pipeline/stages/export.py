@@ -1,7 +1,7 @@
 """The `export` stage: write the `.tflite` (int8 from QAT ranges, or calibrated post-training) and verify it.
 
 With `android_labels`, also the Android bundle: metadata, labels and an I/O description.
-With `max_accuracy_drop` or `min_agreement`, accuracy control (see `tfc.export.to_tflite`)
+With `max_accuracy_drop` or `min_agreement`, accuracy control (`tfc.export.with_accuracy_control`)
 measures its candidates on the last training examples, not on the test set, so the
 report's rows, measured on the test set, show the target's effect on data it did not
 choose from.
@@ -10,7 +10,8 @@ choose from.
 from tfcompress import export
 from tfcompress._checks import check_that
 from tfcompress._choices import CALIBRATED_MODES, EXPORT_MODES, IO_DTYPES
-from tfcompress._schema import Key, RecipeError, choice, is_positive_integer, is_real, number, positive_integer
+from tfcompress.export.quantization_errors import choose_float_layers
+from tfcompress.pipeline.schema import Key, RecipeError, choice, is_positive_integer, is_real, number, positive_integer
 from tfcompress.pipeline.stage import Stage
 
 
@@ -72,25 +73,41 @@ def _validation(context, settings):
     return context.x_train[-count:], context.y_train[-count:]
 
 
+def _float_layer_names(model, data, float_layers):
+    """The recipe's `float_layers` as names: a count or an error threshold picks them from the int8 errors."""
+    if float_layers is None or isinstance(float_layers, list):
+        return float_layers
+    return choose_float_layers(export.layer_errors(model, data), float_layers) or None
+
+
 def _export(context, settings):
     paths = context.paths
     qat = context.recipe["stages"].get("qat")
     # Calibrating would quantize the layers the qat stage kept in float; the rest use QAT's ranges.
     calibrated = settings["mode"] in CALIBRATED_MODES and not (qat and qat["float_layers"])
-    context.exported = export.to_tflite(
-        context.model,
-        paths["model"],
-        mode=settings["mode"],
-        io_dtype=settings["io_dtype"],
-        representative_data=context.x_train if calibrated else None,
-        calibration_samples=settings["calibration_samples"],
-        float_layers=settings["float_layers"],
-        validation_data=_validation(context, settings),
-        max_accuracy_drop=settings["max_accuracy_drop"],
-        min_agreement=settings["min_agreement"],
-        task=context.task.kind,
-        overwrite=context.recipe["overwrite"],
-    )
+    data = context.x_train[: settings["calibration_samples"]] if calibrated else None
+    if _validation(context, settings) is not None:
+        context.exported = export.with_accuracy_control(
+            context.model,
+            paths["model"],
+            representative_data=data,
+            validation_data=_validation(context, settings),
+            max_accuracy_drop=settings["max_accuracy_drop"],
+            min_agreement=settings["min_agreement"],
+            task=context.task.kind,
+            overwrite=context.recipe["overwrite"],
+            verbose=True,
+        )
+    else:
+        context.exported = export.to_tflite(
+            context.model,
+            paths["model"],
+            mode=settings["mode"],
+            io_dtype=settings["io_dtype"],
+            representative_data=data,
+            float_layers=_float_layer_names(context.model, data, settings["float_layers"]),
+            overwrite=context.recipe["overwrite"],
+        )
     control = context.exported.accuracy_control
     if control:
         context.notes["accuracy_control"] = {key: value for key, value in control.items() if key != "summary"}

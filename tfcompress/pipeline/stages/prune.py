@@ -6,8 +6,8 @@ With `distill_recovery`, the model as the stage receives it teaches the one bein
 import math
 
 from tfcompress import prune
-from tfcompress._schema import Key, boolean, count, number, positive, positive_integer
 from tfcompress.distill import guided
+from tfcompress.pipeline.schema import Key, boolean, count, number, positive, positive_integer
 from tfcompress.pipeline.stage import Stage
 
 

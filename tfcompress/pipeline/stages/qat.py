@@ -7,8 +7,8 @@ has float32 I/O and is not calibrated again).
 """
 
 from tfcompress import quantize
-from tfcompress._schema import Key, RecipeError, boolean, positive, positive_integer, strings
 from tfcompress.distill import guided
+from tfcompress.pipeline.schema import Key, RecipeError, boolean, positive, positive_integer, strings
 from tfcompress.pipeline.stage import Stage
 
 

@@ -1,6 +1,6 @@
 """The `train` stage: fit the model on the training data (a built-in or untrained model)."""
 
-from tfcompress._schema import Key, positive, positive_integer
+from tfcompress.pipeline.schema import Key, positive, positive_integer
 from tfcompress.pipeline.stage import Stage
 
 

@@ -26,7 +26,7 @@ def broken_scales(content) -> list:
       The tensors' names, in the file's order; empty for a sound file, and for bytes
       that are not a TFLite model at all (LiteRT's own error says so).
 
-    Example:
+    Examples:
       >>> broken_scales(open("model.tflite", "rb").read())
       []
     """
@@ -79,7 +79,7 @@ def load_interpreter(source, num_threads: int = None, *, xnnpack: bool = True):
       XNNPackRefusedError: the model loads, but only with `xnnpack=False`.
       ValueError: LiteRT cannot load the model, or would crash on it (`broken_scales`).
 
-    Example:
+    Examples:
       >>> interpreter = load_interpreter("model.tflite")
     """
     if isinstance(source, bytes):
@@ -163,7 +163,7 @@ class LiteRTModel:
       FileNotFoundError: `path` does not exist.
       ValueError: the file is not a valid TFLite model.
 
-    Example:
+    Examples:
       >>> logits = LiteRTModel("model.tflite").predict(x_test)
       >>> outputs = LiteRTModel("detector.tflite").predict({"image": images, "features": features})
     """
@@ -203,7 +203,7 @@ class LiteRTModel:
           For one output, a float32 array of shape `(n,) + output shape`, dequantized if the
           file's output is an integer type; for several, a dict of them by output name.
 
-        Example:
+        Examples:
           >>> LiteRTModel("model.tflite").predict(x_test[:10]).shape
           (10, 10)
         """

@@ -6,7 +6,7 @@ import os
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
+from tfcompress.litert.interpreter import XNNPackRefusedError, load_interpreter
 
 # Ops that only convert between float and integer at the model's edges.
 _CONVERSION_OPS = ("QUANTIZE", "DEQUANTIZE")
@@ -43,7 +43,7 @@ def integer_weights_of(content: bytes, layers) -> list:
     Returns:
       The names, in the order given, of layers with an int8 (or other integer) weight tensor.
 
-    Example:
+    Examples:
       >>> integer_weights_of(content, ["conv2d"])
       []
     """
@@ -87,8 +87,8 @@ def inspect_tflite(path) -> dict:
       FileNotFoundError: `path` does not exist.
       ValueError: the file cannot be loaded by LiteRT.
 
-    Example:
-      >>> report = tfc.export.inspect("model.tflite")
+    Examples:
+      >>> report = tfc.litert.inspect("model.tflite")
       >>> report["int8_mac_share"], report["undelegated_ops"]
       (1.0, [])
     """
@@ -131,7 +131,7 @@ def undelegated_compute_ops(interpreter) -> list:
     Returns:
       Op names in order; empty when every compute op is delegated.
 
-    Example:
+    Examples:
       >>> undelegated_compute_ops(load_interpreter("model.tflite"))
       []
     """
@@ -147,7 +147,7 @@ def float_compute_ops(interpreter) -> list:
     Returns:
       One `(op name, name of its output tensor)` per such op, in order.
 
-    Example:
+    Examples:
       >>> float_compute_ops(load_interpreter("model_int8.tflite"))
       []
     """
@@ -169,18 +169,13 @@ def float_compute_ops(interpreter) -> list:
 def costly_undelegated_ops(interpreter) -> list:
     """The undelegated compute ops worth a warning: all but a final op without multiply-accumulates.
 
-    A classifier's final SOFTMAX stays off XNNPACK in int8; measured with
-    `tfc.export.benchmark` on the digits CNN of the tests (1 thread), it cost 0.08 of 1.77
-    µs (4%), and less on any larger model. What runs on the model's output alone, without
-    MACs, is left out; anything earlier in the graph, or with MACs, is kept.
-
     Args:
       interpreter: an allocated interpreter with LiteRT's default delegate.
 
     Returns:
       Op names in order.
 
-    Example:
+    Examples:
       >>> costly_undelegated_ops(load_interpreter("classifier_int8.tflite"))
       []
     """
@@ -261,7 +256,7 @@ def describe_tensor(detail) -> dict:
     Returns:
       `name`, `shape`, `dtype`, `scale` and `zero_point`.
 
-    Example:
+    Examples:
       >>> [describe_tensor(detail) for detail in interpreter.get_input_details()]
     """
     scale, zero_point = detail["quantization"]

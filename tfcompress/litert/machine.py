@@ -21,13 +21,13 @@ def cpu() -> str:
     """The CPU's model name and the vector features int8 speed depends on, read from this machine.
 
     On an x86 CPU it also says which of AVX-512 and VNNI are missing: without VNNI,
-    XNNPACK's int8 kernels can run slower than float32 ones (README, "Export").
+    XNNPACK's int8 kernels can run slower than float32 ones.
 
     Returns:
       One line, e.g. "AMD EPYC 7B13, 2 cores (AVX2; no AVX-512, no VNNI)"; the platform's
       processor name where Linux's `lscpu` and `/proc/cpuinfo` are not available.
 
-    Example:
+    Examples:
       >>> tfc.export.cpu()
       'AMD EPYC 7B13, 2 cores (AVX2; no AVX-512, no VNNI)'
     """

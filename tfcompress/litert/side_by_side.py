@@ -1,18 +1,6 @@
-"""Latency of several `.tflite` files side by side: interleaved rounds, ratios with intervals.
+"""Several `.tflite` files timed side by side in interleaved rounds: speed-ups with bootstrap intervals.
 
-Timing one file after another lets whatever else the machine does in one file's window
-land on that file alone: three files of the same shape timed up to 30% apart that way here
-(benchmarks/latency_noise.py). Here every round runs each file in turn, in a new shuffled
-order, for a short batch of invokes after one untimed one; a file's latency is the median of
-its per-round medians, and a ratio's interval comes from resampling whole rounds, so the
-rounds' shared conditions cancel in it. Many short rounds beat a few long ones: on 2 cores
-busy training, three same-shape CNNs (150 us each) came within 1.8% of each other in 200
-rounds of 5 invokes, and up to 3.8% apart in 30 rounds of 20.
-
-An interpreter can have a speed of its own, too: in one run here six interleaved
-interpreters of one 20 us int8 file ran 18.2 to 24.2 us (in two later runs, within 1.6%).
-So each file gets several, the rounds take them in turn, and the bootstrap draws
-interpreters before rounds.
+Why interleaved rounds, several interpreters a file, and a two-stage bootstrap: docs/design/latency.md.
 """
 
 import os
@@ -21,16 +9,17 @@ import time
 
 import numpy as np
 
-from tfcompress.export.latency import warmed_interpreter
-from tfcompress.export.machine import cpu
+from tfcompress.litert.latency import warmed_interpreter
+from tfcompress.litert.machine import cpu
+from tfcompress.report import format_table
 
 _BOOTSTRAP_SAMPLES = 2000
 # Untimed invokes each file gets when its turn in a round comes: the file before it left the caches cold.
 _ROUND_WARMUP = 1
 
 
-def compare(
-    models,
+def time_side_by_side(
+    files,
     *,
     baseline=0,
     threads: int = 1,
@@ -38,74 +27,64 @@ def compare(
     rounds: int = 200,
     invokes: int = 5,
     interpreters: int = 3,
-    warmup: int = 5,
     max_seconds: float = 60.0,
-    confidence: float = 0.95,
     seed: int = 0,
 ) -> dict:
-    """Times several `.tflite` files (or Keras models) side by side and gives each one's ratio to a baseline.
-
-    Every file gets `interpreters` interpreters of its own (batch 1, random inputs of its
-    dtypes, `warmup` untimed invokes each): two interpreters of one small file were once
-    30% apart here, so one alone would lend the file its luck. Then each round runs every file,
-    in a shuffled order, for one untimed and `invokes` timed invokes, round r on interpreter
-    r mod `interpreters`; rounds stop at `rounds`, or after `max_seconds` once 5 are done.
-    A file's latency is the median of its round
-    medians; `speedup` is the baseline's over the file's (above 1: faster than the
-    baseline), and its interval comes from a bootstrap that resamples interpreters and
-    then rounds, the same rounds for both files. Two files whose interval holds 1 cannot
-    be told apart on this machine.
+    """Times several `.tflite` files side by side and gives each one's speed-up over a baseline, with an interval.
 
     Args:
-      models: a list of `.tflite` paths or Keras 2 models, or a dict `{label: path,
-        model or the file's bytes}`; at least two. A Keras model is exported as float32
-        (`to_tflite`) to a temporary file first; export it yourself for another mode.
+      files: a list of `.tflite` paths, or a dict `{label: path or the file's bytes}`; at least two.
       baseline: the label, or the position, of the file the ratios are to.
       threads: interpreter threads, as in `benchmark` (None: every core).
       xnnpack: with LiteRT's default XNNPACK delegate (as phone apps run) or without.
       rounds: the most interleaved rounds, at least 5.
       invokes: timed invokes of each file per round, at least 3.
-      interpreters: interpreters per file, at least 1. Each holds its own copy of
-        XNNPACK's packed weights, so memory grows with it on large models.
-      warmup: untimed invokes of each interpreter before the first round.
+      interpreters: interpreters per file, at least 1 (each holds its own packed weights).
       max_seconds: stop starting rounds after this long (5 rounds are always run).
-      confidence: the intervals' coverage, in (0, 1).
       seed: seed of the shuffles, the inputs and the bootstrap.
 
     Returns:
-      A dict: `cpu` (model and int8-relevant features, `tfc.export.cpu()`), `threads`,
-      `xnnpack`, `rounds`, `invokes`, `interpreters`, `confidence`, `baseline` (its label),
-      and `files`: one dict per file in the order given, with `label`, `path` (None for a
-      Keras model or bytes, whose file was temporary), `median_ms`, `spread`
-      ((p90 - p10) / median of its round medians), `round_ms` (the round medians),
-      `interpreter_ms` (the median of each interpreter's rounds),
-      `speedup`, `speedup_low`, `speedup_high` and `verdict` ("baseline", "faster",
-      "slower" or "cannot be told apart"). `format_comparison` prints it as a table.
+      A dict: `cpu`, `threads`, `xnnpack`, `rounds`, `invokes`, `interpreters`, `confidence`, `baseline`,
+      and `files`, one dict per file in order: `label`, `path`, `median_ms`, `spread`, `round_ms`,
+      `interpreter_ms`, `speedup`, `speedup_low`, `speedup_high` and `verdict` ("baseline", "faster",
+      "slower" or "cannot be told apart"). `format_side_by_side` prints it as a table.
 
     Raises:
-      ValueError: fewer than two models, a label or position that is not among them, an
-        argument out of range, or a file LiteRT cannot load (XNNPACK refusing a sparse
-        file included).
+      ValueError: fewer than two files, a Keras model, an unknown baseline, an argument out of range, or a file
+        LiteRT cannot load.
       FileNotFoundError: a path with no file.
 
-    Example:
-      >>> result = tfc.export.compare({"float32": "m32.tflite", "int8": "m8.tflite"})
-      >>> print(tfc.export.format_comparison(result))
+    Examples:
+      >>> result = tfc.litert.time_side_by_side({"float32": "m32.tflite", "int8": "m8.tflite"})
+      >>> print(tfc.litert.format_side_by_side(result))
     """
+    labelled = labelled_files(files)
+    for label, source in labelled.items():
+        if not isinstance(source, (str, os.PathLike, bytes)):
+            raise ValueError(
+                f"time_side_by_side times .tflite files; {label!r} is a {type(source).__name__}. Export it first "
+                f"(tfc.export.to_tflite(model, 'model.tflite', mode='float32')) and pass the file's path."
+            )
+    return timed(labelled, baseline=baseline, threads=threads, xnnpack=xnnpack, rounds=rounds, invokes=invokes,
+                 interpreters=interpreters, max_seconds=max_seconds, seed=seed)  # fmt: skip
+
+
+def timed(labelled, *, baseline=0, threads=1, xnnpack=True, rounds=200, invokes=5, interpreters=3, warmup=5,
+          max_seconds=60.0, confidence=0.95, seed=0) -> dict:  # fmt: skip
+    """`time_side_by_side` on `{label: path or bytes}`, with its warm-up and interval coverage as arguments."""
     _check_settings(threads, rounds, invokes, interpreters, warmup, max_seconds, confidence)
-    labelled = _labelled(models)
     base = _baseline_label(labelled, baseline)
     rng = np.random.default_rng(seed)
-    with tempfile.TemporaryDirectory(prefix="tfcompress_compare_") as folder:
+    with tempfile.TemporaryDirectory(prefix="tfcompress_timing_") as folder:
         paths = {label: _as_file(source, folder, label) for label, source in labelled.items()}
         count = (os.cpu_count() or 1) if threads is None else threads
         ready = {label: [warmed_interpreter(path, count, xnnpack, rng, warmup) for _ in range(interpreters)]
                  for label, path in paths.items()}  # fmt: skip
         round_ms = _interleaved_rounds(ready, rounds, invokes, max_seconds, rng)
-    # A Keras model's or bytes' file was temporary: its row has no path.
+    # Bytes were written to a temporary file: their row has no path.
     kept = {label: paths[label] if isinstance(source, (str, os.PathLike)) else None
             for label, source in labelled.items()}  # fmt: skip
-    files = [_row(label, kept[label], round_ms, base, interpreters, confidence, rng) for label in labelled]
+    rows = [_row(label, kept[label], round_ms, base, interpreters, confidence, rng) for label in labelled]
     return {
         "cpu": cpu(),
         "threads": threads,
@@ -115,25 +94,23 @@ def compare(
         "interpreters": interpreters,
         "confidence": confidence,
         "baseline": base,
-        "files": files,
+        "files": rows,
     }
 
 
-def format_comparison(result: dict) -> str:
-    """`compare`'s result as a plain-text table headed by the CPU and the settings.
+def format_side_by_side(result: dict) -> str:
+    """`time_side_by_side`'s result as a plain-text table headed by the CPU and the settings.
 
     Args:
-      result: what `compare` returned.
+      result: what `time_side_by_side` returned.
 
     Returns:
       The text: one heading line, then one row per file with its median latency, spread,
       and ratio to the baseline with its interval.
 
-    Example:
-      >>> print(format_comparison(tfc.export.compare(["a.tflite", "b.tflite"])))
+    Examples:
+      >>> print(tfc.litert.format_side_by_side(tfc.litert.time_side_by_side(["a.tflite", "b.tflite"])))
     """
-    from tfcompress.report import format_table  # report imports plotting; only needed here
-
     count = result["threads"]
     threads = "every core" if count is None else f"{count} thread{'s' if count > 1 else ''}"
     heading = (
@@ -176,12 +153,12 @@ def _check_settings(threads, rounds, invokes, interpreters, warmup, max_seconds,
     wrong = {name: value for name, value in zip(checks, values) if not checks[name]}
     if wrong:
         raise ValueError(
-            f"compare got {wrong}: `threads` must be None or >= 1, `rounds` >= 5, `invokes` >= 3, "
+            f"Side-by-side timing got {wrong}: `threads` must be None or >= 1, `rounds` >= 5, `invokes` >= 3, "
             "`interpreters` >= 1, `warmup` >= 0, `max_seconds` > 0 and `confidence` a float in (0, 1)."
         )
 
 
-def _labelled(models) -> dict:
+def labelled_files(models) -> dict:
     """`{label: path or model}`: dict keys, else the file names (whole paths where two share one), else model names."""
     if isinstance(models, dict):
         labelled = {str(label): source for label, source in models.items()}
@@ -195,13 +172,13 @@ def _labelled(models) -> dict:
         labelled = dict(zip(names, models))
     else:
         raise ValueError(
-            "`models` must be a list of .tflite paths or Keras models, or a dict {label: path or model}. "
+            "`files` must be a list of .tflite paths, or a dict {label: path or bytes}. "
             f"Received: {type(models).__name__}"
         )
     if len(labelled) < 2:
         raise ValueError(
-            f"compare needs at least two files to put side by side; received {len(labelled)}. "
-            "For one file, use tfc.export.benchmark."
+            f"Timing side by side needs at least two files to put side by side; received {len(labelled)}. "
+            "For one file, use tfc.litert.benchmark."
         )
     return labelled
 
@@ -230,9 +207,7 @@ def _as_file(source, folder, label) -> str:
         with open(path, "wb") as file:
             file.write(source)
         return path
-    from tfcompress.export.tflite import to_tflite  # the exporter imports the converter stack
-
-    return to_tflite(source, os.path.join(folder, f"{safe}.tflite"), mode="float32").path
+    raise ValueError(f"{label!r} is not a .tflite path or a file's bytes.")
 
 
 def _interleaved_rounds(interpreters, rounds, invokes, max_seconds, rng) -> dict:

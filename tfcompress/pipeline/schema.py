@@ -49,7 +49,7 @@ def complete(values, schema: dict, prefix: str) -> dict:
       RecipeError: the section is not a mapping, a key is unknown or missing, or a value
         is not accepted; the message names the key as a dotted path.
 
-    Example:
+    Examples:
       >>> complete({"epochs": 3}, {"epochs": Key(positive_integer, 10)}, "stages.train.")
       {'epochs': 3}
     """
@@ -78,7 +78,7 @@ def complete(values, schema: dict, prefix: str) -> dict:
 def number(low=None, high=None, low_open: bool = False, high_open: bool = False) -> Callable:
     """A check for a real number within bounds (see `check_number`).
 
-    Example:
+    Examples:
       >>> Key(number(0, 1, high_open=True), 0.8)
     """
     return functools.partial(_number, low=low, high=high, low_open=low_open, high_open=high_open)
@@ -96,7 +96,7 @@ count = check_integer  # an integer >= 0
 def one_of(*choices) -> Callable:
     """A check that the value is one of `choices` (listed in the message in this order).
 
-    Example:
+    Examples:
       >>> Key(one_of("uniform", "global"), "uniform")
     """
     return lambda name, value: check_one_of(name, value, choices)
@@ -105,7 +105,7 @@ def one_of(*choices) -> Callable:
 def choice(choices, default) -> Key:
     """A `Key` whose value is one of `choices`, the default listed first in the message.
 
-    Example:
+    Examples:
       >>> choice(EXPORT_MODES, "int8")
     """
     return Key(one_of(default, *(item for item in choices if item != default)), default)
@@ -124,7 +124,7 @@ def text(name, value) -> None:
 def strings(what: str) -> Callable:
     """A check for a list of strings, e.g. `strings("layer names")`.
 
-    Example:
+    Examples:
       >>> Key(strings("a list of layer names"), [])
     """
     return lambda name, value: check_that(

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from tfcompress.export.litert import XNNPackRefusedError, load_interpreter
+from tfcompress.litert.interpreter import XNNPackRefusedError, load_interpreter
 
 
 def benchmark(
@@ -26,7 +26,7 @@ def benchmark(
     input's dtype; latency does not depend on them for the ops LiteRT has. Each
     setting states its dispersion (`spread`). Absolute times on a shared machine mean
     little, and a ratio of two files benchmarked one after the other carries the noise
-    of both windows: to compare files, use `tfc.export.compare` (interleaved rounds).
+    of both windows: to compare files, use `tfc.litert.time_side_by_side` (interleaved rounds).
 
     Args:
       path: the `.tflite` file.
@@ -50,8 +50,8 @@ def benchmark(
       FileNotFoundError: `path` does not exist.
       ValueError: LiteRT cannot load the file, or an argument is out of range.
 
-    Example:
-      >>> report = tfc.export.benchmark("model.tflite")
+    Examples:
+      >>> report = tfc.litert.benchmark("model.tflite")
       >>> [(row["threads"], row["xnnpack"], row["median_ms"]) for row in report["latency"]]
     """
     path = os.fspath(path)
@@ -82,7 +82,7 @@ def benchmark(
 def _settings(values, name, valid):
     values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
     if not values or not all(valid(value) for value in values):
-        raise ValueError(f"`{name}` has a value out of range: {values!r}. See tfc.export.benchmark's docstring.")
+        raise ValueError(f"`{name}` has a value out of range: {values!r}. See tfc.litert.benchmark's docstring.")
     return values
 
 
@@ -102,7 +102,7 @@ def warmed_interpreter(path, threads, xnnpack: bool, rng, warmup: int):
     Raises:
       XNNPackRefusedError: the file loads only without XNNPACK.
 
-    Example:
+    Examples:
       >>> interpreter = warmed_interpreter("m.tflite", 1, True, np.random.default_rng(0), 10)
     """
     interpreter = load_interpreter(path, threads, xnnpack=xnnpack)

@@ -10,7 +10,7 @@ from tfcompress._keras import tf
 from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import input_specs
 from tfcompress.export.calibration import calibration_examples
-from tfcompress.export.litert import LiteRTModel
+from tfcompress.litert.interpreter import LiteRTModel
 from tfcompress.quantize import is_quantization_aware
 
 
@@ -37,7 +37,7 @@ def layer_errors(model, representative_data, *, calibration_samples: int = 500) 
       ValueError: `model` is quantization-aware (its ranges are learned, not
         calibrated), or the data is empty, NaN or wrongly shaped.
 
-    Example:
+    Examples:
       >>> errors = tfc.export.layer_errors(model, x_train[:300])
       >>> errors["worst"][:2]
     """
@@ -61,7 +61,7 @@ class Calibration:
     Attributes:
       errors: what `layer_errors` returns.
 
-    Example:
+    Examples:
       >>> calibration = Calibration(model, x_train[:300])
       >>> mixed = calibration.convert(["dense_1"])
     """
@@ -90,7 +90,7 @@ class Calibration:
         Returns:
           The `.tflite` bytes.
 
-        Example:
+        Examples:
           >>> calibration.convert([])   # all int8
         """
         tensors = [row["tensor"] for row in self.errors["layers"] if row["layer"] in names]
@@ -126,7 +126,7 @@ def choose_float_layers(errors: dict, float_layers) -> list:
     Raises:
       ValueError: a name is not among the quantized layers, or the value is out of range.
 
-    Example:
+    Examples:
       >>> choose_float_layers(layer_errors(model, x[:300]), 2)
     """
     known = [row["layer"] for row in errors["layers"]]
@@ -153,21 +153,9 @@ def choose_float_layers(errors: dict, float_layers) -> list:
 
 
 def agreement(content: bytes, model, samples, task) -> float:
-    """The share of decisions the `.tflite` bytes make as `model` does on `samples`, in `task`'s terms.
-
-    Args:
-      content: `.tflite` bytes.
-      model: the Keras model they came from.
-      samples: inputs, one array per model input.
-      task: the first output's `tfcompress._tasks.Task`.
-
-    Returns:
-      The first output's agreement (top-1 class, side of a threshold, each label); None
-      for regression.
-
-    Example:
-      >>> agreement(content, model, [x_train[:300]], task)
-    """
+    """The share of decisions the `.tflite` bytes make as `model` does on `samples`; None for regression or no task."""
+    if task is None:
+        return None
     runner = LiteRTModel(content)
     keras_outputs = model.predict(samples if len(samples) > 1 else samples[0], batch_size=256, verbose=0)
     tflite_outputs = runner.predict(samples if len(samples) > 1 else samples[0])
@@ -198,7 +186,7 @@ def examples(samples, names=None):
     Returns:
       A function returning a generator of `{input name: batch of one}` (or of lists).
 
-    Example:
+    Examples:
       >>> converter.representative_dataset = examples([x_train[:300]], model.input_names)
     """
     if names is None:

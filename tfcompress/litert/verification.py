@@ -6,7 +6,7 @@ from tfcompress._keras import tf
 from tfcompress._model_guards import ensure_keras2_model
 from tfcompress._tasks import infer_all
 from tfcompress.data.arrays import collect, input_arrays, input_specs
-from tfcompress.export.litert import LiteRTModel
+from tfcompress.litert.interpreter import LiteRTModel
 
 
 def verify(path, model, x, y=None, *, task=None, limit: int = None) -> dict:
@@ -47,8 +47,8 @@ def verify(path, model, x, y=None, *, task=None, limit: int = None) -> dict:
         file's inputs or outputs do not match the model's; the labels fit no task of the
         output; `task` contradicts an output, or one output's task cannot be told.
 
-    Example:
-      >>> tfc.export.verify("model.tflite", model, x_test, y_test)["agreement"]
+    Examples:
+      >>> tfc.litert.verify("model.tflite", model, x_test, y_test)["agreement"]
       1.0  # the demo's int8 student on 360 held-out digits
     """
     model = ensure_keras2_model(model)
