@@ -9,7 +9,7 @@ import tfcompress as tfc
 from tfcompress.pipeline.schema import Key
 from tfcompress.pipeline.stages import REGISTERED
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 EXAMPLE = tfc.demo.RECIPE
 
 

@@ -84,7 +84,7 @@ _MIRRORED_SCRIPT = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
     import tfcompress as tfc
-    from tests.test_distiller_scale import METHODS, _dense_models, _one_step
+    from tests.distill.test_distiller_scale import METHODS, _dense_models, _one_step
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -110,7 +110,7 @@ def test_mirrored_strategy_on_two_devices_matches_one_device():
     import json
     import pathlib
 
-    root = pathlib.Path(__file__).parent.parent
+    root = pathlib.Path(__file__).parent.parent.parent
     result = subprocess.run(
         [sys.executable, "-c", _MIRRORED_SCRIPT], capture_output=True, text=True, timeout=600, cwd=root
     )
@@ -176,7 +176,7 @@ _WORKER_SCRIPT = textwrap.dedent(
     import tfcompress as tfc
     from tfcompress import keras
     from tfcompress._keras import tf
-    from tests.test_distiller_scale import _dense_models
+    from tests.distill.test_distiller_scale import _dense_models
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     (x, y), _ = tfc.data.load_digits()
@@ -202,7 +202,7 @@ def test_multi_worker_mirrored_strategy_runs_a_distillation_fit_on_two_local_wor
     import os
     import pathlib
 
-    root = pathlib.Path(__file__).parent.parent
+    root = pathlib.Path(__file__).parent.parent.parent
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):

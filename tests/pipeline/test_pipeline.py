@@ -15,7 +15,7 @@ from tfcompress import keras
 
 # The demo's recipe at a few epochs per stage: the whole path, checked end to end.
 EXAMPLE, QUICK = tfc.demo.RECIPE, list(tfc.demo.QUICK)
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

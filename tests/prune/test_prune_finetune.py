@@ -5,7 +5,7 @@ import pytest
 
 import tfcompress as tfc
 from tests.conftest import accuracy, compile_classifier, weights_of
-from tests.test_prune_blocks import small_resnet
+from tests.prune.test_prune_blocks import small_resnet
 from tfcompress import keras
 
 

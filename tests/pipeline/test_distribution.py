@@ -24,7 +24,7 @@ import tfcompress as tfc
 from tests.conftest import free_ports
 from tfcompress.pipeline import distribution
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 # One full-batch step per training stage (the digits' 1,437 training images in one batch of 2,048).
 RECIPE = {
     "model": "builtin:student",
@@ -83,7 +83,7 @@ _MIRRORED_SCRIPT = textwrap.dedent(
     import json, sys
     import tensorflow as tf
     import tfcompress as tfc
-    from tests.test_distribution import RECIPE
+    from tests.pipeline.test_distribution import RECIPE
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -111,7 +111,7 @@ _WORKER_SCRIPT = textwrap.dedent(
     """
     import json, sys
     import tfcompress as tfc
-    from tests.test_distribution import RECIPE
+    from tests.pipeline.test_distribution import RECIPE
 
     recipe = dict(RECIPE, output_dir=sys.argv[1], distribute="multi_worker")
     print(json.dumps(tfc.pipeline.run(recipe, progress=lambda line: None)))
