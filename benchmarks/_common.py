@@ -176,7 +176,7 @@ def side_by_side(rows, threads=(1,), baseline=0, rounds=200) -> str:
         files = {row["model"]: row["path"] for row in rows}
         result = tfc.litert.time_side_by_side(files, baseline=baseline, threads=count,
                                     rounds=rounds, max_seconds=120)  # fmt: skip
-        for row, timing in zip(rows, result["files"]):
+        for row, timing in zip(rows, result.files):
             row[f"us_{count}"] = 1000 * timing["median_ms"]
             row[f"x_{count}"] = _speedup_text(timing)
     return tfc.litert.cpu()

@@ -351,7 +351,7 @@ def _control(models, split, test, folder):
                 "model": name, "file": kind, "keras": keras_accuracy, "accuracy": accuracy,
                 "points": 100 * (accuracy - keras_accuracy), "agreement": float(np.mean(predicted == reference)),
                 "bytes": os.path.getsize(path),
-                "float_layers": ", ".join(chosen["float_layers"]) or "none" if kind == "controlled" else "",
+                "float_layers": ", ".join(chosen.float_layers) or "none" if kind == "controlled" else "",
                 "how": _how(chosen, seconds) if kind == "controlled" else "",
             })  # fmt: skip
     print()
@@ -365,9 +365,8 @@ def _control(models, split, test, folder):
 def _how(control, seconds):
     if control is None:
         return "target missed"
-    chosen = control["chosen"]
-    how = "equalized" if chosen["equalized"] else "as trained"
-    return f"{how}, {len(control['trials'])} files tried, {seconds:.0f} s"
+    how = "equalized" if control.chosen["equalized"] else "as trained"
+    return f"{how}, {len(control.trials)} files tried, {seconds:.0f} s"
 
 
 def _raw_converter(model, calibration, path):

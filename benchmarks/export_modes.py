@@ -79,7 +79,8 @@ def main(argv):
     plans += [(mode, model, {"mode": mode}, {}) for mode in ("float16", "dynamic")]
     plans += [("int8", model, {"mode": "int8"}, calibration), ("int16x8", model, {"mode": "int16x8"}, calibration)]
     plans += [(mode, model, {"mode": mode}, {}) for mode in quantizer_modes]
-    plans += [("int8, worst layer float", model, {"mode": "int8", "float_layers": 1}, calibration)]
+    worst = tfc.export.layer_errors(model, calibration["representative_data"])["worst"][:1]
+    plans += [("int8, worst layer float", model, {"mode": "int8", "float_layers": worst}, calibration)]
     plans += [("pruned 80%, int8", pruned, {"mode": "int8"}, calibration)]
     plans += [("pruned 80%, int8 sparse", pruned, {"mode": "int8", "sparse": True}, calibration)]
     plans += [("clustered 16, int8", clustered, {"mode": "int8"}, calibration)]
@@ -104,14 +105,14 @@ def main(argv):
                 "latency_us": timing["median_ms"] * 1000 if alone else None,
                 "path": None if alone else result.path,
                 "flagged": "yes" if flagged else "",
-                "float_layers": (result.fallback or {}).get("float_layers"),
+                "float_layers": result.fallback.float_layers if result.fallback else None,
             }
         )
 
     # Every file XNNPACK runs, timed side by side against the float32 file.
     timed = [row for row in rows if row["path"]]
     comparison = tfc.litert.time_side_by_side({row["file"]: row["path"] for row in timed}, max_seconds=300)
-    for row, timing in zip(timed, comparison["files"]):
+    for row, timing in zip(timed, comparison.files):
         row["latency_us"] = 1000 * timing["median_ms"]
         low, high = 1 / timing["speedup_high"], 1 / timing["speedup_low"]
         row["slowdown"] = f"{1 / timing['speedup']:.2f}x ({low:.2f}-{high:.2f})"
@@ -131,14 +132,14 @@ def main(argv):
     print()
     print(f"Keras model: {model.count_params():,} parameters, test accuracy "
           f"{model.evaluate(x_test, y_test, verbose=0)[1]:.4f}")  # fmt: skip
-    print(f"LiteRT, batch 1, 1 thread, {comparison['rounds']} interleaved rounds; {comparison['cpu']}")
+    print(f"LiteRT, batch 1, 1 thread, {comparison.rounds} interleaved rounds; {comparison.cpu}")
     print(format_table(rows, columns))
     int8 = rows[[label for label, *_ in plans].index("int8")]
     print()
     print(f"int8 bytes / float32 bytes: {int8['ratio']:.3f} (target <= 0.27)")
     print(f"int8 top-1 agreement with Keras: {int8['agreement']:.4f} (target >= 0.995)")
     fallback = next(row for row in rows if row["file"].startswith("int8, worst layer float"))
-    print(f"layer kept in float by float_layers=1: {fallback['float_layers']}")
+    print(f"layer kept in float (the worst by tfc.export.layer_errors): {fallback['float_layers']}")
     flagged = [row["file"] for row in rows if row["flagged"]]
     print(f"flagged as off XNNPACK's fast path: {flagged}")
     if not quantizer_modes:

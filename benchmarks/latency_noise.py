@@ -50,10 +50,10 @@ def main(argv):
             for label, path in paths.items()
         }
         together = tfc.litert.time_side_by_side(paths, rounds=FLAGS.rounds)
-        side = {row["label"]: row["median_ms"] for row in together["files"]}
+        side = {row["label"]: row["median_ms"] for row in together.files}
         copies = {f"interpreter {index}": paths["seed 0"] for index in range(6)}
         apart = tfc.litert.time_side_by_side(copies, rounds=FLAGS.rounds, interpreters=1)
-        one_file = [row["median_ms"] for row in apart["files"]]
+        one_file = [row["median_ms"] for row in apart.files]
         rows.append(
             {
                 "repeat": str(repeat + 1),
@@ -61,7 +61,7 @@ def main(argv):
                 "alone_gap": _gap(alone.values()),
                 "compare_us": " / ".join(f"{1000 * side[label]:.1f}" for label in paths),
                 "compare_gap": _gap(side.values()),
-                "verdicts": ", ".join(row["verdict"] for row in together["files"][1:]),
+                "verdicts": ", ".join(row["verdict"] for row in together.files[1:]),
                 "one_file_us": " / ".join(f"{1000 * value:.1f}" for value in one_file),
                 "one_file_gap": _gap(one_file),
             }

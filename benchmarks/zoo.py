@@ -151,7 +151,7 @@ def _task_row(name, folder):
         path = folder / f"{name}_controlled.tflite"
         result = tfc.export.with_accuracy_control(model, path, representative_data=calibration,
                                       validation_data=(x, y), max_accuracy_drop=0.01, overwrite=True)  # fmt: skip
-        chosen = result.accuracy_control["chosen"]
+        chosen = result.accuracy_control.chosen
         return f"{chosen['candidate']}, {len(chosen['float_layers'])} float; {task.drop_words(chosen['accuracy_drop'])}"
 
     def distill():

@@ -20,6 +20,10 @@ def pytest_configure(config):
         "slow: seconds or more on 2 cores (subprocesses, notebooks, the zoo, multi-worker, the heaviest conversions); "
         "`-m 'not slow'` leaves them out for a fast run",
     )
+    # tfcompress must not call its own deprecated names: such a warning raised from inside the package fails.
+    config.addinivalue_line(
+        "filterwarnings", r"error:(tfc\.|to_tflite's|iterative's|\w+ is a dataclass now):DeprecationWarning:tfcompress"
+    )
 
 
 def pytest_collection_modifyitems(items):

@@ -181,15 +181,15 @@ def test_accuracy_control_measures_the_tasks_own_figure(name, trained, digits, t
         validation_data=(x_test, labels), max_accuracy_drop=0.02,
     )  # fmt: skip
     control = result.accuracy_control
-    assert control["task"] == name and control["measure"] == ("mae" if name == "regression" else "accuracy")
-    chosen = control["chosen"]
+    assert control.task == name and control.measure == ("mae" if name == "regression" else "accuracy")
+    chosen = control.chosen
     outputs = tfc.litert.LiteRTModel(result.path).predict(x_test)[:, 0]
     keras_outputs = model.predict(x_test, verbose=0)[:, 0]
     if name == "regression":
         mae, float_mae = np.mean(np.abs(outputs - labels)), np.mean(np.abs(keras_outputs - labels))
-        assert chosen["score"] == pytest.approx(mae, rel=1e-5) and control["float_score"] == pytest.approx(float_mae)
+        assert chosen["score"] == pytest.approx(mae, rel=1e-5) and control.float_score == pytest.approx(float_mae)
         assert chosen["accuracy_drop"] == pytest.approx((mae - float_mae) / float_mae, rel=1e-4)
-        assert chosen["agreement"] is None and control["float_accuracy"] is None
+        assert chosen["agreement"] is None and control.float_accuracy is None
     else:
         assert chosen["score"] == pytest.approx(np.mean((outputs > 0) == (labels > 0.5)))
         assert chosen["agreement"] == pytest.approx(np.mean((outputs > 0) == (keras_outputs > 0)))

@@ -62,11 +62,11 @@ def test_accuracy_control_holds_the_tasks_measure(name, built, tmp_path):
     result = tfc.export.with_accuracy_control(model, tmp_path / "controlled.tflite", representative_data=calibration,
                                   validation_data=(x, y), max_accuracy_drop=0.02)  # fmt: skip
     control = result.accuracy_control
-    assert control["task"] == zoo.TASKS.get(name, "multiclass") and control["chosen"]["met"]
-    assert control["measure"] == ("mae" if name == "regression" else "accuracy")
+    assert control.task == zoo.TASKS.get(name, "multiclass") and control.chosen["met"]
+    assert control.measure == ("mae" if name == "regression" else "accuracy")
     check = tfc.litert.verify(result.path, model, x, y)
-    measure = control["measure"]
-    assert check[f"tflite_{measure}"] == pytest.approx(control["chosen"]["score"], rel=1e-5)
+    measure = control.measure
+    assert check[f"tflite_{measure}"] == pytest.approx(control.chosen["score"], rel=1e-5)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -27,18 +27,7 @@ SPATIAL = (keras.layers.RandomCrop, keras.layers.Resizing, keras.layers.CenterCr
 
 
 def left_out_at_inference(model) -> list:
-    """The names of `model`'s augmentation layers that are identities at inference (nested models included).
-
-    Args:
-      model: a Keras 2 model (TF-MOT's wrappers are looked into).
-
-    Returns:
-      The layers' names, in the model's order.
-
-    Examples:
-      >>> left_out_at_inference(tutorial_model)
-      ['random_flip', 'random_rotation']
-    """
+    """The names of `model`'s augmentation layers that are identities at inference (nested models included)."""
     return [layer.name for layer in _walk(model) if isinstance(layer, IDENTITIES_AT_INFERENCE)]
 
 

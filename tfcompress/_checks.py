@@ -8,22 +8,7 @@ import numbers
 
 
 def check_number(name: str, value, low=None, high=None, low_open: bool = False, high_open: bool = False) -> None:
-    """Raises ValueError unless `value` is a real number within the given bounds.
-
-    Args:
-      name: the argument's name, used in the message.
-      value: what the caller passed.
-      low: the lower bound, or None for none.
-      high: the upper bound, or None for none.
-      low_open: exclude `low` itself.
-      high_open: exclude `high` itself.
-
-    Raises:
-      ValueError: `value` is not a number (bools are not), is NaN, or is out of bounds.
-
-    Examples:
-      >>> check_number("alpha", 0.1, low=0, high=1)
-    """
+    """Raises ValueError unless `value` is a real number within the given bounds."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
@@ -35,73 +20,25 @@ def check_number(name: str, value, low=None, high=None, low_open: bool = False, 
 
 
 def check_positive_integer(name: str, value) -> None:
-    """Raises ValueError unless `value` is an integer >= 1.
-
-    Args:
-      name: the argument's name, used in the message.
-      value: what the caller passed.
-
-    Raises:
-      ValueError: `value` is not an integer, or is below 1.
-
-    Examples:
-      >>> check_positive_integer("epochs", 3)
-    """
+    """Raises ValueError unless `value` is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
 
 
 def check_integer(name: str, value, low: int = 0) -> None:
-    """Raises ValueError unless `value` is an integer >= `low` (bools are not integers).
-
-    Args:
-      name: the argument's name, used in the message.
-      value: what the caller passed.
-      low: the smallest value accepted.
-
-    Raises:
-      ValueError: `value` is not an integer, or is below `low`.
-
-    Examples:
-      >>> check_integer("seed", 0)
-    """
+    """Raises ValueError unless `value` is an integer >= `low` (bools are not integers)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"`{name}` must be an integer >= {low}. Received: {name}={value!r}")
 
 
 def check_one_of(name: str, value, choices) -> None:
-    """Raises ValueError unless `value` is one of `choices`.
-
-    Args:
-      name: the argument's name, used in the message.
-      value: what the caller passed.
-      choices: the accepted values.
-
-    Raises:
-      ValueError: `value` is not among them.
-
-    Examples:
-      >>> check_one_of("mode", "int8", ("int8", "float32"))
-    """
+    """Raises ValueError unless `value` is one of `choices`."""
     if value not in tuple(choices):
         raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
 
 
 def check_that(ok: bool, name: str, value, expected: str) -> None:
-    """Raises ValueError in the same words as the checks above when `ok` is False.
-
-    Args:
-      ok: whether `value` is acceptable.
-      name: the argument's name, used in the message.
-      value: what the caller passed.
-      expected: what is accepted, e.g. "a list of class names".
-
-    Raises:
-      ValueError: `ok` is False.
-
-    Examples:
-      >>> check_that(isinstance(labels, list), "labels", labels, "a list of class names")
-    """
+    """Raises ValueError in the same words as the checks above when `ok` is False."""
     if not ok:
         raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
 

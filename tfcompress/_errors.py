@@ -4,12 +4,7 @@ import re
 
 
 def summary(error) -> str:
-    """The library's own words from an exception, one line: MLIR errors hide them after long source locations.
-
-    Examples:
-      >>> summary(ValueError("loc(...): error: 'tf.X' op is not supported\\nmore"))
-      "'tf.X' op is not supported"
-    """
+    """The library's own words from an exception, one line: MLIR errors hide them after long source locations."""
     text = str(error).strip()
     messages = [line.rsplit("error: ", 1)[1] for line in text.splitlines() if "error: " in line]
     first = messages[0] if messages else next((line for line in text.splitlines() if line.strip()), "")
@@ -17,24 +12,14 @@ def summary(error) -> str:
 
 
 def first_few(texts, limit: int) -> str:
-    """The first `limit` of `texts` joined by commas, and how many more there are.
-
-    Examples:
-      >>> first_few(["'a'", "'b'", "'c'"], 2)
-      "'a', 'b' and 1 more"
-    """
+    """The first `limit` of `texts` joined by commas, and how many more there are."""
     texts = list(texts)
     more = f" and {len(texts) - limit} more" if len(texts) > limit else ""
     return ", ".join(texts[:limit]) + more
 
 
 def culprit(error, model):
-    """The name of the layer of `model` that an error message mentions (the longest match), or None.
-
-    Examples:
-      >>> culprit(RuntimeError('Exception encountered when calling layer "lstm" (type LSTM)'), model)
-      'lstm'
-    """
+    """The name of the layer of `model` that an error message mentions (the longest match), or None."""
     text = str(error)
     names = sorted({layer.name for layer in _layers(model)}, key=len, reverse=True)
     for name in names:
@@ -50,20 +35,7 @@ def _layers(model):
 
 
 def retold(what, error, model, fix) -> ValueError:
-    """A ValueError saying what failed, at which layer, in the library's words, and what to do; `error` as cause.
-
-    Args:
-      what: what tfcompress was doing, e.g. "TF-MOT could not make 'model' quantization-aware".
-      error: the library's exception.
-      model: the model, to find the layer the message names.
-      fix: what the user can do.
-
-    Returns:
-      The error to raise (`raise retold(...) from error`).
-
-    Examples:
-      >>> raise retold("TF-MOT could not prune 'm'", error, model, "Leave that layer out.") from error
-    """
+    """A ValueError saying what failed, at which layer, in the library's words, and what to do; `error` as cause."""
     layer = culprit(error, model)
     at = f" at layer {layer!r} ({type(_find(model, layer)).__name__})" if layer else ""
     return ValueError(f"{what}{at}: {summary(error)}. {fix}")

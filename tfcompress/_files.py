@@ -5,23 +5,7 @@ import tempfile
 
 
 def check_writable(path, overwrite: bool) -> str:
-    """Checks, before any work is done, that `path` can be written.
-
-    Args:
-      path: the file to write.
-      overwrite: whether an existing file may be replaced.
-
-    Returns:
-      `path` as an absolute string.
-
-    Raises:
-      FileExistsError: `path` exists and `overwrite` is False.
-      FileNotFoundError: the folder of `path` does not exist.
-      PermissionError: the folder of `path` is not writable.
-
-    Examples:
-      >>> check_writable("model.tflite", overwrite=False)
-    """
+    """Checks, before any work is done, that `path` can be written."""
     path = os.path.abspath(os.fspath(path))
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory; give a file path such as {path}/model.tflite")
@@ -43,26 +27,7 @@ def check_writable(path, overwrite: bool) -> str:
 
 
 def write_atomically(path, content: bytes, overwrite: bool = False) -> str:
-    """Writes `content` to `path` through a temporary file and a rename.
-
-    Readers see either the old file or the whole new one; on any error the temporary file
-    is removed and `path` is untouched.
-
-    Args:
-      path: the file to write.
-      content: the bytes to write.
-      overwrite: whether an existing file may be replaced.
-
-    Returns:
-      `path` as an absolute string.
-
-    Raises:
-      FileExistsError: `path` exists and `overwrite` is False.
-      PermissionError: the folder cannot be written.
-
-    Examples:
-      >>> write_atomically("model.tflite", tflite_bytes)
-    """
+    """Writes `content` to `path` through a temporary file and a rename."""
     path = check_writable(path, overwrite)
     try:
         descriptor, temporary = tempfile.mkstemp(

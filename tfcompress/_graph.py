@@ -37,18 +37,7 @@ class Call:
 
 
 def calls(model) -> list:
-    """Every layer call of a Sequential or functional model, inputs before the layers that read them.
-
-    Args:
-      model: a built Sequential or functional Keras 2 model.
-
-    Returns:
-      A list of `Call`, input layers left out, in the order of `model.layers` where the
-      graph allows.
-
-    Examples:
-      >>> [call.layer.name for call in calls(model)]
-    """
+    """Every layer call of a Sequential or functional model, inputs before the layers that read them."""
     order = {id(layer): index for index, layer in enumerate(model.layers)}
     found = []
     # Depth 0 is the outputs; the deepest nodes are the inputs.
@@ -62,24 +51,14 @@ def calls(model) -> list:
 
 
 def is_nested(layer) -> bool:
-    """Whether `layer` is a Sequential or functional model used as a layer (a base model).
-
-    Examples:
-      >>> is_nested(keras.applications.MobileNetV2(include_top=False, weights=None))
-      True
-    """
+    """Whether `layer` is a Sequential or functional model used as a layer (a base model)."""
     return isinstance(layer, keras.Model) and (
         getattr(layer, "_is_graph_network", False) or isinstance(layer, keras.Sequential)
     )
 
 
 def nested_models(model) -> list:
-    """The names of the models nested in `model` (at any depth).
-
-    Examples:
-      >>> nested_models(transfer_model)
-      ['mobilenetv2_0.35_64']
-    """
+    """The names of the models nested in `model` (at any depth)."""
     names = []
     for layer in model.layers:
         if is_nested(layer):
@@ -89,34 +68,7 @@ def nested_models(model) -> list:
 
 
 def flat_copy(model, substitute=None, batch_size=None):
-    """A new functional model with every nested model's layers inlined, and every layer copied.
-
-    Each layer is recreated from its config and given the original's weights; the
-    original model is not touched. A layer inside a frozen (trainable=False) nested model
-    is frozen in the copy. Layer names are kept; a nested layer whose name is already
-    taken is prefixed with its model's name.
-
-    Args:
-      model: a built Sequential or functional Keras 2 model.
-      substitute: optional `f(layer, args, kwargs)` returning `(new_layer, args, kwargs)`
-        to call instead of a copy of `layer`, or None to copy it as usual. The new layer
-        gets the original's weights, so it must hold the same ones. It may also be a list
-        of weightless layers called in turn (the original's weights folded into their
-        configs).
-      batch_size: a fixed batch size for the copy's inputs; None keeps the model's.
-
-    Returns:
-      A new functional model, one level deep, with the model's name, inputs and outputs.
-
-    Raises:
-      ValueError: a layer cannot be recreated from its config (a custom layer without
-        `get_config`).
-
-    Examples:
-      >>> flat = flat_copy(transfer_model)
-      >>> any(isinstance(layer, keras.Model) for layer in flat.layers)
-      False
-    """
+    """A new functional model with every nested model's layers inlined, and every layer copied."""
     builder = _Builder(substitute, top=model)
     inputs = [
         keras.Input(
@@ -225,20 +177,7 @@ def _takes_training(layer) -> bool:
 
 
 def clone_with_weights(model):
-    """Returns an independent copy of a Sequential or functional model, weights included.
-
-    TF-MOT's wrappers share layer objects with the model they wrap; working on a copy
-    keeps the user's model untouched.
-
-    Args:
-      model: a built Sequential or functional Keras 2 model.
-
-    Returns:
-      A new model with new layers holding copies of `model`'s weights.
-
-    Examples:
-      >>> copy = clone_with_weights(model)
-    """
+    """Returns an independent copy of a Sequential or functional model, weights included."""
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy

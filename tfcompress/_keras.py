@@ -68,19 +68,7 @@ def _release(version: str) -> str:
 
 
 def check_versions(tensorflow_version: str, tf_keras_version: str) -> None:
-    """Raises ImportError if TensorFlow and tf-keras cannot work together.
-
-    Args:
-      tensorflow_version: `tf.__version__`, for example "2.21.0".
-      tf_keras_version: `tf_keras.__version__`, for example "2.21.0".
-
-    Raises:
-      ImportError: TensorFlow is older than 2.16, or tf-keras's minor version is not
-        TensorFlow's.
-
-    Examples:
-      >>> check_versions("2.21.0", "2.21.0")
-    """
+    """Raises ImportError if TensorFlow and tf-keras cannot work together."""
     tf_release = _major_minor(tensorflow_version)
     if tf_release < _MIN_TENSORFLOW:
         raise ImportError(

@@ -50,18 +50,7 @@ _OPERATIONS = {
 
 
 def is_keras3_model(obj) -> bool:
-    """Whether `obj` is a Keras 3 model (from `import keras`), which TF-MOT cannot use.
-
-    Args:
-      obj: any object.
-
-    Returns:
-      True for a Keras 3 `Model` (Sequential, functional or subclassed).
-
-    Examples:
-      >>> is_keras3_model(keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2)]))
-      True
-    """
+    """Whether `obj` is a Keras 3 model (from `import keras`), which TF-MOT cannot use."""
     return is_keras3_object(obj) and hasattr(obj, "layers")
 
 
@@ -72,11 +61,7 @@ def is_keras3_object(obj) -> bool:
 
 @keras.utils.register_keras_serializable(package="tfcompress")
 def hard_swish(x):
-    """x * relu6(x + 3) / 6: MobileNetV3's activation, which Keras 3 has and Keras 2 lacks.
-
-    Examples:
-      >>> keras.layers.Activation(hard_swish)
-    """
+    """x * relu6(x + 3) / 6: MobileNetV3's activation, which Keras 3 has and Keras 2 lacks."""
     return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
 
 

@@ -26,30 +26,7 @@ TRUST_OPT_IN = "set `trust_model_code: true` in the recipe (--trust_model_code o
 
 
 def load(path, *, trust_code: bool = False, argument: str = "model"):
-    """Loads a `.keras`, `.h5` or SavedModel model file as a Keras 2 model, refusing code it carries.
-
-    A file saved by Keras 3 is loaded with Keras 3 (in safe mode unless `trust_code`) and
-    rebuilt with `from_keras3`; a warning says so.
-
-    Args:
-      path: the file, or the SavedModel folder.
-      trust_code: load a file whose layers carry Python code (Lambda layers), running
-        that code; only for files from a source the user trusts.
-      argument: how messages name the file's setting, e.g. "stages.distill.teacher".
-
-    Returns:
-      The model, uncompiled; what it was compiled to train, if the file says, is kept
-      for telling its task (`tfcompress._tasks`).
-
-    Raises:
-      FileNotFoundError: nothing exists at `path`.
-      ValueError: `path` is not a model file Keras can read, it carries code and
-        `trust_code` is False (nothing of it has run), or a Keras 3 file holds a layer
-        that is not Keras's own or has no Keras 2 counterpart (named).
-
-    Examples:
-      >>> model = load("model.h5", argument="model")
-    """
+    """Loads a `.keras`, `.h5` or SavedModel model file as a Keras 2 model, refusing code it carries."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"`{argument}`: no model file or folder at {path}.")
@@ -83,12 +60,7 @@ def load(path, *, trust_code: bool = False, argument: str = "model"):
 
 
 def keras_version(path) -> str:
-    """The version of Keras that saved a `.keras` or `.h5` file ("" when the file does not say).
-
-    Examples:
-      >>> keras_version("model.keras")
-      '3.15.1'
-    """
+    """The version of Keras that saved a `.keras` or `.h5` file ("" when the file does not say)."""
     try:
         if os.path.isdir(path):
             return ""
@@ -103,12 +75,7 @@ def keras_version(path) -> str:
 
 
 def trained_loss(path):
-    """The name of the loss a model file was compiled with ("BinaryCrossentropy", "mse"), or None.
-
-    Examples:
-      >>> trained_loss("tutorial.keras")
-      'BinaryCrossentropy'
-    """
+    """The name of the loss a model file was compiled with ("BinaryCrossentropy", "mse"), or None."""
     try:
         if os.path.isdir(path):
             return None
@@ -184,22 +151,7 @@ def _first_line(error) -> str:
 
 
 def code_carrying_layers(path) -> list:
-    """Names of the layers in a model file whose configuration carries Python code.
-
-    Reads only the file's configuration (JSON); nothing in it is deserialized or run.
-
-    Args:
-      path: a `.keras` or `.h5` file, or a SavedModel folder.
-
-    Returns:
-      The layer names, nested models' layers included; empty when the file carries no
-      code or holds no Keras configuration that could be read (Keras then reports why
-      it cannot load it).
-
-    Examples:
-      >>> code_carrying_layers("model.h5")
-      ['scale_by_two']
-    """
+    """Names of the layers in a model file whose configuration carries Python code."""
     names = []
     for config in _configs(os.fspath(path)):
         _collect(config, names)

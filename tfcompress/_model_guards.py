@@ -15,24 +15,7 @@ _ANNOUNCED = weakref.WeakSet()
 
 
 def ensure_keras2_model(model, argument: str = "model"):
-    """The Keras 2 (tf_keras) model to work on: `model` itself, or a Keras 3 model rebuilt as Keras 2.
-
-    Args:
-      model: the object handed to a tfcompress entry point.
-      argument: the argument's name, used in messages.
-
-    Returns:
-      `model` if it is Keras 2; for a Keras 3 model, a new Keras 2 model with the same
-      layers, names and weights (`tfc.from_keras3`), the original left as it is.
-
-    Raises:
-      TypeError: `model` is not a Keras model.
-      ValueError: a Keras 3 model that cannot be rebuilt: subclassed, or with a layer
-        Keras 2 lacks (named).
-
-    Examples:
-      >>> model = ensure_keras2_model(model)
-    """
+    """The Keras 2 (tf_keras) model to work on: `model` itself, or a Keras 3 model rebuilt as Keras 2."""
     if isinstance(model, keras.Model):
         return model
     if is_keras3_object(model) and hasattr(model, "layers"):
@@ -61,25 +44,7 @@ def _announce(model, argument):
 
 
 def ensure_graph_model(model, argument: str = "model", *, in_place: bool = False):
-    """Returns `model` if it is a built Sequential or functional Keras 2 model.
-
-    Args:
-      model: the object handed to a tfcompress entry point.
-      argument: the argument's name, used in the message.
-      in_place: the step changes `model` itself (trains it), which a Keras 3 model's
-        rebuild cannot stand in for: such a model is refused with the fix.
-
-    Returns:
-      `model`, or its Keras 2 rebuild if it is a Keras 3 model (see `ensure_keras2_model`).
-
-    Raises:
-      TypeError: `model` is not a Keras model.
-      ValueError: `model` is subclassed, is not built yet, or is a Keras 3 model that
-        cannot be rebuilt (or, with `in_place`, is a Keras 3 model at all).
-
-    Examples:
-      >>> ensure_graph_model(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
-    """
+    """Returns `model` if it is a built Sequential or functional Keras 2 model."""
     if in_place and is_keras3_object(model) and hasattr(model, "layers"):
         raise ValueError(
             f"`{argument}` is a Keras 3 model, and this step changes its model in place, which tfcompress does in "

@@ -24,19 +24,7 @@ class StageTimer:
 
     @contextlib.contextmanager
     def step(self, title: str, key: str = None):
-        """Times one stage.
-
-        Args:
-          title: what the progress line says.
-          key: where `seconds` records it; the title by default.
-
-        Yields:
-          Nothing; the stage runs inside the `with` block.
-
-        Examples:
-          >>> with timer.step("Pruning to 80%", key="prune"):
-          ...     ...
-        """
+        """Times one stage."""
         self._number += 1
         self._progress(f"[{self._number}/{self._total}] {title} ...")
         start = time.perf_counter()

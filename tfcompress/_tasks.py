@@ -90,11 +90,7 @@ class Task:
         return f"{_WORDS[self.kind]}{where} ({one}, decided at {self.threshold:g})"
 
     def decisions(self, outputs) -> np.ndarray:
-        """The answers: class indices (multi-class), booleans (binary: one per example, multi-label: one per label).
-
-        Raises:
-          ValueError: the task is regression, which makes no decision.
-        """
+        """The answers: class indices (multi-class), booleans (binary: one per example, multi-label: one per label)."""
         outputs = np.asarray(outputs)
         if self.kind == "multiclass":
             return np.argmax(outputs, axis=-1)
@@ -105,15 +101,7 @@ class Task:
         raise ValueError("A regression output makes no decision to compare; its errors are what there is.")
 
     def compare(self, tflite_outputs, keras_outputs) -> dict:
-        """How far a file's outputs are from the Keras model's, in this task's terms.
-
-        Returns:
-          `task`; `agreement` (the share of decisions both make alike: the highest class,
-          the side of the threshold, each label; None for regression); `top1_agreement`
-          (multi-class only, else None); `exact_match_agreement` (multi-label: all labels
-          alike); `relative_error` (regression: mean absolute difference over the Keras
-          outputs' mean magnitude); `max_abs_error` and `mean_abs_error` for every task.
-        """
+        """How far a file's outputs are from the Keras model's, in this task's terms."""
         tflite_outputs, keras_outputs = np.asarray(tflite_outputs), np.asarray(keras_outputs, np.float32)
         errors = np.abs(tflite_outputs - keras_outputs)
         figures = {"task": self.kind, "agreement": None, "top1_agreement": None}
@@ -131,12 +119,7 @@ class Task:
         return figures
 
     def score(self, outputs, labels) -> dict:
-        """This task's measures of outputs against labels that `labels` has checked.
-
-        Returns:
-          `accuracy` (multi-label: the mean over labels) and, for multi-label,
-          `exact_match`; for regression `mae` and `rmse`.
-        """
+        """This task's measures of outputs against labels that `labels` has checked."""
         outputs = np.asarray(outputs, np.float32)
         if self.kind == "regression":
             errors = outputs - labels
@@ -149,11 +132,7 @@ class Task:
         return {"accuracy": float(np.mean(right))}
 
     def drop(self, reference: float, measured: float) -> float:
-        """How much worse `measured` is than `reference` in the primary measure.
-
-        Accuracy points lost for classifiers (0.01 = one point); for regression the
-        relative rise of the mean absolute error (0.01 = 1% larger).
-        """
+        """How much worse `measured` is than `reference` in the primary measure."""
         if self.kind == "regression":
             return (measured - reference) / reference if reference > 0 else float(measured > reference)
         return reference - measured
@@ -165,21 +144,7 @@ class Task:
         return f"drop {drop * 100:.2f} points"
 
     def labels(self, y, output_shape, *, argument: str = "y") -> np.ndarray:
-        """Labels as users hold them, checked and in the form the measures read.
-
-        Multi-class: integer classes, or one-hot (or smoothed) rows read by argmax, returned
-        as integers of shape `(n, *positions)`. Binary: 0/1 (float, int or bool),
-        multi-label: multi-hot, regression: values; these three returned as float32 in the
-        output's shape.
-
-        Args:
-          y: the labels.
-          output_shape: the output's shape, batch left out.
-          argument: the argument's name, used in messages.
-
-        Raises:
-          ValueError: the labels do not fit this task and output (shape or values).
-        """
+        """Labels as users hold them, checked and in the form the measures read."""
         y = np.asarray(y)
         shape = tuple(output_shape)
         if y.ndim == 0 or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
@@ -259,33 +224,7 @@ class UnknownTaskError(ValueError):
 
 
 def infer(model, output: int = 0, *, task=None, labels=None, loss=None, argument: str = "task") -> Task:
-    """The task of one output of a Keras 2 model.
-
-    Decided by, in order: `task` as given (checked against the head); the loss (`loss`, or
-    the model's compiled one); the output layer's activation (softmax, sigmoid, linear
-    units); `labels`. Several linear units with nothing else are a multi-class
-    classifier's logits, as the Keras tutorials build them; one linear unit with nothing
-    else is refused.
-
-    Args:
-      model: a Keras 2 model (quantization-aware and pruning wrappers allowed).
-      output: the output's index.
-      task: one of "multiclass", "binary", "multilabel", "regression", or None to infer.
-      labels: the output's labels, if any.
-      loss: a loss that trains this output, if the caller has one (a Distiller's).
-      argument: how messages name the task argument.
-
-    Returns:
-      A `Task`.
-
-    Raises:
-      UnknownTaskError: (a ValueError) the head alone cannot tell: one linear unit.
-      ValueError: `task` is unknown or contradicts the head, or the labels fit no task of it.
-
-    Examples:
-      >>> infer(model, task="binary").threshold
-      0.0
-    """
+    """The task of one output of a Keras 2 model."""
     if not model.outputs:  # subclassed or unbuilt: no output layer to read
         kind = task or (_from_loss(loss if loss is not None else getattr(model, "loss", None)) or ("multiclass",))[0]
         check_one_of(argument, kind, TASKS)
@@ -328,25 +267,7 @@ def infer(model, output: int = 0, *, task=None, labels=None, loss=None, argument
 
 
 def infer_all(model, *, task=None, labels=None, argument: str = "task") -> list:
-    """The `Task` of each output of a model, in `model.output_names` order.
-
-    Args:
-      model: a Keras 2 model.
-      task: None; a task name for the first output (the only one, usually); or a dict
-        from output name to task name, for any of them.
-      labels: the first output's labels, if any.
-      argument: how messages name the task argument.
-
-    Returns:
-      A list of `Task`, one per output.
-
-    Raises:
-      ValueError: as `infer`; a dict names an output the model does not have.
-
-    Examples:
-      >>> [task.kind for task in infer_all(detector, task={"box": "regression"})]
-      ['multiclass', 'regression']
-    """
+    """The `Task` of each output of a model, in `model.output_names` order."""
     names = list(model.output_names)
     given = task if isinstance(task, dict) else ({names[0]: task} if task is not None else {})
     unknown = [key for key in given if key not in names]
@@ -443,38 +364,13 @@ def _producer(tensor):
 
 
 def compile_for(model, learning_rate, task: Task):
-    """Compiles `model` the way every tfcompress stage trains one: Adam, the task's loss and metric.
-
-    Args:
-      model: a Keras 2 model.
-      learning_rate: Adam's learning rate, or a Keras `LearningRateSchedule`.
-      task: its output's `Task`.
-
-    Returns:
-      `model`, compiled.
-
-    Examples:
-      >>> compile_for(model, 1e-3, infer(model)).fit(x_train, y_train, epochs=2)
-    """
+    """Compiles `model` the way every tfcompress stage trains one: Adam, the task's loss and metric."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=task.loss(), metrics=task.metrics())
     return model
 
 
 def evaluate(model, x, y, task: Task = None) -> float:
-    """The primary measure (`Task.measure`) of a Keras model's first output on arrays: accuracy, or MAE.
-
-    Args:
-      model: a Keras 2 model.
-      x: inputs.
-      y: labels of the first output, as users hold them.
-      task: its `Task`; None infers it (the labels help).
-
-    Returns:
-      The accuracy (classifiers), or the mean absolute error (regression).
-
-    Examples:
-      >>> evaluate(model, x_test, y_test)
-    """
+    """The primary measure (`Task.measure`) of a Keras model's first output on arrays: accuracy, or MAE."""
     task = task or infer(model, labels=y)
     outputs = model.predict(x, batch_size=256, verbose=0)
     outputs = outputs[0] if isinstance(outputs, list) else outputs

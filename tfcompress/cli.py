@@ -249,18 +249,7 @@ def _say(line: str) -> None:
 
 
 def main(argv) -> int:
-    """Runs the command named in `argv` and returns the process exit code.
-
-    Args:
-      argv: the command line after absl removed its flags: `[program, command, ...]`.
-
-    Returns:
-      0 on success, 1 when the command failed, 2 for a usage or recipe error, 130 when
-      interrupted (Ctrl-C), 143 when terminated (SIGTERM).
-
-    Examples:
-      >>> main(["tfcompress", "demo"])
-    """
+    """Runs the command named in `argv` and returns the process exit code."""
     arguments = argv[1:]
     if not arguments:
         _say(_USAGE)
@@ -301,11 +290,7 @@ def _terminate(signum, frame):
 
 
 def run() -> None:
-    """Entry point of the `tfcompress` console script.
-
-    Examples:
-      $ tfcompress demo --output_dir=demo_output
-    """
+    """Entry point of the `tfcompress` console script."""
     # absl's own --help exits with status 1; asking for help is not a failure.
     if any(argument in ("-h", "--help", "help") for argument in sys.argv[1:]):
         _say(_USAGE)

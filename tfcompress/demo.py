@@ -8,6 +8,8 @@ import os
 
 from tfcompress import pipeline
 
+__all__ = ["RECIPE", "render", "run"]
+
 RECIPE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipes", "digits.yaml")
 # A few epochs per stage: a smoke run of the whole path, at lower accuracy.
 QUICK = (

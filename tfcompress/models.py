@@ -11,6 +11,8 @@ Examples:
 from tfcompress._choices import BUILTIN_MODELS
 from tfcompress._keras import keras
 
+__all__ = ["builtin", "conv_net", "residual_net"]
+
 
 def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (8, 8, 1), classes: int = 10):
     """The demo's CNN: two 3x3 convolutions, max-pooling, two dense layers.

@@ -6,6 +6,8 @@ import os
 
 from tfcompress import _files
 
+__all__ = ["format_markdown", "format_table", "stage_columns", "write_all", "write_json"]
+
 
 def format_table(rows: list, columns: list) -> str:
     """Formats dict rows as an aligned plain-text table.
@@ -160,17 +162,7 @@ def write_all(report: dict, paths: dict, overwrite: bool = False) -> dict:
 
 
 def latency_note(cpu) -> str:
-    """The line under the stage table that says how and where its latencies were measured.
-
-    Args:
-      cpu: the CPU they were timed on (`tfc.litert.cpu()`), or None.
-
-    Returns:
-      One line of text.
-
-    Examples:
-      >>> latency_note("AMD EPYC, 2 cores (AVX2; no AVX-512, no VNNI)")
-    """
+    """The line under the stage table that says how and where its latencies were measured."""
     where = f" on {cpu}" if cpu else ""
     return (
         f"Latency: each stage's model as float32, the last row the exported file, in LiteRT, batch 1, 1 thread, "
@@ -181,15 +173,7 @@ def latency_note(cpu) -> str:
 
 
 def log_stages(rows: list, log_dir) -> None:
-    """Writes each stage's figures as TensorBoard scalars (step = stage number) under `log_dir/stages`.
-
-    Args:
-      rows: the pipeline's report rows.
-      log_dir: the TensorBoard folder.
-
-    Examples:
-      >>> log_stages(report["rows"], "out/tensorboard")
-    """
+    """Writes each stage's figures as TensorBoard scalars (step = stage number) under `log_dir/stages`."""
     import tensorflow as tf
 
     writer = tf.summary.create_file_writer(os.path.join(os.fspath(log_dir), "stages"))
@@ -203,16 +187,7 @@ def log_stages(rows: list, log_dir) -> None:
 
 
 def new_figure():
-    """A blank figure the size of every tfcompress plot, and its axes.
-
-    A Figure without pyplot: no global state, no GUI backend, safe in scripts and notebooks.
-
-    Returns:
-      `(figure, axes)`.
-
-    Examples:
-      >>> figure, axes = new_figure()
-    """
+    """A blank figure the size of every tfcompress plot, and its axes."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7, 4.5), layout="constrained")
@@ -267,22 +242,7 @@ def _widths(widths):
 
 
 def write_figure(path, figure, overwrite: bool = False) -> str:
-    """Writes a figure as a PNG, atomically.
-
-    Args:
-      path: the file to write.
-      figure: a matplotlib Figure, e.g. from `new_figure`.
-      overwrite: replace an existing file.
-
-    Returns:
-      The absolute path written.
-
-    Raises:
-      FileExistsError: `path` exists and `overwrite` is False.
-
-    Examples:
-      >>> write_figure("plot.png", figure)
-    """
+    """Writes a figure as a PNG, atomically."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
     return _files.write_atomically(path, buffer.getvalue(), overwrite=overwrite)

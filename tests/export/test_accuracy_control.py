@@ -96,9 +96,9 @@ def test_equalization_is_chosen_when_it_meets_the_target(outlier_cnn, digits, tm
         validation_data=(x_test[:180], y_test[:180]), max_accuracy_drop=0.005, verbose=True,
     )  # fmt: skip
     control = result.accuracy_control
-    assert not control["plain"]["met"] and control["chosen"]["met"] and control["chosen"]["equalized"]
-    assert control["chosen"]["candidate"] in ("equalized int8", "bias-corrected equalized int8")
-    assert control["float_layers"] == [] and control["int8_mac_share"] == 1.0
+    assert not control.plain["met"] and control.chosen["met"] and control.chosen["equalized"]
+    assert control.chosen["candidate"] in ("equalized int8", "bias-corrected equalized int8")
+    assert control.float_layers == [] and control.int8_mac_share == 1.0
     # Held-out examples the control never saw: the equalized file agrees more often than the plain one.
     held_out = x_test[180:]
     assert _agreement(result.path, outlier_cnn, held_out) > _agreement(plain.path, outlier_cnn, held_out) + 0.02
@@ -143,9 +143,9 @@ def test_float_layers_are_found_when_equalization_cannot_help(trained_cnn, digit
         validation_data=(x_test[:180], y_test[:180]), min_agreement=0.99,
     )  # fmt: skip
     control = result.accuracy_control
-    assert not control["plain"]["met"]
-    assert control["float_layers"] and control["chosen"]["agreement"] >= 0.99
-    assert 0 < control["int8_mac_share"] < 1
+    assert not control.plain["met"]
+    assert control.float_layers and control.chosen["agreement"] >= 0.99
+    assert 0 < control.int8_mac_share < 1
     assert _agreement(result.path, model, x_test[180:]) >= 0.97
 
 
@@ -210,7 +210,7 @@ def test_accuracy_control_needs_a_target_and_to_tflite_s_old_keywords_still_reac
     with pytest.deprecated_call(match="use tfc.export.with_accuracy_control"):
         result = tfc.export.to_tflite(trained_cnn, tmp_path / "m.tflite", representative_data=x_train[:100],
                                       validation_data=(x_test[:180], y_test[:180]), min_agreement=0.9)  # fmt: skip
-    assert result.accuracy_control["chosen"]["met"]
+    assert result.accuracy_control.chosen["met"]
     with pytest.raises(TypeError, match=r"unexpected keyword arguments \['max_acuracy_drop'\]"):
         tfc.export.to_tflite(trained_cnn, tmp_path / "n.tflite", representative_data=x_train[:100],
                              max_acuracy_drop=0.01)  # fmt: skip

@@ -41,10 +41,10 @@ def test_named_layer_stays_float_and_the_cost_is_reported(trained_cnn, digits, t
     assert _fully_connected_input_dtypes(result.path) == ["int8", "float32"]
     assert result.input_dtype == result.output_dtype == "float32"
     cost = result.fallback
-    assert cost["float_layers"] == ["dense_1"] and cost["bytes"] == result.bytes
+    assert cost.float_layers == ["dense_1"] and cost.bytes == result.bytes
     # dense_1's 640 weights go from 1 byte to 4, less its int8 scales and zero points.
-    assert 640 * 2 <= cost["bytes"] - cost["all_int8_bytes"] <= 640 * 4
-    assert cost["agreement"] >= 0.95 and cost["all_int8_agreement"] >= 0.95
+    assert 640 * 2 <= cost.bytes - cost.all_int8_bytes <= 640 * 4
+    assert cost.agreement >= 0.95 and cost.all_int8_agreement >= 0.95
     assert tfc.litert.verify(result.path, trained_cnn, x_test, y_test)["top1_agreement"] >= 0.95
 
 
@@ -54,11 +54,11 @@ def test_count_and_threshold_choose_from_the_measured_errors(trained_cnn, digits
     with pytest.deprecated_call(match="float_layers takes layer names"):
         worst = tfc.export.to_tflite(trained_cnn, tmp_path / "w.tflite", representative_data=x_train[:200],
                                      float_layers=1)  # fmt: skip
-    assert worst.fallback["float_layers"] == errors["worst"][:1]
+    assert worst.fallback.float_layers == errors["worst"][:1]
     with pytest.deprecated_call(match="float_layers takes layer names"):
         none = tfc.export.to_tflite(trained_cnn, tmp_path / "n.tflite", representative_data=x_train[:200],
                                     float_layers=1e6)  # fmt: skip
-    assert none.fallback["float_layers"] == [] and _fully_connected_input_dtypes(none.path) == ["int8", "int8"]
+    assert none.fallback.float_layers == [] and _fully_connected_input_dtypes(none.path) == ["int8", "int8"]
 
 
 @pytest.mark.parametrize(

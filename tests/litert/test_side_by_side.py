@@ -1,5 +1,8 @@
 """Latency side by side: interleaved rounds, ratios to a baseline with bootstrap intervals."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
@@ -23,27 +26,27 @@ def same_shape_files(tmp_path_factory):
 
 def test_same_shape_files_cannot_be_told_apart(same_shape_files):
     result = tfc.litert.time_side_by_side(same_shape_files)
-    medians = [row["median_ms"] for row in result["files"]]
+    medians = [row["median_ms"] for row in result.files]
     # Identical work: within 5% in one run here; 10% keeps the test stable on busy CI cores.
     assert max(medians) / min(medians) < 1.10, tfc.litert.format_side_by_side(result)
-    assert [row["verdict"] for row in result["files"]][0] == "baseline"
-    for row in result["files"][1:]:
+    assert [row["verdict"] for row in result.files][0] == "baseline"
+    for row in result.files[1:]:
         assert row["speedup_low"] <= row["speedup"] <= row["speedup_high"]
         assert 0.9 < row["speedup"] < 1.1
-    assert result["rounds"] == 200 and all(len(row["round_ms"]) == 200 for row in result["files"])
-    assert result["interpreters"] == 3 and all(len(row["interpreter_ms"]) == 3 for row in result["files"])
+    assert result.rounds == 200 and all(len(row["round_ms"]) == 200 for row in result.files)
+    assert result.interpreters == 3 and all(len(row["interpreter_ms"]) == 3 for row in result.files)
     assert "3 interpreters a file" in tfc.litert.format_side_by_side(result)
-    assert "AVX" in result["cpu"] or "cores" in result["cpu"]
+    assert "AVX" in result.cpu or "cores" in result.cpu
 
 
 def test_a_model_with_16_times_the_work_is_slower_beyond_doubt(same_shape_files, tmp_path):
     keras.utils.set_random_seed(0)
     wide = tfc.export.to_tflite(small_cnn(filters=128, units=512), tmp_path / "wide.tflite", mode="float32").path
     result = tfc.litert.time_side_by_side({"small": same_shape_files[0], "wide": wide}, baseline="wide")
-    small = result["files"][0]
+    small = result.files[0]
     assert small["verdict"] == "faster" and small["speedup_low"] > 1.5, tfc.litert.format_side_by_side(result)
     table = tfc.litert.format_side_by_side(result)
-    assert "x faster than wide (95% interval)" in table and result["cpu"] in table
+    assert "x faster than wide (95% interval)" in table and result.cpu in table
 
 
 def test_a_keras_model_is_refused_with_the_export_that_fixes_it(trained_cnn, same_shape_files):
@@ -55,15 +58,15 @@ def test_the_deprecated_compare_exports_keras_models_first_and_leaves_them_untou
     before = [weight.copy() for weight in trained_cnn.get_weights()]
     with pytest.deprecated_call(match="tfc.litert.time_side_by_side"):
         result = tfc.export.compare([trained_cnn, same_shape_files[0]], rounds=5, invokes=3)
-    assert [row["label"] for row in result["files"]] == ["trained_cnn", "weights_0.tflite"]
-    assert result["files"][0]["path"] is None and result["files"][1]["path"] == same_shape_files[0]
+    assert [row["label"] for row in result.files] == ["trained_cnn", "weights_0.tflite"]
+    assert result.files[0]["path"] is None and result.files[1]["path"] == same_shape_files[0]
     for kept, now in zip(before, trained_cnn.get_weights()):
         np.testing.assert_array_equal(kept, now)
 
 
 def test_one_interpreter_a_file_still_gives_an_interval(same_shape_files):
     result = tfc.litert.time_side_by_side(same_shape_files[:2], rounds=5, invokes=3, interpreters=1)
-    row = result["files"][1]
+    row = result.files[1]
     assert len(row["interpreter_ms"]) == 1 and row["speedup_low"] <= row["speedup"] <= row["speedup_high"]
     assert "1 interpreter a file" in tfc.litert.format_side_by_side(result)
 
@@ -85,7 +88,7 @@ def test_one_slow_interpreter_widens_the_interval_instead_of_deciding_the_verdic
 
 def test_rounds_stop_at_the_time_limit_after_five(same_shape_files):
     result = tfc.litert.time_side_by_side(same_shape_files[:2], rounds=10**6, max_seconds=0.01)
-    assert 5 <= result["rounds"] < 10**6
+    assert 5 <= result.rounds < 10**6
 
 
 @pytest.mark.parametrize(
@@ -107,4 +110,16 @@ def test_files_with_one_name_in_two_folders_keep_distinct_labels(same_shape_file
     copy = tmp_path / "weights_0.tflite"
     copy.write_bytes(open(same_shape_files[0], "rb").read())
     result = tfc.litert.time_side_by_side([same_shape_files[0], str(copy)], rounds=5, invokes=3)
-    assert [row["label"] for row in result["files"]] == [same_shape_files[0], str(copy)]
+    assert [row["label"] for row in result.files] == [same_shape_files[0], str(copy)]
+
+
+def test_the_result_is_a_dataclass_with_to_dict_and_item_access_kept_for_a_release(same_shape_files):
+    result = tfc.litert.time_side_by_side(same_shape_files[:2], rounds=5, invokes=3, interpreters=1)
+    as_dict = json.loads(json.dumps(result.to_dict()))
+    assert as_dict["cpu"] == result.cpu and as_dict["files"][1]["speedup"] == result.files[1]["speedup"]
+    with pytest.deprecated_call(match=r"use \.rounds instead of \['rounds'\]"):
+        assert result["rounds"] == result.rounds == 5
+    with pytest.raises(KeyError):
+        result["medians"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.rounds = 6

@@ -27,12 +27,7 @@ class InputSpec:
 
 
 def input_specs(model) -> list:
-    """The `InputSpec` of each input of a Keras model, in `model.inputs` order.
-
-    Examples:
-      >>> [spec.name for spec in input_specs(model)]
-      ['image', 'features']
-    """
+    """The `InputSpec` of each input of a Keras model, in `model.inputs` order."""
     return [
         InputSpec(name, tuple(tensor.shape[1:]), tf.as_dtype(tensor.dtype).name)
         for name, tensor in zip(model.input_names, model.inputs)
@@ -40,27 +35,7 @@ def input_specs(model) -> list:
 
 
 def input_arrays(x, specs, *, limit: int = None, argument: str = "x") -> list:
-    """One checked array per model input, each in its input's dtype, from the forms users pass.
-
-    Args:
-      x: for one input, an array or a batched `tf.data.Dataset`; for several, a list or
-        dict (by input name) of arrays, or a dataset yielding tuples or dicts of them
-        (alone, or as the first item of `(inputs, labels)`).
-      specs: the model's `InputSpec`s.
-      limit: keep at most this many examples (the first ones).
-      argument: the argument's name, used in error messages.
-
-    Returns:
-      A list of arrays, one per spec: float32 for float inputs, the input's own integer
-      dtype for integer inputs (token ids stay ids).
-
-    Raises:
-      ValueError: an input is missing, empty, NaN, of the wrong shape, not whole numbers
-        for an integer input, or the inputs differ in length.
-
-    Examples:
-      >>> images, features = input_arrays([x_images, x_features], input_specs(model))
-    """
+    """One checked array per model input, each in its input's dtype, from the forms users pass."""
     if isinstance(x, tf.data.Dataset):
         x, _ = collect(x, limit, inputs=len(specs))
     arrays = _per_input(x, specs, argument)
@@ -160,41 +135,12 @@ def as_arrays(x, y=None, *, limit: int = None, argument: str = "x"):
 
 
 def arrays_from(data, *, limit: int = None, argument: str = "data"):
-    """`(inputs, labels or None)` from one `data` argument: `(x, y)`, `x` alone, or a batched dataset.
-
-    Args:
-      data: a tuple `(x, y)` (y may be None), an array of inputs, or a batched `tf.data.Dataset`.
-      limit: keep at most this many examples (the first ones).
-      argument: the argument's name, used in error messages.
-
-    Returns:
-      `(inputs, labels)` as `as_arrays` returns them.
-
-    Raises:
-      ValueError: as for `as_arrays`.
-
-    Examples:
-      >>> x, _ = arrays_from(x_train, limit=1024, argument="calibration")
-    """
+    """`(inputs, labels or None)` from one `data` argument: `(x, y)`, `x` alone, or a batched dataset."""
     return as_arrays(*(data if isinstance(data, tuple) else (data,)), limit=limit, argument=argument)
 
 
 def labelled_arrays(data, argument: str = "data"):
-    """`(inputs, labels)` from `(x, y)` arrays or a batched dataset of them; labels are required.
-
-    Args:
-      data: a tuple `(x, y)`, or a batched `tf.data.Dataset` yielding `(x, y)`.
-      argument: the argument's name, used in error messages.
-
-    Returns:
-      `(inputs, labels)` as numpy arrays, checked as `as_arrays` checks them.
-
-    Raises:
-      ValueError: the data is empty, NaN, or has no labels.
-
-    Examples:
-      >>> x, y = labelled_arrays((x_test, y_test), "validation_data")
-    """
+    """`(inputs, labels)` from `(x, y)` arrays or a batched dataset of them; labels are required."""
     x, y = arrays_from(data, argument=argument)
     if y is None:
         raise ValueError(f"`{argument}` needs labels: pass (x, y), or a dataset of (x, y) batches.")
@@ -202,12 +148,7 @@ def labelled_arrays(data, argument: str = "data"):
 
 
 def collect(dataset, limit, inputs=1):
-    """Concatenates a dataset's batches, stopping once `limit` examples are in hand.
-
-    Returns `(inputs, labels)`: inputs as one array, or a list or dict of arrays for a
-    dataset of several inputs; labels or None. For a model of several inputs, a flat tuple
-    of that many tensors is the inputs (`from_tensor_slices((a, b))`).
-    """
+    """Concatenates a dataset's batches, stopping once `limit` examples are in hand."""
     expected = inputs
     inputs, labels, count = [], [], 0
     for element in dataset:
@@ -239,19 +180,7 @@ def _split(element):
 
 
 def check_input_shape(x: np.ndarray, input_shape, argument: str = "x") -> None:
-    """Raises a clear ValueError if examples in `x` do not fit a model input.
-
-    Args:
-      x: a batch of examples.
-      input_shape: the model's input shape, batch first (`model.input_shape`).
-      argument: the argument's name, used in the message.
-
-    Raises:
-      ValueError: the example shape differs from `input_shape[1:]`.
-
-    Examples:
-      >>> check_input_shape(x_test, model.input_shape, "x_test")
-    """
+    """Raises a clear ValueError if examples in `x` do not fit a model input."""
     expected = tuple(input_shape[1:])
     got = tuple(x.shape[1:])
     fits = len(expected) == len(got) and all(e is None or e == g for e, g in zip(expected, got))

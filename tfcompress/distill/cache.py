@@ -24,61 +24,18 @@ _FINGERPRINT = "tfcompress_fingerprint.json"
 
 
 def is_cached(x) -> bool:
-    """Whether a batch's inputs come from a cached-teacher dataset.
-
-    Args:
-      x: the inputs part of a batch, as `fit` hands it to `train_step`.
-
-    Returns:
-      True for the dict a cached dataset yields.
-
-    Examples:
-      >>> is_cached({INPUTS: images, LOGITS: logits})
-      True
-    """
+    """Whether a batch's inputs come from a cached-teacher dataset."""
     return isinstance(x, dict) and INPUTS in x
 
 
 def split(x):
-    """Splits a cached batch's inputs into `(inputs, teacher_logits_list, teacher_features)`.
-
-    Args:
-      x: the dict a cached dataset yields as inputs.
-
-    Returns:
-      The model inputs, a list with one logits tensor per teacher, and a dict from
-      teacher layer name to its cached output.
-
-    Examples:
-      >>> inputs, logits, features = split(x)
-    """
+    """Splits a cached batch's inputs into `(inputs, teacher_logits_list, teacher_features)`."""
     features = {key[len(FEATURE_PREFIX) :]: value for key, value in x.items() if key.startswith(FEATURE_PREFIX)}
     return x[INPUTS], tf.unstack(x[LOGITS], axis=1), features
 
 
 def build(teacher_forward, teachers, x, y, sample_weight, batch_size, shuffle, seed, path):
-    """Runs the teachers once over the data and returns a shuffled, batched dataset of the results.
-
-    Args:
-      teacher_forward: `fn(inputs) -> (logits_list, features_dict)`, the teachers in inference mode.
-      teachers: the teacher models, fingerprinted so a disk cache is never reused for another teacher.
-      x: inputs as arrays, or a batched `tf.data.Dataset` of `(x, y[, sample_weight])`.
-      y: labels for array inputs; None with a dataset.
-      sample_weight: per-example weights for array inputs, or None.
-      batch_size: the batch size of the returned dataset.
-      shuffle: reshuffle the examples every epoch.
-      seed: the shuffling seed.
-      path: a directory to store the cache in and reuse from, or None for memory only.
-
-    Returns:
-      A `tf.data.Dataset` to pass to `Distiller.fit` or `evaluate`.
-
-    Raises:
-      ValueError: see `Distiller.cache_teacher`.
-
-    Examples:
-      >>> build(distiller._run_teachers, distiller.teachers, x, y, None, 64, True, 0, None)
-    """
+    """Runs the teachers once over the data and returns a shuffled, batched dataset of the results."""
     check_positive_integer("batch_size", batch_size)
     batches = _input_batches(x, y, sample_weight)
     if path is None:
@@ -128,17 +85,7 @@ def _check_deterministic(dataset):
 
 
 def check_student_does_not_augment(student):
-    """Raises ValueError if the student has random-augmentation layers, which a cached teacher cannot follow.
-
-    Args:
-      student: the student model.
-
-    Raises:
-      ValueError: a `Random*` preprocessing layer (RandomFlip, RandomCrop, ...) is inside.
-
-    Examples:
-      >>> check_student_does_not_augment(student)
-    """
+    """Raises ValueError if the student has random-augmentation layers, which a cached teacher cannot follow."""
     augmenting = [layer.name for layer in student.submodules if type(layer).__name__.startswith("Random")]
     if augmenting:
         raise ValueError(

@@ -29,51 +29,18 @@ Fields:
 
 
 class Distiller(keras.Model):
-    """Trains a student to match a frozen teacher's softened outputs and the true labels.
+    """Trains a student to match a frozen teacher's softened outputs and the true labels: `compile()`, then `fit()`.
 
-    API-compatible with the keras.io "Knowledge Distillation" example, with its pitfalls
-    fixed: the teacher runs in inference mode outside the gradient tape and the optimizer
-    only ever sees the student's variables; the soft-target loss is computed from logits
-    in float32 with log-softmax and multiplied by T²; losses are running means; the
-    optimizer's `minimize` applies loss scaling under mixed precision; and the loss is
-    scaled for `tf.distribute` so gradients match single-device training.
-
-    The loss is `alpha * student_loss + (1 - alpha) * distillation_loss`, plus each
-    feature loss times its weight, each extra loss, and the student's regularization
-    losses, where `distillation_loss` is by default `KL(softmax(teacher / T) ||
-    softmax(student / T)) * T**2`. Every term is logged under its own name.
-
-    Every task trains (see `task`): a multi-class classifier as above; a binary or
-    multi-label one (one logit or sigmoid per label) on each label's softened yes/no,
-    `KL(sigmoid(teacher / T) || sigmoid(student / T)) * T**2` averaged over the labels,
-    with binary cross-entropy on the labels; a regression on the mean squared error to
-    the teacher's outputs and to the labels (the temperature does not apply). Heads that
-    end in a softmax or sigmoid are read back as logits, so probabilities work too.
-
-    Methods, all through `compile` and `fit`:
-      - response distillation (Hinton et al., 2015), with `alpha` and `temperature`
-        settable between epochs (see `DistillationSchedule`);
-      - decoupled KD: `distillation_loss_fn=tfc.distill.DecoupledKD(...)`;
-      - feature distillation: `feature_losses=[tfc.distill.Hint(...)]` (FitNets, with a
-        trainable adapter) or `tfc.distill.AttentionTransfer(...)`;
-      - several teachers: `teacher=[a, b]` with optional `teacher_weights`;
-      - a hook for a method of your own: `extra_losses=` or `tfc.distill.FeatureLoss(fn=...)`;
-      - a cached teacher: `fit(distiller.cache_teacher(x, y))` runs the teacher once, not
-        every epoch.
+    The loss is `alpha * student_loss + (1 - alpha) * distillation_loss` (by default `KL(softmax(teacher / T) ||
+    softmax(student / T)) * T**2`), plus any feature and extra losses, each logged under its own name. Binary,
+    multi-label and regression students train too. The distillation guide explains the methods and the pitfalls of
+    the keras.io example that this class fixes.
 
     Args:
-      student: the Keras model to train (logits or probabilities). A Keras 2 model is
-        trained in place and stays usable (and savable) on its own as
-        `distiller.student`; a Keras 3 one is rebuilt as Keras 2 (a warning says so),
-        and `distiller.student` is that rebuild.
-      teacher: a built Keras model with outputs of the same shape, or a list of them: an
-        ensemble whose soft targets are averaged. Their weights and `trainable` flags are
-        left as they are.
-      teacher_weights: for several teachers, one non-negative weight each (normalised to
-        sum to 1); equal weights by default.
-      task: "multiclass", "binary", "multilabel" or "regression"; None (the default)
-        takes it from `compile`'s `student_loss_fn`, the student's compiled loss or its
-        output layer (see `tfc.litert.verify`).
+      student: the Keras model to train, in place; `distiller.student` after (a Keras 3 one is rebuilt first).
+      teacher: a built Keras model with outputs of the student's shape, or a list of them (averaged); not changed.
+      teacher_weights: for several teachers, one non-negative weight each; equal by default.
+      task: "multiclass", "binary", "multilabel" or "regression"; None infers it from the loss or the output.
       **kwargs: passed to `keras.Model` (for example `name`).
 
     Raises:
@@ -157,27 +124,16 @@ class Distiller(keras.Model):
         Args:
           optimizer: a Keras optimizer or its name.
           metrics: metrics of the student's predictions against the labels.
-          student_loss_fn: loss between labels and student outputs; defaults to the
-            task's: `SparseCategoricalCrossentropy` (multi-class), `BinaryCrossentropy`
-            (binary, multi-label), `MeanSquaredError` (regression), from logits unless
-            the student ends in a softmax or sigmoid. It also tells the task.
-          distillation_loss_fn: loss between the teacher's and the student's softened
-            distributions; defaults to `KLDivergence()`, which is computed from logits with
-            log-softmax (log-sigmoid per label for binary and multi-label), or to
-            `MeanSquaredError()` between the outputs for regression.
-            `tfc.distill.DecoupledKD(...)` gives decoupled KD (multi-class). Any other
-            loss is called, as in the keras.io example, on `(softmax(teacher / T),
-            softmax(student / T))` (sigmoid for binary and multi-label). Either way the
-            result is multiplied by T² (not for regression).
+          student_loss_fn: loss between labels and student outputs; defaults to the task's (cross-entropy, or
+            mean squared error for regression). It also tells the task.
+          distillation_loss_fn: loss between softened teacher and student outputs, times T²; defaults to
+            `KLDivergence()` from logits (mean squared error for regression), or `tfc.distill.DecoupledKD(...)`.
           alpha: weight of the student loss, in [0, 1]; `1 - alpha` weighs distillation.
           temperature: the softening temperature T, > 0.
-          feature_losses: a list of `tfc.distill.FeatureLoss` (`Hint`, `AttentionTransfer`
-            or your own) between named layers; needs one teacher, and functional or
-            Sequential models. Adapters are created here, so compiling again starts them anew.
-          extra_losses: a hook for methods of your own: a function, or a dict from name to
-            function, called as `fn(batch)` with a `tfc.distill.DistillationBatch`; it returns
-            one loss per example (weighted like the others) or a scalar, added to the loss
-            as it is and logged under its name.
+          feature_losses: `tfc.distill.FeatureLoss`es (`Hint`, `AttentionTransfer`, your own) between named
+            layers; one teacher only. Adapters are created here.
+          extra_losses: a function, or a dict from name to function, of a `tfc.distill.DistillationBatch` that
+            returns a loss per example or a scalar, logged under its name.
           **kwargs: passed to `keras.Model.compile` (for example `jit_compile`).
 
         Raises:
@@ -229,11 +185,7 @@ class Distiller(keras.Model):
         self._term_trackers = {name: keras.metrics.Mean(name=name) for name in term_names}
 
     def _tasks(self, student_loss_fn):
-        """The student's `Task`, and whether each teacher outputs probabilities.
-
-        What the student says (`task`, its loss, its head) comes first; where its head can
-        only be read one way by assumption, or not at all, a teacher trained for a task says it.
-        """
+        """The student's `Task`, and whether each teacher outputs probabilities."""
         try:
             try:
                 task = _tasks.infer(self.student, task=self._task_given, loss=student_loss_fn)
@@ -290,29 +242,17 @@ class Distiller(keras.Model):
     def cache_teacher(self, x, y=None, sample_weight=None, batch_size=32, shuffle=True, seed=None, path=None):
         """Runs the teacher(s) once over the data; fit on the result never runs them again.
 
-        Distillation with a live teacher pays for the teacher's forward pass on every batch
-        of every epoch. The cache stores each example with the teacher's logits (and the
-        layers `feature_losses` name, so call `compile` first), so an epoch costs what
-        training the student alone costs. Logits, not probabilities, are stored: the
-        temperature and alpha can still change between epochs.
-
-        When caching is wrong: if the inputs are augmented at random, the teacher must see
-        the same view as the student, which only a live teacher can do. This method
-        refuses a dataset that yields different data on two passes (random augmentation
-        or shuffling) and a student with `Random*` augmentation layers.
+        The teacher's logits (and the features `feature_losses` name: call `compile` first) are stored with each
+        example. Randomly augmented data or students are refused: only a live teacher sees the student's view.
 
         Args:
-          x: inputs as an array, or a batched `tf.data.Dataset` of `(x, y)` or
-            `(x, y, sample_weight)` that is deterministic (no shuffling, no random
-            augmentation); it is read in full into memory.
+          x: inputs as an array, or a deterministic batched `tf.data.Dataset` of `(x, y[, sample_weight])`.
           y: labels, with array inputs.
           sample_weight: per-example weights, with array inputs.
           batch_size: batch size of the returned dataset.
           shuffle: reshuffle the examples every epoch (as `fit` does for arrays).
           seed: the shuffling seed.
-          path: a directory to keep the cache in: written once (atomically), then
-            reused, also by later sessions, after checking it was made from the same
-            teacher weights and data.
+          path: a directory to keep the cache in, reused by later sessions for the same teachers and data.
 
         Returns:
           A `tf.data.Dataset` for `fit`, `evaluate` or `validation_data`.

@@ -20,30 +20,7 @@ TEMPERATURE = 4.0
 
 def trainer(model, learning_rate, *, teacher=None, task=None, alpha: float = ALPHA, temperature: float = TEMPERATURE,
             hints=()):  # fmt: skip
-    """What to call `fit` on to train `model`: itself compiled for its task, or a Distiller with `teacher`.
-
-    Args:
-      model: the Keras 2 model to train (pruned, quantization-aware, ...).
-      learning_rate: Adam's learning rate, or a Keras `LearningRateSchedule`.
-      teacher: None for plain fine-tuning (the task's loss on the labels); or the model
-        before the lossy step, a Keras 2 model with outputs of the same shape.
-      task: the model's `tfcompress._tasks.Task`; None infers it from the model.
-      alpha: weight of the label loss; `1 - alpha` weighs the teacher's soft targets.
-      temperature: the softening temperature.
-      hints: names of layers in both models whose outputs the student should match
-        (`tfc.distill.Hint`, with an adapter where the pruned widths differ).
-
-    Returns:
-      The compiled model, or a compiled `Distiller` whose `student` is `model`; either
-      way, `fit(x, y, ...)` trains `model` in place.
-
-    Raises:
-      ValueError: the teacher's outputs differ in shape, `alpha` or `temperature` is out
-        of range, a hint names a layer that is missing, or the task cannot be told.
-
-    Examples:
-      >>> trainer(pruned, 5e-4, teacher=original).fit(x_train, y_train, epochs=2)
-    """
+    """What to call `fit` on to train `model`: itself compiled for its task, or a Distiller with `teacher`."""
     task = task or _tasks.infer(model)
     if teacher is None:
         if hints:

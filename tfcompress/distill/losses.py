@@ -11,18 +11,7 @@ _SMALLEST = 1e-7
 
 
 def is_kl_divergence(loss_fn) -> bool:
-    """Whether `loss_fn` is Keras's KL divergence (as a class, instance, function or name).
-
-    Args:
-      loss_fn: a Keras loss instance, loss function or loss name.
-
-    Returns:
-      True for `keras.losses.KLDivergence()`, `keras.losses.kl_divergence` and their names.
-
-    Examples:
-      >>> is_kl_divergence(keras.losses.KLDivergence())
-      True
-    """
+    """Whether `loss_fn` is Keras's KL divergence (as a class, instance, function or name)."""
     if isinstance(loss_fn, str):
         return loss_fn in _KL_NAMES
     if isinstance(loss_fn, keras.losses.KLDivergence):
@@ -55,19 +44,7 @@ def soft_target_kl(teacher_logits, student_logits, temperature):
 
 
 def per_example(loss_fn, y_true, y_pred):
-    """Calls a Keras loss without reduction, returning one value per example.
-
-    Args:
-      loss_fn: a `keras.losses.Loss` instance, a loss function, or a loss name.
-      y_true: targets.
-      y_pred: predictions.
-
-    Returns:
-      A float32 tensor with one loss per example (reduced over any further axes).
-
-    Examples:
-      >>> per_example(keras.losses.SparseCategoricalCrossentropy(from_logits=True), y, logits)
-    """
+    """Calls a Keras loss without reduction, returning one value per example."""
     if isinstance(loss_fn, str):
         loss_fn = keras.losses.get(loss_fn)
     # Loss.call skips the reduction that Loss.__call__ would apply.
@@ -79,24 +56,7 @@ def per_example(loss_fn, y_true, y_pred):
 
 
 def soft_target_binary_kl(teacher_logits, student_logits, temperature):
-    """Per-example KL between each label's softened yes/no, sigmoid(t / T) against sigmoid(s / T), times T².
-
-    The soft targets of a binary or multi-label teacher: each output is a Bernoulli
-    distribution, softened by the temperature as a softmax's classes are, and the KL is
-    averaged over the labels (and positions). Computed from logits with log-sigmoid, in
-    float32.
-
-    Args:
-      teacher_logits: teacher outputs before the sigmoid, shape `(batch, ..., labels)`.
-      student_logits: student outputs before the sigmoid, same shape.
-      temperature: the softening temperature T > 0.
-
-    Returns:
-      A float32 tensor of shape `(batch,)`.
-
-    Examples:
-      >>> soft_target_binary_kl(tf.constant([[2.0]]), tf.constant([[-1.0]]), 2.0)
-    """
+    """Per-example KL between each label's softened yes/no, sigmoid(t / T) against sigmoid(s / T), times T²."""
     temperature = tf.cast(temperature, tf.float32)
     teacher = tf.cast(teacher_logits, tf.float32) / temperature
     student = tf.cast(student_logits, tf.float32) / temperature
@@ -106,19 +66,7 @@ def soft_target_binary_kl(teacher_logits, student_logits, temperature):
 
 
 def as_logits(outputs, kind: str, probabilities: bool):
-    """A head's outputs as logits, in float32: probabilities are turned back (log for softmax, logit for sigmoid).
-
-    Args:
-      outputs: the model's outputs.
-      kind: the task: "multiclass", "binary", "multilabel" or "regression".
-      probabilities: whether the outputs are a softmax's or a sigmoid's.
-
-    Returns:
-      Logits whose softmax (or sigmoid) is the outputs; regression outputs as they are.
-
-    Examples:
-      >>> as_logits(tf.constant([[0.5]]), "binary", probabilities=True)   # [[0.]]
-    """
+    """A head's outputs as logits, in float32: probabilities are turned back (log for softmax, logit for sigmoid)."""
     outputs = tf.cast(outputs, tf.float32)
     if not probabilities or kind == "regression":
         return outputs
@@ -130,28 +78,7 @@ def as_logits(outputs, kind: str, probabilities: bool):
 
 def distillation_per_example(loss_fn, teacher_logits, student_logits, temperature, labels=None,
                              kind: str = "multiclass"):  # fmt: skip
-    """Per-example distillation loss between softened teacher and student, times T², in float32.
-
-    For classifiers, Keras's KL divergence (the default) takes the stable path of
-    `soft_target_kl` (softmax, multi-class) or `soft_target_binary_kl` (sigmoid, binary
-    and multi-label); `DecoupledKD` also reads the labels; any other loss is called, as
-    in the keras.io example, on the softened outputs (`softmax` or `sigmoid` of logits
-    / T). For regression the loss is called on the raw outputs, with no temperature.
-
-    Args:
-      loss_fn: a Keras loss instance, loss function or loss name, or a `DecoupledKD`.
-      teacher_logits: teacher logits (regression: outputs), shape `(batch, ..., units)`.
-      student_logits: student logits, same shape.
-      temperature: the softening temperature T > 0 (a float or a scalar tensor).
-      labels: the true labels; only `DecoupledKD` uses them.
-      kind: the task: "multiclass", "binary", "multilabel" or "regression".
-
-    Returns:
-      A float32 tensor of shape `(batch,)`.
-
-    Examples:
-      >>> distillation_per_example(keras.losses.KLDivergence(), teacher_logits, student_logits, 4.0)
-    """
+    """Per-example distillation loss between softened teacher and student, times T², in float32."""
     if kind == "regression":
         return per_example(loss_fn, tf.cast(teacher_logits, tf.float32), tf.cast(student_logits, tf.float32))
     if isinstance(loss_fn, DecoupledKD):
@@ -168,26 +95,7 @@ def distillation_per_example(loss_fn, teacher_logits, student_logits, temperatur
 
 
 def fuse_teachers(teacher_logits, weights, temperature, kind: str = "multiclass"):
-    """Fuses several teachers into the logits of their weighted average soft targets.
-
-    The ensemble's soft targets are `p = sum_i w_i * softmax(z_i / T)` (sigmoid for
-    binary and multi-label). The returned tensor is `T * log(p)` (`T * logit(p)`), whose
-    softmax (sigmoid) at temperature T is exactly `p`, so every distillation loss that
-    softens logits works on the ensemble unchanged. Regression teachers are averaged.
-
-    Args:
-      teacher_logits: a list of tensors of shape `(batch, classes)`, one per teacher.
-      weights: one non-negative weight per teacher, summing to 1.
-      temperature: the softening temperature T > 0.
-      kind: the task: "multiclass", "binary", "multilabel" or "regression".
-
-    Returns:
-      A float32 tensor of shape `(batch, classes)`; the single teacher's logits, cast to
-      float32, when there is only one.
-
-    Examples:
-      >>> fuse_teachers([logits_a, logits_b], [0.5, 0.5], temperature=4.0)
-    """
+    """Fuses several teachers into the logits of their weighted average soft targets."""
     if len(teacher_logits) == 1:
         return tf.cast(teacher_logits[0], tf.float32)
     teacher_logits = [tf.cast(logits, tf.float32) for logits in teacher_logits]
@@ -206,19 +114,7 @@ def fuse_teachers(teacher_logits, weights, temperature, kind: str = "multiclass"
 
 
 def one_hot_labels(labels, classes):
-    """Labels as a float32 one-hot matrix, from class indices or one-hot rows.
-
-    Args:
-      labels: integer class indices of shape `(batch,)` or `(batch, 1)`, or one-hot
-        (or soft) labels of shape `(batch, classes)`.
-      classes: the number of classes.
-
-    Returns:
-      A float32 tensor of shape `(batch, classes)`.
-
-    Examples:
-      >>> one_hot_labels(tf.constant([2, 0]), 3)
-    """
+    """Labels as a float32 one-hot matrix, from class indices or one-hot rows."""
     if labels.shape.rank == 2 and labels.shape[-1] == classes and classes != 1:
         return tf.cast(labels, tf.float32)
     return tf.one_hot(tf.reshape(tf.cast(labels, tf.int32), [-1]), classes, dtype=tf.float32)

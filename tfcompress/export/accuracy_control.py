@@ -19,6 +19,7 @@ from tfcompress import _tasks
 from tfcompress._checks import check_number
 from tfcompress._graph import flat_copy, nested_models
 from tfcompress._keras import keras
+from tfcompress._results import Result
 from tfcompress.data.arrays import input_arrays, input_specs
 from tfcompress.export.quantization_errors import Calibration
 from tfcompress.litert.interpreter import LiteRTModel
@@ -32,6 +33,48 @@ QAT_ADVICE_SLOWDOWN = 1.25
 # Trying to drop layers one by one from the chosen set costs one conversion each.
 _MOST_LAYERS_TO_THIN = 8
 _NOISE_EXAMPLES = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class AccuracyControl(Result):
+    """What accuracy control measured, tried and chose (`ExportResult.accuracy_control`).
+
+    Attributes:
+      target: the target as a dict (`max_accuracy_drop`, `min_agreement`, `regression`).
+      task, measure: the first output's task and its measure ("accuracy" or "mae").
+      validation_examples: how many examples every candidate was measured on.
+      float_accuracy, float_score: the Keras model's accuracy (None for regression) and score in the measure.
+      plain, equalized, bias_corrected: each candidate's figures (`agreement`, `score`, `accuracy`,
+        `accuracy_drop`, `relative_error`, `met`, `float_layers`, `equalized`); None where not tried.
+      equalized_pairs: the layer pairs equalization rescaled.
+      chosen: the chosen file's figures, with its `candidate` name.
+      float_layers: the layers the chosen file keeps in float.
+      int8_mac_share: the share of multiply-accumulates that stay int8.
+      bytes: the chosen file's size.
+      trials: every file measured, in order.
+      latency_ms: 1-thread latency of the plain int8 and the chosen file, timed side by side.
+      advice: QAT advice when the float layers cost speed, or None.
+      summary: the lines `verbose=True` prints.
+    """
+
+    target: dict
+    task: str
+    measure: str
+    validation_examples: int
+    float_accuracy: float
+    float_score: float
+    plain: dict
+    equalized: dict
+    equalized_pairs: list
+    bias_corrected: dict
+    chosen: dict
+    float_layers: list
+    int8_mac_share: float
+    bytes: int
+    trials: list
+    latency_ms: dict
+    advice: str
+    summary: str
 
 
 class AccuracyTargetError(RuntimeError):
@@ -72,13 +115,7 @@ class Target:
 
 
 def check_request(max_accuracy_drop, min_agreement, validation_data, model, task=None):
-    """The checked target, validation arrays and task: `(target, x, y, task)`; y is None without labels.
-
-    Raises:
-      ValueError: a target outside (0, 1), no validation data, labels missing for an
-        accuracy target, validation data that does not fit the model, labels that fit
-        no task of its first output, or `min_agreement` for a regression (which decides nothing).
-    """
+    """The checked target, validation arrays and task: `(target, x, y, task)`; y is None without labels."""
     for name, value in (("max_accuracy_drop", max_accuracy_drop), ("min_agreement", min_agreement)):
         if value is not None:
             check_number(name, value, low=0, high=1, low_open=True, high_open=True)
@@ -110,24 +147,7 @@ def check_request(max_accuracy_drop, min_agreement, validation_data, model, task
 
 
 def control(model, samples, target: Target, x, y, convert, task):
-    """Finds the int8 file that meets `target` at the least cost in float layers.
-
-    Args:
-      model: the Keras 2 model to export (a graph model, not quantization-aware).
-      samples: calibration inputs, one array per model input.
-      target: the `Target`.
-      x: validation inputs, one array per model input; y: their labels (as `Task.labels`
-        returns them), or None.
-      convert: `model -> bytes`, the plain int8 file (float32 I/O) of a model.
-      task: the first output's `tfcompress._tasks.Task`, which says what is measured.
-
-    Returns:
-      `(content, report)`: the `.tflite` bytes chosen and what `ExportResult.accuracy_control` holds.
-
-    Raises:
-      AccuracyTargetError: no file tried meets the target, even with all but one layer in
-        float (the debugger needs one quantized op; all in float is the float32 file).
-    """
+    """Finds the int8 file that meets `target` at the least cost in float layers."""
     if nested_models(model):  # the debugger names a nested base's ops after the base: fall back by its layers
         model = flat_copy(model)
     judge = _Judge(model, x, y, target, task)
@@ -166,11 +186,11 @@ def control(model, samples, target: Target, x, y, convert, task):
         "trials": judge.trials,
     }
     # Side by side: a slowdown read off two separate timing windows would be mostly noise.
-    timed = time_side_by_side({"plain int8": plain, "chosen": content}, max_seconds=10.0)["files"]
+    timed = time_side_by_side({"plain int8": plain, "chosen": content}, max_seconds=10.0).files
     report["latency_ms"] = {row["label"]: row["median_ms"] for row in timed}
     report["advice"] = _advice(report)
     report["summary"] = summary(report)
-    return content, report
+    return content, AccuracyControl(**report)
 
 
 class _Judge:
@@ -252,12 +272,7 @@ def _fallback_search(model, samples, judge, equalized):
 
 
 def _noise_ranking(model, errors, samples) -> list:
-    """Quantized layers, noisiest first: the int8 error as a share of each output channel's own signal.
-
-    The debugger's error over the quantization step says nothing when one channel sets a
-    tensor's range and the others are left a few steps: that error is ordinary rounding
-    to the step, and ruinous to the small channels. Averaged over channels, it shows.
-    """
+    """Quantized layers, noisiest first: the int8 error as a share of each output channel's own signal."""
     rows = errors["layers"]
     names = [row["layer"] for row in rows]
     known = [name for name in dict.fromkeys(names) if _has_layer(model, name)]
@@ -348,12 +363,7 @@ def summary(report) -> str:
 
 
 def measured_words(measured, kind: str) -> str:
-    """One measured file in words: its agreement (a regression's relative error) and primary measure with its drop.
-
-    Examples:
-      >>> measured_words(report["chosen"], "binary")
-      'agreement 99.50%, accuracy 0.9650 (drop 0.25 points)'
-    """
+    """One measured file in words: its agreement (a regression's relative error) and primary measure with its drop."""
     if measured["agreement"] is not None:
         words = f"agreement {measured['agreement']:.2%}"
     else:

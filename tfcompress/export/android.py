@@ -35,37 +35,20 @@ def android_bundle(
 ) -> dict:
     """Writes what an Android image-classifier app needs into `folder`.
 
-    - `<model>.tflite`: the model with TFLite metadata embedded (image input with its
-      normalization and color space, output as class scores, labels file attached), so
-      LiteRT's and MediaPipe's image classifiers can load it as it is. They take RGB
-      only, so a model of one (gray) channel gets an RGB-to-gray front inside the file
-      (BT.601 luma, a 1x1 convolution): the app hands in camera RGB as for any
-      classifier, and gray pixels given as R = G = B come out as the model saw them.
-      They show one score per label: a binary classifier's one logit (or probability)
-      becomes two scores inside the file, [1 - p, p] for `labels` [negative, positive],
-      and a multi-label model's logits become probabilities (int8 ops in an int8 file);
-    - `labels.txt`: one label per line, in output order (also packed inside the model);
-    - `<model>.json`: the I/O tensors (names, shapes, dtypes, scales, zero points), the
-      signature name, the labels file and the normalization, for apps that drive the
-      LiteRT interpreter directly (the export guide has a Kotlin example).
+    The bundle is `<model>.tflite` with TFLite metadata embedded (what MediaPipe's and LiteRT's image classifiers
+    read), `labels.txt` and `<model>.json` describing the I/O tensors. One-channel models get an RGB-to-gray front,
+    binary heads their two scores, multi-label logits their probabilities, inside the file (see the export guide).
 
     Args:
-      path: a `.tflite` classifier from `to_tflite` with one image input of shape
-        `[1, height, width, 1 or 3]` (uint8 or float32) and one output of class scores,
-        one binary score, or one score per label.
+      path: a `.tflite` image classifier from `to_tflite` (one input `[1, h, w, 1 or 3]`, uint8 or float32).
       folder: where to write the bundle; created if its parent exists.
-      labels: the class names, in the order of the model's outputs; for a binary
-        classifier two, [negative, positive]: the second is the one its score says yes to.
-      pixel_range: the values the model was trained to see for pixels 0..255, e.g.
-        (0.0, 1.0) for `x / 255` or (-1.0, 1.0). For a uint8 input this must match the
-        input's quantization, which then does the scaling (normalization mean 0, std 1).
+      labels: the class names in output order; for a binary classifier [negative, positive].
+      pixel_range: the values the model was trained to see for pixels 0..255, e.g. (0.0, 1.0) for `x / 255`.
       name: the model's name in the metadata; the file's stem by default.
       description: what the model recognizes.
       version: the model's version string.
       overwrite: replace files of an earlier bundle in `folder`.
-      task: "multiclass", "binary" or "multilabel"; None reads it from the file: one
-        output value is binary, values from a sigmoid are multi-label, other values
-        multi-class.
+      task: "multiclass", "binary" or "multilabel"; None reads it from the file's output.
 
     Returns:
       A dict with the written `model`, `labels` and `json` paths, and the `metadata` as

@@ -13,26 +13,7 @@ _FEW_CALIBRATION_EXAMPLES = 50
 
 
 def calibration_examples(data, specs, limit: int = 500) -> list:
-    """Calibration inputs, one array per model input, from arrays, a dataset or a generator, checked.
-
-    Args:
-      data: for one input, a numpy array, a batched `tf.data.Dataset` (labels ignored), or
-        a generator (or a function returning one) that yields examples or batches, bare or
-        as `[batch]`; for several inputs, a list or dict of arrays, a dataset of tuples or
-        dicts, or a generator yielding lists of arrays.
-      specs: the model's `InputSpec`s (see `tfcompress.data.arrays.input_specs`).
-      limit: use at most this many examples.
-
-    Returns:
-      A list of arrays, one per input: float32, or the input's integer dtype (token ids
-      are never scaled).
-
-    Raises:
-      ValueError: the data is empty, non-numeric, NaN or wrongly shaped.
-
-    Examples:
-      >>> (samples,) = calibration_examples(x_train, input_specs(model))
-    """
+    """Calibration inputs, one array per model input, from arrays, a dataset or a generator, checked."""
     if callable(data) and not isinstance(data, tf.data.Dataset):
         data = data()
     if inspect.isgenerator(data) or hasattr(data, "__next__"):

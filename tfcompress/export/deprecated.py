@@ -51,7 +51,7 @@ def compare(models, **options):
                 exported[label] = True
             labelled[label] = source
         result = side_by_side.timed(labelled, **options)
-    for row in result["files"]:
+    for row in result.files:
         if row["label"] in exported:
             row["path"] = None  # the file was temporary
     return result

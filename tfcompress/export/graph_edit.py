@@ -33,18 +33,7 @@ def builtin(model, operator) -> int:
 
 
 def tensor(model, graph, name, dtype, shape, *, signature=None, scale=None, zero_point=None) -> int:
-    """A new activation tensor in `graph`; returns its index.
-
-    Args:
-      model: the object tree.
-      graph: the subgraph to add it to.
-      name: its name (str or bytes).
-      dtype: a `schema.TensorType`.
-      shape: its shape.
-      signature: its shape signature (-1 for a dynamic batch), or None.
-      scale: the quantization scale of an integer tensor, or None.
-      zero_point: its zero point.
-    """
+    """A new activation tensor in `graph`; returns its index."""
     added = schema.TensorT()
     added.shape = np.array(shape, dtype=np.int32)
     added.shapeSignature = None if signature is None else np.array(signature, dtype=np.int32)

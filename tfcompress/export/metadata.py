@@ -61,29 +61,7 @@ _SLOTS = {
 def image_classifier_metadata(
     *, name, description, input_name, output_name, color_space, size, mean, std, value_range, labels_file, version
 ) -> bytes:
-    """The metadata flatbuffer of an image classifier: image input, normalization, scores with labels.
-
-    Args:
-      name: the model's name.
-      description: what it recognizes.
-      input_name: a name for the input tensor.
-      output_name: a name for the output tensor.
-      color_space: "RGB" or "GRAYSCALE".
-      size: the input's (width, height).
-      mean: per-channel means of the input normalization `(pixel - mean) / std`.
-      std: per-channel standard deviations of that normalization.
-      value_range: (min, max) of the values the input tensor takes.
-      labels_file: the name of the labels file attached to the model.
-      version: the model's version string.
-
-    Returns:
-      The flatbuffer bytes, identifier "M001".
-
-    Examples:
-      >>> image_classifier_metadata(name="digits", description="...", input_name="image",
-      ...     output_name="probability", color_space="GRAYSCALE", size=(8, 8), mean=[0.0],
-      ...     std=[255.0], value_range=(0.0, 1.0), labels_file="labels.txt", version="1")
-    """
+    """The metadata flatbuffer of an image classifier: image input, normalization, scores with labels."""
     builder = flatbuffers.Builder(1024)
     table = _TableWriter(builder)
     size_table = table.write("ImageSize", width=("uint32", size[0]), height=("uint32", size[1]))
@@ -134,25 +112,7 @@ def image_classifier_metadata(
 
 
 def attach(model_content: bytes, metadata: bytes, files: dict) -> bytes:
-    """Stores `metadata` in the model's "TFLITE_METADATA" buffer and appends `files` as a zip.
-
-    Readers find the attached files by opening the `.tflite` as a zip archive, as
-    LiteRT's metadata extractor does; the model itself loads as before.
-
-    Args:
-      model_content: the `.tflite` bytes (without metadata).
-      metadata: the metadata flatbuffer.
-      files: file name -> bytes, e.g. {"labels.txt": b"cat\\ndog\\n"}.
-
-    Returns:
-      The new `.tflite` bytes.
-
-    Raises:
-      ValueError: the model already carries metadata.
-
-    Examples:
-      >>> attach(content, image_classifier_metadata(...), {"labels.txt": labels})
-    """
+    """Stores `metadata` in the model's "TFLITE_METADATA" buffer and appends `files` as a zip."""
     model = model_schema.ModelT.InitFromObj(model_schema.Model.GetRootAs(model_content, 0))
     model.metadata = list(model.metadata or [])
     if any(entry.name.decode() == METADATA_NAME for entry in model.metadata):
@@ -175,24 +135,7 @@ def attach(model_content: bytes, metadata: bytes, files: dict) -> bytes:
 
 
 def read(content: bytes) -> dict:
-    """Reads the image-classifier metadata and attached files back from `.tflite` bytes.
-
-    Args:
-      content: the `.tflite` bytes.
-
-    Returns:
-      A dict with `name`, `description`, `version`, `min_parser_version`, `input`
-      (`name`, `color_space`, `size`, `mean`, `std`, `min`, `max`), `output` (`name`,
-      `labels_file`, `labels_type`) and `files` (attached file name -> bytes); None when
-      the model has no metadata.
-
-    Raises:
-      ValueError: the metadata buffer is not a metadata flatbuffer ("M001").
-
-    Examples:
-      >>> read(open("model.tflite", "rb").read())["output"]["labels_file"]
-      'labels.txt'
-    """
+    """Reads the image-classifier metadata and attached files back from `.tflite` bytes."""
     model = model_schema.Model.GetRootAs(content, 0)
     buffer_index = next(
         (

@@ -82,17 +82,7 @@ class Calibration:
         self.errors = {"layers": layers, "worst": list(dict.fromkeys(row["layer"] for row in worst))}
 
     def convert(self, names) -> bytes:
-        """The int8 file (float32 I/O) with the ops of the layers `names` left in float.
-
-        Args:
-          names: Keras layer names, as `choose_float_layers` returns; empty for all int8.
-
-        Returns:
-          The `.tflite` bytes.
-
-        Examples:
-          >>> calibration.convert([])   # all int8
-        """
+        """The int8 file (float32 I/O) with the ops of the layers `names` left in float."""
         tensors = [row["tensor"] for row in self.errors["layers"] if row["layer"] in names]
         # Setting options re-quantizes from the statistics already gathered, without calibrating again.
         self._debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=tensors)
@@ -113,22 +103,7 @@ def _layer_row(model, row, last):
 
 
 def choose_float_layers(errors: dict, float_layers) -> list:
-    """The layers to keep in float: names as given, the N worst, or those above an error threshold.
-
-    Args:
-      errors: what `layer_errors` returned.
-      float_layers: a list of Keras layer names; an int N, the N layers with the largest
-        error; or a float, every layer whose `rmse_per_scale` exceeds it.
-
-    Returns:
-      Layer names.
-
-    Raises:
-      ValueError: a name is not among the quantized layers, or the value is out of range.
-
-    Examples:
-      >>> choose_float_layers(layer_errors(model, x[:300]), 2)
-    """
+    """The layers to keep in float: names as given, the N worst, or those above an error threshold."""
     known = [row["layer"] for row in errors["layers"]]
     if isinstance(float_layers, bool):
         raise ValueError("`float_layers` must be layer names, a count or an error threshold, not a bool.")
@@ -174,21 +149,7 @@ def _calibrating_converter(model, samples):
 
 
 def examples(samples, names=None):
-    """The converter's `representative_dataset`: one example at a time, each input by its name.
-
-    By name, because the converter does not take a list of several inputs in the
-    function's order. The QuantizationDebugger takes lists only: without `names`, lists.
-
-    Args:
-      samples: one array per model input, as `calibration_examples` returns.
-      names: the inputs' names (`model.input_names`), or None for lists in input order.
-
-    Returns:
-      A function returning a generator of `{input name: batch of one}` (or of lists).
-
-    Examples:
-      >>> converter.representative_dataset = examples([x_train[:300]], model.input_names)
-    """
+    """The converter's `representative_dataset`: one example at a time, each input by its name."""
     if names is None:
         return lambda: ([array[index : index + 1] for array in samples] for index in range(len(samples[0])))
     return lambda: (

@@ -12,11 +12,7 @@ _FUSED = (keras.layers.LSTM,)
 
 
 def recurrent_layers(model) -> list:
-    """The RNN layers of `model` (LSTM, GRU, SimpleRNN, any `keras.layers.RNN`), Bidirectional ones included.
-
-    Examples:
-      >>> [layer.name for layer in recurrent_layers(model)]
-    """
+    """The RNN layers of `model` (LSTM, GRU, SimpleRNN, any `keras.layers.RNN`), Bidirectional ones included."""
     found = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
@@ -27,24 +23,7 @@ def recurrent_layers(model) -> list:
 
 
 def prepare(model, calibrated: bool, batch_size):
-    """`(model, batch_size, notes)` the converter can handle: the batch fixed, loops unrolled where calibrated.
-
-    Args:
-      model: the Keras model to export.
-      calibrated: whether the mode calibrates activations (int8, int16x8).
-      batch_size: the batch the caller asked for (None: dynamic).
-
-    Returns:
-      The model (an unrolled copy when needed), the batch size, and `(note, worth a
-      warning)` for each thing the caller should know.
-
-    Raises:
-      ValueError: a calibrated mode needs a loop unrolled, but its number of time steps
-        is not fixed.
-
-    Examples:
-      >>> model, batch_size, notes = prepare(model, calibrated=True, batch_size=None)
-    """
+    """`(model, batch_size, notes)` the converter can handle: the batch fixed, loops unrolled where calibrated."""
     layers = recurrent_layers(model)
     if not layers:
         return model, batch_size, []

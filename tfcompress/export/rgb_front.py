@@ -20,20 +20,7 @@ _LUMA_SCALE = 1.0 / int(_LUMA_STEPS.sum())
 
 
 def add_rgb_front(content: bytes) -> bytes:
-    """The `.tflite` bytes of a model with one height x width x 1 input, taking height x width x 3 RGB instead.
-
-    Args:
-      content: a `.tflite` with one uint8 or float32 input of shape [1, height, width, 1].
-
-    Returns:
-      The new model's bytes; its input keeps its name, dtype, scale and zero point.
-
-    Raises:
-      ValueError: the model has another input shape or dtype.
-
-    Examples:
-      >>> rgb = add_rgb_front(open("digits_int8.tflite", "rb").read())
-    """
+    """The `.tflite` bytes of a model with one height x width x 1 input, taking height x width x 3 RGB instead."""
     model = edit.load(content)
     graph = model.subgraphs[0]
     if len(graph.inputs) != 1:

@@ -21,12 +21,7 @@ _PROBABILITY_SCALE, _PROBABILITY_ZERO_POINT = 1.0 / 256, -128
 
 
 def ends_in_sigmoid(content: bytes) -> bool:
-    """Whether the file's first output is a sigmoid's (LOGISTIC, possibly then re- or de-quantized).
-
-    Examples:
-      >>> ends_in_sigmoid(open("binary_int8.tflite", "rb").read())
-      False
-    """
+    """Whether the file's first output is a sigmoid's (LOGISTIC, possibly then re- or de-quantized)."""
     model = edit.load(content)
     graph = model.subgraphs[0]
     writer = edit.producer(graph, int(graph.outputs[0]))
@@ -36,34 +31,12 @@ def ends_in_sigmoid(content: bytes) -> bool:
 
 
 def two_scores(content: bytes, probability: bool) -> bytes:
-    """The file with its one binary output turned into two scores, [1 - p, p], of shape [1, 2].
-
-    Args:
-      content: a `.tflite` whose first output has shape [1, 1]: uint8 (after int8 ops) or float32.
-      probability: the output is a sigmoid's probability p; else a logit, whose p is sigmoid(logit).
-
-    Returns:
-      The new file's bytes; the output keeps its name, and a uint8 output its dtype (its
-      scale becomes 1/256, as for every probability).
-
-    Raises:
-      ValueError: the output is not [1, 1], or neither uint8 after a QUANTIZE nor float32.
-
-    Examples:
-      >>> content = two_scores(open("binary_int8.tflite", "rb").read(), probability=False)
-    """
+    """The file with its one binary output turned into two scores, [1 - p, p], of shape [1, 2]."""
     return _append(content, ([] if probability else ["sigmoid"]) + ["two_scores"], width=1)
 
 
 def sigmoid_scores(content: bytes) -> bytes:
-    """The file with the sigmoid of its first output (multi-label logits) appended, as probabilities.
-
-    Raises:
-      ValueError: the output is neither uint8 after a QUANTIZE nor float32.
-
-    Examples:
-      >>> content = sigmoid_scores(open("tags_int8.tflite", "rb").read())
-    """
+    """The file with the sigmoid of its first output (multi-label logits) appended, as probabilities."""
     return _append(content, ["sigmoid"], width=None)
 
 
@@ -119,11 +92,7 @@ def _scores_tensor(model, graph, like, step, shape, integer):
 
 
 def _one_minus_and_itself(model, graph, name, probability, scores, integer):
-    """FULLY_CONNECTED from p to [1 - p, p]: kernel [[-1], [1]], bias [1, 0].
-
-    In int8 it is exact: p's scale is 1/256, the kernel's 1/127 (its values -127 and 127),
-    so the bias of 1 is 127 * 256 steps, and each output lands on a step of 1/256 again.
-    """
+    """FULLY_CONNECTED from p to [1 - p, p]: kernel [[-1], [1]], bias [1, 0]."""
     kernel, bias = np.array([[-1.0], [1.0]]), np.array([1.0, 0.0])
     if integer:
         kernel = edit.constant(model, graph, f"{name}/two_scores/weights", (kernel * 127).astype(np.int8), _T.INT8,

@@ -10,6 +10,7 @@ from tfcompress import _augmentation, _errors, _files, _tasks
 from tfcompress._choices import CALIBRATED_MODES, EXPORT_MODES, IO_DTYPES
 from tfcompress._keras import tf
 from tfcompress._model_guards import ensure_graph_model
+from tfcompress._results import Result
 from tfcompress.data.arrays import input_specs
 from tfcompress.export import accuracy_control, quantization_errors, recurrent, weight_quantization
 from tfcompress.export.calibration import calibration_examples
@@ -25,33 +26,40 @@ _QAT_PREFIX = "quant_"
 
 
 @dataclasses.dataclass(frozen=True)
-class ExportResult:
+class FloatFallback(Result):
+    """What keeping layers in float cost (`ExportResult.fallback`).
+
+    Attributes:
+      float_layers: the Keras layers kept in float.
+      layer_errors: every quantized op's int8 error, as `tfc.export.layer_errors` gives it.
+      all_int8_bytes, bytes: the file's size without and with the layers in float.
+      all_int8_agreement, agreement: the share of decisions alike with the Keras model on the calibration
+        examples, without and with them (None for regression or an output whose task cannot be told).
+    """
+
+    float_layers: list
+    layer_errors: list
+    all_int8_bytes: int
+    bytes: int
+    all_int8_agreement: float
+    agreement: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult(Result):
     """What `to_tflite` wrote.
 
     Attributes:
       path: absolute path of the `.tflite` file.
       mode: the conversion mode ("int8", "float32", "float16", "dynamic" or "int16x8").
       bytes: size of the file.
-      gzip_bytes: size of the file gzip-compressed (what an app download costs; pruned
-        zeros show here).
+      gzip_bytes: size of the file gzip-compressed (what an app download costs).
       input_dtype: element type of the model's (first) input tensor.
       output_dtype: element type of the model's (first) output tensor.
       notes: what the export changed to make the model convertible (a batch fixed to 1
         for recurrent layers, loops unrolled), one sentence each.
-      fallback: None, or with `float_layers` what keeping them in float cost:
-        `float_layers` (names), `layer_errors` (per-layer int8 error, see
-        `tfc.export.layer_errors`), `all_int8_bytes` and `bytes` (file sizes without and
-        with the fallback), and `all_int8_agreement` and `agreement` (the share of
-        decisions alike with the Keras model on the calibration examples, without and
-        with it, as `tfc.litert.verify` counts them; None for regression).
-      accuracy_control: None, or with `max_accuracy_drop`/`min_agreement` what the control
-        measured and chose: `target`, `task` and its `measure` ("accuracy" or "mae"),
-        `float_score` (and `float_accuracy` for classifiers), `plain` and `equalized`
-        (each measured int8 file: `agreement`, `score`, `accuracy`, `accuracy_drop` in
-        the task's measure, `relative_error` for regression), `chosen`,
-        `float_layers`, `int8_mac_share`, `bytes`, `latency_ms` (1 thread, plain int8
-        and chosen), `trials` (every file measured), `advice` (QAT, when the float layers
-        cost too much speed) and `summary` (the lines printed).
+      fallback: with `float_layers`, a `FloatFallback`: what keeping them in float cost; else None.
+      accuracy_control: from `with_accuracy_control`, an `AccuracyControl`: what it measured and chose.
 
     Examples:
       >>> result = tfc.export.to_tflite(model, "model.tflite", representative_data=x[:300])
@@ -168,7 +176,7 @@ def with_accuracy_control(
     Examples:
       >>> result = tfc.export.with_accuracy_control(model, "model.tflite", representative_data=x_train[:300],
       ...                                           validation_data=(x_val, y_val), max_accuracy_drop=0.005)
-      >>> result.accuracy_control["chosen"]
+      >>> result.accuracy_control.chosen
     """
     if max_accuracy_drop is None and min_agreement is None:
         raise ValueError(
@@ -317,7 +325,7 @@ def export(
             f"The converter's {mode} file of {model.name!r} cannot be used. {error} Nothing was written to {path}."
         ) from error
     if control and verbose:
-        print(control["summary"])
+        print(control.summary)
     if kept_float:
         quantized = integer_weights_of(content, kept_float)
         if quantized:
@@ -330,7 +338,7 @@ def export(
         kept_float = [name for name in kept_float if name not in quantized]
         if kept_float:
             notes.append((f"Layers kept in float as tfc.quantize.qat(float_layers=...) asked: {kept_float}.", False))
-    elif mode == "int8" and float_layers is None and not (control and control["float_layers"]):
+    elif mode == "int8" and float_layers is None and not (control and control.float_layers):
         _check_integer_only(interpreter, model.name, calibrated=samples is not None)
     if mode != "int16x8" and not sparse:  # both warned already
         _warn_if_off_the_fast_path(interpreter, model.name, mode)
@@ -441,14 +449,14 @@ def _convert_with_fallback(model, samples, calibration, names, task):
     """The int8 file with the layers `names` in float, and what that cost against an all-int8 file."""
     content = calibration.convert(names)
     all_int8 = calibration.convert([])
-    cost = {
-        "float_layers": names,
-        "layer_errors": calibration.errors["layers"],
-        "all_int8_bytes": len(all_int8),
-        "bytes": len(content),
-        "all_int8_agreement": quantization_errors.agreement(all_int8, model, samples, task),
-        "agreement": quantization_errors.agreement(content, model, samples, task),
-    }
+    cost = FloatFallback(
+        float_layers=names,
+        layer_errors=calibration.errors["layers"],
+        all_int8_bytes=len(all_int8),
+        bytes=len(content),
+        all_int8_agreement=quantization_errors.agreement(all_int8, model, samples, task),
+        agreement=quantization_errors.agreement(content, model, samples, task),
+    )
     return content, cost
 
 

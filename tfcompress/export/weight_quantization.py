@@ -4,17 +4,7 @@ from tfcompress._choices import QUANTIZER_RECIPES as RECIPES
 
 
 def check_available(mode: str) -> None:
-    """Raises a clear ImportError when `mode` needs the LiteRT quantizer and it is not installed.
-
-    Args:
-      mode: an export mode.
-
-    Raises:
-      ImportError: `mode` is one of `RECIPES` and `litert-quantizer` is missing.
-
-    Examples:
-      >>> check_available("weights_int4")
-    """
+    """Raises a clear ImportError when `mode` needs the LiteRT quantizer and it is not installed."""
     try:
         import litert_quantizer  # noqa: F401
     except ImportError as error:
@@ -24,18 +14,7 @@ def check_available(mode: str) -> None:
 
 
 def quantize(float_content: bytes, mode: str) -> bytes:
-    """Quantizes a float32 `.tflite` with the LiteRT quantizer's recipe for `mode`.
-
-    Args:
-      float_content: the float32 `.tflite` bytes.
-      mode: one of `RECIPES`.
-
-    Returns:
-      The quantized `.tflite` bytes.
-
-    Examples:
-      >>> quantize(float_bytes, "weights_int4")
-    """
+    """Quantizes a float32 `.tflite` with the LiteRT quantizer's recipe for `mode`."""
     from litert_quantizer import quantizer, recipe
 
     engine = quantizer.Quantizer(float_content)

@@ -29,24 +29,7 @@ _DATA_MOVEMENT_OPS = (
 
 
 def integer_weights_of(content: bytes, layers) -> list:
-    """Of the Keras layers named `layers`, those whose weights the file stores as integers.
-
-    The converter names a weight tensor after the layer it came from ("model/conv2d/Conv2D",
-    "model/quant_conv2d/..." inside a TF-MOT wrapper, several names joined by ";" where it
-    fused ops), so a layer is found by its name between slashes. Layers with no weight
-    tensor in the file (a BatchNormalization folded into its convolution) are not listed.
-
-    Args:
-      content: the `.tflite` bytes.
-      layers: layer names.
-
-    Returns:
-      The names, in the order given, of layers with an int8 (or other integer) weight tensor.
-
-    Examples:
-      >>> integer_weights_of(content, ["conv2d"])
-      []
-    """
+    """Of the Keras layers named `layers`, those whose weights the file stores as integers."""
     model = schema.Model.GetRootAs(content, 0)
     graph = model.Subgraphs(0)
     found = set()
@@ -122,35 +105,12 @@ def inspect_tflite(path) -> dict:
 
 
 def undelegated_compute_ops(interpreter) -> list:
-    """The ops, other than QUANTIZE/DEQUANTIZE, that XNNPACK leaves on LiteRT's reference kernels.
-
-    Args:
-      interpreter: an allocated interpreter with LiteRT's default delegate (see
-        `litert.load_interpreter`).
-
-    Returns:
-      Op names in order; empty when every compute op is delegated.
-
-    Examples:
-      >>> undelegated_compute_ops(load_interpreter("model.tflite"))
-      []
-    """
+    """The ops, other than QUANTIZE/DEQUANTIZE, that XNNPACK leaves on LiteRT's reference kernels."""
     return _undelegated_compute(_ops(interpreter))
 
 
 def float_compute_ops(interpreter) -> list:
-    """The ops that compute in float32 on activations (QUANTIZE, DEQUANTIZE and ops that only move values aside).
-
-    Args:
-      interpreter: an allocated interpreter (see `litert.load_interpreter`).
-
-    Returns:
-      One `(op name, name of its output tensor)` per such op, in order.
-
-    Examples:
-      >>> float_compute_ops(load_interpreter("model_int8.tflite"))
-      []
-    """
+    """The ops that compute in float32 on activations (QUANTIZE, DEQUANTIZE and ops that only move values aside)."""
     details = [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]
     # Activations: the inputs, and whatever an op computes from one. The rest is constants
     # rearranged at run time (weights dequantized and split for a GRU), not activations.
@@ -167,18 +127,7 @@ def float_compute_ops(interpreter) -> list:
 
 
 def costly_undelegated_ops(interpreter) -> list:
-    """The undelegated compute ops worth a warning: all but a final op without multiply-accumulates.
-
-    Args:
-      interpreter: an allocated interpreter with LiteRT's default delegate.
-
-    Returns:
-      Op names in order.
-
-    Examples:
-      >>> costly_undelegated_ops(load_interpreter("classifier_int8.tflite"))
-      []
-    """
+    """The undelegated compute ops worth a warning: all but a final op without multiply-accumulates."""
     ops = _ops(interpreter)
     outputs = {detail["name"] for detail in interpreter.get_output_details()}
     last_compute = max((op["index"] for op in ops if op["op"] not in _CONVERSION_OPS), default=None)
@@ -220,12 +169,7 @@ def _ops(interpreter) -> list:
 
 
 def _delegated_op_indices(interpreter) -> set:
-    """The ops a delegate took over: everything between a DELEGATE node's inputs and outputs.
-
-    LiteRT lists the original ops and, after them, one DELEGATE node per partition whose
-    outputs are the partition's outputs; walking back from those outputs to the
-    partition's inputs finds the ops it replaced.
-    """
+    """The ops a delegate took over: everything between a DELEGATE node's inputs and outputs."""
     ops = interpreter._get_ops_details()
     producers = {tensor: op["index"] for op in ops if op["op_name"] != "DELEGATE" for tensor in op["outputs"]}
     inputs_of = {op["index"]: op["inputs"] for op in ops}
@@ -248,17 +192,7 @@ def _dtype(tensor) -> str:
 
 
 def describe_tensor(detail) -> dict:
-    """An input or output tensor as `inspect_tflite` and the Android bundle describe it.
-
-    Args:
-      detail: the interpreter's detail dict of the tensor.
-
-    Returns:
-      `name`, `shape`, `dtype`, `scale` and `zero_point`.
-
-    Examples:
-      >>> [describe_tensor(detail) for detail in interpreter.get_input_details()]
-    """
+    """An input or output tensor as `inspect_tflite` and the Android bundle describe it."""
     scale, zero_point = detail["quantization"]
     return {
         "name": detail["name"],

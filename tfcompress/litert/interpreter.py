@@ -13,23 +13,7 @@ from tfcompress.data.arrays import InputSpec
 
 
 def broken_scales(content) -> list:
-    """Names of the tensors whose quantization scale is NaN, infinite or not positive.
-
-    LiteRT does not refuse such a file: it crashes the whole process in
-    `allocate_tensors` (a segmentation fault, taking a notebook's kernel with it). A
-    quantization-aware model whose activation ranges went NaN converts to one.
-
-    Args:
-      content: the `.tflite` bytes (or a memory map of the file).
-
-    Returns:
-      The tensors' names, in the file's order; empty for a sound file, and for bytes
-      that are not a TFLite model at all (LiteRT's own error says so).
-
-    Examples:
-      >>> broken_scales(open("model.tflite", "rb").read())
-      []
-    """
+    """Names of the tensors whose quantization scale is NaN, infinite or not positive."""
     if len(content) < 8 or not schema.Model.ModelBufferHasIdentifier(content, 0):
         return []
     try:
@@ -63,25 +47,7 @@ class XNNPackRefusedError(ValueError):
 
 
 def load_interpreter(source, num_threads: int = None, *, xnnpack: bool = True):
-    """An allocated LiteRT interpreter, or a clear error.
-
-    Args:
-      source: the path of a `.tflite` file, or the model's bytes.
-      num_threads: interpreter threads; None lets LiteRT choose.
-      xnnpack: apply LiteRT's default delegate, XNNPACK, as a phone app does by default.
-        False runs every op on LiteRT's built-in kernels.
-
-    Returns:
-      An `ai_edge_litert.interpreter.Interpreter` with its tensors allocated.
-
-    Raises:
-      FileNotFoundError: `source` is a path and no file is there.
-      XNNPackRefusedError: the model loads, but only with `xnnpack=False`.
-      ValueError: LiteRT cannot load the model, or would crash on it (`broken_scales`).
-
-    Examples:
-      >>> interpreter = load_interpreter("model.tflite")
-    """
+    """An allocated LiteRT interpreter, or a clear error."""
     if isinstance(source, bytes):
         where, name = {"model_content": source}, "The model"
         broken = broken_scales(source)

@@ -87,24 +87,7 @@ def _settings(values, name, valid):
 
 
 def warmed_interpreter(path, threads, xnnpack: bool, rng, warmup: int):
-    """An interpreter for `path` (batch 1), its inputs set to random values, after `warmup` untimed invokes.
-
-    Args:
-      path: the `.tflite` file.
-      threads: interpreter threads.
-      xnnpack: with LiteRT's default XNNPACK delegate.
-      rng: a numpy Generator for the inputs.
-      warmup: untimed invokes.
-
-    Returns:
-      The ready interpreter.
-
-    Raises:
-      XNNPackRefusedError: the file loads only without XNNPACK.
-
-    Examples:
-      >>> interpreter = warmed_interpreter("m.tflite", 1, True, np.random.default_rng(0), 10)
-    """
+    """An interpreter for `path` (batch 1), its inputs set to random values, after `warmup` untimed invokes."""
     interpreter = load_interpreter(path, threads, xnnpack=xnnpack)
     for detail in interpreter.get_input_details():
         interpreter.set_tensor(detail["index"], _random_input(rng, detail))

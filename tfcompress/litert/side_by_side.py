@@ -3,12 +3,14 @@
 Why interleaved rounds, several interpreters a file, and a two-stage bootstrap: docs/design/latency.md.
 """
 
+import dataclasses
 import os
 import tempfile
 import time
 
 import numpy as np
 
+from tfcompress._results import Result
 from tfcompress.litert.latency import warmed_interpreter
 from tfcompress.litert.machine import cpu
 from tfcompress.report import format_table
@@ -16,6 +18,29 @@ from tfcompress.report import format_table
 _BOOTSTRAP_SAMPLES = 2000
 # Untimed invokes each file gets when its turn in a round comes: the file before it left the caches cold.
 _ROUND_WARMUP = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SideBySide(Result):
+    """What `time_side_by_side` measured.
+
+    Attributes:
+      cpu: the CPU and its int8-relevant features (`tfc.litert.cpu()`).
+      threads, xnnpack, rounds, invokes, interpreters, confidence: how the files were timed (rounds: done).
+      baseline: the label of the file the ratios are to.
+      files: one dict per file, in order: `label`, `path` (None for bytes), `median_ms`, `spread`, `round_ms`,
+        `interpreter_ms`, `speedup`, `speedup_low`, `speedup_high`, `verdict`.
+    """
+
+    cpu: str
+    threads: int
+    xnnpack: bool
+    rounds: int
+    invokes: int
+    interpreters: int
+    confidence: float
+    baseline: str
+    files: list
 
 
 def time_side_by_side(
@@ -44,10 +69,8 @@ def time_side_by_side(
       seed: seed of the shuffles, the inputs and the bootstrap.
 
     Returns:
-      A dict: `cpu`, `threads`, `xnnpack`, `rounds`, `invokes`, `interpreters`, `confidence`, `baseline`,
-      and `files`, one dict per file in order: `label`, `path`, `median_ms`, `spread`, `round_ms`,
-      `interpreter_ms`, `speedup`, `speedup_low`, `speedup_high` and `verdict` ("baseline", "faster",
-      "slower" or "cannot be told apart"). `format_side_by_side` prints it as a table.
+      A `SideBySide`: the CPU, the settings, and per file its median, spread, speed-up with its interval and
+      verdict ("baseline", "faster", "slower" or "cannot be told apart").
 
     Raises:
       ValueError: fewer than two files, a Keras model, an unknown baseline, an argument out of range, or a file
@@ -85,20 +108,11 @@ def timed(labelled, *, baseline=0, threads=1, xnnpack=True, rounds=200, invokes=
     kept = {label: paths[label] if isinstance(source, (str, os.PathLike)) else None
             for label, source in labelled.items()}  # fmt: skip
     rows = [_row(label, kept[label], round_ms, base, interpreters, confidence, rng) for label in labelled]
-    return {
-        "cpu": cpu(),
-        "threads": threads,
-        "xnnpack": xnnpack,
-        "rounds": len(round_ms[base]),
-        "invokes": invokes,
-        "interpreters": interpreters,
-        "confidence": confidence,
-        "baseline": base,
-        "files": rows,
-    }
+    return SideBySide(cpu=cpu(), threads=threads, xnnpack=xnnpack, rounds=len(round_ms[base]), invokes=invokes,
+                      interpreters=interpreters, confidence=confidence, baseline=base, files=rows)  # fmt: skip
 
 
-def format_side_by_side(result: dict) -> str:
+def format_side_by_side(result: SideBySide) -> str:
     """`time_side_by_side`'s result as a plain-text table headed by the CPU and the settings.
 
     Args:
@@ -111,13 +125,13 @@ def format_side_by_side(result: dict) -> str:
     Examples:
       >>> print(tfc.litert.format_side_by_side(tfc.litert.time_side_by_side(["a.tflite", "b.tflite"])))
     """
-    count = result["threads"]
+    count = result.threads
     threads = "every core" if count is None else f"{count} thread{'s' if count > 1 else ''}"
     heading = (
-        f"LiteRT, batch 1, {threads}, XNNPACK {'on' if result['xnnpack'] else 'off'}; {result['rounds']} interleaved "
-        f"rounds of {result['invokes']} invokes, {_interpreters(result['interpreters'])} a file; {result['cpu']}"
+        f"LiteRT, batch 1, {threads}, XNNPACK {'on' if result.xnnpack else 'off'}; {result.rounds} interleaved "
+        f"rounds of {result.invokes} invokes, {_interpreters(result.interpreters)} a file; {result.cpu}"
     )
-    level = f"{result['confidence']:.0%}"
+    level = f"{result.confidence:.0%}"
     rows = [
         {
             "label": row["label"],
@@ -128,10 +142,10 @@ def format_side_by_side(result: dict) -> str:
             else f"{row['speedup']:.2f}x ({row['speedup_low']:.2f}-{row['speedup_high']:.2f})",
             "verdict": "" if row["verdict"] == "baseline" else row["verdict"],
         }
-        for row in result["files"]
+        for row in result.files
     ]
     columns = [("label", "file"), ("median", "median ms"), ("spread", "spread"),
-               ("ratio", f"x faster than {result['baseline']} ({level} interval)"), ("verdict", "verdict")]  # fmt: skip
+               ("ratio", f"x faster than {result.baseline} ({level} interval)"), ("verdict", "verdict")]  # fmt: skip
     return heading + "\n" + format_table(rows, columns)
 
 

@@ -14,23 +14,7 @@ from tfcompress._keras import tf
 
 
 def strategy_for(name):
-    """The strategy a recipe's `distribute` names.
-
-    Create it before anything else runs in TensorFlow: a multi-worker strategy must
-    configure the runtime first.
-
-    Args:
-      name: None (one device), "mirrored", "multi_worker" or "tpu".
-
-    Returns:
-      A `tf.distribute.Strategy`, or None for one device.
-
-    Raises:
-      ValueError: `multi_worker` without `TF_CONFIG`, or `tpu` where no TPU answers.
-
-    Examples:
-      >>> strategy = strategy_for("mirrored")
-    """
+    """The strategy a recipe's `distribute` names."""
     if name is None:
         return None
     if name == "mirrored":
@@ -51,12 +35,7 @@ def strategy_for(name):
 
 
 def is_chief(strategy) -> bool:
-    """Whether this process writes the run's files: always, except on a multi-worker cluster's other workers.
-
-    Examples:
-      >>> is_chief(None)
-      True
-    """
+    """Whether this process writes the run's files: always, except on a multi-worker cluster's other workers."""
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return True
     resolver = strategy.cluster_resolver

@@ -12,11 +12,7 @@ REFERENCE = f"a model file or folder (.keras, .h5, SavedModel), a Keras model, o
 
 
 def check_reference(name, value) -> None:
-    """A recipe check: `value` names a model (a non-empty path or built-in name) or is one.
-
-    Examples:
-      >>> check_reference("model", "builtin:student")
-    """
+    """A recipe check: `value` names a model (a non-empty path or built-in name) or is one."""
     ok = isinstance(value, str) and value.strip() != "" or (hasattr(value, "layers") and hasattr(value, "predict"))
     check_that(ok, name, value, REFERENCE)
 
@@ -27,29 +23,7 @@ def is_builtin(reference) -> bool:
 
 
 def load_model(context, reference, key: str):
-    """A Keras 2 model the pipeline may train: a built-in CNN, a loaded file, or a copy of an object.
-
-    A model file's code-carrying layers are refused unless the recipe trusts its files
-    (`trust_model_code`); a Keras model passed in is copied, never changed; a Keras 3
-    model or `.keras` file is rebuilt as Keras 2.
-
-    Args:
-      context: the run's `Context` (for the data's shape and labels, and the recipe).
-      reference: what the recipe names under `key`.
-      key: the recipe key, for messages ("model", "stages.distill.teacher").
-
-    Returns:
-      The model, whose input matches the data's. A built-in model outputs what the labels
-      need (a logit per class, one logit for binary, a value per label or per target), or,
-      loaded after the model (a teacher), as many values as it.
-
-    Raises:
-      FileNotFoundError: no file at the path.
-      ValueError: the file cannot be loaded or carries code, or the model does not fit the data.
-
-    Examples:
-      >>> teacher = load_model(context, "teacher.keras", "stages.distill.teacher")
-    """
+    """A Keras 2 model the pipeline may train: a built-in CNN, a loaded file, or a copy of an object."""
     input_shape = tuple(context.x_train.shape[1:])
     if is_builtin(reference):
         return models.builtin(reference, input_shape, _builtin_outputs(context))
@@ -70,26 +44,7 @@ def load_model(context, reference, key: str):
 
 
 def task_of(context, model, key: str):
-    """The task of `model`'s output on the recipe's data, with the labels checked for it.
-
-    The recipe's `task`, else what the model was compiled for, its output layer, and the
-    labels (two classes and one output: binary).
-
-    Args:
-      context: the run's `Context`.
-      model: the model `load_model` returned.
-      key: the recipe key, for messages.
-
-    Returns:
-      `(task, y_train, y_test)`: the `tfcompress._tasks.Task` and both label sets as it reads them.
-
-    Raises:
-      ValueError: the model has several outputs, the recipe's `task` contradicts its
-        output, the output cannot be told apart without `task`, or the labels fit no task of it.
-
-    Examples:
-      >>> task, y_train, y_test = task_of(context, context.model, "model")
-    """
+    """The task of `model`'s output on the recipe's data, with the labels checked for it."""
     if len(model.outputs) != 1:
         raise ValueError(
             f"`{key}` has {len(model.outputs)} outputs {model.output_names}; the pipeline trains and measures "

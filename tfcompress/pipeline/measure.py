@@ -10,7 +10,7 @@ import os
 import tempfile
 import warnings
 
-from tfcompress import _tasks, export, prune
+from tfcompress import _tasks, export, litert, prune
 
 # Timing every stage's file together stops starting rounds after this long (ResNet-sized files).
 _MAX_SECONDS = 30.0
@@ -91,44 +91,29 @@ class Measure:
             return self._with_file(row, model, result)
 
     def time_rows(self, rows) -> None:
-        """Times every row's file side by side and fills in its latency keys, in place.
-
-        `latency_ms` is the median of the file's round medians (1 thread, XNNPACK, batch
-        1), `latency_spread` their (p90 - p10) / median, `speedup` the first timed row's
-        latency over this row's, and `speedup_interval` its 95% bootstrap interval as
-        "low-high". The temporary files are deleted afterwards.
-
-        Args:
-          rows: the rows this `Measure` returned.
-
-        Returns:
-          The CPU they were timed on (`tfc.litert.cpu()`), or None with fewer than two files.
-
-        Examples:
-          >>> measure.time_rows(rows)
-        """
+        """Times every row's file side by side and fills in its latency keys, in place."""
         timed = [row for row in rows if row["stage"] in self._files]
         try:
             if len(timed) < 2:
                 for row in timed:
-                    (timing,) = export.benchmark(self._files[row["stage"]], threads=1, xnnpack=True)["latency"]
+                    (timing,) = litert.benchmark(self._files[row["stage"]], threads=1, xnnpack=True)["latency"]
                     row.update(latency_ms=timing["median_ms"], latency_spread=timing["spread"])
                 return None
             files = {row["stage"]: self._files[row["stage"]] for row in timed}
-            result = export.compare(files, max_seconds=_MAX_SECONDS)
+            result = litert.time_side_by_side(files, max_seconds=_MAX_SECONDS)
         finally:
             self._folder.cleanup()
-        for row, timing in zip(timed, result["files"]):
+        for row, timing in zip(timed, result.files):
             row.update(
                 latency_ms=timing["median_ms"],
                 latency_spread=timing["spread"],
                 speedup=timing["speedup"],
                 speedup_interval=f"{timing['speedup_low']:.2f}-{timing['speedup_high']:.2f}",
             )
-        return result["cpu"]
+        return result.cpu
 
     def _with_file(self, row, model, result):
-        check = export.verify(result.path, model, self._x, self._y, task=self._task.kind)
+        check = litert.verify(result.path, model, self._x, self._y, task=self._task.kind)
         self._files[row["stage"]] = result.path
         measure = f"tflite_{self._task.measure}"
         row.update(

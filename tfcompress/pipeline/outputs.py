@@ -6,27 +6,7 @@ from tfcompress import report as reports
 
 
 def plan(recipe: dict, labels) -> dict:
-    """The paths a run of a checked recipe writes, after checking that it may write them.
-
-    Args:
-      recipe: the checked recipe.
-      labels: the report rows' labels, for each stage's float32 `.tflite` when the
-        recipe keeps them (`stage_files: true`).
-
-    Returns:
-      `folder`, `model` (the exported `.tflite`), `tensorboard`, `android`, the report
-      files by the keys of `tfcompress.report.REPORT_FILES`, and `stage_files` (row
-      label -> path, empty unless kept).
-
-    Raises:
-      FileNotFoundError: the output folder's parent does not exist.
-      FileExistsError: an output exists and the recipe does not say `overwrite: true`.
-      PermissionError: the output folder is not writable.
-
-    Examples:
-      >>> plan(checked, ["teacher", "distill"])["model"]
-      '/home/me/compressed/model_int8.tflite'
-    """
+    """The paths a run of a checked recipe writes, after checking that it may write them."""
     folder = os.path.abspath(recipe["output_dir"])
     export_settings = recipe["stages"]["export"]
     paths = {

@@ -203,20 +203,7 @@ def check(recipe: dict) -> dict:
 
 
 def map_values(value, leaf=lambda item: item):
-    """Copies a recipe's dicts and lists, passing every other value through `leaf`.
-
-    With the default `leaf` this is a copy that keeps a Keras model the same object.
-
-    Args:
-      value: a recipe or any part of it.
-      leaf: applied to each value that is not a dict or a list.
-
-    Returns:
-      The new structure.
-
-    Examples:
-      >>> map_values(recipe, repr)   # every value as text
-    """
+    """Copies a recipe's dicts and lists, passing every other value through `leaf`."""
     if isinstance(value, dict):
         return {key: map_values(item, leaf) for key, item in value.items()}
     if isinstance(value, list):

@@ -35,24 +35,7 @@ class Key(NamedTuple):
 
 
 def complete(values, schema: dict, prefix: str) -> dict:
-    """Checks a section's keys against its schema and fills in the defaults.
-
-    Args:
-      values: the section as the user wrote it (None for an empty section).
-      schema: key -> `Key`.
-      prefix: the section's dotted path with a trailing dot ("stages.prune."), "" at the top.
-
-    Returns:
-      A new dict with every key of the schema.
-
-    Raises:
-      RecipeError: the section is not a mapping, a key is unknown or missing, or a value
-        is not accepted; the message names the key as a dotted path.
-
-    Examples:
-      >>> complete({"epochs": 3}, {"epochs": Key(positive_integer, 10)}, "stages.train.")
-      {'epochs': 3}
-    """
+    """Checks a section's keys against its schema and fills in the defaults."""
     values = {} if values is None else values
     if not isinstance(values, dict):
         raise RecipeError(f"`{prefix.rstrip('.') or 'recipe'}` must be a mapping of settings; got {values!r}.")
@@ -76,11 +59,7 @@ def complete(values, schema: dict, prefix: str) -> dict:
 
 
 def number(low=None, high=None, low_open: bool = False, high_open: bool = False) -> Callable:
-    """A check for a real number within bounds (see `check_number`).
-
-    Examples:
-      >>> Key(number(0, 1, high_open=True), 0.8)
-    """
+    """A check for a real number within bounds (see `check_number`)."""
     return functools.partial(_number, low=low, high=high, low_open=low_open, high_open=high_open)
 
 
@@ -94,20 +73,12 @@ count = check_integer  # an integer >= 0
 
 
 def one_of(*choices) -> Callable:
-    """A check that the value is one of `choices` (listed in the message in this order).
-
-    Examples:
-      >>> Key(one_of("uniform", "global"), "uniform")
-    """
+    """A check that the value is one of `choices` (listed in the message in this order)."""
     return lambda name, value: check_one_of(name, value, choices)
 
 
 def choice(choices, default) -> Key:
-    """A `Key` whose value is one of `choices`, the default listed first in the message.
-
-    Examples:
-      >>> choice(EXPORT_MODES, "int8")
-    """
+    """A `Key` whose value is one of `choices`, the default listed first in the message."""
     return Key(one_of(default, *(item for item in choices if item != default)), default)
 
 
@@ -122,11 +93,7 @@ def text(name, value) -> None:
 
 
 def strings(what: str) -> Callable:
-    """A check for a list of strings, e.g. `strings("layer names")`.
-
-    Examples:
-      >>> Key(strings("a list of layer names"), [])
-    """
+    """A check for a list of strings, e.g. `strings("layer names")`."""
     return lambda name, value: check_that(
         isinstance(value, list) and all(isinstance(item, str) for item in value), name, value, what
     )

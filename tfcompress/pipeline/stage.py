@@ -63,7 +63,7 @@ class Context:
 
     Attributes:
       model: the Keras 2 model the stage before handed on.
-      recipe: the checked recipe (see `tfcompress.recipe.check`).
+      recipe: the checked recipe (see `tfc.pipeline.recipe.check`).
       x_train: training inputs; y_train: their labels, checked for `task` (integer
         classes, 0/1 or multi-hot in the output's shape, values).
       x_test: held-out inputs the rows are measured on; y_test: their labels.
@@ -98,22 +98,7 @@ class Context:
         return self.recipe["batch_size"]
 
     def fit(self, model, name: str, epochs: int, learning_rate=None, callbacks=()):
-        """Trains `model` on the training data, logging to TensorBoard under `name`.
-
-        Args:
-          model: the model to train, in place.
-          name: its TensorBoard folder under the run's `tensorboard/`.
-          epochs: passes over the training data.
-          learning_rate: compile it for the task first (Adam, the task's loss and
-            metric) at this rate; None when it is compiled already.
-          callbacks: more Keras callbacks.
-
-        Returns:
-          The Keras `History`.
-
-        Examples:
-          >>> context.fit(model, "train", epochs=10, learning_rate=1e-3)
-        """
+        """Trains `model` on the training data, logging to TensorBoard under `name`."""
         if learning_rate is not None:
             _tasks.compile_for(model, learning_rate, self.task)
         return model.fit(

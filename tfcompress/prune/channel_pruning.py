@@ -40,42 +40,22 @@ def channels(
 ):
     """Removes the least important channels (and Dense neurons): a new, physically smaller model.
 
-    The model's output layer keeps all its units; channels that reach the input or the
-    output through a chain of couplings are kept too. `model` is not modified. A nested
-    base model (transfer learning) is flattened into the outer model first, so the
-    returned model is one level deep, with the base's layers under their own names.
+    Coupled channels go together; the output layer keeps all its units; a nested base is flattened first. The
+    pruning guide lists the layers it handles and how each criterion scores.
 
     Args:
       model: a built Sequential or functional Keras 2 model.
-      ratio: share of each prunable group's channels to remove, in [0, 1); or a dict of
-        layer name -> ratio, pruning only the named layers' groups. Default 0.5, or
-        found from `budget`.
-      criterion: how channels are ranked (see `tfcompress.prune.criteria`): "l1" or
-        "l2" (norm of each channel's weights); "bn_gamma" (network slimming: the |γ| of
-        the BatchNormalization after the channels; groups without one are scored by L1,
-        and each group's `criterion` in `plan_channels` says which); with `data`,
-        "taylor" (gradient × weight), "mean_activation" or "apoz"; or a function
-        `(tfc.prune.Group) -> scores`, one score per channel, low pruned first.
-      data: examples the data-driven criteria measure channels on: `(x, y)` arrays, `x`
-        alone (not for "taylor"), or a batched `tf.data.Dataset`. A few hundred
-        training examples are enough.
-      protect: names of layers whose output channels must all be kept; "first" and
-        "last" name the first and the last layer that has prunable outputs (unless a
-        layer is called that).
-      unsupported: "error" (default) to stop at a layer that would be mishandled, or
-        "skip" to keep every channel around it.
-      allocation: "uniform" (default) removes `ratio` of every group; "global" removes
-        `ratio` of all prunable channels together, the lowest-scoring wherever they are
-        (scores divided by their group's mean, so layers compare fairly), keeping at
-        least one channel per group.
-      budget: instead of `ratio`, a dict `{"parameters": n}` or `{"macs": n}`: the
-        smallest ratio (with `allocation`) whose model fits. `n` in (0, 1) is a share of
-        the model's own count; an integer >= 1 is a count.
+      ratio: share of each group's channels to remove, in [0, 1), or a dict of layer name -> ratio; default 0.5.
+      criterion: "l1", "l2", "bn_gamma", with `data` "taylor", "mean_activation" or "apoz", or a function
+        `(tfc.prune.Group) -> scores` (one per channel, lowest pruned first).
+      data: examples for the data-driven criteria: `(x, y)`, `x` alone (not "taylor") or a batched dataset.
+      protect: names of layers whose output channels are all kept; "first" and "last" allowed.
+      unsupported: "error" (default) stops at a layer it cannot cut; "skip" keeps every channel around it.
+      allocation: "uniform" (default) cuts `ratio` of every group; "global" cuts the lowest-scoring overall.
+      budget: instead of `ratio`, `{"parameters": n}` or `{"macs": n}`: a share in (0, 1) or a count.
 
     Returns:
-      A new Keras model with fewer channels, its weights copied from `model`; compile
-      and fine-tune it to recover accuracy (`tfc.prune.finetune`). `model` is not
-      modified.
+      A new, smaller Keras model with the surviving weights copied; fine-tune it (`tfc.prune.finetune`).
 
     Raises:
       TypeError: `model` is not a Keras 2 model.
@@ -285,11 +265,7 @@ def _keep_top(group, keep):
 
 
 def _allocate_globally(groups, ratio):
-    """Removes the `ratio` share of all prunable channels with the lowest scores, wherever they are.
-
-    Scores are divided by their group's mean first: layers' weights live on different
-    scales, and a raw comparison would empty the layers with small weights.
-    """
+    """Removes the `ratio` share of all prunable channels with the lowest scores, wherever they are."""
     pool = [
         (float(value) / (float(np.mean(group["scores"])) or 1.0), index, channel)
         for index, group in enumerate(groups)

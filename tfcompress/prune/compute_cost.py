@@ -38,18 +38,7 @@ def cost(model) -> dict:
 
 
 def total(layers_and_shapes) -> dict:
-    """Sums `layer_cost` over `(layer, weight shapes)` pairs, as `cost` returns it.
-
-    Args:
-      layers_and_shapes: `(layer, [shape of each weight])` pairs; the shapes may be
-        smaller than the layer's own (a pruning plan's).
-
-    Returns:
-      The dict `cost` returns.
-
-    Examples:
-      >>> total((layer, [w.shape for w in layer.get_weights()]) for layer in model.layers)
-    """
+    """Sums `layer_cost` over `(layer, weight shapes)` pairs, as `cost` returns it."""
     rows = []
     for layer, shapes in layers_and_shapes:
         if shapes:
@@ -63,18 +52,7 @@ def total(layers_and_shapes) -> dict:
 
 
 def layer_macs(layer, shapes) -> int:
-    """MACs of one layer for one example, given its weights' shapes.
-
-    Args:
-      layer: a Keras layer (its output shape gives the positions it runs at).
-      shapes: the shapes of its weights, in `get_weights()` order.
-
-    Returns:
-      The MACs; 0 for layers the converter folds away or that do no multiplications.
-
-    Examples:
-      >>> layer_macs(conv, [(3, 3, 1, 32), (32,)])
-    """
+    """MACs of one layer for one example, given its weights' shapes."""
     positions = int(np.prod(layer.output_shape[1:-1])) if len(layer.output_shape) > 2 else 1
     if isinstance(layer, (keras.layers.Embedding, keras.layers.BatchNormalization, keras.layers.LayerNormalization)):
         return 0  # a lookup; a normalization folds away or costs a few element-wise ops

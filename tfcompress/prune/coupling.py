@@ -132,11 +132,7 @@ class Graph:
         return ordered
 
     def read_at(self, group) -> str:
-        """The last layer whose output holds exactly `group`'s channels: what the next layers read.
-
-        Call after `groups()`. A producer's own output qualifies unless it writes its
-        channels twice (a concatenating Bidirectional); then None.
-        """
+        """The last layer whose output holds exactly `group`'s channels: what the next layers read."""
         last = None
         inputs = set(self.model.input_names)
         for name, layout in self.layouts.items():

@@ -74,50 +74,17 @@ class Group:
 
 
 def l1_norm(group: Group) -> np.ndarray:
-    """L1 norm of each output channel's weights (Li et al., 2017, "Pruning Filters for Efficient ConvNets").
-
-    Args:
-      group: the channels to score.
-
-    Returns:
-      One score per channel, summed over the layers that produce the group.
-
-    Examples:
-      >>> tfc.prune.channels(model, 0.5, criterion="l1")
-    """
+    """L1 norm of each output channel's weights (Li et al., 2017, "Pruning Filters for Efficient ConvNets")."""
     return sum(np.abs(kernel).reshape(-1, group.channels).sum(axis=0) for kernel in group.kernels)
 
 
 def l2_norm(group: Group) -> np.ndarray:
-    """L2 norm of each output channel's weights.
-
-    Args:
-      group: the channels to score.
-
-    Returns:
-      One score per channel, summed over the layers that produce the group.
-
-    Examples:
-      >>> tfc.prune.channels(model, 0.5, criterion="l2")
-    """
+    """L2 norm of each output channel's weights."""
     return sum(np.sqrt(np.square(kernel).reshape(-1, group.channels).sum(axis=0)) for kernel in group.kernels)
 
 
 def bn_gamma(group: Group) -> np.ndarray:
-    """Network slimming (Liu et al., 2017): the |γ| of the BatchNormalization that scales each channel.
-
-    Groups that no BatchNormalization reads whole are scored by `l1_norm`, and say so in
-    `scored_by`. Train with `tfc.prune.gamma_penalty` first to push unneeded γ to zero.
-
-    Args:
-      group: the channels to score.
-
-    Returns:
-      One score per channel.
-
-    Examples:
-      >>> tfc.prune.channels(model, 0.5, criterion="bn_gamma")
-    """
+    """Network slimming (Liu et al., 2017): the |γ| of the BatchNormalization that scales each channel."""
     if not group.gammas:
         group.scored_by = "l1"
         return l1_norm(group)
@@ -125,53 +92,17 @@ def bn_gamma(group: Group) -> np.ndarray:
 
 
 def taylor(group: Group) -> np.ndarray:
-    """First-order Taylor importance (Molchanov et al., 2019): the loss change if a channel is removed.
-
-    Per batch, (Σ over the channel's weights and bias of gradient × weight)², averaged over
-    batches and summed over the group's layers. Needs labelled `data`.
-
-    Args:
-      group: the channels to score.
-
-    Returns:
-      One score per channel.
-
-    Examples:
-      >>> tfc.prune.channels(model, 0.5, criterion="taylor", data=(x_train[:512], y_train[:512]))
-    """
+    """First-order Taylor importance (Molchanov et al., 2019): the loss change if a channel is removed."""
     return group.taylor
 
 
 def mean_activation(group: Group) -> np.ndarray:
-    """Mean |activation| of each channel on data (channels that stay near zero matter least).
-
-    Args:
-      group: the channels to score.
-
-    Returns:
-      One score per channel.
-
-    Examples:
-      >>> tfc.prune.channels(model, 0.5, criterion="mean_activation", data=x_train[:512])
-    """
+    """Mean |activation| of each channel on data (channels that stay near zero matter least)."""
     return group.mean_activation
 
 
 def apoz(group: Group) -> np.ndarray:
-    """Average Percentage of Zeros (Hu et al., 2016): channels whose ReLU output is mostly zero go first.
-
-    Scored as 1 − APoZ, so that, like every criterion, low means unimportant. It is
-    meaningful where the next layers read the channels after a ReLU.
-
-    Args:
-      group: the channels to score.
-
-    Returns:
-      One score per channel.
-
-    Examples:
-      >>> tfc.prune.channels(model, 0.5, criterion="apoz", data=x_train[:512])
-    """
+    """Average Percentage of Zeros (Hu et al., 2016): channels whose ReLU output is mostly zero go first."""
     return group.nonzero_fraction
 
 
@@ -180,21 +111,7 @@ CRITERIA = dict(zip(CHANNEL_CRITERIA, (l1_norm, l2_norm, bn_gamma, taylor, mean_
 
 
 def resolve(criterion):
-    """`(function, name)` for a criterion name or function.
-
-    Args:
-      criterion: one of `CRITERIA`'s names, or a function `(Group) -> scores`.
-
-    Returns:
-      The function and the name recorded in the plan.
-
-    Raises:
-      ValueError: an unknown name.
-
-    Examples:
-      >>> resolve("l1")[1]
-      'l1'
-    """
+    """`(function, name)` for a criterion name or function."""
     if callable(criterion):
         return criterion, getattr(criterion, "__name__", type(criterion).__name__)
     if criterion not in CRITERIA:

@@ -88,16 +88,7 @@ _ELEMENTWISE_OPS = {
 
 
 def role(layer, call=None):
-    """`(role, reason)`: what `layer` does to channels (see the module), or `(None, why it is unsupported)`.
-
-    Args:
-      layer: a Keras layer.
-      call: its `_graph.Call`, for the layers whose arguments decide (TensorFlow ops).
-
-    Examples:
-      >>> role(keras.layers.BatchNormalization())
-      ('follow', None)
-    """
+    """`(role, reason)`: what `layer` does to channels (see the module), or `(None, why it is unsupported)`."""
     problem = _unsupported_setting(layer)
     if problem:
         return None, problem
@@ -152,10 +143,7 @@ def _op_role(layer, call):
 
 
 def inputs_read(layer, call) -> list:
-    """The tensors a layer call reads, in the order `cut_weights` takes their kept channels.
-
-    MultiHeadAttention reads (query, value, key); other layers their tensors in argument order.
-    """
+    """The tensors a layer call reads, in the order `cut_weights` takes their kept channels."""
     if not isinstance(layer, _L.MultiHeadAttention):
         return call.inputs
     arguments = dict(zip(("query", "value", "key"), call.args)) | call.kwargs
@@ -177,14 +165,7 @@ def directions(layer) -> int:
 
 
 def output_kernels(layer) -> list:
-    """`(variable, axis of the output channels)` for each weight that makes a producer's channels.
-
-    What the criteria score: a kernel's slices along that axis, one per output channel.
-
-    Examples:
-      >>> [(variable.name, axis) for variable, axis in output_kernels(conv)]
-      [('conv2d/kernel:0', -1)]
-    """
+    """`(variable, axis of the output channels)` for each weight that makes a producer's channels."""
     if isinstance(layer, _L.Bidirectional):
         return [pair for direction in (layer.forward_layer, layer.backward_layer) for pair in output_kernels(direction)]
     if isinstance(layer, _RECURRENT):
@@ -216,12 +197,7 @@ def channel_matrix(value, axis, channels) -> np.ndarray:
 
 
 def resized(layer, width: int):
-    """A new, unbuilt layer like `layer` with `width` output channels (a producer's, or a unit-axis Reshape's).
-
-    Examples:
-      >>> resized(conv, 8).filters
-      8
-    """
+    """A new, unbuilt layer like `layer` with `width` output channels (a producer's, or a unit-axis Reshape's)."""
     config = layer.get_config()
     if isinstance(layer, _L.Bidirectional):
         for part in ("layer", "backward_layer"):
@@ -238,21 +214,7 @@ def resized(layer, width: int):
 
 
 def cut_weights(layer, weights, kept_in, kept_out) -> list:
-    """`layer`'s weights with only the kept input and output channels.
-
-    Args:
-      layer: a supported layer with weights.
-      weights: its weights, in `get_weights()` order.
-      kept_in: for each tensor the layer reads (MultiHeadAttention: query, value, key),
-        the indices of its kept channels.
-      kept_out: the indices of the kept output channels (a follow layer's are its input's).
-
-    Returns:
-      The cut weights, in the same order.
-
-    Examples:
-      >>> cut_weights(dense, dense.get_weights(), [np.arange(8)], np.array([0, 2]))
-    """
+    """`layer`'s weights with only the kept input and output channels."""
     first = kept_in[0] if kept_in else None
     if isinstance(layer, _L.Bidirectional):
         half = len(weights) // 2

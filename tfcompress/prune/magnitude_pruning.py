@@ -81,16 +81,8 @@ def magnitude(
 ):
     """Wraps a copy of `model` for magnitude pruning with TF-MOT's `prune_low_magnitude`.
 
-    The schedule ends at `target_sparsity` after `epochs * steps_per_epoch` training steps
-    (or at `end_step`); training longer fine-tunes at that sparsity. The user's model is
-    not modified: TF-MOT's wrappers would share its layers, so a copy is pruned.
-
-    A nested base model (transfer learning) is flattened into the outer model first: the
-    same layers and weights, one level, computing the same outputs. Every layer whose
-    weights TF-MOT can prune (Conv, Dense, Embedding, LSTM/GRU, MultiHeadAttention, and
-    Bidirectional RNNs through a prunable-layer subclass) is wrapped; the rest are left as
-    they are, and so are frozen layers (trainable=False), which training could not
-    repair. `PruningModel.dense_layers` says which layers were left dense, and why.
+    Sparsity reaches `target_sparsity` after `epochs * steps_per_epoch` steps (or at `end_step`). Nested bases are
+    flattened; frozen layers and layers TF-MOT cannot prune stay dense (`PruningModel.dense_layers` says why).
 
     Args:
       model: a built Sequential or functional Keras 2 model.
@@ -98,14 +90,9 @@ def magnitude(
       epochs: epochs over which sparsity rises to the target (with `steps_per_epoch`).
       steps_per_epoch: batches per epoch, e.g. `math.ceil(len(x_train) / batch_size)`.
       end_step: alternatively, the step at which the target is reached.
-      schedule: "polynomial" (TF-MOT's `PolynomialDecay`, gradual) or "constant"
-        (`ConstantSparsity`, the target from the first pruning step). None (the
-        default) is "polynomial", or "constant" with `m_by_n`.
-      m_by_n: `(m, n)` for TF-MOT's structured N:M sparsity, e.g. (2, 4): m zeros in every
-        n consecutive weights along each kernel's input axis, the pattern some mobile
-        accelerators run faster. `target_sparsity` must then be m / n; layers whose
-        input channels do not divide by n (such as a first convolution on one-channel
-        images) are left dense.
+      schedule: "polynomial" (gradual) or "constant"; None is "polynomial", or "constant" with `m_by_n`.
+      m_by_n: `(m, n)` for N:M sparsity, e.g. (2, 4), with `target_sparsity` m / n; layers whose input channels
+        do not divide by n stay dense.
       **schedule_options: the schedule's `begin_step` (default 0), `initial_sparsity` ("polynomial" only,
         default 0) and `frequency` (prune every this many steps; default a tenth of the span, at most 100).
 

@@ -29,21 +29,7 @@ _STAND_INS = {keras.layers.Bidirectional: PrunableBidirectional}
 
 
 def wrap(model, **params):
-    """A copy of `model` with every layer TF-MOT can prune wrapped for pruning, the rest as they are.
-
-    Args:
-      model: a flat functional model that the caller owns (its layers are wrapped, not copied).
-      **params: `PruneLowMagnitude`'s arguments (`pruning_schedule`, `sparsity_m_by_n`).
-
-    Returns:
-      `(wrapped model, {name of a layer with weights left dense: why})`.
-
-    Raises:
-      ValueError: no layer can be pruned; every layer is named with its reason.
-
-    Examples:
-      >>> wrapped, dense = wrap(flat_copy(model), pruning_schedule=schedule)
-    """
+    """A copy of `model` with every layer TF-MOT can prune wrapped for pruning, the rest as they are."""
     dense, stand_ins = {}, []
 
     def wrap_layer(layer):

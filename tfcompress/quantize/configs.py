@@ -121,22 +121,7 @@ _FOLDS_BATCHNORM = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.lay
 
 
 def config_for(layer, registry, inbound, readers=None):
-    """How QAT treats `layer`: TF-MOT's own config, one of ours, or float, with the reason.
-
-    Args:
-      layer: a layer of a flat model.
-      registry: the quantization scheme's `QuantizeRegistry`.
-      inbound: the layers whose outputs `layer` reads.
-      readers: how many layer calls read each layer's output, by name; a layer not named
-        is read once.
-
-    Returns:
-      `(config, reason)`: `config` is "default" (TF-MOT's registry has one), a
-      `LayerQuantizeConfig`, or None when the layer stays in float, with `reason` saying why.
-
-    Examples:
-      >>> config_for(conv1d, scheme.get_quantize_registry(), [input_layer])
-    """
+    """How QAT treats `layer`: TF-MOT's own config, one of ours, or float, with the reason."""
     if type(layer) in _OVERRIDES:
         return _OVERRIDES[type(layer)], None
     folded_batchnorm = isinstance(layer, keras.layers.BatchNormalization) and any(
@@ -152,12 +137,7 @@ def config_for(layer, registry, inbound, readers=None):
 
 
 def _folds_into(source, readers) -> bool:
-    """Whether TF-MOT folds a following BatchNormalization into `source`.
-
-    Its transform matches a convolution or Dense with no activation whose output only the
-    BatchNormalization reads; after `Conv2D(activation="relu")`, or a convolution whose
-    output also feeds a residual Add, the BatchNormalization stands alone.
-    """
+    """Whether TF-MOT folds a following BatchNormalization into `source`."""
     activation = getattr(getattr(source, "activation", None), "__name__", "linear")
     return type(source) in _FOLDS_BATCHNORM and activation == "linear" and readers.get(source.name, 1) == 1
 

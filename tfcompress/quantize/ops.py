@@ -95,22 +95,7 @@ class WrappableMultiHeadAttention(keras.layers.MultiHeadAttention):
 
 
 def wrappable(layer, args, kwargs):
-    """For `flat_copy`'s `substitute`: `layer` as a layer TF-MOT can wrap, or None to keep it.
-
-    Args:
-      layer: the layer being copied.
-      args: its call's positional arguments.
-      kwargs: its call's keyword arguments.
-
-    Returns:
-      `(new layer, args, kwargs)` for a MultiHeadAttention, or an add, subtract, multiply
-      or divide of a tensor and a number (or of two tensors, except divide); `([scale,
-      shift], args, kwargs)` for a Rescaling with an offset or a Normalization of the last
-      axis; None for anything else.
-
-    Examples:
-      >>> flat = flat_copy(model, substitute=wrappable)
-    """
+    """For `flat_copy`'s `substitute`: `layer` as a layer TF-MOT can wrap, or None to keep it."""
     if type(layer) is keras.layers.MultiHeadAttention:
         return WrappableMultiHeadAttention.from_config(layer.get_config()), args, kwargs
     steps = _affine_steps(layer)
@@ -164,23 +149,7 @@ def _last_axis_only(layer) -> bool:
 
 
 def as_depthwise(layer):
-    """A BatchNormalization of an image's channels as a 1x1 DepthwiseConv2D computing the same (inference); else None.
-
-    Its scale gamma / sqrt(variance + epsilon) becomes the per-channel kernel and its shift
-    the bias. TFLite computes a lone BatchNormalization as two ops (MUL, ADD) and the value
-    between them would have no int8 range; a depthwise convolution is one op, and TF-MOT
-    quantizes its kernel per channel, one value each, so exactly.
-
-    Args:
-      layer: a built BatchNormalization.
-
-    Returns:
-      A new, unbuilt `DepthwiseConv2D` with the layer's name and the same function, or None
-      when the input is not an image (rank 4) normalized on its last axis.
-
-    Examples:
-      >>> as_depthwise(keras.layers.BatchNormalization())
-    """
+    """A BatchNormalization of image channels as a 1x1 DepthwiseConv2D computing the same (inference); else None."""
     axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
     if len(layer.input_shape) != 4 or list(axis) not in ([-1], [3]):
         return None

@@ -34,40 +34,18 @@ def qat(model, *, representative_data=None, preserve_sparsity: bool = None, pres
         float_layers=None):  # fmt: skip
     """Returns a quantization-aware copy of `model`, ready to compile and fine-tune.
 
-    Fake-quantization of weights and activations lets training adapt to int8, and the
-    ranges it learns are what the int8 export uses. On a pruned model, TF-MOT's
-    prune-preserving scheme keeps the zeros at zero: plain QAT would fill them back in.
-
-    Models users bring work as they are: a nested base model is flattened into the outer
-    model (same layers and weights; a frozen base stays frozen); TensorFlow arithmetic in
-    the graph (`x + 3.0` in hard-swish, `preprocess_input`) becomes equivalent layers, and
-    so do a Rescaling with an offset and a Normalization (a scale and a shift, each with
-    its own int8 range); Conv1D, Embedding, MultiHeadAttention, LayerNormalization,
-    Rescaling, standalone BatchNormalization, element-wise merges, augmentation layers
-    (identities at inference) and resizing get tfcompress's `QuantizeConfig`s; integer
-    inputs (token ids) are never fake-quantized. A frozen layer
-    is quantization-aware too (its ranges are learned) but its weights stay frozen.
-    Layers with no quantization-aware form (LSTM, GRU, Bidirectional, custom layers) stay
-    in float, named in a warning: the int8 export then quantizes them from
-    `representative_data`.
+    The int8 export uses the ranges it learns; on a pruned model the zeros stay zero. Nested bases, TensorFlow
+    arithmetic and the layers TF-MOT lacks are handled; what has no quantization-aware form (LSTM, GRU, custom
+    layers) stays float, named in a warning. The quantization guide lists what each layer gets.
 
     Args:
       model: a built Sequential or functional Keras 2 model, pruning wrappers stripped.
-      representative_data: inputs like those the model will see (an array, a list or dict
-        of arrays for several inputs, or a batched `tf.data.Dataset`; the first 512 are
-        used). The activation ranges then start from those measured on it instead of
-        TF-MOT's [-6, 6], which its moving average takes thousands of steps to leave: a
-        ReLU network that outputs more than 6 is clipped there until then. Recommended for
-        short fine-tunes and unbounded activations.
-      preserve_sparsity: keep exact zeros in the kernels at zero during training. None
-        (the default) turns it on when any kernel holds zeros, as a pruned model does.
-      preserve_clusters: keep the weight sharing of a clustered model (stripped with
-        `tfc.quantize.strip_clustering`): training moves the shared values, not the
-        weights one by one (TF-MOT's cluster-preserving QAT).
-      float_layers: names of layers to keep in float in training and in the int8 file;
-        "first" and "last" name the first and last layers with weights (a
-        BatchNormalization reading such a layer stays float with it); at the model's input or
-        output only. Export the result without `representative_data`.
+      representative_data: typical inputs (the first 512 are used): activation ranges start from theirs instead of
+        TF-MOT's [-6, 6]. Recommended for short fine-tunes.
+      preserve_sparsity: keep zeros in the kernels at zero; None turns it on when any kernel holds zeros.
+      preserve_clusters: keep the weight sharing of a clustered, stripped model (cluster-preserving QAT).
+      float_layers: names of layers at the model's input or output to keep float ("first", "last" allowed);
+        export the result without `representative_data`.
 
     Returns:
       A new `QuantizationAwareModel` (TF-MOT quantize wrappers). It is not compiled:
@@ -144,18 +122,7 @@ def _checked_float_layers(flat, float_layers) -> set:
 
 
 def requested_float_layers(model) -> list:
-    """The layers of a `qat` model kept in float because `float_layers` named them (or followed one).
-
-    Args:
-      model: a Keras 2 model; any model that `qat(float_layers=...)` did not return has none.
-
-    Returns:
-      Their names, in layer order.
-
-    Examples:
-      >>> requested_float_layers(tfc.quantize.qat(model, float_layers=["conv2d"]))
-      ['conv2d']
-    """
+    """The layers of a `qat` model kept in float because `float_layers` named them (or followed one)."""
     reasons = getattr(model, "float_layers", None) if isinstance(model, QuantizationAwareModel) else None
     return [name for name, why in (reasons or {}).items() if why == REQUESTED]
 

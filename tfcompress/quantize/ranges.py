@@ -34,31 +34,7 @@ _MovingAverage = tfmot.quantization.keras.quantizers.MovingAverageQuantizer
 
 
 def initialize_ranges(model, representative_data, *, samples: int = 512) -> int:
-    """Sets the activation ranges of a quantization-aware model to those of `representative_data`.
-
-    TF-MOT's moving-average ranges (activations, outputs) and the input ranges are set
-    from the data, weight ranges from the weights; every other variable (BatchNormalization's
-    statistics among them) is left as it was.
-
-    Args:
-      model: a model returned by `tfc.quantize.qat`.
-      representative_data: inputs like those the model will see, in any form
-        `tfc.export.to_tflite` takes: an array, a list or dict of arrays for several
-        inputs, or a batched `tf.data.Dataset`.
-      samples: use at most this many examples (the first ones).
-
-    Returns:
-      The number of ranges set.
-
-    Raises:
-      ValueError: `representative_data` does not fit the model's inputs, or a range
-        came out NaN (activations too small for TF-MOT's fake quantization; the model
-        is left unusable for int8, so it is refused rather than returned).
-
-    Examples:
-      >>> q = tfc.quantize.qat(model)
-      >>> initialize_ranges(q, x_train[:512])
-    """
+    """Sets the activation ranges of a quantization-aware model to those of `representative_data`."""
     arrays = input_arrays(representative_data, input_specs(model), limit=samples, argument="representative_data")
     named = _moving_average_ranges(model)
     if not named:
@@ -89,11 +65,7 @@ def initialize_ranges(model, representative_data, *, samples: int = 512) -> int:
 
 @contextlib.contextmanager
 def _as_in_inference(model):
-    """BatchNormalization on its moving statistics and dropout off, though the passes run in training mode.
-
-    The ranges are those of the inference graph the int8 export converts: batch statistics
-    and dropout's scaling (EfficientNet's stochastic depth) would widen them.
-    """
+    """BatchNormalization on its moving statistics and dropout off, though the passes run in training mode."""
     layers = [layer for wrapper in model.layers for layer in (wrapper, getattr(wrapper, "layer", None)) if layer]
     batchnorms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
     dropouts = [layer for layer in layers if isinstance(layer, keras.layers.Dropout)]
@@ -129,21 +101,7 @@ def _one_pass(model, ranges, estimate, arrays):
 
 
 def not_finite(model) -> list:
-    """Names of the layers of a quantization-aware model whose quantization ranges hold NaN or infinity.
-
-    Training that diverged leaves them so; the converter then fails on them or builds a
-    file LiteRT crashes on.
-
-    Args:
-      model: a model from `tfc.quantize.qat`.
-
-    Returns:
-      The layers' names, in the model's order; empty when every range is finite.
-
-    Examples:
-      >>> not_finite(tfc.quantize.qat(model))
-      []
-    """
+    """Names of the layers of a quantization-aware model whose quantization ranges hold NaN or infinity."""
     named = _moving_average_ranges(model) + _ranges_set_by_training(model)
     return _holding_nan((name, (low.numpy(), high.numpy())) for name, (low, high) in named)
 

@@ -110,7 +110,7 @@ def _export(context, settings):
         )
     control = context.exported.accuracy_control
     if control:
-        context.notes["accuracy_control"] = {key: value for key, value in control.items() if key != "summary"}
+        context.notes["accuracy_control"] = {key: value for key, value in control.to_dict().items() if key != "summary"}
     if settings["android_labels"]:
         bundle = export.android_bundle(
             paths["model"],
