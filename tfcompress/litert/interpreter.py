@@ -108,18 +108,13 @@ def _loads_without_xnnpack(where) -> bool:
 class LiteRTModel:
     """A `.tflite` model loaded in LiteRT that takes and returns float arrays (and integer ids as they are).
 
-    Quantized inputs and outputs (int8 or uint8) are converted with the scale and zero
-    point stored in the file, so callers never handle raw integers; integer inputs that
-    are not quantized (token ids) take integers. Inputs and outputs are matched by the
-    names of the file's "serving_default" signature, which `to_tflite` names after the
-    Keras model's inputs and outputs.
+    Quantized inputs and outputs are converted with the file's scales and zero points; token ids stay integers.
+    Inputs and outputs are matched by the names of the file's "serving_default" signature.
 
     Args:
       path: the `.tflite` file, or its bytes.
       num_threads: interpreter threads; None lets LiteRT choose.
-      xnnpack: apply LiteRT's default XNNPACK delegate. None (the default) applies it
-        when the model loads with it, and otherwise runs on the built-in kernels (a
-        sparse-encoded model), so such a file can still be verified.
+      xnnpack: apply LiteRT's default XNNPACK delegate; None applies it when the file loads with it.
 
     Attributes:
       input_names: the inputs' names, in the order `predict` takes a list.

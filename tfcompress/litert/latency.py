@@ -21,20 +21,13 @@ def benchmark(
 ) -> dict:
     """Times single inferences (batch 1, as on a phone) in LiteRT, for each setting asked.
 
-    Every setting gets its own interpreter, `warmup` untimed runs, then up to `runs`
-    timed ones (fewer if they pass `max_seconds`). Inputs are random values of the
-    input's dtype; latency does not depend on them for the ops LiteRT has. Each
-    setting states its dispersion (`spread`). Absolute times on a shared machine mean
-    little, and a ratio of two files benchmarked one after the other carries the noise
-    of both windows: to compare files, use `tfc.litert.time_side_by_side` (interleaved rounds).
+    Each setting gets its own interpreter and random inputs. To compare files, time them together with
+    `tfc.litert.time_side_by_side`: two separate timing windows carry different noise.
 
     Args:
       path: the `.tflite` file.
-      threads: interpreter thread counts to time; None stands for every core of this
-        machine (`os.cpu_count()`).
+      threads: interpreter thread counts to time; None stands for every core of this machine.
       xnnpack: with (True) and/or without (False) LiteRT's default XNNPACK delegate.
-        Without it, every op runs on LiteRT's built-in kernels, as on a device where the
-        delegate is disabled.
       warmup: untimed runs before timing each setting.
       runs: timed runs per setting, at least 5.
       max_seconds: stop timing a setting after this long (at least 5 runs are kept).

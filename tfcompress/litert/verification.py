@@ -12,21 +12,15 @@ from tfcompress.litert.interpreter import LiteRTModel
 def verify(path, model, x, y=None, *, task=None, limit: int = None) -> dict:
     """Runs the `.tflite` in the LiteRT interpreter and the Keras model on the same inputs.
 
-    Each output is measured as its task asks (`task=`, else the compiled loss, the output
-    layer or the labels say it): a multi-class classifier by top-1 agreement and accuracy;
-    a binary one by the side of its threshold (0 for a logit, 0.5 for a probability); a
-    multi-label one per label and by exact match; a regression by its errors, never an
-    accuracy.
+    Each output is measured in its task's terms: top-1 for multi-class, the side of the threshold for binary,
+    each label for multi-label, errors (never an accuracy) for regression.
 
     Args:
       path: the `.tflite` file.
       model: the Keras model it was exported from (a Keras 3 model is rebuilt as Keras 2).
-      x: held-out inputs: an array (a list or dict of arrays for several inputs), or a
-        batched `tf.data.Dataset` of `(x, y)`. Token ids stay integers.
-      y: labels of the first output, as users hold them: integer classes or one-hot,
-        0/1 for binary, multi-hot, or values for regression.
-      task: the first output's task ("multiclass", "binary", "multilabel",
-        "regression"), or a dict of them by output name; None infers each.
+      x: held-out inputs: an array (a list or dict for several inputs), or a batched `tf.data.Dataset` of `(x, y)`.
+      y: labels of the first output as you hold them (classes, one-hot, 0/1, multi-hot, values).
+      task: the first output's task, or a dict of them by output name; None infers each.
       limit: use at most this many examples.
 
     Returns:

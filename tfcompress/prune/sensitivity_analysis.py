@@ -20,24 +20,17 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
                 overwrite=False, task=None) -> dict:  # fmt: skip
     """Prunes each prunable channel group alone, at each ratio, and measures the accuracy left (a regression's error).
 
-    No fine-tuning happens in between, so the drop shows how much each layer's channels
-    carry as they are: layers with a small drop can be cut harder (see `channels` with a
-    per-layer `ratio` dict). `model` is not modified.
+    Without fine-tuning, the drop shows what each layer's channels carry: cut harder where it is small.
 
     Args:
       model: a built Sequential or functional Keras 2 model.
-      data: held-out `(x, y)` arrays (labels as for `tfc.litert.verify`), or a batched
-        `tf.data.Dataset` of them.
+      data: held-out `(x, y)` arrays, or a batched `tf.data.Dataset` of them.
       ratios: shares of each group's channels to remove, each in [0, 1).
       criterion: as for `channels`.
-      calibration: optional training inputs: after each cut, BatchNormalization's moving
-        statistics are recomputed on them (`recalibrate_batchnorm`), so the drop measures
-        the channels rather than statistics left over from the unpruned model.
-      plot_path: where to write a PNG of accuracy against ratio, one line per layer; None
-        for no plot.
+      calibration: optional training inputs to recompute BatchNormalization statistics on after each cut.
+      plot_path: where to write a PNG of accuracy against ratio, one line per layer; None for no plot.
       overwrite: replace an existing file at `plot_path`.
-      task: the output's task ("multiclass", "binary", "multilabel", "regression");
-        None infers it (see `tfc.litert.verify`).
+      task: the output's task ("multiclass", "binary", "multilabel", "regression"); None infers it.
 
     Returns:
       A dict: `measure` ("accuracy", or "mae" for regression), `baseline` (that measure

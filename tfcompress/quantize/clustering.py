@@ -31,11 +31,8 @@ def cluster(
 ):
     """Returns a copy of `model` whose kernels share `clusters` values each, ready to fine-tune.
 
-    Each kernel's weights are replaced by the nearest of `clusters` centroids; fine-tuning
-    trains the centroids. After `strip_clustering`, every kernel holds at most `clusters`
-    distinct values, so the `.tflite` file compresses well (gzip, or an app download) at
-    any quantization mode; `qat(..., preserve_clusters=True)` keeps the sharing through
-    quantization-aware training.
+    Fine-tuning trains the centroids; after `strip_clustering` the file gzips well, and
+    `qat(..., preserve_clusters=True)` keeps the sharing.
 
     Args:
       model: a built Sequential or functional Keras 2 model.

@@ -1,0 +1,126 @@
+"""Bad inputs to export: its cases of the catalogue (tests/test_bad_inputs.py)."""
+
+import numpy as np
+
+import tfcompress as tfc
+from tests.bad_inputs_support import file, tflite, with_a_nan_range
+
+CASES = {
+    "export: unknown mode": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", mode="int4"),
+        ValueError,
+        "`mode` must be one of",
+    ),
+    "export: io dtype of another mode": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", mode="float16", io_dtype="uint8"),
+        ValueError,
+        "`io_dtype` must be one of",
+    ),
+    "export: int8 without calibration data": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite"),
+        ValueError,
+        "needs `representative_data`",
+    ),
+    "export: NaN calibration data": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=np.full_like(x[:100], np.nan)),
+        ValueError,
+        "NaN",
+    ),
+    "export: calibration data of the wrong shape": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=np.zeros((100, 28, 28, 1))),
+        ValueError,
+        "shape",
+    ),
+    "export: empty calibration data": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=x[:0]),
+        ValueError,
+        "is empty",
+    ),
+    "export: text as calibration data": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=np.array([["a"] * 8] * 8)),
+        ValueError,
+        "must be numeric",
+    ),
+    "export: output file exists": (
+        lambda t, m, x: tfc.export.to_tflite(m, file(t, "mine.tflite", b"mine"), mode="float32"),
+        FileExistsError,
+        "already exists and was left as it is",
+    ),
+    "export: output folder missing": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "missing" / "m.tflite", mode="float32"),
+        FileNotFoundError,
+        "does not exist. Create it first",
+    ),
+    "export: output path is a folder": (
+        lambda t, m, x: tfc.export.to_tflite(m, t, mode="float32"),
+        IsADirectoryError,
+        "is a directory",
+    ),
+    "export: read-only destination": (
+        lambda t, m, x: tfc.export.to_tflite(m, "/sys/m.tflite", mode="float32"),
+        PermissionError,
+        "not writable",
+    ),
+    "export: sparse float16": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", mode="float16", sparse=True),
+        ValueError,
+        "`sparse=True` works in modes",
+    ),
+    "export: batch size 0": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", mode="float32", batch_size=0),
+        ValueError,
+        "`batch_size` must be None",
+    ),
+    "export: float layer that does not exist": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=x[:100], float_layers=["x"]),
+        ValueError,
+        "not quantized layers",
+    ),
+    "export: accuracy target outside (0, 1)": (
+        lambda t, m, x: tfc.export.with_accuracy_control(
+            m, t / "m.tflite", representative_data=x[:100], validation_data=(x[:50], np.zeros(50, int)),
+            max_accuracy_drop=1.5,
+        ),  # fmt: skip
+        ValueError,
+        r"`max_accuracy_drop` must be a number in \(0, 1\)",
+    ),
+    "export: accuracy target without labels": (
+        lambda t, m, x: tfc.export.with_accuracy_control(
+            m, t / "m.tflite", representative_data=x[:100], validation_data=x[:50], max_accuracy_drop=0.01
+        ),
+        ValueError,
+        "needs labels: pass \\(x_val, y_val\\)",
+    ),
+    "export: validation data of the wrong shape": (
+        lambda t, m, x: tfc.export.with_accuracy_control(
+            m, t / "m.tflite", representative_data=x[:100], validation_data=(x[:50, :4], np.zeros(50, int)),
+            min_agreement=0.99,
+        ),  # fmt: skip
+        ValueError,
+        "validation_data",
+    ),
+    "export: accuracy target without validation data": (
+        lambda t, m, x: tfc.export.with_accuracy_control(
+            m, t / "m.tflite", representative_data=x[:100], min_agreement=0.99
+        ),
+        ValueError,
+        "pass validation_data=",
+    ),
+    "export: calibration data for a qat model with float layers": (
+        lambda t, m, x: tfc.export.to_tflite(
+            tfc.quantize.qat(m, float_layers=["first"]), t / "m.tflite", representative_data=x[:100]
+        ),
+        ValueError,
+        "would quantize them to int8 too. Remove `representative_data`",
+    ),
+    "export: a QAT model whose ranges went NaN": (
+        lambda t, m, x: tfc.export.to_tflite(with_a_nan_range(m, x), t / "m.tflite"),
+        ValueError,
+        r"The quantization ranges of 'trained_cnn' hold NaN or infinity at 'conv2d\w*'",
+    ),
+    "android bundle: labels do not match": (
+        lambda t, m, x: tfc.export.android_bundle(tflite(t, m), t / "android", labels=["a", "b"]),
+        ValueError,
+        "`labels` has 2 names but the model scores 10 classes",
+    ),
+}
