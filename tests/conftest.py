@@ -151,7 +151,7 @@ def with_removed_channels_zeroed(model, plan):
     Where `plan` cuts a weight, the copy keeps it and zeroes the cut entries instead, so
     the pruned model must compute exactly what this copy computes.
     """
-    from tfcompress.prune import layers as kinds
+    from tfcompress.prune import layer_kinds as kinds
     from tfcompress.prune.coupling import nodes
 
     copy = keras.models.clone_model(model)

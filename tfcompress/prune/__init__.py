@@ -14,12 +14,12 @@ from tfcompress.prune.batchnorm import recalibrate_batchnorm
 from tfcompress.prune.blocks import drop_blocks, residual_blocks
 from tfcompress.prune.channel_pruning import ChannelPlan, channels, plan_channels, plan_cost, rebuild
 from tfcompress.prune.compute_cost import cost
-from tfcompress.prune.counting import report, sparsity
 from tfcompress.prune.criteria import Group
 from tfcompress.prune.finetuning import finetune, iterative
 from tfcompress.prune.magnitude_pruning import PruningModel, callbacks, is_pruned, magnitude, strip
 from tfcompress.prune.sensitivity_analysis import sensitivity
 from tfcompress.prune.slimming import gamma_penalty
+from tfcompress.prune.sparsity_report import report, sparsity
 
 __all__ = [
     "ChannelPlan",

@@ -19,7 +19,7 @@ from tfcompress._keras import keras
 from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import arrays_from
 from tfcompress.prune import criteria
-from tfcompress.prune import layers as kinds
+from tfcompress.prune import layer_kinds as kinds
 from tfcompress.prune.compute_cost import cost, total
 from tfcompress.prune.coupling import PRODUCERS, Graph, nodes
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from tfcompress._graph import calls
 from tfcompress._keras import keras
-from tfcompress.prune import layers as kinds
+from tfcompress.prune import layer_kinds as kinds
 
 PRODUCERS = kinds.PRODUCERS
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 from tfcompress import _tasks
 from tfcompress._choices import CHANNEL_CRITERIA
 from tfcompress._keras import keras
-from tfcompress.prune import layers
+from tfcompress.prune import layer_kinds as kinds
 
 _BATCH = 64
 
@@ -150,7 +150,7 @@ class Evidence:
         )
         producers = [layer for group in self._groups for layer in group.layers]
         widths = [group.channels for group in self._groups for _ in group.layers]
-        weights = [layers.output_kernels(layer) + layers.output_biases(layer) for layer in producers]
+        weights = [kinds.output_kernels(layer) + kinds.output_biases(layer) for layer in producers]
         loss, labels = _loss_of(self._model, self._y)
         sums = {name: 0.0 for name in names}
         nonzero = {name: 0.0 for name in names}
@@ -174,7 +174,7 @@ class Evidence:
                     term = 0.0
                     for (weight, axis), gradient in zip(layer_weights, gradients[offset : offset + len(layer_weights)]):
                         product = (gradient * weight).numpy()
-                        term = term + layers.channel_matrix(product, axis, widths[index]).sum(axis=0)
+                        term = term + kinds.channel_matrix(product, axis, widths[index]).sum(axis=0)
                     taylor[index] = taylor[index] + np.square(term.astype(np.float64))
                     offset += len(layer_weights)
             batches += 1
