@@ -62,9 +62,7 @@ def residual_net(width: int, blocks: int, name: str, input_shape: tuple = (8, 8,
     Args:
       width: channels of every convolution.
       blocks: how many residual blocks.
-      name: model name.
-      input_shape: shape of one image, `(height, width, channels)`.
-      classes: how many logits it outputs.
+      name, input_shape, classes: as `conv_net` takes them.
 
     Returns:
       An uncompiled functional model that outputs `classes` logits.

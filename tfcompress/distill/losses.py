@@ -151,16 +151,11 @@ class DecoupledKD:
         return f"DecoupledKD(alpha={self.alpha}, beta={self.beta})"
 
     def per_example(self, labels, teacher_logits, student_logits, temperature):
-        """Per-example `alpha * TCKD + beta * NCKD`, each times T², in float32.
+        """Per-example `alpha * TCKD + beta * NCKD`, each times T², in float32, shape `(batch,)`.
 
         Args:
           labels: class indices or one-hot labels.
-          teacher_logits: teacher outputs before softmax, shape `(batch, classes)`.
-          student_logits: student outputs before softmax, same shape.
-          temperature: the softening temperature T > 0.
-
-        Returns:
-          A float32 tensor of shape `(batch,)`.
+          teacher_logits, student_logits, temperature: as `soft_target_kl` takes them.
 
         Examples:
           >>> DecoupledKD().per_example(y, teacher_logits, student_logits, 4.0)

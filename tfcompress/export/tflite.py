@@ -188,24 +188,9 @@ def with_accuracy_control(
                   overwrite=overwrite, verbose=verbose)  # fmt: skip
 
 
-def export(
-    model,
-    path,
-    *,
-    mode="int8",
-    representative_data=None,
-    io_dtype=None,
-    overwrite=False,
-    calibration_samples=500,
-    batch_size=None,
-    sparse=False,
-    float_layers=None,
-    validation_data=None,
-    max_accuracy_drop=None,
-    min_agreement=None,
-    task=None,
-    verbose=True,
-) -> ExportResult:
+def export(model, path, *, mode="int8", representative_data=None, io_dtype=None, overwrite=False,
+           calibration_samples=500, batch_size=None, sparse=False, float_layers=None, validation_data=None,
+           max_accuracy_drop=None, min_agreement=None, task=None, verbose=True) -> ExportResult:  # fmt: skip
     """`to_tflite` and `with_accuracy_control`, with every option the two share and the deprecated ones."""
     model = ensure_graph_model(model)
     if mode not in EXPORT_MODES:
