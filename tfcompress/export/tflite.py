@@ -365,7 +365,7 @@ def _check_deprecated_options(options: dict, float_layers) -> None:
             DeprecationWarning,
             stacklevel=3,
         )
-    if float_layers is not None and not isinstance(float_layers, (list, tuple)):
+    if float_layers is not None and not isinstance(float_layers, (list, tuple, str)):
         warnings.warn(
             "to_tflite's float_layers takes layer names; a count or an error threshold is deprecated and goes in "
             "the next release. Rank the layers with tfc.export.layer_errors(model, data) and pass the names.",
