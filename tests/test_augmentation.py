@@ -21,8 +21,11 @@ AUGMENTATION = ("random_flip", "random_rotation", "random_zoom", "random_transla
 
 def _tutorial_like(k, image=(16, 16, 3)):
     augmentation = k.Sequential(
-        [k.layers.RandomFlip("horizontal"), k.layers.RandomRotation(0.1), k.layers.RandomZoom(0.1),
-         k.layers.RandomTranslation(0.1, 0.1), k.layers.RandomContrast(0.1), k.layers.RandomBrightness(0.1)],
+        # Named: Keras numbers unnamed layers per session, and other tests build augmentation layers too.
+        [k.layers.RandomFlip("horizontal", name="random_flip"), k.layers.RandomRotation(0.1, name="random_rotation"),
+         k.layers.RandomZoom(0.1, name="random_zoom"), k.layers.RandomTranslation(0.1, 0.1, name="random_translation"),
+         k.layers.RandomContrast(0.1, name="random_contrast"),
+         k.layers.RandomBrightness(0.1, name="random_brightness")],
         name="augmentation",
     )  # fmt: skip
     base = k.Sequential(

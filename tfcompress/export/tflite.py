@@ -447,15 +447,23 @@ def _convert_with_fallback(model, samples, calibration, names, task):
 
 def _convert(model, mode, io_dtype, samples, sparse, batch_size) -> bytes:
     """The `.tflite` bytes from the TFLite converter, then the LiteRT quantizer for its modes."""
-    converter = _converter(model, batch_size)
     quantizer_mode = mode in weight_quantization.RECIPES
-    # The LiteRT quantizer starts from the float32 file.
-    _configure(converter, "float32" if quantizer_mode else mode, io_dtype, samples, sparse, model.input_names)
-    content = converter.convert()
+    try:
+        content = _converted(model, mode, io_dtype, samples, sparse, batch_size, variables_only=True)
+    except Exception:  # a resource the variables do not hold (a lookup table): hand over the whole model
+        content = _converted(model, mode, io_dtype, samples, sparse, batch_size, variables_only=False)
     return weight_quantization.quantize(content, mode) if quantizer_mode else content
 
 
-def _converter(model, batch_size):
+def _converted(model, mode, io_dtype, samples, sparse, batch_size, variables_only) -> bytes:
+    converter = _converter(model, batch_size, variables_only)
+    # The LiteRT quantizer starts from the float32 file.
+    quantizer_mode = mode in weight_quantization.RECIPES
+    _configure(converter, "float32" if quantizer_mode else mode, io_dtype, samples, sparse, model.input_names)
+    return converter.convert()
+
+
+def _converter(model, batch_size, variables_only=True):
     """A converter for `model`'s inference graph, with its input and output names and batch size."""
     output_names = list(model.output_names)
     if is_quantization_aware(model):
@@ -470,7 +478,13 @@ def _converter(model, batch_size):
         outputs = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
         return dict(zip(output_names, outputs if isinstance(outputs, (list, tuple)) else [outputs]))
 
-    return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function(*input_specs_)], model)
+    # The converter saves what it is handed as a SavedModel first. Handed the Keras model, it serializes every
+    # layer (over a minute for a large QAT model); the variables are all most graphs read.
+    holder = model
+    if variables_only:
+        holder = tf.Module()
+        holder.variables_read = list(model.variables)
+    return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function(*input_specs_)], holder)
 
 
 def _configure(converter, mode, io_dtype, samples, sparse, names):
