@@ -6,6 +6,7 @@ import re
 from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
+DOCS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"]
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "tfcompress" / "_version.py").read_text()).group(1)
 
 setup(
@@ -49,9 +50,10 @@ setup(
             "nbformat>=5",
             "ipykernel>=6",
             "import-linter>=2.2",  # the layers and acyclic-siblings contracts (.importlinter)
+            *DOCS,  # tests/test_architecture.py builds the site with --strict
         ],
-        # The documentation site: mkdocs build --strict (CI) or mkdocs serve.
-        "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
+        # The documentation site: mkdocs serve, or mkdocs build --strict.
+        "docs": DOCS,
     },
     entry_points={"console_scripts": ["tfcompress=tfcompress.cli:run"]},
     classifiers=[

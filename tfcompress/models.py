@@ -61,8 +61,7 @@ def residual_net(width: int, blocks: int, name: str, input_shape: tuple = (8, 8,
 
     Args:
       width: channels of every convolution.
-      blocks: how many residual blocks.
-      name, input_shape, classes: as `conv_net` takes them.
+      blocks: how many residual blocks; `name`, `input_shape` and `classes` are as `conv_net` takes them.
 
     Returns:
       An uncompiled functional model that outputs `classes` logits.

@@ -154,8 +154,7 @@ class DecoupledKD:
         """Per-example `alpha * TCKD + beta * NCKD`, each times T², in float32, shape `(batch,)`.
 
         Args:
-          labels: class indices or one-hot labels.
-          teacher_logits, student_logits, temperature: as `soft_target_kl` takes them.
+          labels: class indices or one-hot labels; the other arguments as `soft_target_kl` takes them.
 
         Examples:
           >>> DecoupledKD().per_example(y, teacher_logits, student_logits, 4.0)
