@@ -312,3 +312,13 @@ def test_several_inputs_calibrate_from_a_dict_a_list_or_a_dataset_of_tuples(tmp_
     box, scores = check["outputs"]["box"], check["outputs"]["scores"]
     assert box["task"] == "regression" and box["top1_agreement"] is None and box["relative_error"] < 0.05
     assert scores["task"] == "multiclass" and scores["top1_agreement"] > 0.9
+
+
+def test_a_lookup_table_the_variables_do_not_hold_is_named_in_the_error(tmp_path):
+    inputs = keras.Input((4,), dtype="int64")
+    ids = keras.layers.IntegerLookup(vocabulary=[3, 5, 7])(inputs)
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(8, 4)(ids))
+    model = keras.Model(inputs, keras.layers.Dense(2)(pooled))
+    with pytest.raises(RuntimeError, match="HashTableV2"):
+        tfc.export.to_tflite(model, tmp_path / "m.tflite", mode="float32")
+    assert not (tmp_path / "m.tflite").exists()

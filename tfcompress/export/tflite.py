@@ -450,7 +450,11 @@ def _convert(model, mode, io_dtype, samples, sparse, batch_size) -> bytes:
     quantizer_mode = mode in weight_quantization.RECIPES
     try:
         content = _converted(model, mode, io_dtype, samples, sparse, batch_size, variables_only=True)
-    except Exception:  # a resource the variables do not hold (a lookup table): hand over the whole model
+    except Exception as error:
+        # A resource the variables do not hold (a lookup table) reaches the converter as a bare placeholder, or
+        # saving refuses it as untracked: convert with the whole model, whose error then names the op.
+        if not any(sign in str(error) for sign in ("Placeholder", "untracked")):
+            raise
         content = _converted(model, mode, io_dtype, samples, sparse, batch_size, variables_only=False)
     return weight_quantization.quantize(content, mode) if quantizer_mode else content
 
