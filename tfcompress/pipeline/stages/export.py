@@ -86,12 +86,13 @@ def _export(context, settings):
     # Calibrating would quantize the layers the qat stage kept in float; the rest use QAT's ranges.
     calibrated = settings["mode"] in CALIBRATED_MODES and not (qat and qat["float_layers"])
     data = context.x_train[: settings["calibration_samples"]] if calibrated else None
-    if _validation(context, settings) is not None:
+    validation = _validation(context, settings)
+    if validation is not None:
         context.exported = export.with_accuracy_control(
             context.model,
             paths["model"],
             representative_data=data,
-            validation_data=_validation(context, settings),
+            validation_data=validation,
             max_accuracy_drop=settings["max_accuracy_drop"],
             min_agreement=settings["min_agreement"],
             task=context.task.kind,
