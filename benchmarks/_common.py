@@ -94,6 +94,12 @@ class _Tee(io.TextIOBase):
             stream.flush()
 
 
+def markdown_table(header, rows) -> str:
+    """A Markdown table: `header` a list of headings, `rows` lists of cells (strings) in the same order."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def load_data():
     """`((x_train, y_train), (x_test, y_test)), description`: MNIST from --mnist_dir if it exists, else digits."""
     mnist_dir = flags.FLAGS.mnist_dir

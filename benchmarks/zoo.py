@@ -183,11 +183,6 @@ def _task_row(name, folder):
     return [name, f"{task.describe()}: {task.source}"] + cells + [f"{time.perf_counter() - start:.0f}"]
 
 
-def _table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
 def _heading() -> str:
     tables = flags.FLAGS.tables
     command = "python benchmarks/zoo.py" + ("" if tables == list(TABLE_MODELS) else f" --tables={','.join(tables)}")
@@ -219,8 +214,8 @@ def main(argv):
         if name in wanted.get("tasks", ()):
             task_rows.append(_task_row(name, folder))
             print("| " + " | ".join(task_rows[-1]) + " |", flush=True)
-    tables = {"zoo": f"{_heading()}\n\n{_table(zoo_header, zoo_rows)}",
-              "tasks": f"{_heading()}\n\n{_table(task_header, task_rows)}"}  # fmt: skip
+    tables = {"zoo": f"{_heading()}\n\n{_common.markdown_table(zoo_header, zoo_rows)}",
+              "tasks": f"{_heading()}\n\n{_common.markdown_table(task_header, task_rows)}"}  # fmt: skip
     tables = {key: table for key, table in tables.items() if key in wanted}
     print("\n\n".join(tables.values()))
     if flags.FLAGS.write:

@@ -38,6 +38,10 @@ EXPORT_MODES = {
 IO_DTYPES = ("uint8", "int8", "float32", "int16")
 # Modes whose activation ranges come from calibration data.
 CALIBRATED_MODES = ("int8", "int16x8")
+# How an int8 export picks each activation's range from calibration data (tfcompress.export.range_search).
+CALIBRATION_METHODS = ("minmax", "percentile", "mse", "kl")
+# How an int8 export rounds weights: to the nearest step, or learned per layer (tfcompress.quantize.adaround).
+ROUNDING_METHODS = ("nearest", "adaround")
 
 # Training examples the data-driven channel criteria score on.
 SCORE_EXAMPLES = 512

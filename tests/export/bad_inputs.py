@@ -5,6 +5,15 @@ import numpy as np
 import tfcompress as tfc
 from tests.bad_inputs_support import file, tflite, with_a_nan_range
 
+
+def _with_budget(budget):
+    """Accuracy control with a target any file meets, and `budget`."""
+    return lambda t, m, x: tfc.export.with_accuracy_control(
+        m, t / "m.tflite", representative_data=x[:100], validation_data=(x[:50], np.zeros(50, int)),
+        max_accuracy_drop=0.5, budget=budget,
+    )  # fmt: skip
+
+
 CASES = {
     "export: unknown mode": (
         lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", mode="int4"),
@@ -83,6 +92,43 @@ CASES = {
         ),  # fmt: skip
         ValueError,
         r"`max_accuracy_drop` must be a number in \(0, 1\)",
+    ),
+    "export: unknown calibration method": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=x[:100], calibration="entropy"),
+        ValueError,
+        r"`calibration` must be one of \('minmax', 'percentile', 'mse', 'kl'\)",
+    ),
+    "export: too few examples for a calibration method": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=x[:60], calibration="kl"),
+        ValueError,
+        r'calibration="kl" picks each range from a histogram .* needs at least 100 calibration examples; '
+        r"`representative_data` has 60",
+    ),
+    "export: too few examples for learned rounding": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=x[:40], rounding="adaround"),
+        ValueError,
+        r"AdaRound .* needs at least 64 examples; `representative_data` has 40",
+    ),
+    "export: calibration method with the sparse encoding": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=x[:100], calibration="mse",
+                                             sparse=True),  # fmt: skip
+        ValueError,
+        r'Export with sparse=False, or with calibration="minmax"',
+    ),
+    "export: calibration method without calibration data": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", mode="float16", calibration="mse"),
+        ValueError,
+        r"work in int8 mode, with representative data",
+    ),
+    "export: a budget no file meets": (
+        _with_budget({"bytes": 1000}),
+        tfc.export.AccuracyTargetError,
+        r"No file tried fits the budget \(<= 1,000 bytes\): the smallest is [\d,]+ bytes.*Nothing was written",
+    ),
+    "export: a budget of unknown measures": (
+        _with_budget({"size": 1000}),
+        ValueError,
+        r"`budget` must be a dict with `bytes` .* and/or `latency`",
     ),
     "export: accuracy target without labels": (
         lambda t, m, x: tfc.export.with_accuracy_control(

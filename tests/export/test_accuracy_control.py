@@ -133,19 +133,44 @@ def _outliers_behind_batchnorm(trained_cnn):
     return model
 
 
-@pytest.mark.slow
-def test_float_layers_are_found_when_equalization_cannot_help(trained_cnn, digits, tmp_path):
+def test_an_integer_only_file_meets_the_target_where_equalization_cannot_help(trained_cnn, digits, tmp_path):
     (x_train, _), (x_test, y_test) = digits
     model = _outliers_behind_batchnorm(trained_cnn)
     np.testing.assert_allclose(model.predict(x_test, verbose=0), trained_cnn.predict(x_test, verbose=0), atol=1e-3)
     result = tfc.export.with_accuracy_control(
         model, tmp_path / "m.tflite", representative_data=x_train[:300],
-        validation_data=(x_test[:180], y_test[:180]), min_agreement=0.99,
+        validation_data=(x_test[:180], y_test[:180]), max_accuracy_drop=0.01,
     )  # fmt: skip
     control = result.accuracy_control
-    assert not control.plain["met"]
-    assert control.float_layers and control.chosen["agreement"] >= 0.99
+    assert not control.plain["met"] and not control.equalized["met"]
+    assert control.chosen["met"] and control.float_layers == [] and control.integer_only and control.on_xnnpack
+    assert control.calibration != "minmax" and f"{control.calibration} ranges" in control.chosen["candidate"]
+    assert set(control.op_types) <= {"QUANTIZE", "CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "DEQUANTIZE"}
+    assert [row["candidate"] for row in control.frontier][:2] == ["plain int8", "int8, percentile ranges"]
+    # Held-out examples the control never saw: within a point of the float model's accuracy.
+    held_out = x_test[180:], y_test[180:]
+    float_accuracy = np.mean(model.predict(held_out[0], verbose=0).argmax(-1) == held_out[1])
+    int8_accuracy = np.mean(tfc.litert.LiteRTModel(result.path).predict(held_out[0]).argmax(-1) == held_out[1])
+    assert int8_accuracy >= float_accuracy - 0.01
+
+
+@pytest.mark.slow
+def test_float_layers_only_when_allowed_and_no_integer_file_meets_the_target(trained_cnn, digits, tmp_path):
+    (x_train, _), (x_test, y_test) = digits
+    model = _outliers_behind_batchnorm(trained_cnn)
+    request = dict(representative_data=x_train[:300], validation_data=(x_test[:180], y_test[:180]),
+                   min_agreement=0.995)  # fmt: skip
+    with pytest.raises(tfc.export.AccuracyTargetError, match=r"allow_float=True lets layers stay in float"):
+        tfc.export.with_accuracy_control(model, tmp_path / "integer.tflite", **request)
+    assert not os.path.exists(tmp_path / "integer.tflite")
+    result = tfc.export.with_accuracy_control(model, tmp_path / "m.tflite", allow_float=True, **request)
+    control = result.accuracy_control
+    assert control.float_layers and control.chosen["agreement"] >= 0.995 and not control.integer_only
     assert 0 < control.int8_mac_share < 1
+    tried = {row["candidate"]: row for row in control.frontier}
+    int16 = tried["int16 activations (int16x8)"]
+    assert int16["integer_only"] and not int16["on_xnnpack"] and not int16["met"]
+    assert int16["latency_ratio"] > 2  # off XNNPACK: reference kernels
     assert _agreement(result.path, model, x_test[180:]) >= 0.97
 
 
@@ -155,7 +180,7 @@ def test_a_target_no_file_meets_is_an_error_and_writes_nothing(trained_cnn, digi
     judge = accuracy_control._Judge(trained_cnn, [x_test], y_test, target, task)
     expected = r"No int8 file meets the target \(accuracy drop <= -50.00%\)\. The closest, with \d+ of the \d+"
     with pytest.raises(tfc.export.AccuracyTargetError, match=expected):
-        accuracy_control._fallback_search(trained_cnn, [x_train[:100]], judge, equalized=False)
+        accuracy_control._fallback_search(trained_cnn, [x_train[:100]], judge, equalized=False, method="minmax")
     # Through to_tflite, the error leaves no file.
     path = tmp_path / "never.tflite"
     with pytest.raises(ValueError):
@@ -225,3 +250,15 @@ def test_qat_is_advised_only_when_the_float_layers_cost_speed():
     assert accuracy_control._advice(report) is None
     report.update(float_layers=[], latency_ms={"plain int8": 1.0, "chosen": 2.0})  # nothing in float: nothing to fix
     assert accuracy_control._advice(report) is None
+
+
+def test_a_budget_bounds_bytes_and_latency_and_says_so():
+    budget = accuracy_control.Budget.checked({"bytes": 20_000, "latency": 1.5})
+    assert budget.allows(20_000, 1.5) and budget.allows(19_000, None)  # an int8 file's latency is timed last
+    assert not budget.allows(20_001, 1.0) and not budget.allows(10_000, 1.6)
+    assert budget.describe() == "<= 20,000 bytes and <= 1.5x the plain int8 latency"
+    assert accuracy_control.Budget.checked(None).to_dict() is None
+    assert accuracy_control.Budget.checked({"latency": 2}).to_dict() == {"bytes": None, "latency": 2}
+    for bad in ({}, {"bytes": -1}, {"size": 3}, [1000]):
+        with pytest.raises(ValueError, match="budget"):
+            accuracy_control.Budget.checked(bad)

@@ -27,6 +27,16 @@ CASES = {
         tfc.pipeline.recipe.RecipeError,
         "control post-training int8",
     ),
+    "recipe: calibration method with a qat stage": (
+        lambda t, m, x: tfc.pipeline.run(recipe(t, stages={"train": {}, "qat": {}, "export": {"calibration": "kl"}})),
+        tfc.pipeline.recipe.RecipeError,
+        "`stages.export.calibration` and `rounding` choose post-training int8 ranges and weights",
+    ),
+    "recipe: unknown calibration method": (
+        lambda t, m, x: tfc.pipeline.run(recipe(t, stages={"train": {}, "export": {"calibration": "entropy"}})),
+        tfc.pipeline.recipe.RecipeError,
+        r"`stages.export.calibration` must be one of",
+    ),
     "recipe: qat float layers with integer I/O": (
         lambda t, m, x: tfc.pipeline.run(
             recipe(t, stages={"train": {}, "qat": {"float_layers": ["first"]}, "export": {"io_dtype": "uint8"}})

@@ -274,7 +274,7 @@ def test_two_classes_and_one_output_are_a_binary_task_measured_at_its_threshold(
         "model": model, "data": {"source": "npz", "path": str(tmp_path / "odd.npz")},
         "output_dir": str(tmp_path / "out"),
         "stages": {"train": {"epochs": 3}, "distill": {"teacher": "builtin:teacher", "teacher_epochs": 2, "epochs": 2},
-                   "export": {"android_labels": ["even", "odd"]}},
+                   "export": {"android_labels": ["even", "odd"], "calibration": "mse"}},
     }, progress=lambda line: None)  # fmt: skip
     assert report["task"]["kind"] == "binary" and report["task"]["source"] == "the labels"
     teacher = report["rows"][2]

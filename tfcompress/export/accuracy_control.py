@@ -1,32 +1,40 @@
-"""Accuracy-controlled int8: measure the file against the float model, and keep it int8 wherever the target allows.
+"""Accuracy-controlled int8: measure files against the float model; integer-only wherever that meets the target.
 
-What costs nothing on the phone is tried first, all of it: the plain int8 file, the
-same after cross-layer equalization (exact, and still all int8), and after bias
-correction; the one closest to the float model is kept. Only if none meets the target,
-the fewest layers kept in float, ranked by how much int8 noise each adds to its channels and confirmed by
-measuring each candidate file in LiteRT on the validation data.
+What costs nothing on the phone is tried first: the plain int8 file; the same with each
+activation range picked by percentile, MSE or KL (`range_search`); all of them after
+cross-layer equalization (exact, and still all int8); the closest after bias correction,
+and after learned rounding (AdaRound) if none meets the target yet. Then int16 activations
+(one integer file, off XNNPACK, so slower: its latency is measured). Only if none meets the
+target and the caller allows float, the fewest layers kept in float, ranked by how much
+int8 noise each adds to its channels and confirmed by measuring each candidate file in
+LiteRT on the validation data. A budget (bytes, latency against the plain int8 file)
+limits the choice; every file tried is reported with its size and latency.
 
 Everything is measured in the task's own terms (`tfcompress._tasks`): accuracy and the
 agreement of decisions for classifiers (top-1, the side of a binary threshold, each
 label), and for regression the mean absolute error, whose relative rise is the drop.
 """
 
+import collections
 import dataclasses
 
 import numpy as np
 
 from tfcompress import _tasks
 from tfcompress._checks import check_number
+from tfcompress._choices import CALIBRATION_METHODS
 from tfcompress._graph import flat_copy, nested_models
 from tfcompress._keras import keras
 from tfcompress._results import Result
 from tfcompress.data.arrays import input_arrays, input_specs
 from tfcompress.export.quantization_errors import Calibration
-from tfcompress.litert.interpreter import LiteRTModel
+from tfcompress.litert.inspection import costly_undelegated_ops, operators
+from tfcompress.litert.interpreter import LiteRTModel, load_interpreter
 from tfcompress.litert.side_by_side import time_side_by_side
 from tfcompress.prune.compute_cost import cost
 from tfcompress.quantize.bias_correction import correct_bias
 from tfcompress.quantize.equalization import equalize
+from tfcompress.quantize.learned_rounding import adaround
 
 # A float fallback that slows the file by more than this makes QAT the better fix.
 QAT_ADVICE_SLOWDOWN = 1.25
@@ -53,6 +61,13 @@ class AccuracyControl(Result):
       bytes: the chosen file's size.
       trials: every file measured, in order.
       latency_ms: 1-thread latency of the plain int8 and the chosen file, timed side by side.
+      calibration: how the chosen file's activation ranges were picked ("minmax", "percentile", "mse", "kl").
+      integer_only: the chosen file computes in integers only (no layer in float).
+      op_types: the chosen file's operators and how many of each.
+      on_xnnpack: every op of the chosen file that costs time runs on XNNPACK (int16 activations do not).
+      budget: the budget as a dict (`bytes`, `latency`), or None.
+      frontier: every file tried with its `bytes`, `latency_ratio` (to the plain int8 file), `integer_only`,
+        `on_xnnpack`, `agreement`, `accuracy_drop`, `met` and `within_budget`.
       advice: QAT advice when the float layers cost speed, or None.
       summary: the lines `verbose=True` prints.
     """
@@ -73,6 +88,12 @@ class AccuracyControl(Result):
     bytes: int
     trials: list
     latency_ms: dict
+    calibration: str
+    integer_only: bool
+    op_types: dict
+    on_xnnpack: bool
+    budget: dict
+    frontier: list
     advice: str
     summary: str
 
@@ -146,28 +167,51 @@ def check_request(max_accuracy_drop, min_agreement, validation_data, model, task
     return Target(max_accuracy_drop, min_agreement, task.kind == "regression"), x, y, task
 
 
-def control(model, samples, target: Target, x, y, convert, task):
-    """Finds the int8 file that meets `target` at the least cost in float layers."""
+def control(model, samples, target: Target, x, y, convert, task, allow_float=False, budget=None):
+    """Finds the int8 file closest to `model` that meets `target` (and `budget`), integer-only wherever one does.
+
+    `convert(candidate, calibration, mode)` builds a file; every file is measured by the same judge. What costs
+    nothing at run time comes first (ranges, equalization, bias correction, learned rounding), then int16
+    activations (off XNNPACK: slower), then, with `allow_float`, the fewest layers in float.
+    """
     if nested_models(model):  # the debugger names a nested base's ops after the base: fall back by its layers
         model = flat_copy(model)
+    budget = budget or Budget()
     judge = _Judge(model, x, y, target, task)
-    plain = convert(model)
-    tried = {"plain int8": (plain, model, judge.measure(plain, []))}
+    search = _Search(judge, convert, budget)
+    search.try_file("plain int8", model, "minmax")
     equalized, pairs = equalize(model)
-    if pairs:
-        content = convert(equalized)
-        tried["equalized int8"] = (content, equalized, judge.measure(content, [], equalized=True))
-    best = max(tried.values(), key=lambda tried_: judge.rank(tried_[2]))
-    corrected, layers = correct_bias(best[1], samples if len(samples) > 1 else samples[0])
-    if layers:
-        content = convert(corrected)
-        label = "bias-corrected" + (" equalized" if best[1] is equalized else "") + " int8"
-        tried[label] = (content, corrected, judge.measure(content, [], equalized=best[1] is equalized))
-    name, (content, base, chosen) = max(tried.items(), key=lambda item: judge.rank(item[1][2]))
-    chosen["candidate"] = name
-    if not target.met(chosen):
-        content, chosen = _fallback_search(base, samples, judge, equalized="equalized" in name)
-        chosen["candidate"] = name
+    bases = {"": model, "equalized ": equalized} if pairs else {"": model}
+    for prefix, base in bases.items():
+        for method in CALIBRATION_METHODS:
+            if prefix or method != "minmax":
+                search.try_file(f"{prefix}int8, {method} ranges" if method != "minmax" else "equalized int8",
+                                base, method, equalized=bool(prefix))  # fmt: skip
+    if budget.bytes is not None and all(len(f.content) > budget.bytes for f in search.files.values()):
+        # What comes next (bias correction, rounding, int16 activations, float layers) never makes the file smaller.
+        raise AccuracyTargetError(search.failure(allow_float))
+    best = search.best()
+    corrected, corrected_layers = correct_bias(best.base, samples if len(samples) > 1 else samples[0])
+    if corrected_layers:
+        search.try_file(f"bias-corrected {best.name.removeprefix('plain ')}", corrected, best.calibration,
+                        equalized=best.equalized)  # fmt: skip
+    if not search.met():
+        best = search.best()
+        rounded, _ = adaround(best.base, samples if len(samples) > 1 else samples[0])
+        search.try_file(f"adaround {best.name.removeprefix('plain ')}", rounded, best.calibration,
+                        equalized=best.equalized)  # fmt: skip
+    if not search.met():
+        search.try_file("int16 activations (int16x8)", model, "minmax", mode="int16x8")
+    if not search.met() and allow_float:
+        best = search.best(integer_only=True, mode="int8")
+        content, measured = _fallback_search(best.base, samples, judge, best.equalized, best.calibration)
+        search.add(f"{best.name}, with layers in float", best.base, best.calibration, content, measured,
+                   equalized=best.equalized)  # fmt: skip
+    search.time_every_file()
+    chosen = search.best(within_budget=True)
+    if not chosen.measured["met"] or not search.within(chosen):
+        raise AccuracyTargetError(search.failure(allow_float))
+    plain = search.files["plain int8"]
     report = {
         "target": dataclasses.asdict(target),
         "task": task.kind,
@@ -175,22 +219,165 @@ def control(model, samples, target: Target, x, y, convert, task):
         "validation_examples": len(x[0]),
         "float_accuracy": judge.float_score if task.measure == "accuracy" else None,
         "float_score": judge.float_score,
-        "plain": tried["plain int8"][2],
-        "equalized": tried["equalized int8"][2] if pairs else None,
+        "plain": plain.measured,
+        "equalized": search.files["equalized int8"].measured if pairs else None,
         "equalized_pairs": pairs,
-        "bias_corrected": tried[label][2] if layers else None,
-        "chosen": chosen,
-        "float_layers": chosen["float_layers"],
-        "int8_mac_share": _int8_mac_share(base, chosen["float_layers"]),
-        "bytes": len(content),
+        "bias_corrected": next((f.measured for n, f in search.files.items() if n.startswith("bias-corrected")), None),
+        "chosen": dict(chosen.measured, candidate=chosen.name),
+        "float_layers": chosen.measured["float_layers"],
+        "int8_mac_share": _int8_mac_share(chosen.base, chosen.measured["float_layers"]),
+        "bytes": len(chosen.content),
         "trials": judge.trials,
+        "latency_ms": {"plain int8": plain.latency_ms, "chosen": chosen.latency_ms},
+        "calibration": chosen.calibration,
+        "integer_only": chosen.integer_only,
+        "op_types": chosen.op_types,
+        "on_xnnpack": chosen.on_xnnpack,
+        "budget": budget.to_dict(),
+        "frontier": search.frontier(),
     }
-    # Side by side: a slowdown read off two separate timing windows would be mostly noise.
-    timed = time_side_by_side({"plain int8": plain, "chosen": content}, max_seconds=10.0).files
-    report["latency_ms"] = {row["label"]: row["median_ms"] for row in timed}
     report["advice"] = _advice(report)
     report["summary"] = summary(report)
-    return content, AccuracyControl(**report)
+    return chosen.content, AccuracyControl(**report)
+
+
+@dataclasses.dataclass
+class _File:
+    """One candidate file: how it was made, what it measured, and (once timed) its latency."""
+
+    name: str
+    base: object
+    calibration: str
+    mode: str
+    content: bytes
+    measured: dict
+    equalized: bool
+    latency_ms: float = None
+    latency_ratio: float = None
+
+    @property
+    def integer_only(self) -> bool:
+        return not self.measured["float_layers"]
+
+    @property
+    def op_types(self) -> dict:
+        return dict(collections.Counter(op["op"] for op in operators(load_interpreter(self.content))))
+
+    @property
+    def on_xnnpack(self) -> bool:
+        return not costly_undelegated_ops(load_interpreter(self.content))
+
+
+class _Search:
+    """The files tried, in order, and the choice among them."""
+
+    def __init__(self, judge, convert, budget):
+        self.judge, self.convert, self.budget, self.files = judge, convert, budget, {}
+
+    def try_file(self, name, base, calibration, equalized=False, mode="int8"):
+        content = self.convert(base, calibration, mode)
+        measured = self.judge.measure(content, [], equalized=equalized, candidate=name)
+        self.add(name, base, calibration, content, measured, equalized, mode)
+
+    def add(self, name, base, calibration, content, measured, equalized=False, mode="int8"):
+        added = self.files[name] = _File(name, base, calibration, mode, content, measured, equalized)
+        if self.budget.latency is not None and (mode != "int8" or measured["float_layers"]):
+            # Slower than the int8 files by design: whether it fits a latency budget decides what is tried next.
+            plain = self.files["plain int8"].content
+            timed = time_side_by_side({"plain int8": plain, name: content}, max_seconds=5.0).files
+            added.latency_ratio = timed[1]["median_ms"] / timed[0]["median_ms"]
+
+    def met(self) -> bool:
+        return any(f.measured["met"] and self.within(f) for f in self.files.values())
+
+    def within(self, file) -> bool:
+        """Within the budget, as far as measured: an int8 file's latency is timed with all the others at the end."""
+        return self.budget.allows(len(file.content), file.latency_ratio)
+
+    def best(self, within_budget=False, integer_only=False, mode=None):
+        files = [f for f in self.files.values()
+                 if (not within_budget or self.within(f)) and (not integer_only or f.integer_only)
+                 and (mode is None or f.mode == mode)]  # fmt: skip
+        files = files or list(self.files.values())
+        return max(files, key=lambda f: self.judge.rank(f.measured))
+
+    def time_every_file(self):
+        # Side by side: a slowdown read off separate timing windows would be mostly noise.
+        timed = time_side_by_side({name: f.content for name, f in self.files.items()}, max_seconds=10.0).files
+        for row in timed:
+            self.files[row["label"]].latency_ms = row["median_ms"]
+        plain = self.files["plain int8"].latency_ms
+        for f in self.files.values():
+            f.latency_ratio = f.latency_ms / plain
+
+    def frontier(self) -> list:
+        """Every file tried: its size, latency against the plain int8 file, and measured figures."""
+        return [{"candidate": f.name, "bytes": len(f.content), "latency_ratio": round(f.latency_ratio, 3),
+                 "integer_only": f.integer_only, "on_xnnpack": f.on_xnnpack, "agreement": f.measured["agreement"],
+                 "accuracy_drop": f.measured["accuracy_drop"], "met": f.measured["met"],
+                 "within_budget": self.within(f)} for f in self.files.values()]  # fmt: skip
+
+    def failure(self, allow_float) -> str:
+        best = self.best()
+        words = measured_words(best.measured, self.judge.task.kind)
+        tried = ", ".join(self.files)
+        if not self.budget.empty and not any(self.within(f) for f in self.files.values()):
+            ratios = [f.latency_ratio for f in self.files.values() if f.latency_ratio is not None]
+            fastest = f", the fastest {min(ratios):.2f}x the plain int8 file's latency" if ratios else ""
+            return (
+                f"No file tried fits the budget ({self.budget.describe()}): the smallest is "
+                f"{min(len(f.content) for f in self.files.values()):,} bytes{fastest}. "
+                f"Tried: {tried}. Loosen the budget, or prune the model first (tfc.prune). Nothing was written."
+            )
+        float_words = "" if allow_float else " allow_float=True lets layers stay in float where int8 costs too much;"
+        return (
+            f"No int8 file meets the target ({self.judge.target.describe()})"
+            + (f" within the budget ({self.budget.describe()})" if not self.budget.empty else "")
+            + f". The closest, {best.name!r}, measured on the {len(self.judge.reference)} validation examples: "
+            f"{words}. Tried: {tried}.{float_words} Fine-tune with quantization-aware training (tfc.quantize.qat, "
+            "or a `qat` stage in the recipe), export float16 or dynamic instead, or loosen the target. Nothing was "
+            "written."
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """The most bytes, and the most latency as a multiple of the plain int8 file's, a chosen file may have."""
+
+    bytes: int = None
+    latency: float = None
+
+    @classmethod
+    def checked(cls, budget):
+        if budget is None:
+            return cls()
+        unknown = sorted(set(budget) - {"bytes", "latency"}) if isinstance(budget, dict) else None
+        if unknown is None or unknown or not budget:
+            raise ValueError(
+                "`budget` must be a dict with `bytes` (the file's largest size) and/or `latency` (its largest "
+                f"1-thread latency as a multiple of the plain int8 file's, e.g. 1.5). Received: budget={budget!r}"
+            )
+        if budget.get("bytes") is not None:
+            check_number("budget['bytes']", budget["bytes"], low=0, low_open=True)
+        if budget.get("latency") is not None:
+            check_number("budget['latency']", budget["latency"], low=0, low_open=True)
+        return cls(budget.get("bytes"), budget.get("latency"))
+
+    @property
+    def empty(self) -> bool:
+        return self.bytes is None and self.latency is None
+
+    def allows(self, size, latency_ratio) -> bool:
+        fits = self.bytes is None or size <= self.bytes
+        return fits and (self.latency is None or latency_ratio is None or latency_ratio <= self.latency + 1e-9)
+
+    def describe(self) -> str:
+        parts = [f"<= {self.bytes:,} bytes"] if self.bytes is not None else []
+        parts += [f"<= {self.latency:g}x the plain int8 latency"] if self.latency is not None else []
+        return " and ".join(parts)
+
+    def to_dict(self):
+        return None if self.empty else dataclasses.asdict(self)
 
 
 class _Judge:
@@ -202,12 +389,13 @@ class _Judge:
         self.reference = _first(model.predict(x if len(x) > 1 else x[0], batch_size=256, verbose=0))
         self.float_score = task.score(self.reference, y)[task.measure] if y is not None else None
 
-    def measure(self, content, float_layers, equalized=False) -> dict:
+    def measure(self, content, float_layers, equalized=False, candidate=None) -> dict:
         outputs = LiteRTModel(content).predict(self.x if len(self.x) > 1 else self.x[0])
         outputs = outputs[self.output_name] if isinstance(outputs, dict) else outputs
         compared = self.task.compare(outputs, self.reference)
         score = self.task.score(outputs, self.y)[self.task.measure] if self.y is not None else None
         measured = {
+            "candidate": candidate,
             "float_layers": list(float_layers),
             "equalized": equalized,
             "agreement": compared["agreement"],
@@ -227,9 +415,9 @@ class _Judge:
 
 
 
-def _fallback_search(model, samples, judge, equalized):
+def _fallback_search(model, samples, judge, equalized, method):
     """The shortest prefix of the layers ranked by int8 noise that meets the target, then thinned."""
-    calibration = Calibration(model, samples)
+    calibration = Calibration(model, samples, method)
     ranking = _noise_ranking(model, calibration.errors, samples)
     results = {}
 
@@ -347,12 +535,14 @@ def summary(report) -> str:
             f"  equalized int8: {measured_words(report['equalized'], kind)}"
             f" ({len(report['equalized_pairs'])} layer pairs rescaled)"
         )
-    if report["bias_corrected"]:
-        lines.append(f"  bias-corrected: {measured_words(report['bias_corrected'], kind)}")
+    shown = {"plain int8", "equalized int8"}
+    lines += [f"  {trial['candidate']}: {measured_words(trial, kind)}"
+              for trial in report["trials"] if trial["candidate"] and trial["candidate"] not in shown]  # fmt: skip
     layers = ", ".join(chosen["float_layers"]) or "none"
     lines += [
-        f"  chosen: {chosen['candidate']}{', with layers in float' if chosen['float_layers'] else ''}; "
-        f"layers in float: {layers}",
+        f"  chosen: {chosen['candidate']}; layers in float: {layers}; "
+        f"{'integer-only' if report['integer_only'] else 'not integer-only'}, "
+        f"{'every op on XNNPACK' if report['on_xnnpack'] else 'some ops off XNNPACK'}",
         f"  {measured_words(chosen, kind)}; {report['bytes']:,} bytes; "
         f"{report['int8_mac_share']:.1%} of MACs in int8; 1-thread latency "
         f"{report['latency_ms']['chosen']:.3f} ms (plain int8 {report['latency_ms']['plain int8']:.3f} ms)",

@@ -9,6 +9,7 @@ import numpy as np
 from tfcompress._keras import tf
 from tfcompress._model_guards import ensure_graph_model
 from tfcompress.data.arrays import input_specs
+from tfcompress.export import range_search
 from tfcompress.export.calibration import calibration_examples
 from tfcompress.litert.interpreter import LiteRTModel
 from tfcompress.quantize import is_quantization_aware
@@ -57,6 +58,7 @@ class Calibration:
     Args:
       model: a built Sequential or functional Keras 2 model (not quantization-aware).
       samples: calibration inputs, one checked array per model input (see `calibration_examples`).
+      calibration: how the files' activation ranges are picked (`tfcompress._choices.CALIBRATION_METHODS`).
 
     Attributes:
       errors: what `layer_errors` returns.
@@ -66,7 +68,7 @@ class Calibration:
       >>> mixed = calibration.convert(["dense_1"])
     """
 
-    def __init__(self, model, samples):
+    def __init__(self, model, samples, calibration="minmax"):
         with warnings.catch_warnings():
             # The debugger runs TensorFlow's own interpreter, whose deprecation is not the user's concern.
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
@@ -74,6 +76,10 @@ class Calibration:
                 converter=_calibrating_converter(model, samples), debug_dataset=examples(samples)
             )
             self._debugger.run()
+        # The errors are min-max's; the files it builds carry the method's ranges.
+        self._debugger.calibrated_model = range_search.with_ranges(
+            self._debugger.calibrated_model, calibration, samples, model.input_names
+        )
         dump = io.StringIO()
         self._debugger.layer_statistics_dump(dump)
         rows = list(csv.DictReader(io.StringIO(dump.getvalue())))

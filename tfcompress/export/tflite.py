@@ -7,16 +7,17 @@ import warnings
 import numpy as np
 
 from tfcompress import _augmentation, _errors, _files, _tasks
-from tfcompress._choices import CALIBRATED_MODES, EXPORT_MODES, IO_DTYPES
+from tfcompress._choices import CALIBRATED_MODES, EXPORT_MODES, IO_DTYPES, ROUNDING_METHODS
 from tfcompress._keras import tf
 from tfcompress._model_guards import ensure_graph_model
 from tfcompress._results import Result
 from tfcompress.data.arrays import input_specs
-from tfcompress.export import accuracy_control, quantization_errors, recurrent, weight_quantization
+from tfcompress.export import accuracy_control, quantization_errors, range_search, recurrent, weight_quantization
 from tfcompress.export.calibration import calibration_examples
 from tfcompress.litert.inspection import costly_undelegated_ops, float_compute_ops, integer_weights_of
 from tfcompress.litert.interpreter import XNNPackRefusedError, load_interpreter
 from tfcompress.quantize import is_quantization_aware, ranges
+from tfcompress.quantize.learned_rounding import adaround
 from tfcompress.quantize.quantization_aware import requested_float_layers
 
 _IO_DTYPES = {name: tf.as_dtype(name) for name in IO_DTYPES}
@@ -89,7 +90,7 @@ def to_tflite(
     sparse: bool = False,
     float_layers=None,
     overwrite: bool = False,
-    **deprecated_options,
+    **options,
 ) -> ExportResult:
     """Converts `model` with the TFLite converter and writes the `.tflite` file to `path` atomically.
 
@@ -110,8 +111,9 @@ def to_tflite(
       float_layers: names of Keras layers to keep in float in an int8 file (`tfc.export.layer_errors` ranks
         them); the file then has float32 I/O and `ExportResult.fallback` says what it cost.
       overwrite: replace an existing file at `path`.
-      **deprecated_options: `validation_data`, `max_accuracy_drop`, `min_agreement`, `task` and
-        `calibration_samples`, accepted for one release with a warning; use `with_accuracy_control`.
+      **options: for int8, `calibration` ("minmax", the default, "percentile", "mse" or "kl": how each
+        activation's range is picked) and `rounding` ("nearest" or "adaround"); see the quantization guide.
+        Deprecated: `validation_data`, `max_accuracy_drop`, `min_agreement`, `task`, `calibration_samples`.
 
     Returns:
       An `ExportResult`: the path, mode, byte and gzip sizes, I/O types and notes.
@@ -128,10 +130,10 @@ def to_tflite(
       >>> result = tfc.export.to_tflite(model, "model.tflite", representative_data=x_train[:300])
       >>> result.bytes, result.input_dtype
     """
-    _check_deprecated_options(deprecated_options, float_layers)
+    _check_deprecated_options(options, float_layers)
     return export(model, path, mode=mode, representative_data=representative_data, io_dtype=io_dtype,
                   batch_size=batch_size, sparse=sparse, float_layers=float_layers, overwrite=overwrite,
-                  **deprecated_options)  # fmt: skip
+                  **options)  # fmt: skip
 
 
 def with_accuracy_control(
@@ -142,15 +144,16 @@ def with_accuracy_control(
     validation_data=None,
     max_accuracy_drop: float = None,
     min_agreement: float = None,
-    task=None,
+    allow_float: bool = False,
+    budget: dict = None,
     overwrite: bool = False,
-    verbose: bool = False,
+    **options,
 ) -> ExportResult:
-    """Writes the int8 file closest to `model` that meets an accuracy target, keeping layers in float only if needed.
+    """Writes the integer file closest to `model` that meets an accuracy target, with layers in float only if allowed.
 
-    The plain int8 file, the same after cross-layer equalization and after bias correction are measured in
-    LiteRT on `validation_data`; the closest that meets the target is kept, else the fewest layers in float
-    that do (see the quantization guide).
+    int8 files with each range-picking method, cross-layer equalization, bias correction and AdaRound are
+    measured in LiteRT on `validation_data`, then int16 activations, then (with `allow_float`) the fewest
+    layers in float; the closest file that meets the target and the budget is kept (see the quantization guide).
 
     Args:
       model: a built Keras 2 model that is not quantization-aware.
@@ -160,18 +163,21 @@ def with_accuracy_control(
       max_accuracy_drop: the largest loss allowed in (0, 1): accuracy points (0.005 = half a point), or for a
         regression the relative rise of the mean absolute error.
       min_agreement: the smallest share of decisions equal to the Keras model's, in (0, 1); no labels needed.
-      task: the first output's task ("multiclass", "binary", "multilabel", "regression"); None infers it.
+      allow_float: let layers stay in float when no integer-only file meets the target.
+      budget: `{"bytes": ..., "latency": ...}`: the file's largest size, and its largest 1-thread latency as a
+        multiple of the plain int8 file's; either may be left out.
       overwrite: replace an existing file at `path`.
-      verbose: print what was tried and chosen.
+      **options: `task` (the first output's "multiclass", "binary", "multilabel" or "regression"; inferred by
+        default) and `verbose` (print what was tried and chosen).
 
     Returns:
       An `ExportResult` whose `accuracy_control` says what was measured, tried and chosen.
 
     Raises:
-      ValueError: no target, a target outside (0, 1), validation data or labels that do not fit the model, or
-        a quantization-aware model.
+      ValueError: no target, a target outside (0, 1), a malformed budget, validation data or labels that do
+        not fit the model, or a quantization-aware model.
       FileExistsError: `path` exists and `overwrite` is False.
-      AccuracyTargetError: no int8 file meets the target, even with every layer in float; nothing is written.
+      AccuracyTargetError: no file tried meets the target within the budget; nothing is written.
 
     Examples:
       >>> result = tfc.export.with_accuracy_control(model, "model.tflite", representative_data=x_train[:300],
@@ -183,18 +189,27 @@ def with_accuracy_control(
             "with_accuracy_control needs a target: max_accuracy_drop=0.005 (half a point of accuracy) or "
             "min_agreement=0.99 (the share of decisions kept). For a plain int8 file, use tfc.export.to_tflite."
         )
+    unknown = sorted(set(options) - {"task", "verbose"})
+    if unknown:
+        raise TypeError(
+            f"with_accuracy_control() got unexpected keyword arguments {unknown}. Besides its named arguments it "
+            "takes task= and verbose=."
+        )
+    options.setdefault("verbose", False)
     return export(model, path, representative_data=representative_data, validation_data=validation_data,
-                  max_accuracy_drop=max_accuracy_drop, min_agreement=min_agreement, task=task,
-                  overwrite=overwrite, verbose=verbose)  # fmt: skip
+                  max_accuracy_drop=max_accuracy_drop, min_agreement=min_agreement, allow_float=allow_float,
+                  budget=budget, overwrite=overwrite, **options)  # fmt: skip
 
 
 def export(model, path, *, mode="int8", representative_data=None, io_dtype=None, overwrite=False,
            calibration_samples=500, batch_size=None, sparse=False, float_layers=None, validation_data=None,
-           max_accuracy_drop=None, min_agreement=None, task=None, verbose=True) -> ExportResult:  # fmt: skip
+           max_accuracy_drop=None, min_agreement=None, task=None, verbose=True, calibration="minmax",
+           rounding="nearest", allow_float=True, budget=None) -> ExportResult:  # fmt: skip
     """`to_tflite` and `with_accuracy_control`, with every option the two share and the deprecated ones."""
     model = ensure_graph_model(model)
     if mode not in EXPORT_MODES:
         raise ValueError(f"`mode` must be one of {tuple(EXPORT_MODES)}. Received: mode={mode!r}")
+    _check_int8_methods(model, mode, calibration, rounding, representative_data, sparse)
     if float_layers is not None:
         _check_fallback_request(model, mode, io_dtype, representative_data, sparse, batch_size)
         io_dtype = "float32"
@@ -209,6 +224,7 @@ def export(model, path, *, mode="int8", representative_data=None, io_dtype=None,
         target, x_val, y_val, measured_task = accuracy_control.check_request(
             max_accuracy_drop, min_agreement, validation_data, model, task
         )
+        budget = accuracy_control.Budget.checked(budget)
         io_dtype = "float32"
     elif validation_data is not None:
         raise ValueError(
@@ -243,6 +259,7 @@ def export(model, path, *, mode="int8", representative_data=None, io_dtype=None,
     samples = None
     if representative_data is not None:
         samples = calibration_examples(representative_data, specs, calibration_samples)
+        range_search.check_examples(calibration, len(samples[0]))
     if mode in CALIBRATED_MODES and samples is None and not (mode == "int8" and is_quantization_aware(model)):
         raise ValueError(
             f"{mode} export needs `representative_data` to calibrate the value ranges, e.g. "
@@ -265,26 +282,32 @@ def export(model, path, *, mode="int8", representative_data=None, io_dtype=None,
     for note, worth_a_warning in notes:
         if worth_a_warning:
             warnings.warn(note, stacklevel=2)
+    if rounding == "adaround":
+        model, _ = adaround(model, samples if len(samples) > 1 else samples[0])
     if float_layers is not None:
         try:
             measured_task = _tasks.infer(model, task=task)
         except _tasks.UnknownTaskError:
             measured_task = None  # the fallback's cost is then said in bytes only
-        calibration = quantization_errors.Calibration(model, samples)
-        names = quantization_errors.choose_float_layers(calibration.errors, float_layers)
+        debugged = quantization_errors.Calibration(model, samples, calibration)
+        names = quantization_errors.choose_float_layers(debugged.errors, float_layers)
     control = None
     try:
         with warnings.catch_warnings():
             # The I/O scale and zero point come from calibration or QAT ranges, as wanted.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
             if controlled:
-                plain = lambda candidate: _convert(candidate, mode, io_dtype, samples, sparse, batch_size)  # noqa: E731
-                content, control = accuracy_control.control(model, samples, target, x_val, y_val, plain, measured_task)
+                def convert(candidate, method, candidate_mode):
+                    return _convert(candidate, candidate_mode, io_dtype, samples, sparse, batch_size, method)
+
+                content, control = accuracy_control.control(model, samples, target, x_val, y_val, convert,
+                                                            measured_task, allow_float, budget)  # fmt: skip
                 cost = None
             elif float_layers is None:
-                content, cost = _convert(model, mode, io_dtype, samples, sparse, batch_size), None
+                content = _convert(model, mode, io_dtype, samples, sparse, batch_size, calibration)
+                cost = None
             else:
-                content, cost = _convert_with_fallback(model, samples, calibration, names, measured_task)
+                content, cost = _convert_with_fallback(model, samples, debugged, names, measured_task)
     except accuracy_control.AccuracyTargetError:
         raise
     except Exception as error:  # The converter raises ConverterError, ValueError and others.
@@ -351,15 +374,20 @@ _EXPORT_OPTIONS = {
 }
 
 
+# to_tflite's int8 options passed on to `export`, which checks them.
+_INT8_OPTIONS = ("calibration", "rounding")
+
+
 def _check_deprecated_options(options: dict, float_layers) -> None:
     """Warns once per deprecated `to_tflite` keyword, naming its replacement; an unknown keyword is a TypeError."""
-    unknown = sorted(set(options) - set(_EXPORT_OPTIONS))
+    unknown = sorted(set(options) - set(_EXPORT_OPTIONS) - set(_INT8_OPTIONS))
     if unknown:
         raise TypeError(
             f"to_tflite() got unexpected keyword arguments {unknown}. It takes mode, representative_data, io_dtype, "
-            "batch_size, sparse, float_layers and overwrite; accuracy targets go to tfc.export.with_accuracy_control."
+            "batch_size, sparse, float_layers, overwrite, calibration and rounding; accuracy targets go to "
+            "tfc.export.with_accuracy_control."
         )
-    for name in options:
+    for name in set(options) & set(_EXPORT_OPTIONS):
         warnings.warn(
             f"to_tflite's `{name}` is deprecated and goes in the next release; use {_EXPORT_OPTIONS[name]}.",
             DeprecationWarning,
@@ -378,6 +406,27 @@ def _default_io_dtype(mode, specs) -> str:
     """uint8 for an int8 model of images (camera pixels as they are); float32 for any other I/O."""
     images = all(not spec.integer and len(spec.shape) == 3 and spec.shape[-1] in (1, 3, 4) for spec in specs)
     return EXPORT_MODES[mode][0] if mode != "int8" or images else "float32"
+
+
+def _check_int8_methods(model, mode, calibration, rounding, representative_data, sparse):
+    range_search.check_method(calibration)
+    if sparse and calibration != "minmax":
+        raise ValueError(
+            f"`sparse=True` encodes the converter's own int8 file; with calibration={calibration!r} the file is "
+            "quantized from edited ranges, which the sparse encoding does not support here. Export with "
+            'sparse=False, or with calibration="minmax".'
+        )
+    if rounding not in ROUNDING_METHODS:
+        raise ValueError(f"`rounding` must be one of {ROUNDING_METHODS}. Received: rounding={rounding!r}")
+    chosen = calibration != "minmax" or rounding != "nearest"
+    if chosen and (mode != "int8" or representative_data is None or is_quantization_aware(model)):
+        raise ValueError(
+            f"calibration={calibration!r} and rounding={rounding!r} choose int8 ranges and weights from "
+            "`representative_data`: they work in int8 mode, with representative data, on a model that is not "
+            "quantization-aware (whose ranges and weights were learned). "
+            f"Received: mode={mode!r}, representative_data={'given' if representative_data is not None else None}, "
+            f"quantization-aware={is_quantization_aware(model)}."
+        )
 
 
 def _check_fallback_request(model, mode, io_dtype, representative_data, sparse, batch_size):
@@ -445,26 +494,29 @@ def _convert_with_fallback(model, samples, calibration, names, task):
     return content, cost
 
 
-def _convert(model, mode, io_dtype, samples, sparse, batch_size) -> bytes:
+def _convert(model, mode, io_dtype, samples, sparse, batch_size, calibration="minmax") -> bytes:
     """The `.tflite` bytes from the TFLite converter, then the LiteRT quantizer for its modes."""
     quantizer_mode = mode in weight_quantization.RECIPES
+    options = (mode, io_dtype, samples, sparse, batch_size, calibration)
     try:
-        content = _converted(model, mode, io_dtype, samples, sparse, batch_size, variables_only=True)
+        content = _converted(model, *options, variables_only=True)
     except Exception as error:
         # A resource the variables do not hold (a lookup table) reaches the converter as a bare placeholder, or
         # saving refuses it as untracked: convert with the whole model, whose error then names the op.
         if not any(sign in str(error) for sign in ("Placeholder", "untracked")):
             raise
-        content = _converted(model, mode, io_dtype, samples, sparse, batch_size, variables_only=False)
+        content = _converted(model, *options, variables_only=False)
     return weight_quantization.quantize(content, mode) if quantizer_mode else content
 
 
-def _converted(model, mode, io_dtype, samples, sparse, batch_size, variables_only) -> bytes:
+def _converted(model, mode, io_dtype, samples, sparse, batch_size, calibration, variables_only) -> bytes:
     converter = _converter(model, batch_size, variables_only)
     # The LiteRT quantizer starts from the float32 file.
     quantizer_mode = mode in weight_quantization.RECIPES
     _configure(converter, "float32" if quantizer_mode else mode, io_dtype, samples, sparse, model.input_names)
-    return converter.convert()
+    if calibration == "minmax":
+        return converter.convert()
+    return range_search.quantized(converter, calibration, samples, model.input_names, io_dtype)
 
 
 def _converter(model, batch_size, variables_only=True):

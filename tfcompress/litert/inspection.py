@@ -80,7 +80,7 @@ def inspect_tflite(path) -> dict:
         interpreter, xnnpack_loads = load_interpreter(path), True
     except XNNPackRefusedError:
         interpreter, xnnpack_loads = load_interpreter(path, xnnpack=False), False
-    ops = _ops(interpreter)
+    ops = operators(interpreter)
     macs = sum(op["macs"] for op in ops)
     int8_macs = sum(op["macs"] for op in ops if op["input_dtypes"] and op["input_dtypes"][0] in ("int8", "uint8"))
     return {
@@ -106,7 +106,7 @@ def inspect_tflite(path) -> dict:
 
 def undelegated_compute_ops(interpreter) -> list:
     """The ops, other than QUANTIZE/DEQUANTIZE, that XNNPACK leaves on LiteRT's reference kernels."""
-    return _undelegated_compute(_ops(interpreter))
+    return _undelegated_compute(operators(interpreter))
 
 
 def float_compute_ops(interpreter) -> list:
@@ -116,7 +116,7 @@ def float_compute_ops(interpreter) -> list:
     # rearranged at run time (weights dequantized and split for a GRU), not activations.
     activations = {detail["index"] for detail in interpreter.get_input_details()}
     found = []
-    for op, detail in zip(_ops(interpreter), details):
+    for op, detail in zip(operators(interpreter), details):
         if not any(index in activations for index in detail["inputs"] if index >= 0):
             continue
         activations.update(detail["outputs"])
@@ -128,7 +128,7 @@ def float_compute_ops(interpreter) -> list:
 
 def costly_undelegated_ops(interpreter) -> list:
     """The undelegated compute ops worth a warning: all but a final op without multiply-accumulates."""
-    ops = _ops(interpreter)
+    ops = operators(interpreter)
     outputs = {detail["name"] for detail in interpreter.get_output_details()}
     last_compute = max((op["index"] for op in ops if op["op"] not in _CONVERSION_OPS), default=None)
     return [
@@ -144,7 +144,7 @@ def _undelegated_compute(ops):
     return [op["op"] for op in ops if not op["delegated"] and op["op"] not in _CONVERSION_OPS]
 
 
-def _ops(interpreter) -> list:
+def operators(interpreter) -> list:
     """One dict per op of the model, DELEGATE nodes left out (they list the ops they replaced)."""
     delegated = _delegated_op_indices(interpreter)
     tensors = {detail["index"]: detail for detail in interpreter.get_tensor_details()}

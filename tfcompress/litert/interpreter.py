@@ -137,7 +137,7 @@ class LiteRTModel:
             if xnnpack:
                 raise
             self._interpreter = load_interpreter(path, num_threads, xnnpack=False)
-        self._inputs, self._outputs = _named_io(self._interpreter)
+        self._inputs, self._outputs = named_io(self._interpreter)
         self.input_names, self.output_names = list(self._inputs), list(self._outputs)
 
     @property
@@ -202,7 +202,7 @@ class LiteRTModel:
                 )
 
 
-def _named_io(interpreter):
+def named_io(interpreter):
     """The input and output details by name: the signature's names, else the tensors' own."""
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     signatures = interpreter.get_signature_list()

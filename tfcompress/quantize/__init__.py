@@ -13,10 +13,12 @@ Examples:
 from tfcompress.quantize.bias_correction import correct_bias
 from tfcompress.quantize.clustering import cluster, is_clustered, strip_clustering, unique_weights
 from tfcompress.quantize.equalization import equalize
+from tfcompress.quantize.learned_rounding import adaround
 from tfcompress.quantize.quantization_aware import QuantizationAwareModel, is_quantization_aware, qat, quantize_scope
 
 __all__ = [
     "QuantizationAwareModel",
+    "adaround",
     "cluster",
     "correct_bias",
     "equalize",

@@ -9,9 +9,18 @@ choose from.
 
 from tfcompress import export
 from tfcompress._checks import check_that
-from tfcompress._choices import CALIBRATED_MODES, EXPORT_MODES, IO_DTYPES
+from tfcompress._choices import CALIBRATED_MODES, CALIBRATION_METHODS, EXPORT_MODES, IO_DTYPES, ROUNDING_METHODS
 from tfcompress.export.quantization_errors import choose_float_layers
-from tfcompress.pipeline.schema import Key, RecipeError, choice, is_positive_integer, is_real, number, positive_integer
+from tfcompress.pipeline.schema import (
+    Key,
+    RecipeError,
+    boolean,
+    choice,
+    is_positive_integer,
+    is_real,
+    number,
+    positive_integer,
+)
 from tfcompress.pipeline.stage import Stage
 
 
@@ -44,6 +53,12 @@ def _check(recipe):
         raise RecipeError(
             "`stages.export.max_accuracy_drop` and `min_agreement` control post-training int8: set mode 'int8' and "
             "remove the `qat` stage (a QAT model keeps every layer int8 and is measured in the report as it is)."
+        )
+    methods = settings["calibration"] != "minmax" or settings["rounding"] != "nearest"
+    if methods and (not post_training or controlled):
+        raise RecipeError(
+            "`stages.export.calibration` and `rounding` choose post-training int8 ranges and weights: set mode "
+            "'int8' with no `qat` stage, and no accuracy target (accuracy control tries every method itself)."
         )
     if controlled and settings["float_layers"] is not None:
         raise RecipeError(
@@ -95,8 +110,9 @@ def _export(context, settings):
             validation_data=validation,
             max_accuracy_drop=settings["max_accuracy_drop"],
             min_agreement=settings["min_agreement"],
-            task=context.task.kind,
+            allow_float=settings["allow_float"],
             overwrite=context.recipe["overwrite"],
+            task=context.task.kind,
             verbose=True,
         )
     else:
@@ -108,6 +124,8 @@ def _export(context, settings):
             representative_data=data,
             float_layers=_float_layer_names(context.model, data, settings["float_layers"]),
             overwrite=context.recipe["overwrite"],
+            calibration=settings["calibration"],
+            rounding=settings["rounding"],
         )
     control = context.exported.accuracy_control
     if control:
@@ -132,8 +150,11 @@ STAGE = Stage(
         "io_dtype": choice((None, *IO_DTYPES), None),
         "calibration_samples": Key(positive_integer, 500),
         "float_layers": Key(_float_layers, None),
+        "calibration": choice(CALIBRATION_METHODS, "minmax"),
+        "rounding": choice(ROUNDING_METHODS, "nearest"),
         "max_accuracy_drop": Key(number(0, 1, low_open=True, high_open=True), None),
         "min_agreement": Key(number(0, 1, low_open=True, high_open=True), None),
+        "allow_float": Key(boolean, False),
         "android_labels": Key(_labels, None),
         "pixel_range": Key(_pixel_range, [0, 1]),
     },
