@@ -263,7 +263,7 @@ def _verdict(rows, float_score):
         met = ours_drop <= 0.5 or ours_drop <= anchor_drop
         lines.append(f"best {scope}: {best} ({ours_drop:+.2f} points), best anchor: {anchor} ({anchor_drop:+.2f}); "
                      f"within 0.5 points or as close as the anchor: {'yes' if met else 'NO'}")  # fmt: skip
-    return ".\n".join(lines)
+    return "\n".join(f"- {line}." for line in lines)
 
 
 def main(argv):
@@ -285,7 +285,7 @@ def main(argv):
         table = _common.markdown_table(list(rows[0]), [list(row.values()) for row in rows])
         print(table, flush=True)
         section = (f"## {name}\n\n{model.count_params():,} parameters; {examples} held-out examples; {accuracy}.\n\n"
-                   f"{table}\n\n{_verdict(rows, float_score)}.\n")  # fmt: skip
+                   f"{table}\n\n{_verdict(rows, float_score)}\n")  # fmt: skip
         print(section, flush=True)
         sections.append(section)
     return "\n".join(sections)
