@@ -4,7 +4,9 @@ For each model, post-training files from the same 500 calibration examples, meas
 LiteRT on held-out examples: the raw TFLite converter (min-max, what a tutorial writes);
 the LiteRT quantizer's `static_wi8_ai8` recipe with its min-max, MSE and OCTAV algorithms
 and its `static_wi8_ai16` (int16 activations); and tfcompress's `to_tflite` with each
-`calibration` method, AdaRound rounding, and int16x8. Columns: accuracy and its drop
+`calibration` method, AdaRound rounding, int16 activations in the layer `layer_errors`
+ranks noisiest (and the layers reading it), int4 weights in the largest Dense/Conv kernel
+(both through the LiteRT quantizer, float32 I/O), and int16x8. Columns: accuracy and its drop
 from the Keras model (labelled models), the share of decisions alike with the Keras
 model, file bytes, whether every op computes in integers, whether every computing op
 runs on XNNPACK, and 1-thread latency against tfcompress's min-max file, timed side by
@@ -194,6 +196,12 @@ def _files(model, x_cal, folder):
         write(f"tfcompress {method}", tfcompress(calibration=method))
     write("tfcompress AdaRound, min-max", tfcompress(rounding="adaround"))
     write("tfcompress AdaRound, kl", tfcompress(rounding="adaround", calibration="kl"))
+    noisiest = tfc.export.layer_errors(model, x_cal)["worst"][0]
+    write("tfcompress int16 in the noisiest layer", tfcompress(int16_layers=[noisiest]))
+    kernels = {layer.name: layer.kernel.shape.num_elements() for layer in model.layers
+               if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D, keras.layers.Conv1D))
+               and not isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.Conv2DTranspose))}  # fmt: skip
+    write("tfcompress int4 weights in the largest layer", tfcompress(int4_layers=[max(kernels, key=kernels.get)]))
     write("tfcompress int16x8", lambda path: tfc.export.to_tflite(model, path, mode="int16x8",
                                                                   representative_data=x_cal, overwrite=True) and None)
     return files

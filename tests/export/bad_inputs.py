@@ -120,6 +120,23 @@ CASES = {
         ValueError,
         r"work in int8 mode, with representative data",
     ),
+    "export: int16 layers that are not the model's": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=x[:100], int16_layers=["nope"]),
+        ValueError,
+        r"`int16_layers` names \['nope'\], which are not layers of 'trained_cnn'. Its layers are: \['conv2d'",
+    ),
+    "export: int4 weights in a layer without a kernel": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=x[:100],
+                                             int4_layers=["max_pooling2d"]),  # fmt: skip
+        ValueError,
+        r"`int4_layers` names \['max_pooling2d'\]: LiteRT runs int4 weights .* in Dense, Conv1D and Conv2D layers",
+    ),
+    "export: int16 layers with a calibration method": (
+        lambda t, m, x: tfc.export.to_tflite(m, t / "m.tflite", representative_data=x[:100], int16_layers="dense",
+                                             calibration="mse"),  # fmt: skip
+        ValueError,
+        r"built by the LiteRT quantizer from its own min-max ranges.* do not combine with \['calibration'\]",
+    ),
     "export: a budget no file meets": (
         _with_budget({"bytes": 1000}),
         tfc.export.AccuracyTargetError,

@@ -8,7 +8,7 @@ from conftest import weights_of
 
 import tfcompress as tfc
 from tfcompress._keras import keras
-from tfcompress.export import accuracy_control
+from tfcompress.export import accuracy_control, layer_precision, tflite
 
 
 def _with_outliers(model, hidden, following, units=4, factor=100.0):
@@ -171,6 +171,10 @@ def test_float_layers_only_when_allowed_and_no_integer_file_meets_the_target(tra
     int16 = tried["int16 activations (int16x8)"]
     assert int16["integer_only"] and not int16["on_xnnpack"] and not int16["met"]
     assert int16["latency_ratio"] > 2  # off XNNPACK: reference kernels
+    # int16 in a few layers was tried first, one integer file, slower than int8 only where it is int16.
+    per_layer = next(row for row in control.frontier if row["candidate"].startswith("int16 activations in "))
+    assert per_layer["integer_only"] and per_layer["int16_layers"] and not per_layer["on_xnnpack"]
+    assert 1 < per_layer["latency_ratio"] < int16["latency_ratio"]
     assert _agreement(result.path, model, x_test[180:]) >= 0.97
 
 
@@ -262,3 +266,51 @@ def test_a_budget_bounds_bytes_and_latency_and_says_so():
     for bad in ({}, {"bytes": -1}, {"size": 3}, [1000]):
         with pytest.raises(ValueError, match="budget"):
             accuracy_control.Budget.checked(bad)
+
+
+def _control_parts(model, digits, target):
+    """accuracy control's judge, search and layers for `model`, measured on 180 test digits."""
+    (x_train, _), (x_test, y_test) = digits
+    judge = accuracy_control._Judge(model, [x_test[:180]], y_test[:180], target, tfc._tasks.Task("multiclass"))
+
+    def convert(candidate, method, mode):
+        return tflite._convert(candidate, mode, "float32", [x_train[:300]], False, None, method)
+
+    search = accuracy_control._Search(judge, convert, accuracy_control.Budget())
+    return judge, search, accuracy_control._Layers(model, [x_train[:300]], convert)
+
+
+def test_int16_activations_in_the_noisiest_layer_and_its_readers_make_one_integer_file(trained_cnn, digits):
+    model = _outliers_behind_batchnorm(trained_cnn)
+    judge, search, layers = _control_parts(model, digits, accuracy_control.Target(min_agreement=0.98))
+    assert not judge.measure(search.convert(model, "minmax", "int8"), [])["met"]  # the converter's int8 file
+    assert layers.precision.readers["dense"] == ["logits"]
+    assert layers.precision.readers["conv2d"] == ["max_pooling2d", "flatten", "dense"]  # through pooling, reshape
+    accuracy_control._int16_search(search, layers)
+    (found,) = search.files.values()
+    # The outlier tensor between dense and logits stays int16 from the op that writes it to the op that reads it.
+    assert found.measured["met"] and {"dense", "logits"} <= set(found.measured["int16_layers"])
+    assert layer_precision.int16_ops(found.content) == len(found.measured["int16_layers"])
+    assert found.integer_only and not found.on_xnnpack and set(found.op_types) <= {
+        "QUANTIZE", "CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "DEQUANTIZE"}  # fmt: skip
+
+
+def test_a_bytes_budget_below_every_int8_file_is_met_with_int4_weights_in_the_fewest_layers(
+    trained_cnn, digits, tmp_path, monkeypatch
+):
+    (x_train, _), (x_test, y_test) = digits
+    model = _outliers_behind_batchnorm(trained_cnn)
+    request = dict(representative_data=x_train[:300], validation_data=(x_test[:180], y_test[:180]),
+                   max_accuracy_drop=0.02)  # fmt: skip
+    result = tfc.export.with_accuracy_control(model, tmp_path / "m.tflite", budget={"bytes": 16_000}, **request)
+    control = result.accuracy_control
+    assert control.int4_layers == ["dense"] and control.integer_only and control.chosen["met"]
+    assert os.path.getsize(result.path) <= 16_000 < min(row["bytes"] for row in control.frontier[:8])
+    assert "layers with int4 weights: dense" in control.summary
+    # Smaller than int4 weights everywhere: an error that names what was tried, and no file.
+    with pytest.raises(tfc.export.AccuracyTargetError, match=r"No file tried fits .* int4 weights in 3 layers"):
+        tfc.export.with_accuracy_control(model, tmp_path / "small.tflite", budget={"bytes": 12_000}, **request)
+    monkeypatch.setattr(layer_precision, "available", lambda: False)
+    with pytest.raises(tfc.export.AccuracyTargetError, match=r'Not tried: int16 .* "tfcompress\[quantizer\]"'):
+        tfc.export.with_accuracy_control(model, tmp_path / "none.tflite", budget={"bytes": 16_000}, **request)
+    assert not os.path.exists(tmp_path / "small.tflite") and not os.path.exists(tmp_path / "none.tflite")

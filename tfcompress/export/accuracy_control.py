@@ -3,12 +3,14 @@
 What costs nothing on the phone is tried first: the plain int8 file; the same with each
 activation range picked by percentile, MSE or KL (`range_search`); all of them after
 cross-layer equalization (exact, and still all int8); the closest after bias correction,
-and after learned rounding (AdaRound) if none meets the target yet. Then int16 activations
-(one integer file, off XNNPACK, so slower: its latency is measured). Only if none meets the
-target and the caller allows float, the fewest layers kept in float, ranked by how much
-int8 noise each adds to its channels and confirmed by measuring each candidate file in
-LiteRT on the validation data. A budget (bytes, latency against the plain int8 file)
-limits the choice; every file tried is reported with its size and latency.
+and after learned rounding (AdaRound) if none meets the target yet. Then int16 activations,
+first in the fewest layers (`layer_precision`, through the LiteRT quantizer), then in the
+whole file: integer files still, but off XNNPACK, so slower (their latency is measured).
+Only if none meets the target and the caller allows float, the fewest layers kept in float.
+Layers are ranked by how much int8 noise each adds to its channels, and every candidate
+file is measured in LiteRT on the validation data. A budget (bytes, latency against the
+plain int8 file) limits the choice; where no int8 file fits its bytes, int4 weights in the
+fewest layers make one that does. Every file tried is reported with its size and latency.
 
 Everything is measured in the task's own terms (`tfcompress._tasks`): accuracy and the
 agreement of decisions for classifiers (top-1, the side of a binary threshold, each
@@ -17,6 +19,7 @@ label), and for regression the mean absolute error, whose relative rise is the d
 
 import collections
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -27,6 +30,7 @@ from tfcompress._graph import flat_copy, nested_models
 from tfcompress._keras import keras
 from tfcompress._results import Result
 from tfcompress.data.arrays import input_arrays, input_specs
+from tfcompress.export import layer_precision
 from tfcompress.export.quantization_errors import Calibration
 from tfcompress.litert.inspection import costly_undelegated_ops, operators
 from tfcompress.litert.interpreter import LiteRTModel, load_interpreter
@@ -40,6 +44,8 @@ from tfcompress.quantize.learned_rounding import adaround
 QAT_ADVICE_SLOWDOWN = 1.25
 # Trying to drop layers one by one from the chosen set costs one conversion each.
 _MOST_LAYERS_TO_THIN = 8
+# Beyond this many layers in int16, the whole-file int16x8 file is tried instead.
+_MOST_INT16_LAYERS = 8
 _NOISE_EXAMPLES = 256
 
 
@@ -57,6 +63,8 @@ class AccuracyControl(Result):
       equalized_pairs: the layer pairs equalization rescaled.
       chosen: the chosen file's figures, with its `candidate` name.
       float_layers: the layers the chosen file keeps in float.
+      int16_layers, int4_layers: the layers whose activations the chosen file keeps in int16, and whose weights
+        it stores in int4 (per layer; a whole-file int16x8 file lists none).
       int8_mac_share: the share of multiply-accumulates that stay int8.
       bytes: the chosen file's size.
       trials: every file measured, in order.
@@ -67,7 +75,8 @@ class AccuracyControl(Result):
       on_xnnpack: every op of the chosen file that costs time runs on XNNPACK (int16 activations do not).
       budget: the budget as a dict (`bytes`, `latency`), or None.
       frontier: every file tried with its `bytes`, `latency_ratio` (to the plain int8 file), `integer_only`,
-        `on_xnnpack`, `agreement`, `accuracy_drop`, `met` and `within_budget`.
+        `on_xnnpack`, `int16_layers`, `int4_layers`, `agreement`, `accuracy_drop`, `met` and `within_budget`.
+      skipped: what was not tried and why (int16 or int4 per layer without the LiteRT quantizer).
       advice: QAT advice when the float layers cost speed, or None.
       summary: the lines `verbose=True` prints.
     """
@@ -84,6 +93,8 @@ class AccuracyControl(Result):
     bias_corrected: dict
     chosen: dict
     float_layers: list
+    int16_layers: list
+    int4_layers: list
     int8_mac_share: float
     bytes: int
     trials: list
@@ -94,6 +105,7 @@ class AccuracyControl(Result):
     on_xnnpack: bool
     budget: dict
     frontier: list
+    skipped: list
     advice: str
     summary: str
 
@@ -172,13 +184,15 @@ def control(model, samples, target: Target, x, y, convert, task, allow_float=Fal
 
     `convert(candidate, calibration, mode)` builds a file; every file is measured by the same judge. What costs
     nothing at run time comes first (ranges, equalization, bias correction, learned rounding), then int16
-    activations (off XNNPACK: slower), then, with `allow_float`, the fewest layers in float.
+    activations in the fewest layers and in the whole file (off XNNPACK: slower), then, with `allow_float`, the
+    fewest layers in float. Where no int8 file fits the budget's bytes, int4 weights in the fewest layers.
     """
     if nested_models(model):  # the debugger names a nested base's ops after the base: fall back by its layers
         model = flat_copy(model)
     budget = budget or Budget()
     judge = _Judge(model, x, y, target, task)
     search = _Search(judge, convert, budget)
+    layers = _Layers(model, samples, convert)
     search.try_file("plain int8", model, "minmax")
     equalized, pairs = equalize(model)
     bases = {"": model, "equalized ": equalized} if pairs else {"": model}
@@ -187,30 +201,17 @@ def control(model, samples, target: Target, x, y, convert, task, allow_float=Fal
             if prefix or method != "minmax":
                 search.try_file(f"{prefix}int8, {method} ranges" if method != "minmax" else "equalized int8",
                                 base, method, equalized=bool(prefix))  # fmt: skip
-    if budget.bytes is not None and all(len(f.content) > budget.bytes for f in search.files.values()):
-        # What comes next (bias correction, rounding, int16 activations, float layers) never makes the file smaller.
-        raise AccuracyTargetError(search.failure(allow_float))
-    best = search.best()
-    corrected, corrected_layers = correct_bias(best.base, samples if len(samples) > 1 else samples[0])
-    if corrected_layers:
-        search.try_file(f"bias-corrected {best.name.removeprefix('plain ')}", corrected, best.calibration,
-                        equalized=best.equalized)  # fmt: skip
-    if not search.met():
-        best = search.best()
-        rounded, _ = adaround(best.base, samples if len(samples) > 1 else samples[0])
-        search.try_file(f"adaround {best.name.removeprefix('plain ')}", rounded, best.calibration,
-                        equalized=best.equalized)  # fmt: skip
-    if not search.met():
-        search.try_file("int16 activations (int16x8)", model, "minmax", mode="int16x8")
-    if not search.met() and allow_float:
-        best = search.best(integer_only=True, mode="int8")
-        content, measured = _fallback_search(best.base, samples, judge, best.equalized, best.calibration)
-        search.add(f"{best.name}, with layers in float", best.base, best.calibration, content, measured,
-                   equalized=best.equalized)  # fmt: skip
+    if budget.bytes is not None and not search.fits_bytes():
+        # Nothing else tried here makes an int8 file smaller (bias correction, rounding, int16, float layers).
+        _int4_search(search, layers, budget.bytes)
+        if not search.fits_bytes():
+            raise AccuracyTargetError(search.failure(allow_float, layers.skipped))
+    else:
+        _improve(search, layers, samples, allow_float)
     search.time_every_file()
     chosen = search.best(within_budget=True)
     if not chosen.measured["met"] or not search.within(chosen):
-        raise AccuracyTargetError(search.failure(allow_float))
+        raise AccuracyTargetError(search.failure(allow_float, layers.skipped))
     plain = search.files["plain int8"]
     report = {
         "target": dataclasses.asdict(target),
@@ -225,6 +226,8 @@ def control(model, samples, target: Target, x, y, convert, task, allow_float=Fal
         "bias_corrected": next((f.measured for n, f in search.files.items() if n.startswith("bias-corrected")), None),
         "chosen": dict(chosen.measured, candidate=chosen.name),
         "float_layers": chosen.measured["float_layers"],
+        "int16_layers": chosen.measured["int16_layers"],
+        "int4_layers": chosen.measured["int4_layers"],
         "int8_mac_share": _int8_mac_share(chosen.base, chosen.measured["float_layers"]),
         "bytes": len(chosen.content),
         "trials": judge.trials,
@@ -235,10 +238,107 @@ def control(model, samples, target: Target, x, y, convert, task, allow_float=Fal
         "on_xnnpack": chosen.on_xnnpack,
         "budget": budget.to_dict(),
         "frontier": search.frontier(),
+        "skipped": layers.skipped,
     }
     report["advice"] = _advice(report)
     report["summary"] = summary(report)
     return chosen.content, AccuracyControl(**report)
+
+
+def _improve(search, layers, samples, allow_float):
+    """Bias correction on the closest file; then, while none meets the target, rounding, int16 and float layers."""
+    best = search.best()
+    corrected, corrected_layers = correct_bias(best.base, samples if len(samples) > 1 else samples[0])
+    if corrected_layers:
+        search.try_file(f"bias-corrected {best.name.removeprefix('plain ')}", corrected, best.calibration,
+                        equalized=best.equalized)  # fmt: skip
+    if not search.met():
+        best = search.best()
+        rounded, _ = adaround(best.base, samples if len(samples) > 1 else samples[0])
+        search.try_file(f"adaround {best.name.removeprefix('plain ')}", rounded, best.calibration,
+                        equalized=best.equalized)  # fmt: skip
+    if not search.met():
+        _int16_search(search, layers)
+    if not search.met():
+        search.try_file("int16 activations (int16x8)", layers.model, "minmax", mode="int16x8")
+    if not search.met() and allow_float:
+        best = search.best(integer_only=True, mode="int8")
+        content, measured = _fallback_search(best.base, samples, search.judge, best.equalized, best.calibration)
+        search.add(f"{best.name}, with layers in float", best.base, best.calibration, content, measured,
+                   equalized=best.equalized)  # fmt: skip
+
+
+class _Layers:
+    """The model's layers ranked by int8 noise, and its files with per-layer precision; each made when first asked."""
+
+    def __init__(self, model, samples, convert):
+        self.model, self.samples, self.convert, self.skipped = model, samples, convert, []
+
+    @functools.cached_property
+    def ranking(self) -> list:
+        return _noise_ranking(self.model, Calibration(self.model, self.samples).errors, self.samples)
+
+    @functools.cached_property
+    def precision(self):
+        """A `layer_precision.LayerPrecision` of the model, or None without the LiteRT quantizer (then skipped)."""
+        if not layer_precision.available():
+            self.skipped.append(
+                'int16 activations and int4 weights per layer: they need the LiteRT quantizer, pip install '
+                '"tfcompress[quantizer]"'
+            )
+            return None
+        return layer_precision.LayerPrecision(self.model, self.convert(self.model, "minmax", "float32"), self.samples)
+
+
+def _int16_search(search, layers):
+    """The fewest of the noisiest layers whose activations in int16 meet the target; else the closest such file."""
+    precision = layers.precision
+    if precision is None:
+        return
+    ranking = [name for name in layers.ranking if name in precision.ops][:_MOST_INT16_LAYERS]
+
+    def attempt(names):
+        names = precision.with_readers(names)
+        content = precision.convert(int16_layers=names)
+        return content, search.judge.measure(content, [], int16_layers=names)
+
+    found, tried = _fewest_layers(ranking, attempt)
+    content, measured = found or max(tried.values(), key=lambda pair: search.judge.rank(pair[1]))
+    name = f"int16 activations in {_layers_words(len(measured['int16_layers']))}"
+    measured["candidate"] = name
+    search.add(name, layers.model, "minmax", content, measured, mode="mixed")
+
+
+def _int4_search(search, layers, most_bytes):
+    """Files whose int4 weights in the fewest layers fit `most_bytes`: the least noisy layers first, the largest."""
+    precision = layers.precision
+    if precision is None:
+        return
+    sizes = {name: _kernel_size(layers.model, name) for name in precision.int4_layers()}
+    quietest = [name for name in reversed(layers.ranking) if name in sizes]
+    quietest += [name for name in sizes if name not in quietest]
+    largest = sorted(sizes, key=lambda name: -sizes[name])
+    made = {}
+    for order, words in ((quietest, "least int8 noise first"), (largest, "largest first")):
+        for count in range(1, len(order) + 1):
+            names = tuple(order[:count])
+            if names not in made:
+                made[names] = precision.convert(int4_layers=names)
+            if len(made[names]) <= most_bytes or count == len(order):  # the smallest is reported when none fits
+                if not any(f.measured["int4_layers"] == list(names) for f in search.files.values()):
+                    name = f"int4 weights in {_layers_words(count)} ({words})"
+                    measured = search.judge.measure(made[names], [], int4_layers=names, candidate=name)
+                    search.add(name, layers.model, "minmax", made[names], measured, mode="mixed")
+                break
+
+
+def _layers_words(count) -> str:
+    return f"{count} layer" + ("s" if count != 1 else "")
+
+
+def _kernel_size(model, name) -> int:
+    kernel = getattr(model.get_layer(name), "kernel", None)
+    return int(np.prod(kernel.shape)) if kernel is not None else 0
 
 
 @dataclasses.dataclass
@@ -290,6 +390,9 @@ class _Search:
     def met(self) -> bool:
         return any(f.measured["met"] and self.within(f) for f in self.files.values())
 
+    def fits_bytes(self) -> bool:
+        return any(len(f.content) <= self.budget.bytes for f in self.files.values())
+
     def within(self, file) -> bool:
         """Within the budget, as far as measured: an int8 file's latency is timed with all the others at the end."""
         return self.budget.allows(len(file.content), file.latency_ratio)
@@ -313,11 +416,13 @@ class _Search:
     def frontier(self) -> list:
         """Every file tried: its size, latency against the plain int8 file, and measured figures."""
         return [{"candidate": f.name, "bytes": len(f.content), "latency_ratio": round(f.latency_ratio, 3),
-                 "integer_only": f.integer_only, "on_xnnpack": f.on_xnnpack, "agreement": f.measured["agreement"],
+                 "integer_only": f.integer_only, "on_xnnpack": f.on_xnnpack,
+                 "int16_layers": f.measured["int16_layers"], "int4_layers": f.measured["int4_layers"],
+                 "agreement": f.measured["agreement"],
                  "accuracy_drop": f.measured["accuracy_drop"], "met": f.measured["met"],
                  "within_budget": self.within(f)} for f in self.files.values()]  # fmt: skip
 
-    def failure(self, allow_float) -> str:
+    def failure(self, allow_float, skipped=()) -> str:
         best = self.best()
         words = measured_words(best.measured, self.judge.task.kind)
         tried = ", ".join(self.files)
@@ -327,16 +432,17 @@ class _Search:
             return (
                 f"No file tried fits the budget ({self.budget.describe()}): the smallest is "
                 f"{min(len(f.content) for f in self.files.values()):,} bytes{fastest}. "
-                f"Tried: {tried}. Loosen the budget, or prune the model first (tfc.prune). Nothing was written."
+                f"Tried: {tried}.{_skipped_words(skipped)} Loosen the budget, or prune the model first (tfc.prune). "
+                "Nothing was written."
             )
         float_words = "" if allow_float else " allow_float=True lets layers stay in float where int8 costs too much;"
         return (
             f"No int8 file meets the target ({self.judge.target.describe()})"
             + (f" within the budget ({self.budget.describe()})" if not self.budget.empty else "")
             + f". The closest, {best.name!r}, measured on the {len(self.judge.reference)} validation examples: "
-            f"{words}. Tried: {tried}.{float_words} Fine-tune with quantization-aware training (tfc.quantize.qat, "
-            "or a `qat` stage in the recipe), export float16 or dynamic instead, or loosen the target. Nothing was "
-            "written."
+            f"{words}. Tried: {tried}.{_skipped_words(skipped)}{float_words} Fine-tune with quantization-aware "
+            "training (tfc.quantize.qat, or a `qat` stage in the recipe), export float16 or dynamic instead, or "
+            "loosen the target. Nothing was written."
         )
 
 
@@ -389,7 +495,7 @@ class _Judge:
         self.reference = _first(model.predict(x if len(x) > 1 else x[0], batch_size=256, verbose=0))
         self.float_score = task.score(self.reference, y)[task.measure] if y is not None else None
 
-    def measure(self, content, float_layers, equalized=False, candidate=None) -> dict:
+    def measure(self, content, float_layers, equalized=False, candidate=None, int16_layers=(), int4_layers=()) -> dict:
         outputs = LiteRTModel(content).predict(self.x if len(self.x) > 1 else self.x[0])
         outputs = outputs[self.output_name] if isinstance(outputs, dict) else outputs
         compared = self.task.compare(outputs, self.reference)
@@ -397,6 +503,8 @@ class _Judge:
         measured = {
             "candidate": candidate,
             "float_layers": list(float_layers),
+            "int16_layers": list(int16_layers),
+            "int4_layers": list(int4_layers),
             "equalized": equalized,
             "agreement": compared["agreement"],
             "relative_error": compared.get("relative_error"),
@@ -416,37 +524,54 @@ class _Judge:
 
 
 def _fallback_search(model, samples, judge, equalized, method):
-    """The shortest prefix of the layers ranked by int8 noise that meets the target, then thinned."""
+    """The shortest prefix of the layers ranked by int8 noise that meets the target in float, then thinned."""
     calibration = Calibration(model, samples, method)
     ranking = _noise_ranking(model, calibration.errors, samples)
-    results = {}
 
     def attempt(names):
-        key = tuple(names)
-        if key not in results:
-            content = calibration.convert(list(names))
-            results[key] = (content, judge.measure(content, names, equalized))
-        return results[key]
+        content = calibration.convert(list(names))
+        return content, judge.measure(content, names, equalized)
 
     # The debugger needs one quantized op left to compare; all in float is the float32 file, not int8.
-    most = len(ranking) - 1
+    found, tried = _fewest_layers(ranking[: len(ranking) - 1], attempt)
+    if found is None:
+        best = max((measured for _, measured in tried.values()), key=judge.rank) if tried else judge.trials[-1]
+        raise AccuracyTargetError(
+            f"No int8 file meets the target ({judge.target.describe()}). The closest, with "
+            f"{len(best['float_layers'])} of the {len(ranking)} quantized layers in float, measured on the "
+            f"{len(judge.reference)} validation examples: {measured_words(best, judge.task.kind)}. "
+            "Fine-tune with quantization-aware training (tfc.quantize.qat, or a `qat` stage in the recipe), "
+            "export float16 or dynamic instead, or loosen the target. Nothing was written."
+        )
+    return found
+
+
+def _fewest_layers(ranking, attempt):
+    """`(found, tried)`: the file of the shortest prefix of `ranking` that meets the target, thinned (or None).
+
+    `attempt(names)` builds and measures a file: `(content, measured)`. Prefixes are tried by doubling and
+    bisection; then each layer is dropped again if the target still holds. `tried` maps each set tried to its file.
+    """
+    tried = {}
+
+    def result(names):
+        key = tuple(names)
+        if key not in tried:
+            tried[key] = attempt(list(names))
+        return tried[key]
+
+    most = len(ranking)
+    if most < 1:
+        return None, tried
     count, failed = 1, 0
-    while most < 1 or not attempt(ranking[:count])[1]["met"]:
+    while not result(ranking[:count])[1]["met"]:
         if count >= most:
-            tried = [measured for _, measured in results.values()]
-            best = max(tried, key=judge.rank) if tried else judge.trials[-1]
-            raise AccuracyTargetError(
-                f"No int8 file meets the target ({judge.target.describe()}). The closest, with "
-                f"{len(best['float_layers'])} of the {len(ranking)} quantized layers in float, measured on the "
-                f"{len(judge.reference)} validation examples: {measured_words(best, judge.task.kind)}. "
-                "Fine-tune with quantization-aware training (tfc.quantize.qat, or a `qat` stage in the recipe), "
-                "export float16 or dynamic instead, or loosen the target. Nothing was written."
-            )
+            return None, tried
         failed, count = count, min(2 * count, most)
     low, high = failed + 1, count  # ranking[:high] meets the target
     while low < high:
         middle = (low + high) // 2
-        if attempt(ranking[:middle])[1]["met"]:
+        if result(ranking[:middle])[1]["met"]:
             high = middle
         else:
             low = middle + 1
@@ -454,9 +579,9 @@ def _fallback_search(model, samples, judge, equalized, method):
     if len(names) <= _MOST_LAYERS_TO_THIN:
         for name in reversed(list(names)):
             fewer = [other for other in names if other != name]
-            if fewer and attempt(fewer)[1]["met"]:
+            if fewer and result(fewer)[1]["met"]:
                 names = fewer
-    return attempt(names)
+    return result(names), tried
 
 
 def _noise_ranking(model, errors, samples) -> list:
@@ -539,8 +664,11 @@ def summary(report) -> str:
     lines += [f"  {trial['candidate']}: {measured_words(trial, kind)}"
               for trial in report["trials"] if trial["candidate"] and trial["candidate"] not in shown]  # fmt: skip
     layers = ", ".join(chosen["float_layers"]) or "none"
+    precise = "".join(f"; layers with {words}: {', '.join(report[key])}"
+                      for key, words in (("int16_layers", "int16 activations"), ("int4_layers", "int4 weights"))
+                      if report.get(key))  # fmt: skip
     lines += [
-        f"  chosen: {chosen['candidate']}; layers in float: {layers}; "
+        f"  chosen: {chosen['candidate']}; layers in float: {layers}{precise}; "
         f"{'integer-only' if report['integer_only'] else 'not integer-only'}, "
         f"{'every op on XNNPACK' if report['on_xnnpack'] else 'some ops off XNNPACK'}",
         f"  {measured_words(chosen, kind)}; {report['bytes']:,} bytes; "
@@ -549,7 +677,12 @@ def summary(report) -> str:
     ]
     if report["advice"]:
         lines.append("  " + report["advice"])
+    lines += [f"  not tried: {words}" for words in report.get("skipped") or []]
     return "\n".join(lines)
+
+
+def _skipped_words(skipped) -> str:
+    return "".join(f" Not tried: {words}." for words in skipped)
 
 
 def measured_words(measured, kind: str) -> str:

@@ -98,7 +98,7 @@ class Calibration:
 def _layer_row(model, row, last):
     scale = float(row["scale"])
     return {
-        "layer": _layer_name(model, row["tensor_name"], last=last),
+        "layer": layer_name(model, row["tensor_name"], last=last),
         "op": row["op_name"],
         "tensor": row["tensor_name"],
         # A uniform quantizer's own rounding error is scale / sqrt(12), about 0.29 scale.
@@ -163,7 +163,8 @@ def examples(samples, names=None):
     )
 
 
-def _layer_name(model, tensor_name, last) -> str:
+def layer_name(model, tensor_name, last) -> str:
+    """The Keras layer a converted op comes from, by its output tensor's name (`last`: it is the model's output)."""
     for layer in model.layers:
         if f"/{layer.name}/" in f"/{tensor_name}":
             return layer.name

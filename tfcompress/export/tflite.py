@@ -12,7 +12,14 @@ from tfcompress._keras import tf
 from tfcompress._model_guards import ensure_graph_model
 from tfcompress._results import Result
 from tfcompress.data.arrays import input_specs
-from tfcompress.export import accuracy_control, quantization_errors, range_search, recurrent, weight_quantization
+from tfcompress.export import (
+    accuracy_control,
+    layer_precision,
+    quantization_errors,
+    range_search,
+    recurrent,
+    weight_quantization,
+)
 from tfcompress.export.calibration import calibration_examples
 from tfcompress.litert.inspection import costly_undelegated_ops, float_compute_ops, integer_weights_of
 from tfcompress.litert.interpreter import XNNPackRefusedError, load_interpreter
@@ -112,7 +119,10 @@ def to_tflite(
         them); the file then has float32 I/O and `ExportResult.fallback` says what it cost.
       overwrite: replace an existing file at `path`.
       **options: for int8, `calibration` ("minmax", the default, "percentile", "mse" or "kl": how each
-        activation's range is picked) and `rounding` ("nearest" or "adaround"); see the quantization guide.
+        activation's range is picked) and `rounding` ("nearest" or "adaround"); `int16_layers` and `int4_layers`:
+        layer names whose activations are int16 (with the layers that read them) and whose weights are int4, in
+        one integer file with float32 I/O, built by the LiteRT quantizer (`quantizer` extra; a note says which
+        layers got what); see the quantization guide.
         Deprecated: `validation_data`, `max_accuracy_drop`, `min_agreement`, `task`, `calibration_samples`.
 
     Returns:
@@ -204,7 +214,8 @@ def with_accuracy_control(
 def export(model, path, *, mode="int8", representative_data=None, io_dtype=None, overwrite=False,
            calibration_samples=500, batch_size=None, sparse=False, float_layers=None, validation_data=None,
            max_accuracy_drop=None, min_agreement=None, task=None, verbose=True, calibration="minmax",
-           rounding="nearest", allow_float=True, budget=None) -> ExportResult:  # fmt: skip
+           rounding="nearest", allow_float=True, budget=None, int16_layers=None,
+           int4_layers=None) -> ExportResult:  # fmt: skip
     """`to_tflite` and `with_accuracy_control`, with every option the two share and the deprecated ones."""
     model = ensure_graph_model(model)
     if mode not in EXPORT_MODES:
@@ -212,6 +223,14 @@ def export(model, path, *, mode="int8", representative_data=None, io_dtype=None,
     _check_int8_methods(model, mode, calibration, rounding, representative_data, sparse)
     if float_layers is not None:
         _check_fallback_request(model, mode, io_dtype, representative_data, sparse, batch_size)
+        io_dtype = "float32"
+    precise = int16_layers is not None or int4_layers is not None
+    if precise:
+        request = dict(io_dtype=io_dtype, sparse=sparse, batch_size=batch_size, float_layers=float_layers,
+                       calibration=calibration, rounding=rounding,
+                       target=max_accuracy_drop if max_accuracy_drop is not None else min_agreement)  # fmt: skip
+        _check_precision_request(model, mode, representative_data, request)
+        int16_layers, int4_layers = layer_precision.check_names(model, int16_layers, int4_layers)
         io_dtype = "float32"
     kept_float = requested_float_layers(model) if mode == "int8" else []
     if kept_float:
@@ -303,12 +322,16 @@ def export(model, path, *, mode="int8", representative_data=None, io_dtype=None,
                 content, control = accuracy_control.control(model, samples, target, x_val, y_val, convert,
                                                             measured_task, allow_float, budget)  # fmt: skip
                 cost = None
+            elif precise:
+                content, precise_words = _convert_with_precision(model, samples, int16_layers, int4_layers)
+                notes.append((precise_words, False))
+                cost = None
             elif float_layers is None:
                 content = _convert(model, mode, io_dtype, samples, sparse, batch_size, calibration)
                 cost = None
             else:
                 content, cost = _convert_with_fallback(model, samples, debugged, names, measured_task)
-    except accuracy_control.AccuracyTargetError:
+    except (accuracy_control.AccuracyTargetError, layer_precision.LayerChoiceError):
         raise
     except Exception as error:  # The converter raises ConverterError, ValueError and others.
         layer = _errors.culprit(error, model)
@@ -348,7 +371,10 @@ def export(model, path, *, mode="int8", representative_data=None, io_dtype=None,
             notes.append((f"Layers kept in float as tfc.quantize.qat(float_layers=...) asked: {kept_float}.", False))
     elif mode == "int8" and float_layers is None and not (control and control.float_layers):
         _check_integer_only(interpreter, model.name, calibrated=samples is not None)
-    if mode != "int16x8" and not sparse:  # both warned already
+    if precise:
+        notes.append(("Layers with int16 activations, and convolutions with int4 weights, run on LiteRT's reference "
+                      "kernels, off XNNPACK: time the file with tfc.litert.benchmark.", False))  # fmt: skip
+    elif mode != "int16x8" and not sparse:  # both warned already
         _warn_if_off_the_fast_path(interpreter, model.name, mode)
     _files.write_atomically(path, content, overwrite=overwrite)
     return ExportResult(
@@ -375,7 +401,7 @@ _EXPORT_OPTIONS = {
 
 
 # to_tflite's int8 options passed on to `export`, which checks them.
-_INT8_OPTIONS = ("calibration", "rounding")
+_INT8_OPTIONS = ("calibration", "rounding", "int16_layers", "int4_layers")
 
 
 def _check_deprecated_options(options: dict, float_layers) -> None:
@@ -384,7 +410,8 @@ def _check_deprecated_options(options: dict, float_layers) -> None:
     if unknown:
         raise TypeError(
             f"to_tflite() got unexpected keyword arguments {unknown}. It takes mode, representative_data, io_dtype, "
-            "batch_size, sparse, float_layers, overwrite, calibration and rounding; accuracy targets go to "
+            "batch_size, sparse, float_layers, overwrite, calibration, rounding, int16_layers and int4_layers; "
+            "accuracy targets go to "
             "tfc.export.with_accuracy_control."
         )
     for name in set(options) & set(_EXPORT_OPTIONS):
@@ -477,6 +504,39 @@ def _check_control_request(model, mode, io_dtype, representative_data, sparse, b
             "An accuracy-controlled file has float32 I/O, a dynamic batch and no sparse encoding; leave "
             "`io_dtype`, `batch_size` and `sparse` at their defaults with `max_accuracy_drop`/`min_agreement`."
         )
+
+
+def _check_precision_request(model, mode, representative_data, request):
+    layer_precision.check_available()
+    if mode != "int8" or representative_data is None or is_quantization_aware(model):
+        raise ValueError(
+            "`int16_layers` and `int4_layers` work in int8 mode with `representative_data`, on a model that is not "
+            "quantization-aware: the LiteRT quantizer calibrates the float file on it. "
+            f"Received: mode={mode!r}, representative_data={'given' if representative_data is not None else None}, "
+            f"quantization-aware={is_quantization_aware(model)}."
+        )
+    given = {name: value for name, value in request.items()
+             if value not in (None, False, "minmax", "nearest", "float32")}  # fmt: skip
+    if given:
+        raise ValueError(
+            "`int16_layers`/`int4_layers` files are built by the LiteRT quantizer from its own min-max ranges, with "
+            "float32 I/O, a dynamic batch and nothing in float; they do not combine with "
+            f"{sorted(given)}. Received: {given}."
+        )
+
+
+def _convert_with_precision(model, samples, int16_layers, int4_layers):
+    """The integer file with int16 activations in `int16_layers` (and their readers), int4 weights in `int4_layers`;
+    and a note that says which layers got what."""
+    float_content = _convert(model, "float32", "float32", samples, False, None)
+    precision = layer_precision.LayerPrecision(model, float_content, samples)
+    precision.check_in_file(int16_layers + int4_layers)
+    int16 = precision.with_readers(int16_layers) if int16_layers else []
+    content = precision.convert(int16_layers=int16, int4_layers=int4_layers)
+    readers = [name for name in int16 if name not in int16_layers]
+    words = [f"int16 activations in {int16}" + (f" ({readers} read the named layers)" if readers else "")] * bool(int16)
+    words += [f"int4 weights in {int4_layers}"] * bool(int4_layers)
+    return content, "Layer precision: " + "; ".join(words) + "; every other layer int8."
 
 
 def _convert_with_fallback(model, samples, calibration, names, task):
