@@ -4,9 +4,10 @@ For each model, post-training files from the same 500 calibration examples, meas
 LiteRT on held-out examples: the raw TFLite converter (min-max, what a tutorial writes);
 the LiteRT quantizer's `static_wi8_ai8` recipe with its min-max, MSE and OCTAV algorithms
 and its `static_wi8_ai16` (int16 activations); and tfcompress's `to_tflite` with each
-`calibration` method, AdaRound rounding, int16 activations in the layer `layer_errors`
-ranks noisiest (and the layers reading it), int4 weights in the largest Dense/Conv kernel
-(both through the LiteRT quantizer, float32 I/O), and int16x8. Columns: accuracy and its drop
+`calibration` method, MSE weight ranges (`weight_calibration`), AdaRound rounding, int16
+activations in the layer `layer_errors` ranks noisiest (and the layers reading it), int4
+weights in the largest Dense/Conv kernel (both through the LiteRT quantizer, float32 I/O),
+and int16x8. Columns: accuracy and its drop
 from the Keras model (labelled models), the share of decisions alike with the Keras
 model, file bytes, whether every op computes in integers, whether every computing op
 runs on XNNPACK, and 1-thread latency against tfcompress's min-max file, timed side by
@@ -194,6 +195,8 @@ def _files(model, x_cal, folder):
         write(label, lambda path, r=recipe_name, a=algorithm: _litert_quantizer(float_content, r, a, x_cal))
     for method in ("percentile", "mse", "kl"):
         write(f"tfcompress {method}", tfcompress(calibration=method))
+    write("tfcompress mse weights", tfcompress(weight_calibration="mse"))
+    write("tfcompress mse, mse weights", tfcompress(calibration="mse", weight_calibration="mse"))
     write("tfcompress AdaRound, min-max", tfcompress(rounding="adaround"))
     write("tfcompress AdaRound, kl", tfcompress(rounding="adaround", calibration="kl"))
     noisiest = tfc.export.layer_errors(model, x_cal)["worst"][0]

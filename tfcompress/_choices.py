@@ -42,6 +42,8 @@ CALIBRATED_MODES = ("int8", "int16x8")
 CALIBRATION_METHODS = ("minmax", "percentile", "mse", "kl")
 # How an int8 export rounds weights: to the nearest step, or learned per layer (tfcompress.quantize.adaround).
 ROUNDING_METHODS = ("nearest", "adaround")
+# How each kernel channel's int8 range is picked: its largest |weight|, or the range of least squared error.
+WEIGHT_CALIBRATION_METHODS = ("minmax", "mse")
 
 # Training examples the data-driven channel criteria score on.
 SCORE_EXAMPLES = 512

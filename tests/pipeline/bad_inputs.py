@@ -30,7 +30,26 @@ CASES = {
     "recipe: calibration method with a qat stage": (
         lambda t, m, x: tfc.pipeline.run(recipe(t, stages={"train": {}, "qat": {}, "export": {"calibration": "kl"}})),
         tfc.pipeline.recipe.RecipeError,
-        "`stages.export.calibration` and `rounding` choose post-training int8 ranges and weights",
+        "`stages.export.calibration`, `weight_calibration` and `rounding` choose post-training int8 ranges and",
+    ),
+    "recipe: int16 layers with an accuracy target": (
+        lambda t, m, x: tfc.pipeline.run(
+            recipe(t, stages={"train": {}, "export": {"int16_layers": ["dense"], "max_accuracy_drop": 0.01}})
+        ),
+        tfc.pipeline.recipe.RecipeError,
+        "`stages.export.int16_layers` and `int4_layers` choose post-training int8 precision per layer",
+    ),
+    "recipe: budget without an accuracy target": (
+        lambda t, m, x: tfc.pipeline.run(recipe(t, stages={"train": {}, "export": {"budget": {"bytes": 10_000}}})),
+        tfc.pipeline.recipe.RecipeError,
+        "`stages.export.budget` limits accuracy control's choice",
+    ),
+    "recipe: budget of unknown measures": (
+        lambda t, m, x: tfc.pipeline.run(
+            recipe(t, stages={"train": {}, "export": {"max_accuracy_drop": 0.01, "budget": {"size": 1}}})
+        ),
+        tfc.pipeline.recipe.RecipeError,
+        r"`stages.export.budget`: `budget` must be a dict with `bytes`",
     ),
     "recipe: unknown calibration method": (
         lambda t, m, x: tfc.pipeline.run(recipe(t, stages={"train": {}, "export": {"calibration": "entropy"}})),

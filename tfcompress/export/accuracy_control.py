@@ -3,7 +3,8 @@
 What costs nothing on the phone is tried first: the plain int8 file; the same with each
 activation range picked by percentile, MSE or KL (`range_search`); all of them after
 cross-layer equalization (exact, and still all int8); the closest after bias correction,
-and after learned rounding (AdaRound) if none meets the target yet. Then int16 activations,
+and, while none meets the target, with weight ranges of least error (`clip_weights`) and
+after learned rounding (AdaRound). Then int16 activations,
 first in the fewest layers (`layer_precision`, through the LiteRT quantizer), then in the
 whole file: integer files still, but off XNNPACK, so slower (their latency is measured).
 Only if none meets the target and the caller allows float, the fewest layers kept in float.
@@ -39,6 +40,7 @@ from tfcompress.prune.compute_cost import cost
 from tfcompress.quantize.bias_correction import correct_bias
 from tfcompress.quantize.equalization import equalize
 from tfcompress.quantize.learned_rounding import adaround
+from tfcompress.quantize.weight_clipping import clip_weights
 
 # A float fallback that slows the file by more than this makes QAT the better fix.
 QAT_ADVICE_SLOWDOWN = 1.25
@@ -246,12 +248,19 @@ def control(model, samples, target: Target, x, y, convert, task, allow_float=Fal
 
 
 def _improve(search, layers, samples, allow_float):
-    """Bias correction on the closest file; then, while none meets the target, rounding, int16 and float layers."""
+    """Bias correction on the closest file; then, while none meets the target, weight ranges, rounding, int16
+    activations and float layers."""
     best = search.best()
     corrected, corrected_layers = correct_bias(best.base, samples if len(samples) > 1 else samples[0])
     if corrected_layers:
         search.try_file(f"bias-corrected {best.name.removeprefix('plain ')}", corrected, best.calibration,
                         equalized=best.equalized)  # fmt: skip
+    if not search.met():
+        best = search.best()
+        clipped, clipped_layers = clip_weights(best.base)
+        if clipped_layers:
+            search.try_file(f"mse weights, {best.name.removeprefix('plain ')}", clipped, best.calibration,
+                            equalized=best.equalized)  # fmt: skip
     if not search.met():
         best = search.best()
         rounded, _ = adaround(best.base, samples if len(samples) > 1 else samples[0])

@@ -7,7 +7,13 @@ import warnings
 import numpy as np
 
 from tfcompress import _augmentation, _errors, _files, _tasks
-from tfcompress._choices import CALIBRATED_MODES, EXPORT_MODES, IO_DTYPES, ROUNDING_METHODS
+from tfcompress._choices import (
+    CALIBRATED_MODES,
+    EXPORT_MODES,
+    IO_DTYPES,
+    ROUNDING_METHODS,
+    WEIGHT_CALIBRATION_METHODS,
+)
 from tfcompress._keras import tf
 from tfcompress._model_guards import ensure_graph_model
 from tfcompress._results import Result
@@ -26,6 +32,7 @@ from tfcompress.litert.interpreter import XNNPackRefusedError, load_interpreter
 from tfcompress.quantize import is_quantization_aware, ranges
 from tfcompress.quantize.learned_rounding import adaround
 from tfcompress.quantize.quantization_aware import requested_float_layers
+from tfcompress.quantize.weight_clipping import clip_weights
 
 _IO_DTYPES = {name: tf.as_dtype(name) for name in IO_DTYPES}
 _SPARSE_MODES = ("float32", "dynamic", "int8")
@@ -119,7 +126,8 @@ def to_tflite(
         them); the file then has float32 I/O and `ExportResult.fallback` says what it cost.
       overwrite: replace an existing file at `path`.
       **options: for int8, `calibration` ("minmax", the default, "percentile", "mse" or "kl": how each
-        activation's range is picked) and `rounding` ("nearest" or "adaround"); `int16_layers` and `int4_layers`:
+        activation's range is picked), `weight_calibration` ("minmax" or "mse": each kernel channel's range) and
+        `rounding` ("nearest" or "adaround"); `int16_layers` and `int4_layers`:
         layer names whose activations are int16 (with the layers that read them) and whose weights are int4, in
         one integer file with float32 I/O, built by the LiteRT quantizer (`quantizer` extra; a note says which
         layers got what); see the quantization guide.
@@ -215,19 +223,19 @@ def export(model, path, *, mode="int8", representative_data=None, io_dtype=None,
            calibration_samples=500, batch_size=None, sparse=False, float_layers=None, validation_data=None,
            max_accuracy_drop=None, min_agreement=None, task=None, verbose=True, calibration="minmax",
            rounding="nearest", allow_float=True, budget=None, int16_layers=None,
-           int4_layers=None) -> ExportResult:  # fmt: skip
+           int4_layers=None, weight_calibration="minmax") -> ExportResult:  # fmt: skip
     """`to_tflite` and `with_accuracy_control`, with every option the two share and the deprecated ones."""
     model = ensure_graph_model(model)
     if mode not in EXPORT_MODES:
         raise ValueError(f"`mode` must be one of {tuple(EXPORT_MODES)}. Received: mode={mode!r}")
-    _check_int8_methods(model, mode, calibration, rounding, representative_data, sparse)
+    _check_int8_methods(model, mode, (calibration, weight_calibration, rounding), representative_data, sparse)
     if float_layers is not None:
         _check_fallback_request(model, mode, io_dtype, representative_data, sparse, batch_size)
         io_dtype = "float32"
     precise = int16_layers is not None or int4_layers is not None
     if precise:
         request = dict(io_dtype=io_dtype, sparse=sparse, batch_size=batch_size, float_layers=float_layers,
-                       calibration=calibration, rounding=rounding,
+                       calibration=calibration, rounding=rounding, weight_calibration=weight_calibration,
                        target=max_accuracy_drop if max_accuracy_drop is not None else min_agreement)  # fmt: skip
         _check_precision_request(model, mode, representative_data, request)
         int16_layers, int4_layers = layer_precision.check_names(model, int16_layers, int4_layers)
@@ -301,6 +309,8 @@ def export(model, path, *, mode="int8", representative_data=None, io_dtype=None,
     for note, worth_a_warning in notes:
         if worth_a_warning:
             warnings.warn(note, stacklevel=2)
+    if weight_calibration == "mse":
+        model, _ = clip_weights(model)
     if rounding == "adaround":
         model, _ = adaround(model, samples if len(samples) > 1 else samples[0])
     if float_layers is not None:
@@ -401,7 +411,7 @@ _EXPORT_OPTIONS = {
 
 
 # to_tflite's int8 options passed on to `export`, which checks them.
-_INT8_OPTIONS = ("calibration", "rounding", "int16_layers", "int4_layers")
+_INT8_OPTIONS = ("calibration", "weight_calibration", "rounding", "int16_layers", "int4_layers")
 
 
 def _check_deprecated_options(options: dict, float_layers) -> None:
@@ -410,7 +420,8 @@ def _check_deprecated_options(options: dict, float_layers) -> None:
     if unknown:
         raise TypeError(
             f"to_tflite() got unexpected keyword arguments {unknown}. It takes mode, representative_data, io_dtype, "
-            "batch_size, sparse, float_layers, overwrite, calibration, rounding, int16_layers and int4_layers; "
+            "batch_size, sparse, float_layers, overwrite, calibration, weight_calibration, rounding, int16_layers "
+            "and int4_layers; "
             "accuracy targets go to "
             "tfc.export.with_accuracy_control."
         )
@@ -435,7 +446,8 @@ def _default_io_dtype(mode, specs) -> str:
     return EXPORT_MODES[mode][0] if mode != "int8" or images else "float32"
 
 
-def _check_int8_methods(model, mode, calibration, rounding, representative_data, sparse):
+def _check_int8_methods(model, mode, methods, representative_data, sparse):
+    calibration, weight_calibration, rounding = methods
     range_search.check_method(calibration)
     if sparse and calibration != "minmax":
         raise ValueError(
@@ -445,13 +457,19 @@ def _check_int8_methods(model, mode, calibration, rounding, representative_data,
         )
     if rounding not in ROUNDING_METHODS:
         raise ValueError(f"`rounding` must be one of {ROUNDING_METHODS}. Received: rounding={rounding!r}")
-    chosen = calibration != "minmax" or rounding != "nearest"
+    if weight_calibration not in WEIGHT_CALIBRATION_METHODS:
+        raise ValueError(
+            f"`weight_calibration` must be one of {WEIGHT_CALIBRATION_METHODS}: each kernel channel's largest "
+            f"|weight|, or the range of least squared error. Received: weight_calibration={weight_calibration!r}"
+        )
+    chosen = calibration != "minmax" or rounding != "nearest" or weight_calibration != "minmax"
     if chosen and (mode != "int8" or representative_data is None or is_quantization_aware(model)):
         raise ValueError(
-            f"calibration={calibration!r} and rounding={rounding!r} choose int8 ranges and weights from "
-            "`representative_data`: they work in int8 mode, with representative data, on a model that is not "
-            "quantization-aware (whose ranges and weights were learned). "
-            f"Received: mode={mode!r}, representative_data={'given' if representative_data is not None else None}, "
+            f"calibration={calibration!r}, weight_calibration={weight_calibration!r} and rounding={rounding!r} "
+            "choose int8 ranges and weights from `representative_data`: they work in int8 mode, with "
+            "representative data, on a model that is not quantization-aware (whose ranges and weights were "
+            f"learned). Received: mode={mode!r}, "
+            f"representative_data={'given' if representative_data is not None else None}, "
             f"quantization-aware={is_quantization_aware(model)}."
         )
 

@@ -1,7 +1,8 @@
 """Quantization: quantization-aware training and weight clustering over TF-MOT.
 
 QAT is sparsity-preserving on pruned models and cluster-preserving on request. Cross-layer
-equalization (`equalize`) and bias correction (`correct_bias`) ready a model for post-training int8.
+equalization (`equalize`), bias correction (`correct_bias`), weight clipping (`clip_weights`) and learned
+rounding (`adaround`) ready a model for post-training int8.
 
 Examples:
   >>> q = tfc.quantize.qat(pruned_and_stripped_model, representative_data=x_train)
@@ -15,10 +16,12 @@ from tfcompress.quantize.clustering import cluster, is_clustered, strip_clusteri
 from tfcompress.quantize.equalization import equalize
 from tfcompress.quantize.learned_rounding import adaround
 from tfcompress.quantize.quantization_aware import QuantizationAwareModel, is_quantization_aware, qat, quantize_scope
+from tfcompress.quantize.weight_clipping import clip_weights
 
 __all__ = [
     "QuantizationAwareModel",
     "adaround",
+    "clip_weights",
     "cluster",
     "correct_bias",
     "equalize",

@@ -61,9 +61,7 @@ def adaround(model, representative_data, *, iterations: int = 500, examples: int
             "examples."
         )
     copy = flat_copy(model) if nested_models(model) else clone_with_weights(model)
-    layers = [layer for layer in copy.layers
-              if isinstance(layer, _ROUNDED) and not isinstance(layer, _TRANSPOSED)
-              and len(layer.inbound_nodes) == 1 and getattr(layer, "groups", 1) == 1]  # fmt: skip
+    layers = rounded_layers(copy)
     batch = samples if len(samples) > 1 else samples[0]
     for layer in layers:
         inputs = keras.Model(copy.inputs, layer.input).predict(batch, batch_size=64, verbose=0)
@@ -75,7 +73,7 @@ def adaround(model, representative_data, *, iterations: int = 500, examples: int
 
 def _rounded_kernel(layer, kernel, inputs, iterations):
     """The kernel on its int8 grid, each weight rounded up or down as AdaRound learned."""
-    channels = _channels(layer, kernel)  # (..., channels): one scale per last-axis entry
+    channels = channels_last(layer, kernel)  # (..., channels): one scale per last-axis entry
     largest = np.abs(channels.reshape(-1, channels.shape[-1])).max(axis=0)
     scale = np.where(largest > 0, largest / _STEPS, 1.0).astype(np.float32)
     steps = channels / scale
@@ -126,7 +124,14 @@ def _rounded_kernel(layer, kernel, inputs, iterations):
     return (grid * scale).reshape(kernel.shape).astype(kernel.dtype)
 
 
-def _channels(layer, kernel):
+def rounded_layers(model) -> list:
+    """The layers whose kernels the converter quantizes per output channel: Conv1D/2D, DepthwiseConv2D, Dense."""
+    return [layer for layer in model.layers
+            if isinstance(layer, _ROUNDED) and not isinstance(layer, _TRANSPOSED)
+            and len(layer.inbound_nodes) == 1 and getattr(layer, "groups", 1) == 1]  # fmt: skip
+
+
+def channels_last(layer, kernel):
     """The kernel with its output channels on the last axis: a depthwise kernel's (in, multiplier) as one."""
     if isinstance(layer, _L.DepthwiseConv2D):
         return kernel.reshape(kernel.shape[:-2] + (-1,))

@@ -9,7 +9,15 @@ choose from.
 
 from tfcompress import export
 from tfcompress._checks import check_that
-from tfcompress._choices import CALIBRATED_MODES, CALIBRATION_METHODS, EXPORT_MODES, IO_DTYPES, ROUNDING_METHODS
+from tfcompress._choices import (
+    CALIBRATED_MODES,
+    CALIBRATION_METHODS,
+    EXPORT_MODES,
+    IO_DTYPES,
+    ROUNDING_METHODS,
+    WEIGHT_CALIBRATION_METHODS,
+)
+from tfcompress.export.accuracy_control import Budget
 from tfcompress.export.quantization_errors import choose_float_layers
 from tfcompress.pipeline.schema import (
     Key,
@@ -35,6 +43,18 @@ def _float_layers(name, value):
     check_that(ok, name, value, "layer names, a count, or an error threshold")
 
 
+def _layer_names(name, value):
+    ok = isinstance(value, list) and value and all(isinstance(item, str) and item for item in value)
+    check_that(ok, name, value, "a list of layer names")
+
+
+def _budget(name, value):
+    try:
+        Budget.checked(value)
+    except ValueError as error:
+        raise ValueError(f"`{name}`: {error}") from None
+
+
 def _pixel_range(name, value):
     check_that(isinstance(value, list) and len(value) == 2 and all(map(is_real, value)), name, value, "[low, high]")
 
@@ -54,16 +74,28 @@ def _check(recipe):
             "`stages.export.max_accuracy_drop` and `min_agreement` control post-training int8: set mode 'int8' and "
             "remove the `qat` stage (a QAT model keeps every layer int8 and is measured in the report as it is)."
         )
-    methods = settings["calibration"] != "minmax" or settings["rounding"] != "nearest"
+    methods = (settings["calibration"], settings["weight_calibration"], settings["rounding"]) != (
+        "minmax", "minmax", "nearest")  # fmt: skip
     if methods and (not post_training or controlled):
         raise RecipeError(
-            "`stages.export.calibration` and `rounding` choose post-training int8 ranges and weights: set mode "
+            "`stages.export.calibration`, `weight_calibration` and `rounding` choose post-training int8 ranges and "
+            "weights: set mode "
             "'int8' with no `qat` stage, and no accuracy target (accuracy control tries every method itself)."
         )
     if controlled and settings["float_layers"] is not None:
         raise RecipeError(
             "`stages.export` takes `float_layers` (you choose) or an accuracy target (the export chooses), not both."
         )
+    precise = settings["int16_layers"] is not None or settings["int4_layers"] is not None
+    if precise and (not post_training or controlled or methods or settings["float_layers"] is not None):
+        raise RecipeError(
+            "`stages.export.int16_layers` and `int4_layers` choose post-training int8 precision per layer: set mode "
+            "'int8' with no `qat` stage, no accuracy target, no `float_layers` and the default calibration and "
+            "rounding (the LiteRT quantizer calibrates min-max itself)."
+        )
+    if settings["budget"] is not None and not controlled:
+        raise RecipeError("`stages.export.budget` limits accuracy control's choice: set `max_accuracy_drop` or "
+                          "`min_agreement` with it.")  # fmt: skip
 
 
 def _check_labels(context, settings):
@@ -111,6 +143,7 @@ def _export(context, settings):
             max_accuracy_drop=settings["max_accuracy_drop"],
             min_agreement=settings["min_agreement"],
             allow_float=settings["allow_float"],
+            budget=settings["budget"],
             overwrite=context.recipe["overwrite"],
             task=context.task.kind,
             verbose=True,
@@ -126,6 +159,9 @@ def _export(context, settings):
             overwrite=context.recipe["overwrite"],
             calibration=settings["calibration"],
             rounding=settings["rounding"],
+            weight_calibration=settings["weight_calibration"],
+            int16_layers=settings["int16_layers"],
+            int4_layers=settings["int4_layers"],
         )
     control = context.exported.accuracy_control
     if control:
@@ -152,9 +188,13 @@ STAGE = Stage(
         "float_layers": Key(_float_layers, None),
         "calibration": choice(CALIBRATION_METHODS, "minmax"),
         "rounding": choice(ROUNDING_METHODS, "nearest"),
+        "weight_calibration": choice(WEIGHT_CALIBRATION_METHODS, "minmax"),
         "max_accuracy_drop": Key(number(0, 1, low_open=True, high_open=True), None),
         "min_agreement": Key(number(0, 1, low_open=True, high_open=True), None),
         "allow_float": Key(boolean, False),
+        "budget": Key(_budget, None),
+        "int16_layers": Key(_layer_names, None),
+        "int4_layers": Key(_layer_names, None),
         "android_labels": Key(_labels, None),
         "pixel_range": Key(_pixel_range, [0, 1]),
     },
