@@ -24,7 +24,7 @@ import functools
 
 import numpy as np
 
-from tfcompress import _tasks
+from tfcompress import _errors, _tasks
 from tfcompress._checks import check_number
 from tfcompress._choices import CALIBRATION_METHODS
 from tfcompress._graph import flat_copy, nested_models
@@ -33,7 +33,7 @@ from tfcompress._results import Result
 from tfcompress.data.arrays import input_arrays, input_specs
 from tfcompress.export import layer_precision
 from tfcompress.export.quantization_errors import Calibration
-from tfcompress.litert.inspection import costly_undelegated_ops, operators
+from tfcompress.litert.inspection import costly_undelegated_ops, float_compute_ops, operators
 from tfcompress.litert.interpreter import LiteRTModel, load_interpreter
 from tfcompress.litert.side_by_side import time_side_by_side
 from tfcompress.prune.compute_cost import cost
@@ -205,7 +205,7 @@ def control(model, samples, target: Target, x, y, convert, task, allow_float=Fal
                                 base, method, equalized=bool(prefix))  # fmt: skip
     if budget.bytes is not None and not search.fits_bytes():
         # Nothing else tried here makes an int8 file smaller (bias correction, rounding, int16, float layers).
-        _int4_search(search, layers, budget.bytes)
+        layers.attempt("int4 weights per layer", _int4_search, search, budget.bytes)
         if not search.fits_bytes():
             raise AccuracyTargetError(search.failure(allow_float, layers.skipped))
     else:
@@ -267,7 +267,7 @@ def _improve(search, layers, samples, allow_float):
         search.try_file(f"adaround {best.name.removeprefix('plain ')}", rounded, best.calibration,
                         equalized=best.equalized)  # fmt: skip
     if not search.met():
-        _int16_search(search, layers)
+        layers.attempt("int16 activations per layer", _int16_search, search)
     if not search.met():
         search.try_file("int16 activations (int16x8)", layers.model, "minmax", mode="int16x8")
     if not search.met() and allow_float:
@@ -282,6 +282,13 @@ class _Layers:
 
     def __init__(self, model, samples, convert):
         self.model, self.samples, self.convert, self.skipped = model, samples, convert, []
+
+    def attempt(self, what, search_function, search, *arguments):
+        """Runs a per-layer search; where the LiteRT quantizer or LiteRT refuses the model, says so in `skipped`."""
+        try:
+            search_function(search, self, *arguments)
+        except Exception as error:  # the quantizer raises many kinds; the other files still stand
+            self.skipped.append(f"{what}: the LiteRT quantizer's file failed ({_errors.summary(error)})")
 
     @functools.cached_property
     def ranking(self) -> list:
@@ -366,6 +373,8 @@ class _File:
 
     @property
     def integer_only(self) -> bool:
+        if self.mode == "mixed":  # the LiteRT quantizer leaves an op it cannot quantize in float
+            return not float_compute_ops(load_interpreter(self.content, xnnpack=False))
         return not self.measured["float_layers"]
 
     @property
