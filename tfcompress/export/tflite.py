@@ -462,26 +462,31 @@ def _check_int8_methods(model, mode, methods, representative_data, sparse):
             f"`weight_calibration` must be one of {WEIGHT_CALIBRATION_METHODS}: each kernel channel's largest "
             f"|weight|, or the range of least squared error. Received: weight_calibration={weight_calibration!r}"
         )
-    chosen = calibration != "minmax" or rounding != "nearest" or weight_calibration != "minmax"
-    if chosen and (mode != "int8" or representative_data is None or is_quantization_aware(model)):
-        raise ValueError(
+    if calibration != "minmax" or rounding != "nearest" or weight_calibration != "minmax":
+        _require_post_training_int8(
+            model, mode, representative_data,
             f"calibration={calibration!r}, weight_calibration={weight_calibration!r} and rounding={rounding!r} "
             "choose int8 ranges and weights from `representative_data`: they work in int8 mode, with "
-            "representative data, on a model that is not quantization-aware (whose ranges and weights were "
-            f"learned). Received: mode={mode!r}, "
+            "representative data, on a model that is not quantization-aware (whose ranges and weights were learned)",
+        )  # fmt: skip
+
+
+def _require_post_training_int8(model, mode, representative_data, words) -> None:
+    """A clear error, `words` first, unless int8 is calibrated on representative data for a model without QAT."""
+    if mode != "int8" or representative_data is None or is_quantization_aware(model):
+        raise ValueError(
+            f"{words}. Received: mode={mode!r}, "
             f"representative_data={'given' if representative_data is not None else None}, "
             f"quantization-aware={is_quantization_aware(model)}."
         )
 
 
 def _check_fallback_request(model, mode, io_dtype, representative_data, sparse, batch_size):
-    if mode != "int8" or representative_data is None or is_quantization_aware(model):
-        raise ValueError(
-            "`float_layers` works in int8 mode with `representative_data`, on a model that is not "
-            "quantization-aware: the per-layer errors come from calibrating it. "
-            f"Received: mode={mode!r}, representative_data={'given' if representative_data is not None else None}, "
-            f"quantization-aware={is_quantization_aware(model)}."
-        )
+    _require_post_training_int8(
+        model, mode, representative_data,
+        "`float_layers` works in int8 mode with `representative_data`, on a model that is not quantization-aware: "
+        "the per-layer errors come from calibrating it",
+    )  # fmt: skip
     if io_dtype not in (None, "float32") or sparse or batch_size is not None:
         raise ValueError(
             "A file with float layers has float32 I/O, a dynamic batch and no sparse encoding; "
@@ -504,14 +509,12 @@ def _check_kept_float_request(model, kept_float, io_dtype, representative_data):
 
 
 def _check_control_request(model, mode, io_dtype, representative_data, sparse, batch_size, float_layers):
-    if mode != "int8" or representative_data is None or is_quantization_aware(model):
-        raise ValueError(
-            "Accuracy control (`max_accuracy_drop`, `min_agreement`) works in int8 mode with "
-            "`representative_data`, on a model that is not quantization-aware: it calibrates, measures, and keeps "
-            "layers in float where int8 costs too much. To check a QAT model's file, use tfc.litert.verify. "
-            f"Received: mode={mode!r}, representative_data={'given' if representative_data is not None else None}, "
-            f"quantization-aware={is_quantization_aware(model)}."
-        )
+    _require_post_training_int8(
+        model, mode, representative_data,
+        "Accuracy control (`max_accuracy_drop`, `min_agreement`) works in int8 mode with `representative_data`, on "
+        "a model that is not quantization-aware: it calibrates, measures, and keeps layers in float where int8 "
+        "costs too much. To check a QAT model's file, use tfc.litert.verify",
+    )  # fmt: skip
     if float_layers is not None:
         raise ValueError(
             "Pass either `float_layers` (you choose the float layers) or an accuracy target (the export chooses "
@@ -526,13 +529,11 @@ def _check_control_request(model, mode, io_dtype, representative_data, sparse, b
 
 def _check_precision_request(model, mode, representative_data, request):
     layer_precision.check_available()
-    if mode != "int8" or representative_data is None or is_quantization_aware(model):
-        raise ValueError(
-            "`int16_layers` and `int4_layers` work in int8 mode with `representative_data`, on a model that is not "
-            "quantization-aware: the LiteRT quantizer calibrates the float file on it. "
-            f"Received: mode={mode!r}, representative_data={'given' if representative_data is not None else None}, "
-            f"quantization-aware={is_quantization_aware(model)}."
-        )
+    _require_post_training_int8(
+        model, mode, representative_data,
+        "`int16_layers` and `int4_layers` work in int8 mode with `representative_data`, on a model that is not "
+        "quantization-aware: the LiteRT quantizer calibrates the float file on it",
+    )  # fmt: skip
     given = {name: value for name, value in request.items()
              if value not in (None, False, "minmax", "nearest", "float32")}  # fmt: skip
     if given:
