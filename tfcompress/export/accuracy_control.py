@@ -319,6 +319,8 @@ def _int16_search(search, layers):
         return content, search.judge.measure(content, [], int16_layers=names)
 
     found, tried = _fewest_layers(ranking, attempt)
+    if not tried:  # no layer of the ranking has an op of its own in the file
+        return
     content, measured = found or max(tried.values(), key=lambda pair: search.judge.rank(pair[1]))
     name = f"int16 activations in {_layers_words(len(measured['int16_layers']))}"
     measured["candidate"] = name
