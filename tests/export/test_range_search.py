@@ -25,6 +25,7 @@ def test_each_method_clips_a_long_tail_that_min_max_keeps():
     assert all(low == 0.0 for low, _ in ranges.values())  # all values >= 0: the range starts at 0
     assert 8 < ranges["percentile"][1] < 15  # the 99.99th percentile of an exponential is 9.2
     assert ranges["kl"][1] < 30 and ranges["mse"][1] < 100
+    assert ranges["kl"][1] >= ranges["percentile"][1]  # KL's search clips no more than the percentile
     # MSE weighs each clipped value by its squared distance: three values 60-100 away keep it wider than KL.
     assert ranges["mse"][1] > ranges["kl"][1]
 

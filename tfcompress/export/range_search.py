@@ -219,6 +219,14 @@ def choose(histogram: Histogram, calibration: str, weights=None):
         weights = np.ones(len(histogram.channel_counts)) if weights is None else weights
         errors = [_squared_error(histogram, shrink, weights) for shrink in shrinks]
     else:
+        # KL weighs the shape of the values, not the rare large ones: unbounded, it clipped the first layers of
+        # digit models (mostly background) to a fraction of their range. It clips no more than the percentile.
+        low, high = _percentile(histogram)
+        floor = max(high / histogram.high if histogram.high > 0 else 0.0,
+                    low / histogram.low if histogram.low < 0 else 0.0)  # fmt: skip
+        shrinks = shrinks[shrinks >= floor * (1 - 1e-9)]
+        if not len(shrinks):
+            return histogram.low, histogram.high
         errors = [_kl_divergence(histogram, shrink) for shrink in shrinks]
     best = float(shrinks[int(np.argmin(errors))])
     return histogram.low * best, histogram.high * best
@@ -246,7 +254,10 @@ def _squared_error(histogram, shrink, weights):
 
 
 def _kl_divergence(histogram, shrink):
-    """KL(P || Q): P the values clipped to the range, Q the same merged into 255 levels (TensorRT's entropy search)."""
+    """KL(P || Q): P the values clipped to the range, Q the same merged into 255 levels (TensorRT's entropy search).
+
+    `choose` searches only ranges at least as wide as the 99.99th percentile's.
+    """
     centers, counts = histogram.centers, histogram.counts
     low, high = histogram.low * shrink, histogram.high * shrink
     inside = np.flatnonzero((centers >= low) & (centers <= high))
