@@ -107,9 +107,9 @@ class LayerPrecision:
         missing = [name for name in names if name not in self.ops]
         if missing:
             raise LayerChoiceError(
-                f"{missing} left no op of their own in the converted file (the converter folds a BatchNormalization "
-                "or an activation into the layer before it): name the layer they were folded into. Layers with ops: "
-                f"{list(self.ops)}."
+                f"{missing} left no op of their own in the converted file (the converter folds a BatchNormalization, "
+                "an activation or a rescaling into a neighbouring layer): name the layer they were folded into. "
+                f"Layers with ops: {list(self.ops)}."
             )
 
     def with_readers(self, names) -> list:

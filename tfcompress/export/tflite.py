@@ -362,6 +362,12 @@ def export(model, path, *, mode="int8", representative_data=None, io_dtype=None,
             stacklevel=2,
         )
     except ValueError as error:
+        if precise:
+            raise RuntimeError(
+                f"The LiteRT quantizer's file of {model.name!r} with int16_layers={int16_layers} and "
+                f"int4_layers={int4_layers} cannot be used. {error} LiteRT lacks some int16 kernels next to int8 "
+                f"ones: choose other layers, or export without them. Nothing was written to {path}."
+            ) from error
         raise RuntimeError(
             f"The converter's {mode} file of {model.name!r} cannot be used. {error} Nothing was written to {path}."
         ) from error
