@@ -52,3 +52,14 @@ def test_a_layer_folded_into_another_is_named_in_the_error_and_nothing_is_writte
     with pytest.raises(ValueError, match=r"\['norm'\] left no op of their own .* name the layer they were folded"):
         tfc.export.to_tflite(model, tmp_path / "m.tflite", representative_data=x_train[:100], int16_layers=["norm"])
     assert not os.path.exists(tmp_path / "m.tflite")
+
+
+def test_an_op_the_quantizer_leaves_in_float_is_refused_in_words_that_name_it(digits, tmp_path):
+    (x_train, _), _ = digits
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Reshape((64, 1)), keras.layers.Conv1D(8, 3),
+                              keras.layers.GlobalMaxPooling1D(), keras.layers.Dense(10, name="logits")])  # fmt: skip
+    tfc.export.to_tflite(model, tmp_path / "plain.tflite", representative_data=x_train[:100])  # REDUCE_MAX in int8
+    with pytest.raises(RuntimeError, match=r"REDUCE_MAX.*The LiteRT quantizer, .* has no int8 recipe for them"):
+        tfc.export.to_tflite(model, tmp_path / "m.tflite", representative_data=x_train[:100], int16_layers=["logits"])
+    assert not os.path.exists(tmp_path / "m.tflite")

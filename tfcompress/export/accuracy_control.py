@@ -315,7 +315,7 @@ def _int16_search(search, layers):
 
     def attempt(names):
         names = precision.with_readers(names)
-        content = precision.convert(int16_layers=names)
+        content = _integer_only(precision.convert(int16_layers=names))
         return content, search.judge.measure(content, [], int16_layers=names)
 
     found, tried = _fewest_layers(ranking, attempt)
@@ -341,13 +341,22 @@ def _int4_search(search, layers, most_bytes):
         for count in range(1, len(order) + 1):
             names = tuple(order[:count])
             if names not in made:
-                made[names] = precision.convert(int4_layers=names)
+                made[names] = _integer_only(precision.convert(int4_layers=names))
             if len(made[names]) <= most_bytes or count == len(order):  # the smallest is reported when none fits
                 if not any(f.measured["int4_layers"] == list(names) for f in search.files.values()):
                     name = f"int4 weights in {_layers_words(count)} ({words})"
                     measured = search.judge.measure(made[names], [], int4_layers=names, candidate=name)
                     search.add(name, layers.model, "minmax", made[names], measured, mode="mixed")
                 break
+
+
+def _integer_only(content) -> bytes:
+    """`content`, or an error naming the ops the LiteRT quantizer left in float (accuracy control's files are
+    integer-only unless float is allowed)."""
+    floating = float_compute_ops(load_interpreter(content, xnnpack=False))
+    if floating:
+        raise ValueError(f"it leaves {sorted({op for op, _ in floating})} in float")
+    return content
 
 
 def _layers_words(count) -> str:
@@ -375,9 +384,7 @@ class _File:
 
     @property
     def integer_only(self) -> bool:
-        if self.mode == "mixed":  # the LiteRT quantizer leaves an op it cannot quantize in float
-            return not float_compute_ops(load_interpreter(self.content, xnnpack=False))
-        return not self.measured["float_layers"]
+        return not self.measured["float_layers"]  # per-layer files with a float op are never added
 
     @property
     def op_types(self) -> dict:

@@ -386,7 +386,7 @@ def export(model, path, *, mode="int8", representative_data=None, io_dtype=None,
         if kept_float:
             notes.append((f"Layers kept in float as tfc.quantize.qat(float_layers=...) asked: {kept_float}.", False))
     elif mode == "int8" and float_layers is None and not (control and control.float_layers):
-        _check_integer_only(interpreter, model.name, calibrated=samples is not None)
+        _check_integer_only(interpreter, model.name, calibrated=samples is not None, by_quantizer=precise)
     if precise:
         notes.append(("Layers with int16 activations, and convolutions with int4 weights, run on LiteRT's reference "
                       "kernels, off XNNPACK: time the file with tfc.litert.benchmark.", False))  # fmt: skip
@@ -664,7 +664,7 @@ def _warn_if_off_the_fast_path(interpreter, model_name, mode):
         )
 
 
-def _check_integer_only(interpreter, model_name: str, calibrated: bool) -> None:
+def _check_integer_only(interpreter, model_name: str, calibrated: bool, by_quantizer: bool = False) -> None:
     floating = float_compute_ops(interpreter)
     if floating:
         fix = (
@@ -672,6 +672,9 @@ def _check_integer_only(interpreter, model_name: str, calibrated: bool) -> None:
             if calibrated
             else "Pass representative_data so layers outside quantization-aware training get calibrated too."
         )
+        if by_quantizer:
+            fix = ("The LiteRT quantizer, which builds files with int16_layers or int4_layers, has no int8 recipe "
+                   "for them; the converter's int8 file (without those options) quantizes them.")  # fmt: skip
         raise RuntimeError(
             f"The int8 export of {model_name!r} would still compute in float in {len(floating)} ops "
             f"(first: {floating[:3]}). {fix} Nothing was written."
