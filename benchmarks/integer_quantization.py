@@ -51,6 +51,7 @@ import tfcompress as tfc  # noqa: E402
 from tests import zoo  # noqa: E402
 from tfcompress import _tasks, keras  # noqa: E402
 from tfcompress._keras import tf  # noqa: E402
+from tfcompress.export.layer_precision import takes_int4  # noqa: E402
 
 MODELS = ("mnist_cnn", "outliers", "outliers_behind_batchnorm", "resnet", "mobilenet_v2", "mobilenet_v3_small",
           "efficientnet_b0", "text_embedding", "kws_conv1d")  # fmt: skip
@@ -202,9 +203,7 @@ def _files(model, x_cal, folder):
     write("tfcompress AdaRound, kl", tfcompress(rounding="adaround", calibration="kl"))
     noisiest = tfc.export.layer_errors(model, x_cal)["worst"][0]
     write("tfcompress int16 in the noisiest layer", tfcompress(int16_layers=[noisiest]))
-    kernels = {layer.name: layer.kernel.shape.num_elements() for layer in model.layers
-               if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D, keras.layers.Conv1D))
-               and not isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.Conv2DTranspose))}  # fmt: skip
+    kernels = {layer.name: layer.kernel.shape.num_elements() for layer in model.layers if takes_int4(layer)}
     write("tfcompress int4 weights in the largest layer", tfcompress(int4_layers=[max(kernels, key=kernels.get)]))
     write("tfcompress int16x8", lambda path: tfc.export.to_tflite(model, path, mode="int16x8",
                                                                   representative_data=x_cal, overwrite=True) and None)

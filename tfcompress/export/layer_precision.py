@@ -18,6 +18,7 @@ from tfcompress.export import graph_edit
 from tfcompress.export.quantization_errors import layer_name
 from tfcompress.export.range_search import schema_name
 from tfcompress.litert.interpreter import load_interpreter
+from tfcompress.quantize.learned_rounding import has_channel_kernel
 
 # The ops whose int4 weights LiteRT runs with int8 activations (the quantizer's static_wi4_ai8 policy).
 INT4_OPS = {"FULLY_CONNECTED", "CONV_2D"}
@@ -140,7 +141,7 @@ def check_names(model, int16_layers, int4_layers) -> tuple:
             )
         checked.append(names)
     int16, int4 = checked
-    refused = [name for name in int4 if not _takes_int4(model.get_layer(name))]
+    refused = [name for name in int4 if not takes_int4(model.get_layer(name))]
     if refused:
         raise LayerChoiceError(
             f"`int4_layers` names {refused}: LiteRT runs int4 weights with int8 activations in Dense, Conv1D and "
@@ -149,11 +150,9 @@ def check_names(model, int16_layers, int4_layers) -> tuple:
     return int16, int4
 
 
-def _takes_int4(layer) -> bool:
-    refused = (keras.layers.DepthwiseConv2D, keras.layers.Conv2DTranspose)
-    return isinstance(layer, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D)) and not isinstance(
-        layer, refused
-    )
+def takes_int4(layer) -> bool:
+    """Whether LiteRT runs the layer with int4 weights and int8 activations: Dense, Conv1D, Conv2D."""
+    return has_channel_kernel(layer) and not isinstance(layer, keras.layers.DepthwiseConv2D)
 
 
 def int16_ops(content: bytes) -> int:

@@ -127,8 +127,12 @@ def _rounded_kernel(layer, kernel, inputs, iterations):
 def rounded_layers(model) -> list:
     """The layers whose kernels the converter quantizes per output channel: Conv1D/2D, DepthwiseConv2D, Dense."""
     return [layer for layer in model.layers
-            if isinstance(layer, _ROUNDED) and not isinstance(layer, _TRANSPOSED)
-            and len(layer.inbound_nodes) == 1 and getattr(layer, "groups", 1) == 1]  # fmt: skip
+            if has_channel_kernel(layer) and len(layer.inbound_nodes) == 1 and getattr(layer, "groups", 1) == 1]
+
+
+def has_channel_kernel(layer) -> bool:
+    """A Conv1D, Conv2D, DepthwiseConv2D or Dense layer (not a transposed convolution)."""
+    return isinstance(layer, _ROUNDED) and not isinstance(layer, _TRANSPOSED)
 
 
 def channels_last(layer, kernel):
