@@ -22,13 +22,14 @@ RESULTS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "results"
 _PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert")
 
 
-def run(main, *, partial_flags=()):
+def run(main, *, partial_flags=(), packages=()):
     """`app.run(main)`; with --write, what the run printed becomes its results page (or what `main` returns).
 
     Args:
       main: the script's `main(argv)`. It may return the page's body as Markdown; by default the page holds
         everything the run printed.
       partial_flags: flags that run only part of the benchmark: --write refuses them.
+      packages: distributions beyond the core ones whose versions the page names (an optional extra the run uses).
     """
 
     def write_page(argv):
@@ -43,27 +44,27 @@ def run(main, *, partial_flags=()):
         if flags.FLAGS.write:
             script = pathlib.Path(sys.argv[0]).stem
             body = body if isinstance(body, str) else f"```text\n{printed.getvalue().strip()}\n```\n"
-            write_results(script, body)
+            write_results(script, body, packages=packages)
 
     app.run(write_page)
 
 
-def heading(script) -> str:
+def heading(script, packages=()) -> str:
     """The line every results page starts with: the command, the date, the versions and the CPU."""
     module = sys.modules["__main__"]
     title = (module.__doc__ or script).strip().splitlines()[0].rstrip(".")
     arguments = " ".join(argument for argument in sys.argv[1:] if argument != "--write")
     command = f"python benchmarks/{script}.py {arguments}".strip()
-    versions = ", ".join(f"{name} {metadata.version(name)}" for name in _PACKAGES)
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in (*_PACKAGES, *packages))
     return (f"# {title}\n\nWritten by `{command} --write` on {datetime.date.today().isoformat()}: "
             f"tfcompress {tfc.__version__}, {versions}; CPU: {tfc.litert.cpu()}.\n")  # fmt: skip
 
 
-def write_results(script, body, *, between=None) -> pathlib.Path:
+def write_results(script, body, *, between=None, packages=()) -> pathlib.Path:
     """Writes docs/results/<script>.md: the heading, then `body`; or only the block `between` two marker lines."""
     path = RESULTS / f"{script}.md"
     if between is None:
-        text = heading(script) + "\n" + body.strip() + "\n"
+        text = heading(script, packages) + "\n" + body.strip() + "\n"
     else:
         start, end = between
         text = path.read_text(encoding="utf-8")

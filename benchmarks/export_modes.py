@@ -151,4 +151,4 @@ def _has_quantizer():
 
 
 if __name__ == "__main__":
-    _common.run(main)
+    _common.run(main, packages=("litert-quantizer",))

@@ -287,7 +287,7 @@ def main(argv):
     if unknown:
         raise SystemExit(f"--models: unknown {unknown}; choose from {MODELS}.")
     _, data_name = _common.load_data()
-    sections = [f"CPU: {tfc.litert.cpu()}. MNIST models: {data_name}. Calibration: {_CALIBRATION} training "
+    sections = [f"MNIST models: {data_name}. Calibration: {_CALIBRATION} training "
                 "examples; measured on held-out examples in LiteRT (batch 1); latency at 1 thread, XNNPACK on, "
                 f"against `{_BASELINE}` (ratio above 1: slower)."]  # fmt: skip
     for name in FLAGS.models:
@@ -302,8 +302,8 @@ def main(argv):
                    f"{table}\n\n{_verdict(rows, float_score)}\n")  # fmt: skip
         print(section, flush=True)
         sections.append(section)
-    return "\n".join(sections)
+    return "\n\n".join(sections)
 
 
 if __name__ == "__main__":
-    _common.run(main, partial_flags=("models",))
+    _common.run(main, partial_flags=("models",), packages=("litert-quantizer",))
