@@ -55,9 +55,16 @@ def heading(script, packages=()) -> str:
     title = (module.__doc__ or script).strip().splitlines()[0].rstrip(".")
     arguments = " ".join(argument for argument in sys.argv[1:] if argument != "--write")
     command = f"python benchmarks/{script}.py {arguments}".strip()
-    versions = ", ".join(f"{name} {metadata.version(name)}" for name in (*_PACKAGES, *packages))
+    versions = ", ".join(f"{name} {_version(name)}" for name in (*_PACKAGES, *packages))
     return (f"# {title}\n\nWritten by `{command} --write` on {datetime.date.today().isoformat()}: "
             f"tfcompress {tfc.__version__}, {versions}; CPU: {tfc.litert.cpu()}.\n")  # fmt: skip
+
+
+def _version(name) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def write_results(script, body, *, between=None, packages=()) -> pathlib.Path:
