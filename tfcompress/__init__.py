@@ -1,8 +1,8 @@
 """tfcompress: make Keras models small and fast enough for phones.
 
 Distill a student from a teacher, prune it, train it quantization-aware, and export a
-verified full-integer `.tflite` for Android. Everything works on Keras 2 (`tf_keras`),
-which importing tfcompress selects before TensorFlow loads any Keras.
+verified full-integer `.tflite` for Android. Importing tfcompress never changes which Keras
+`tf.keras` is: its Keras 2 engine (TF-MOT's) names `tf_keras` itself, in any import order.
 
 Examples:
   >>> import tfcompress as tfc
@@ -12,8 +12,6 @@ Examples:
 
 import importlib
 
-# First, and without importing TensorFlow: select Keras 2 for TensorFlow.
-from tfcompress import _keras  # noqa: F401  # isort: skip
 from tfcompress._version import __version__
 
 __all__ = [

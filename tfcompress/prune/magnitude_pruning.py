@@ -8,16 +8,12 @@ are pruned and the others are left dense, each with its reason.
 
 import inspect
 
-import tensorflow_model_optimization as tfmot
-
-# TF-MOT's public API does not export the wrapper class; the strip and callbacks use it too.
-from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
-
 from tfcompress._checks import check_number, check_positive_integer
 from tfcompress._graph import flat_copy
-from tfcompress._keras import keras
+from tfcompress._keras import keras, tfmot
 from tfcompress._model_guards import ensure_graph_model
 from tfcompress.prune import prunable
+from tfcompress.prune.prunable import PruneLowMagnitude
 
 _sparsity = tfmot.sparsity.keras
 _SCHEDULES = ("polynomial", "constant")

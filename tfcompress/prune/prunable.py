@@ -1,9 +1,9 @@
 """Which layers magnitude pruning wraps with TF-MOT's `PruneLowMagnitude`, and why the others stay dense."""
 
-import tensorflow_model_optimization as tfmot
-from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+from tfcompress._keras import keras, tfmot, tfmot_module
 
-from tfcompress._keras import keras
+# TF-MOT's public API does not export the wrapper class; the strip and callbacks use it too.
+PruneLowMagnitude = tfmot_module("python.core.sparsity.keras.pruning_wrapper").PruneLowMagnitude
 
 
 @keras.utils.register_keras_serializable(package="tfcompress")

@@ -1,20 +1,18 @@
 """Weight sharing: TF-MOT's weight clustering, made safe to call, and a count of the values that remain."""
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
-
-# `tfmot.clustering.keras.experimental.cluster_weights` does not resolve in TF-MOT 0.8.1: the
-# package's `experimental` module never imports its `cluster` submodule. This is the module
-# that defines it, with the sparsity-preserving and per-channel options.
-from tensorflow_model_optimization.python.core.clustering.keras.cluster_wrapper import ClusterWeights
-from tensorflow_model_optimization.python.core.clustering.keras.experimental import cluster as _experimental
 
 from tfcompress._checks import check_positive_integer
 from tfcompress._graph import clone_with_weights
-from tfcompress._keras import keras
+from tfcompress._keras import keras, tfmot, tfmot_module
 from tfcompress._model_guards import ensure_graph_model
 
 _clustering = tfmot.clustering.keras
+ClusterWeights = tfmot_module("python.core.clustering.keras.cluster_wrapper").ClusterWeights
+# `tfmot.clustering.keras.experimental.cluster_weights` does not resolve in TF-MOT 0.8.1: the
+# package's `experimental` module never imports its `cluster` submodule. This is the module
+# that defines it, with the sparsity-preserving and per-channel options.
+_experimental = tfmot_module("python.core.clustering.keras.experimental.cluster")
 _INITS = {
     "kmeans++": _clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
     "linear": _clustering.CentroidInitialization.LINEAR,

@@ -10,10 +10,8 @@ calibration data at export.
 
 import functools
 
-import tensorflow_model_optimization as tfmot
-
 from tfcompress import _augmentation
-from tfcompress._keras import keras
+from tfcompress._keras import keras, tfmot
 from tfcompress.quantize.ops import ScalarArithmetic, WrappableMultiHeadAttention
 
 _quantizers = tfmot.quantization.keras.quantizers

@@ -10,11 +10,10 @@ import collections
 import warnings
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 
 from tfcompress import _errors
 from tfcompress._graph import calls, flat_copy
-from tfcompress._keras import keras
+from tfcompress._keras import keras, tfmot
 from tfcompress._model_guards import ensure_graph_model
 from tfcompress.prune import is_pruned
 from tfcompress.quantize import configs, ops, ranges

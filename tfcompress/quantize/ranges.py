@@ -18,10 +18,9 @@ those of the graph the int8 export converts.
 import contextlib
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 
 from tfcompress import _errors
-from tfcompress._keras import keras
+from tfcompress._keras import keras, tfmot
 from tfcompress.data.arrays import input_arrays, input_specs
 
 # The decay TF-MOT 0.8's MovingAverageQuantizer passes to its moving-average update.
