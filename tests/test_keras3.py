@@ -41,3 +41,49 @@ def test_from_keras3_rebuilds_sequential_and_functional_models_exactly():
     assert [layer.__class__.__name__ for layer in functional.layers][3:5] == ["Add", "Concatenate"]
 
 
+
+
+def _keras3_config_cases():
+    """Keras 3 layers whose configuration differs from their Keras 2 counterpart's, with what Keras 2 must hold."""
+    import keras as keras3
+
+    layers = keras3.layers
+    return {
+        "LeakyReLU negative_slope is alpha": (
+            [layers.Dense(4), layers.LeakyReLU(negative_slope=0.2, name="leaky")],
+            lambda rebuilt: rebuilt.get_layer("leaky").alpha == pytest.approx(0.2),
+        ),
+        "hard_sigmoid keeps Keras 3's formula": (
+            [layers.Dense(4, activation="hard_sigmoid", name="gate")],
+            lambda rebuilt: rebuilt.get_layer("gate").activation.__name__ == "hard_sigmoid_keras3",
+        ),
+        "an Activation layer's hard_sigmoid too": (
+            [layers.Dense(4), layers.Activation("hard_sigmoid", name="gate")],
+            lambda rebuilt: rebuilt.get_layer("gate").activation.__name__ == "hard_sigmoid_keras3",
+        ),
+        "dtype policies are names": (
+            [layers.Dense(4, name="dense", dtype="float32")],
+            lambda rebuilt: rebuilt.get_layer("dense").dtype == "float32",
+        ),
+        "quantization_config and rms_scaling left unset are dropped": (
+            [layers.Dense(4, name="dense"), layers.LayerNormalization(name="norm")],
+            lambda rebuilt: rebuilt.get_layer("norm").center,
+        ),
+        "a fixed batch_shape is the batch_input_shape": (
+            [layers.Dense(4)],
+            lambda rebuilt: tuple(rebuilt.input_shape) == (2, 6),
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_keras3_config_cases()))
+def test_keras3_settings_that_keras2_names_or_computes_otherwise_are_mapped(case):
+    import keras as keras3
+
+    body, holds = _keras3_config_cases()[case]
+    batch = 2 if "batch_shape" in case else None
+    model = keras3.Sequential([keras3.Input(batch_shape=(batch, 6)), *body])
+    x = np.random.default_rng(0).normal(size=(2, 6)).astype(np.float32) * 4  # hard_sigmoid's formulas differ off 0
+    rebuilt = tfc.from_keras3(model)
+    np.testing.assert_allclose(rebuilt.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    assert holds(rebuilt)

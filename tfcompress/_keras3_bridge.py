@@ -65,8 +65,16 @@ def hard_swish(x):
     return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
 
 
-# Keras 3 activations under another name (or none) in Keras 2.
-_ACTIVATIONS = {"hard_silu": hard_swish, "hard_swish": hard_swish, "silu": "swish"}
+@keras.utils.register_keras_serializable(package="tfcompress")
+def hard_sigmoid_keras3(x):
+    """relu6(x + 3) / 6: Keras 3's `hard_sigmoid`; Keras 2's function of that name is clip(0.2x + 0.5, 0, 1)."""
+    return tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
+
+
+# Keras 3 activations under another name (or none) in Keras 2, or under the same name with another formula.
+_ACTIVATIONS = {"hard_silu": hard_swish, "hard_swish": hard_swish, "silu": "swish", "hard_sigmoid": hard_sigmoid_keras3}
+# Settings that Keras 3 names differently, by layer class.
+_RENAMED = {"LeakyReLU": {"negative_slope": "alpha"}}
 
 
 def from_keras3(model):
@@ -216,6 +224,9 @@ def _layer(entry):
                 )
             del config[key]
     config.pop("seed", None)  # only seeds dropout's randomness, which Keras 2 draws its own way
+    for keras3_key, keras2_key in _RENAMED.get(class_name, {}).items():
+        if keras3_key in config:
+            config[keras2_key] = config.pop(keras3_key)
     if class_name == "MultiHeadAttention":  # Keras 2 records the shapes it was built for; it builds on first call
         config = {"query_shape": None, "key_shape": None, "value_shape": None, **config}
     try:
