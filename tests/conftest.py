@@ -1,6 +1,7 @@
 """Shared fixtures: real digits data and tiny models, seeded so every run is the same."""
 
 import contextlib
+import dataclasses
 import gc
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 
 import tfcompress as tfc
 from tfcompress import keras
+from tfcompress._keras3 import keras_of
 
 
 def pytest_configure(config):
@@ -47,12 +49,13 @@ def digits():
     return tfc.data.load_digits()
 
 
-def small_cnn(filters=8, units=32, name=None, fixed_names=False):
-    """A tiny CNN for 8x8 digits that outputs 10 logits.
+def small_cnn(filters=8, units=32, name=None, fixed_names=False, k=keras):
+    """A tiny CNN for 8x8 digits that outputs 10 logits, built with the Keras module `k` (tf_keras by default).
 
     With `fixed_names`, its layers are named as Keras names them in a fresh session
     (conv2d, dense, dense_1), whatever was built before.
     """
+    keras = k
     names = dict.fromkeys(("conv2d", "max_pooling2d", "flatten", "dense", "dense_1"))
     names = {name: name for name in names} if fixed_names else names
     return keras.Sequential(
@@ -74,6 +77,7 @@ def accuracy(model, x, y):
 
 
 def compile_classifier(model, learning_rate=1e-3):
+    keras = keras_of(model)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -82,14 +86,58 @@ def compile_classifier(model, learning_rate=1e-3):
     return model
 
 
-@pytest.fixture(scope="session")
-def trained_cnn(digits):
-    """A small CNN (17k parameters) trained on digits. Tests must not change it."""
+def _trained_cnn(digits, k):
     (x_train, y_train), _ = digits
-    keras.utils.set_random_seed(0)
-    model = compile_classifier(small_cnn(filters=16, units=64, name="trained_cnn", fixed_names=True))
+    k.utils.set_random_seed(0)
+    model = compile_classifier(small_cnn(filters=16, units=64, name="trained_cnn", fixed_names=True, k=k))
     model.fit(x_train, y_train, epochs=10, batch_size=32, verbose=0)
     return model
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(digits):
+    """A small CNN (17k parameters) trained on digits, in tf_keras. Tests must not change it."""
+    return _trained_cnn(digits, keras)
+
+
+@pytest.fixture(scope="session")
+def trained_cnn3(digits):
+    """`trained_cnn` built and trained with Keras 3, as a user who ran `import keras` has it."""
+    import keras as keras3
+
+    return _trained_cnn(digits, keras3)
+
+
+@dataclasses.dataclass
+class Engine:
+    """One Keras, and the tests' models in it: what a test parametrized over both engines works with.
+
+    Attributes:
+      name: "keras2" (tf_keras, TF-MOT's engine) or "keras3" (the user's `import keras`).
+      keras: the Keras module.
+      trained_cnn: `trained_cnn` in this Keras.
+    """
+
+    name: str
+    keras: object
+    trained_cnn: object
+
+    def small_cnn(self, **kwargs):
+        """`small_cnn` in this Keras."""
+        return small_cnn(**kwargs, k=self.keras)
+
+
+ENGINES = ("keras2", "keras3")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request):
+    """Each engine in turn: tf_keras models through TF-MOT's engine, Keras 3 models through the Keras 3 one."""
+    if request.param == "keras2":
+        return Engine("keras2", keras, request.getfixturevalue("trained_cnn"))
+    import keras as keras3
+
+    return Engine("keras3", keras3, request.getfixturevalue("trained_cnn3"))
 
 
 @pytest.fixture(scope="session")

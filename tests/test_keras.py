@@ -92,8 +92,6 @@ ENTRY_POINTS = {
 
 # Each returns a model, or figures, that hold the Keras 3 model's weights, now in Keras 2.
 KERAS3_ENTRY_POINTS = {
-    "Distiller(student=)": lambda model, other, tmp: tfc.Distiller(student=model, teacher=other).student,
-    "Distiller(teacher=)": lambda model, other, tmp: tfc.Distiller(student=other, teacher=model).teacher,
     "prune.magnitude": lambda model, other, tmp: tfc.prune.strip(tfc.prune.magnitude(model, 0.5, end_step=10)),
     "prune.channels": lambda model, other, tmp: tfc.prune.channels(model, 0.0),
     "prune.sparsity": lambda model, other, tmp: tfc.prune.sparsity(model)["parameters"],

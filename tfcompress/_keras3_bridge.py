@@ -6,6 +6,7 @@ import json
 import numpy as np
 
 from tfcompress._keras import keras, tf
+from tfcompress._keras3 import is_keras3_model
 
 # Keras 3 configuration keys that some Keras 2 layers do not take, with the value that means
 # "as Keras 2 does": such a key is dropped where the Keras 2 layer lacks it; any other value
@@ -47,16 +48,6 @@ _OPERATIONS = {
     "Sigmoid": tf.math.sigmoid,
     "Tanh": tf.math.tanh,
 }
-
-
-def is_keras3_model(obj) -> bool:
-    """Whether `obj` is a Keras 3 model (from `import keras`), which TF-MOT cannot use."""
-    return is_keras3_object(obj) and hasattr(obj, "layers")
-
-
-def is_keras3_object(obj) -> bool:
-    """Whether `obj` is an instance of a Keras 3 class (a model, a layer, a loss)."""
-    return any(cls.__module__.split(".")[0] == "keras" for cls in type(obj).__mro__)
 
 
 @keras.utils.register_keras_serializable(package="tfcompress")

@@ -8,7 +8,8 @@ import warnings
 import weakref
 
 from tfcompress._keras import keras
-from tfcompress._keras3_bridge import from_keras3, is_keras3_object
+from tfcompress._keras3 import is_keras3_model
+from tfcompress._keras3_bridge import from_keras3
 
 # The Keras 3 models a warning has named already.
 _ANNOUNCED = weakref.WeakSet()
@@ -18,7 +19,7 @@ def ensure_keras2_model(model, argument: str = "model"):
     """The Keras 2 (tf_keras) model to work on: `model` itself, or a Keras 3 model rebuilt as Keras 2."""
     if isinstance(model, keras.Model):
         return model
-    if is_keras3_object(model) and hasattr(model, "layers"):
+    if is_keras3_model(model):
         rebuilt = from_keras3(model)
         _announce(model, argument)
         return rebuilt
@@ -45,7 +46,7 @@ def _announce(model, argument):
 
 def ensure_graph_model(model, argument: str = "model", *, in_place: bool = False):
     """Returns `model` if it is a built Sequential or functional Keras 2 model."""
-    if in_place and is_keras3_object(model) and hasattr(model, "layers"):
+    if in_place and is_keras3_model(model):
         raise ValueError(
             f"`{argument}` is a Keras 3 model, and this step changes its model in place, which tfcompress does in "
             f"Keras 2 (tf_keras) only. Rebuild it as Keras 2 first and keep using that: {argument} = "

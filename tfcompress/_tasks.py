@@ -17,7 +17,8 @@ import numpy as np
 
 from tfcompress._checks import check_one_of
 from tfcompress._choices import TASKS
-from tfcompress._keras import keras
+from tfcompress._keras3 import keras_of
+from tfcompress._models import graph_outputs, inbound_nodes, output_names
 
 # Losses by class or function name, and the task they train ("binary" on several units is multi-label).
 _LOSSES = {
@@ -38,10 +39,12 @@ _LOSSES = {
         "regression",
     ),
 }  # fmt: skip
-# Layers between a head and the output that change neither its values nor their meaning.
-_TRANSPARENT = (keras.layers.Reshape, keras.layers.Flatten, keras.layers.Dropout, keras.layers.Permute)
+# Layers between a head and the output that change neither its values nor their meaning, in either Keras.
+_TRANSPARENT = ("Reshape", "Flatten", "Dropout", "Permute")
+# TensorFlow functions recorded as layers (Keras 2's TFOpLambda), and Keras 3's operations, that make a head.
 _OP_ACTIVATIONS = {"nn.softmax": "softmax", "math.softmax": "softmax", "nn.sigmoid": "sigmoid",
                    "math.sigmoid": "sigmoid"}  # fmt: skip
+_OPERATION_ACTIVATIONS = {"Softmax": "softmax", "Sigmoid": "sigmoid"}
 _WORDS = {"multiclass": "multi-class", "binary": "binary", "multilabel": "multi-label", "regression": "regression"}
 
 
@@ -171,16 +174,23 @@ class Task:
             "task= ('multiclass', 'binary', 'multilabel' or 'regression')."
         )
 
-    def loss(self):
-        """The Keras loss that trains this task: cross-entropy for classifiers, mean squared error for regression."""
+    def loss(self, keras=None):
+        """The Keras loss that trains this task: cross-entropy for classifiers, mean squared error for regression.
+
+        Args:
+          keras: the Keras module to build it with (the model's: `tfcompress._keras3.keras_of(model)`); tf_keras
+            by default.
+        """
+        keras = keras or keras_of(None)
         if self.kind == "multiclass":
             return keras.losses.SparseCategoricalCrossentropy(from_logits=self.logits)
         if self.kind == "regression":
             return keras.losses.MeanSquaredError()
         return keras.losses.BinaryCrossentropy(from_logits=self.logits)
 
-    def metrics(self) -> list:
-        """The Keras metric of this task's primary measure, named "accuracy" or "mae"."""
+    def metrics(self, keras=None) -> list:
+        """The Keras metric of this task's primary measure, named "accuracy" or "mae", built with `keras` as `loss`."""
+        keras = keras or keras_of(None)
         if self.kind == "multiclass":
             return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         if self.kind == "regression":
@@ -224,13 +234,13 @@ class UnknownTaskError(ValueError):
 
 
 def infer(model, output: int = 0, *, task=None, labels=None, loss=None, argument: str = "task") -> Task:
-    """The task of one output of a Keras 2 model."""
-    if not model.outputs:  # subclassed or unbuilt: no output layer to read
+    """The task of one output of a Keras model (either Keras)."""
+    if not graph_outputs(model):  # subclassed or unbuilt: no output layer to read
         kind = task or (_from_loss(loss if loss is not None else getattr(model, "loss", None)) or ("multiclass",))[0]
         check_one_of(argument, kind, TASKS)
         source = f"{argument}={task!r}" if task else "no output layer to read"
         return Task(kind, logits=kind != "regression", source=source)
-    name = model.output_names[output]
+    name = output_names(model)[output]
     shape = tuple(model.outputs[output].shape[1:])
     activation, units = _head_activation(model, output), shape[-1] if shape else 1
     head = f"{name!r} ({units} {activation} unit{'s' if units != 1 else ''})"
@@ -268,7 +278,7 @@ def infer(model, output: int = 0, *, task=None, labels=None, loss=None, argument
 
 def infer_all(model, *, task=None, labels=None, argument: str = "task") -> list:
     """The `Task` of each output of a model, in `model.output_names` order."""
-    names = list(model.output_names)
+    names = output_names(model)
     given = task if isinstance(task, dict) else ({names[0]: task} if task is not None else {})
     unknown = [key for key in given if key not in names]
     if unknown:
@@ -341,12 +351,14 @@ def _from_labels(y, shape, head) -> str:
 def _head_activation(model, output) -> str:
     """The activation that makes an output: "softmax", "sigmoid", "linear" or another's name."""
     layer = _producer(model.outputs[output])
-    while isinstance(layer, _TRANSPARENT) and layer.inbound_nodes:
-        layer = _producer(layer.inbound_nodes[0].input_tensors)
-    if isinstance(layer, keras.layers.Softmax):
+    while type(layer).__name__ in _TRANSPARENT and inbound_nodes(layer):
+        layer = _producer(inbound_nodes(layer)[0].input_tensors)
+    if type(layer).__name__ == "Softmax":  # the layer, or Keras 3's operation
         return "softmax"
     if type(layer).__name__ == "TFOpLambda":
         return _OP_ACTIVATIONS.get(layer.symbol, "linear")
+    if type(layer).__module__.startswith("keras.src.ops"):
+        return _OPERATION_ACTIVATIONS.get(type(layer).__name__, "linear")
     activation = getattr(layer, "activation", None)
     activation = getattr(activation, "activation", activation)  # TF-MOT's QuantizeAwareActivation holds it
     name = getattr(activation, "__name__", None) or (activation if isinstance(activation, str) else None)
@@ -357,15 +369,16 @@ def _producer(tensor):
     """The layer that computes a Keras tensor, looking inside nested models and TF-MOT's wrappers."""
     tensor = tensor[0] if isinstance(tensor, (list, tuple)) else tensor
     layer, _, index = tensor._keras_history  # noqa: SLF001  (how Keras records what made a tensor)
-    while isinstance(layer, keras.Model) and getattr(layer, "_is_graph_network", False):
+    while hasattr(layer, "layers") and getattr(layer, "outputs", None):  # a nested Sequential or functional model
         inner = layer.outputs[index]
         layer, _, index = inner._keras_history  # noqa: SLF001
     return getattr(layer, "layer", layer)  # a QuantizeWrapper's or PruneLowMagnitude's own layer
 
 
 def compile_for(model, learning_rate, task: Task):
-    """Compiles `model` the way every tfcompress stage trains one: Adam, the task's loss and metric."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=task.loss(), metrics=task.metrics())
+    """Compiles `model` the way every tfcompress stage trains one: Adam, the task's loss and metric, in its Keras."""
+    keras = keras_of(model)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=task.loss(keras), metrics=task.metrics(keras))
     return model
 
 

@@ -1,4 +1,4 @@
-"""The cached teacher: runs the teacher once, trains exactly as a live teacher does, refuses what it cannot follow."""
+"""The cached teacher, in both engines: runs the teacher once, trains as a live teacher does, refuses what it cannot."""
 
 import os
 
@@ -7,30 +7,35 @@ import pytest
 
 import tfcompress as tfc
 from tests.conftest import small_cnn, weights_of
-from tfcompress import keras
 from tfcompress._keras import tf
+from tfcompress._keras3 import keras_of
 
 # Outside any layer, so it is not one of the teacher's weights (which the disk cache fingerprints).
 _EXAMPLES_SEEN = tf.Variable(0.0, trainable=False)
 
 
-class CallCounter(keras.layers.Layer):
-    """Passes its input through and counts the examples it has seen in `_EXAMPLES_SEEN`."""
+def _call_counter(keras):
+    """A layer of `keras` that passes its input through and counts the examples it has seen in `_EXAMPLES_SEEN`."""
 
-    def call(self, inputs):
-        _EXAMPLES_SEEN.assign_add(tf.cast(tf.shape(inputs)[0], tf.float32))
-        return inputs
+    class CallCounter(keras.layers.Layer):
+        def call(self, inputs):
+            _EXAMPLES_SEEN.assign_add(tf.cast(tf.shape(inputs)[0], tf.float32))
+            return inputs
+
+    return CallCounter(name="counter")
 
 
 def _counting_teacher(trained_cnn):
     """The trained teacher behind a layer that counts the examples it runs on."""
+    keras = keras_of(trained_cnn)
     _EXAMPLES_SEEN.assign(0.0)
     inputs = keras.Input((8, 8, 1))
-    teacher = keras.Model(inputs, trained_cnn(CallCounter(name="counter")(inputs)), name="counting_teacher")
+    teacher = keras.Model(inputs, trained_cnn(_call_counter(keras)(inputs)), name="counting_teacher")
     return teacher
 
 
 def _distiller(teacher, seed=0, **compile_kwargs):
+    keras = keras_of(teacher)
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((8, 8, 1))
     features = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="student_conv")(inputs)
@@ -40,7 +45,8 @@ def _distiller(teacher, seed=0, **compile_kwargs):
     return distiller
 
 
-def test_cached_teacher_trains_exactly_as_the_live_teacher_without_running_it(trained_cnn, digits):
+def test_cached_teacher_trains_exactly_as_the_live_teacher_without_running_it(engine, digits):
+    trained_cnn = engine.trained_cnn
     (x, y), _ = digits
     x, y = x[:256], y[:256]
     teacher = _counting_teacher(trained_cnn)
@@ -63,7 +69,8 @@ def test_cached_teacher_trains_exactly_as_the_live_teacher_without_running_it(tr
         np.testing.assert_array_equal(a, b)
 
 
-def test_cache_holds_hinted_teacher_features(trained_cnn, digits):
+def test_cache_holds_hinted_teacher_features(engine, digits):
+    trained_cnn = engine.trained_cnn
     (x, y), _ = digits
     x, y = x[:128], y[:128]
     hint = tfc.distill.Hint("student_conv", trained_cnn.layers[0].name)
@@ -75,7 +82,8 @@ def test_cache_holds_hinted_teacher_features(trained_cnn, digits):
     assert cached_logs["loss"] == pytest.approx(live_logs["loss"], rel=1e-5)
 
 
-def test_cache_made_before_the_feature_losses_is_refused(trained_cnn, digits):
+def test_cache_made_before_the_feature_losses_is_refused(engine, digits):
+    trained_cnn = engine.trained_cnn
     (x, y), _ = digits
     distiller = _distiller(trained_cnn)
     dataset = distiller.cache_teacher(x[:64], y[:64], batch_size=32)
@@ -84,7 +92,8 @@ def test_cache_made_before_the_feature_losses_is_refused(trained_cnn, digits):
         distiller.fit(dataset, epochs=1, verbose=0)
 
 
-def test_cache_keeps_sample_weights_and_shuffles_each_epoch(trained_cnn, digits):
+def test_cache_keeps_sample_weights_and_shuffles_each_epoch(engine, digits):
+    trained_cnn = engine.trained_cnn
     (x, y), _ = digits
     x, y = x[:64], y[:64]
     weights = np.linspace(0.0, 2.0, len(x)).astype(np.float32)
@@ -99,7 +108,8 @@ def test_cache_keeps_sample_weights_and_shuffles_each_epoch(trained_cnn, digits)
     np.testing.assert_array_equal(np.sort(np.concatenate(first)), np.sort(y))
 
 
-def test_cache_on_disk_is_reused_and_checked_against_the_teacher(trained_cnn, digits, tmp_path):
+def test_cache_on_disk_is_reused_and_checked_against_the_teacher(engine, digits, tmp_path):
+    keras, trained_cnn = engine.keras, engine.trained_cnn
     (x, y), _ = digits
     x, y = x[:64], y[:64]
     teacher = _counting_teacher(trained_cnn)
@@ -125,7 +135,8 @@ def test_cache_on_disk_is_reused_and_checked_against_the_teacher(trained_cnn, di
     assert sorted(os.listdir(tmp_path)) == ["photos", "teacher_cache"]  # no staging directory left behind
 
 
-def test_cache_refuses_random_augmentation(trained_cnn, digits):
+def test_cache_refuses_random_augmentation(engine, digits):
+    keras, trained_cnn = engine.keras, engine.trained_cnn
     (x, y), _ = digits
     x, y = x[:64], y[:64]
     distiller = _distiller(trained_cnn)
@@ -142,7 +153,7 @@ def test_cache_refuses_random_augmentation(trained_cnn, digits):
 
     keras.utils.set_random_seed(0)
     augmenting_student = keras.Sequential(
-        [keras.Input((8, 8, 1)), keras.layers.RandomFlip("horizontal"), *small_cnn(filters=4, units=16).layers]
+        [keras.Input((8, 8, 1)), keras.layers.RandomFlip("horizontal"), *small_cnn(filters=4, units=16, k=keras).layers]
     )
     augmenting = tfc.Distiller(student=augmenting_student, teacher=trained_cnn)
     augmenting.compile(optimizer="adam")
@@ -150,7 +161,8 @@ def test_cache_refuses_random_augmentation(trained_cnn, digits):
         augmenting.cache_teacher(x, y)
 
 
-def test_cache_bad_inputs_are_named(trained_cnn, digits):
+def test_cache_bad_inputs_are_named(engine, digits):
+    trained_cnn = engine.trained_cnn
     (x, y), _ = digits
     distiller = _distiller(trained_cnn)
     with pytest.raises(ValueError, match="needs labels"):

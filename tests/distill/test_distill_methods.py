@@ -1,4 +1,4 @@
-"""Distillation methods beyond Hinton's: DKD, several teachers, hints, attention transfer and hooks.
+"""Distillation methods beyond Hinton's, in both engines: DKD, several teachers, hints, attention transfer and hooks.
 
 Each loss is checked against a numpy hand computation on a fixed batch, and each fit against
 a frozen teacher.
@@ -9,7 +9,8 @@ import pytest
 
 import tfcompress as tfc
 from tests.conftest import small_cnn, weights_of
-from tfcompress import keras
+from tfcompress._keras import tf
+from tfcompress._keras3 import keras_of
 
 ALPHA, TEMPERATURE = 0.3, 4.0
 
@@ -37,6 +38,7 @@ def _fixed_batch(digits, size=64):
 
 
 def _compiled(student, teacher, teacher_weights=None, **compile_kwargs):
+    keras = keras_of(student)
     distiller = tfc.Distiller(student=student, teacher=teacher, teacher_weights=teacher_weights)
     distiller.compile(
         optimizer=keras.optimizers.Adam(1e-2),
@@ -52,24 +54,26 @@ def _evaluate(distiller, x, y):
     return distiller.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)
 
 
-def _student(seed=0, filters=4):
+def _student(keras, seed=0, filters=4):
     keras.utils.set_random_seed(seed)
-    return small_cnn(filters=filters, units=16)
+    return small_cnn(filters=filters, units=16, k=keras)
 
 
-def _second_teacher(digits):
+def _second_teacher(digits, keras):
     (x, y), _ = digits
     keras.utils.set_random_seed(1)
-    teacher = small_cnn(filters=8, units=32, name="second_teacher")
+    teacher = small_cnn(filters=8, units=32, name="second_teacher", k=keras)
     teacher.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     teacher.fit(x, y, epochs=3, batch_size=64, verbose=0)
     return teacher
 
 
-def test_decoupled_kd_equals_its_definition(trained_cnn, digits):
+def test_decoupled_kd_equals_its_definition(engine, digits):
+    keras = engine.keras
+    trained_cnn = engine.trained_cnn
     x, y = _fixed_batch(digits)
     dkd = tfc.distill.DecoupledKD(alpha=1.0, beta=8.0)
-    distiller = _compiled(_student(), trained_cnn, distillation_loss_fn=dkd)
+    distiller = _compiled(_student(keras), trained_cnn, distillation_loss_fn=dkd)
     p_t = _softmax(_predict(trained_cnn, x) / TEMPERATURE)
     p_s = _softmax(_predict(distiller.student, x) / TEMPERATURE)
     rows = np.arange(len(y))
@@ -88,23 +92,27 @@ def test_decoupled_kd_equals_its_definition(trained_cnn, digits):
     assert logs["distillation_loss"] == pytest.approx(expected, rel=1e-4)
 
 
-def test_decoupled_kd_drops_the_factor_that_shrinks_classic_kds_non_target_term(trained_cnn, digits):
+def test_decoupled_kd_drops_the_factor_that_shrinks_classic_kds_non_target_term(engine, digits):
+    keras = engine.keras
+    trained_cnn = engine.trained_cnn
     # Classic KD = TCKD + (1 - p_target) * NCKD (the paper's Eq. 7); DKD with alpha=beta=1 drops
     # that factor, so it must exceed classic KD when the teacher is confident.
     x, y = _fixed_batch(digits)
-    classic = _evaluate(_compiled(_student(), trained_cnn), x, y)["distillation_loss"]
+    classic = _evaluate(_compiled(_student(keras), trained_cnn), x, y)["distillation_loss"]
     decoupled = _evaluate(
-        _compiled(_student(), trained_cnn, distillation_loss_fn=tfc.distill.DecoupledKD(1.0, 1.0)), x, y
+        _compiled(_student(keras), trained_cnn, distillation_loss_fn=tfc.distill.DecoupledKD(1.0, 1.0)), x, y
     )["distillation_loss"]
     assert decoupled > classic
 
 
-def test_decoupled_kd_reads_one_hot_labels_too(trained_cnn, digits):
+def test_decoupled_kd_reads_one_hot_labels_too(engine, digits):
+    keras = engine.keras
+    trained_cnn = engine.trained_cnn
     x, y = _fixed_batch(digits)
     dkd = tfc.distill.DecoupledKD()
-    sparse = _compiled(_student(), trained_cnn, distillation_loss_fn=dkd)
+    sparse = _compiled(_student(keras), trained_cnn, distillation_loss_fn=dkd)
     one_hot = _compiled(
-        _student(),
+        _student(keras),
         trained_cnn,
         distillation_loss_fn=dkd,
         student_loss_fn=keras.losses.CategoricalCrossentropy(from_logits=True),
@@ -116,10 +124,12 @@ def test_decoupled_kd_reads_one_hot_labels_too(trained_cnn, digits):
 
 
 @pytest.mark.slow
-def test_several_teachers_distill_their_weighted_average_soft_targets(trained_cnn, digits):
+def test_several_teachers_distill_their_weighted_average_soft_targets(engine, digits):
+    keras = engine.keras
+    trained_cnn = engine.trained_cnn
     x, y = _fixed_batch(digits)
-    second = _second_teacher(digits)
-    distiller = _compiled(_student(), [trained_cnn, second], teacher_weights=[3, 1])
+    second = _second_teacher(digits, keras)
+    distiller = _compiled(_student(keras), [trained_cnn, second], teacher_weights=[3, 1])
     fused = 0.75 * _softmax(_predict(trained_cnn, x) / TEMPERATURE) + 0.25 * _softmax(_predict(second, x) / TEMPERATURE)
     student = _softmax(_predict(distiller.student, x) / TEMPERATURE)
     expected = (_kl(fused, student) * TEMPERATURE**2).mean()
@@ -134,7 +144,7 @@ def test_several_teachers_distill_their_weighted_average_soft_targets(trained_cn
             np.testing.assert_array_equal(a, b)
 
 
-def _functional_student(seed=0):
+def _functional_student(keras, seed=0):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((8, 8, 1))
     features = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="student_conv")(inputs)
@@ -142,11 +152,13 @@ def _functional_student(seed=0):
     return keras.Model(inputs, keras.layers.Dense(10, name="student_logits")(hidden), name="student")
 
 
-def test_hint_loss_equals_hand_computation_through_the_adapter(trained_cnn, digits):
+def test_hint_loss_equals_hand_computation_through_the_adapter(engine, digits):
+    keras = engine.keras
+    trained_cnn = engine.trained_cnn
     x, y = _fixed_batch(digits)
     teacher_conv = trained_cnn.layers[0].name
     hint = tfc.distill.Hint("student_conv", teacher_conv, weight=0.5)
-    distiller = _compiled(_functional_student(), trained_cnn, feature_losses=[hint])
+    distiller = _compiled(_functional_student(keras), trained_cnn, feature_losses=[hint])
     adapter = distiller._adapters[hint.name]
     kernel, bias = (np.asarray(weight, np.float64) for weight in adapter.get_weights())
 
@@ -162,10 +174,12 @@ def test_hint_loss_equals_hand_computation_through_the_adapter(trained_cnn, digi
     )
 
 
-def test_hint_training_moves_student_and_adapter_and_never_the_teacher(trained_cnn, digits):
+def test_hint_training_moves_student_and_adapter_and_never_the_teacher(engine, digits):
+    keras = engine.keras
+    trained_cnn = engine.trained_cnn
     (x, y), _ = digits
     hint = tfc.distill.Hint("student_conv", trained_cnn.layers[0].name)
-    distiller = _compiled(_functional_student(), trained_cnn, feature_losses=[hint])
+    distiller = _compiled(_functional_student(keras), trained_cnn, feature_losses=[hint])
     student_params = distiller.student.count_params()
     adapter_before = weights_of(distiller._adapters[hint.name])
     teacher_before = weights_of(trained_cnn)
@@ -180,10 +194,12 @@ def test_hint_training_moves_student_and_adapter_and_never_the_teacher(trained_c
     assert distiller.student.count_params() == student_params
 
 
-def test_attention_transfer_equals_hand_computation(trained_cnn, digits):
+def test_attention_transfer_equals_hand_computation(engine, digits):
+    keras = engine.keras
+    trained_cnn = engine.trained_cnn
     x, y = _fixed_batch(digits)
     transfer = tfc.distill.AttentionTransfer("student_conv", trained_cnn.layers[0].name, weight=100.0)
-    distiller = _compiled(_functional_student(), trained_cnn, feature_losses=[transfer])
+    distiller = _compiled(_functional_student(keras), trained_cnn, feature_losses=[transfer])
 
     def attention(feature):
         energy = (feature**2).mean(axis=-1).reshape(len(feature), -1)
@@ -198,17 +214,19 @@ def test_attention_transfer_equals_hand_computation(trained_cnn, digits):
     assert distiller._adapters == {}
 
 
-def test_custom_feature_loss_and_extra_loss_hooks_are_added_and_logged(trained_cnn, digits):
+def test_custom_feature_loss_and_extra_loss_hooks_are_added_and_logged(engine, digits):
+    keras = engine.keras
+    trained_cnn = engine.trained_cnn
     x, y = _fixed_batch(digits)
 
     def logit_norm(batch):
-        return 0.01 * keras.backend.sum(keras.backend.square(batch.student_logits), axis=-1)
+        return 0.01 * tf.reduce_sum(tf.square(batch.student_logits), axis=-1)
 
     def mean_gap(student_feature, teacher_feature):
-        return keras.backend.abs(keras.backend.mean(student_feature) - keras.backend.mean(teacher_feature))
+        return tf.abs(tf.reduce_mean(student_feature) - tf.reduce_mean(teacher_feature))
 
     feature = tfc.distill.FeatureLoss("student_conv", trained_cnn.layers[0].name, fn=mean_gap, weight=2.0, name="gap")
-    distiller = _compiled(_functional_student(), trained_cnn, feature_losses=[feature], extra_losses=logit_norm)
+    distiller = _compiled(_functional_student(keras), trained_cnn, feature_losses=[feature], extra_losses=logit_norm)
 
     student_feature = keras.Model(distiller.student.inputs, distiller.student.get_layer("student_conv").output)
     teacher_feature = keras.Model(trained_cnn.inputs, trained_cnn.layers[0].output)
@@ -224,15 +242,17 @@ def test_custom_feature_loss_and_extra_loss_hooks_are_added_and_logged(trained_c
     )
 
 
-def test_extra_loss_hook_sees_the_fused_teacher_and_the_temperature(trained_cnn, digits):
+def test_extra_loss_hook_sees_the_fused_teacher_and_the_temperature(engine, digits):
+    keras = engine.keras
+    trained_cnn = engine.trained_cnn
     x, y = _fixed_batch(digits)
     seen = {}
 
     def spy(batch):
         seen["temperature"] = batch.temperature
-        return keras.backend.mean(batch.teacher_logits) * 0.0
+        return tf.reduce_mean(batch.teacher_logits) * 0.0
 
-    distiller = _compiled(_student(), trained_cnn, extra_losses={"spy": spy})
+    distiller = _compiled(_student(keras), trained_cnn, extra_losses={"spy": spy})
     assert _evaluate(distiller, x, y)["spy"] == 0.0
     assert "temperature" in seen
 
@@ -247,27 +267,30 @@ def test_extra_loss_hook_sees_the_fused_teacher_and_the_temperature(trained_cnn,
         (lambda t: tfc.distill.Hint("student_conv", "flat"), "pick layers at the same resolution"),
     ],
 )
-def test_feature_losses_on_wrong_layers_are_named(digits, make_loss, message):
+def test_feature_losses_on_wrong_layers_are_named(engine, digits, make_loss, message):
+    keras = engine.keras
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 1))
     hidden = keras.layers.Conv2D(8, 3, padding="same", name="teacher_conv")(inputs)
     teacher = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten(name="flat")(hidden)))
-    distiller = tfc.Distiller(student=_functional_student(), teacher=teacher)
+    distiller = tfc.Distiller(student=_functional_student(keras), teacher=teacher)
     with pytest.raises(ValueError, match=message):
         distiller.compile(optimizer="adam", feature_losses=[make_loss("teacher_conv")])
 
 
-def test_bad_method_arguments_are_named(trained_cnn, digits):
-    second = _second_teacher(digits)
+def test_bad_method_arguments_are_named(engine, digits):
+    keras = engine.keras
+    trained_cnn = engine.trained_cnn
+    second = _second_teacher(digits, keras)
     with pytest.raises(ValueError, match="2 entries for 3 teachers"):
-        tfc.Distiller(student=_student(), teacher=[trained_cnn, second, trained_cnn], teacher_weights=[1, 2])
+        tfc.Distiller(student=_student(keras), teacher=[trained_cnn, second, trained_cnn], teacher_weights=[1, 2])
     with pytest.raises(ValueError, match="must not all be zero"):
-        tfc.Distiller(student=_student(), teacher=[trained_cnn, second], teacher_weights=[0, 0])
+        tfc.Distiller(student=_student(keras), teacher=[trained_cnn, second], teacher_weights=[0, 0])
     with pytest.raises(ValueError, match="need one teacher"):
-        tfc.Distiller(student=_functional_student(), teacher=[trained_cnn, second]).compile(
+        tfc.Distiller(student=_functional_student(keras), teacher=[trained_cnn, second]).compile(
             feature_losses=[tfc.distill.Hint("student_conv", "x")]
         )
-    distiller = tfc.Distiller(student=_functional_student(), teacher=trained_cnn)
+    distiller = tfc.Distiller(student=_functional_student(keras), teacher=trained_cnn)
     with pytest.raises(TypeError, match="FeatureLoss"):
         distiller.compile(alpha=0.9, feature_losses=["student_conv"])
     assert distiller.alpha == pytest.approx(0.1)  # a rejected compile changes nothing
@@ -279,12 +302,12 @@ def test_bad_method_arguments_are_named(trained_cnn, digits):
         tfc.distill.DecoupledKD(beta=-1)
     with pytest.raises(ValueError, match="adapter"):
         tfc.distill.Hint("a", "b", adapter="yes")
-    subclassed = tfc.Distiller(student=_subclassed_student(), teacher=trained_cnn)
+    subclassed = tfc.Distiller(student=_subclassed_student(keras), teacher=trained_cnn)
     with pytest.raises(ValueError, match="functional or Sequential"):
         subclassed.compile(feature_losses=[tfc.distill.Hint("dense", trained_cnn.layers[0].name)])
 
 
-def _subclassed_student():
+def _subclassed_student(keras):
     class Student(keras.Model):
         def __init__(self):
             super().__init__()

@@ -1,11 +1,11 @@
-"""Distiller: the loss matches a hand computation, the teacher stays frozen, bad input is named."""
+"""Distiller, in both engines: the loss matches a hand computation, the teacher stays frozen, bad input is named."""
 
 import numpy as np
 import pytest
 
 import tfcompress as tfc
-from tests.conftest import small_cnn, weights_of
-from tfcompress import keras
+from tests.conftest import weights_of
+from tfcompress._keras import tf
 
 ALPHA, TEMPERATURE = 0.3, 4.0
 
@@ -26,9 +26,10 @@ def _hand_computed_loss(teacher, student, x, y, alpha=ALPHA, temperature=TEMPERA
     return cross_entropy, kl, alpha * cross_entropy + (1 - alpha) * kl
 
 
-def _distiller(trained_cnn, distillation_loss_fn=None, seed=0):
+def _distiller(engine, distillation_loss_fn=None, seed=0):
+    keras = engine.keras
     keras.utils.set_random_seed(seed)
-    distiller = tfc.Distiller(student=small_cnn(filters=4, units=16), teacher=trained_cnn)
+    distiller = tfc.Distiller(student=engine.small_cnn(filters=4, units=16), teacher=engine.trained_cnn)
     distiller.compile(
         optimizer=keras.optimizers.Adam(1e-2),
         metrics=[keras.metrics.SparseCategoricalAccuracy()],
@@ -40,11 +41,11 @@ def _distiller(trained_cnn, distillation_loss_fn=None, seed=0):
     return distiller
 
 
-def test_loss_equals_hand_computation(trained_cnn, digits):
+def test_loss_equals_hand_computation(engine, digits):
     (x, y), _ = digits
     x, y = x[:64], y[:64]
-    distiller = _distiller(trained_cnn)
-    expected_student, expected_kl, expected_loss = _hand_computed_loss(trained_cnn, distiller.student, x, y)
+    distiller = _distiller(engine)
+    expected_student, expected_kl, expected_loss = _hand_computed_loss(engine.trained_cnn, distiller.student, x, y)
     evaluated = distiller.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
     # One full-batch step reports the loss computed before its update.
     trained = distiller.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0).history
@@ -54,30 +55,30 @@ def test_loss_equals_hand_computation(trained_cnn, digits):
         assert logs["loss"] == pytest.approx(expected_loss, rel=1e-4)
 
 
-def test_any_other_distillation_loss_gets_softened_probabilities_times_t_squared(trained_cnn, digits):
+def test_any_other_distillation_loss_gets_softened_probabilities_times_t_squared(engine, digits):
     (x, y), _ = digits
     x, y = x[:64], y[:64]
 
     def kl_on_probabilities(p, q):
-        return keras.backend.sum(p * keras.backend.log(p / q), axis=-1)
+        return tf.reduce_sum(p * tf.math.log(p / q), axis=-1)
 
-    custom = _distiller(trained_cnn, distillation_loss_fn=kl_on_probabilities)
-    _, expected_kl, _ = _hand_computed_loss(trained_cnn, custom.student, x, y)
+    custom = _distiller(engine, distillation_loss_fn=kl_on_probabilities)
+    _, expected_kl, _ = _hand_computed_loss(engine.trained_cnn, custom.student, x, y)
     logs = custom.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
     assert logs["distillation_loss"] == pytest.approx(expected_kl, rel=1e-4)
 
 
-def test_fit_trains_only_the_student_and_reports_running_means(trained_cnn, digits):
+def test_fit_trains_only_the_student_and_reports_running_means(engine, digits):
     (x_train, y_train), (x_test, y_test) = digits
-    teacher_before = weights_of(trained_cnn)
-    distiller = _distiller(trained_cnn)
+    teacher_before = weights_of(engine.trained_cnn)
+    distiller = _distiller(engine)
     student_before = weights_of(distiller.student)
     history = distiller.fit(x_train, y_train, batch_size=64, epochs=2, verbose=0).history
     logs = distiller.evaluate(x_test, y_test, verbose=0, return_dict=True)
 
-    for before, after in zip(teacher_before, weights_of(trained_cnn)):
+    for before, after in zip(teacher_before, weights_of(engine.trained_cnn)):
         np.testing.assert_array_equal(before, after)
-    assert trained_cnn.trainable
+    assert engine.trained_cnn.trainable
     assert any(not np.array_equal(b, a) for b, a in zip(student_before, weights_of(distiller.student)))
     expected_keys = {"loss", "student_loss", "distillation_loss", "sparse_categorical_accuracy"}
     assert set(history) == expected_keys and set(logs) == expected_keys
@@ -87,14 +88,16 @@ def test_fit_trains_only_the_student_and_reports_running_means(trained_cnn, digi
         assert history["loss"][epoch] == pytest.approx(combined, rel=1e-5)
     assert history["loss"][1] < history["loss"][0]
     assert logs["sparse_categorical_accuracy"] > 0.5
+    assert isinstance(distiller, engine.keras.Model) and isinstance(distiller, tfc.Distiller)  # in the student's Keras
     assert [weight.name for weight in distiller.trainable_weights] == [
         weight.name for weight in distiller.student.trainable_weights
     ]
 
 
-def test_student_saves_and_reloads_without_the_teacher(trained_cnn, digits, tmp_path):
+def test_student_saves_and_reloads_without_the_teacher(engine, digits, tmp_path):
+    keras = engine.keras
     (x_train, y_train), (x_test, _) = digits
-    distiller = _distiller(trained_cnn)
+    distiller = _distiller(engine)
     distiller.fit(x_train[:128], y_train[:128], epochs=1, verbose=0)
     distiller.student.save(tmp_path / "student.keras")
     reloaded = keras.models.load_model(tmp_path / "student.keras")
@@ -103,52 +106,56 @@ def test_student_saves_and_reloads_without_the_teacher(trained_cnn, digits, tmp_
 
 
 @pytest.mark.parametrize("temperature", [0, -1.0, "hot", None])
-def test_temperature_must_be_positive(trained_cnn, temperature):
-    distiller = tfc.Distiller(student=small_cnn(), teacher=trained_cnn)
+def test_temperature_must_be_positive(engine, temperature):
+    distiller = tfc.Distiller(student=engine.small_cnn(), teacher=engine.trained_cnn)
     with pytest.raises(ValueError, match=r"`temperature` must be a number > 0\. Received: temperature="):
         distiller.compile(temperature=temperature)
 
 
 @pytest.mark.parametrize("alpha", [-0.1, 1.5, True])
-def test_alpha_must_be_in_unit_interval(trained_cnn, alpha):
-    distiller = tfc.Distiller(student=small_cnn(), teacher=trained_cnn)
+def test_alpha_must_be_in_unit_interval(engine, alpha):
+    distiller = tfc.Distiller(student=engine.small_cnn(), teacher=engine.trained_cnn)
     with pytest.raises(ValueError, match=r"`alpha` must be a number in \[0, 1\]\. Received: alpha="):
         distiller.compile(alpha=alpha)
 
 
-def test_loss_argument_is_rejected(trained_cnn):
-    distiller = tfc.Distiller(student=small_cnn(), teacher=trained_cnn)
+def test_loss_argument_is_rejected(engine):
+    distiller = tfc.Distiller(student=engine.small_cnn(), teacher=engine.trained_cnn)
     with pytest.raises(ValueError, match=r"takes `student_loss_fn` and `distillation_loss_fn`, not `loss`"):
         distiller.compile(loss="mse")
 
 
-def test_mismatched_outputs(trained_cnn):
+def test_mismatched_outputs(engine):
+    keras = engine.keras
     student = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(5)])
     with pytest.raises(ValueError, match=r"teacher's outputs have shape \(10,\) but the student's have shape \(5,\)"):
-        tfc.Distiller(student=student, teacher=trained_cnn)
+        tfc.Distiller(student=student, teacher=engine.trained_cnn)
 
 
-def test_mismatched_outputs_of_an_unbuilt_student_are_caught_at_the_first_step(trained_cnn, digits):
+def test_mismatched_outputs_of_an_unbuilt_student_are_caught_at_the_first_step(engine, digits):
+    keras = engine.keras
     (x, y), _ = digits
     unbuilt_student = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(3)])
-    distiller = tfc.Distiller(student=unbuilt_student, teacher=trained_cnn)
+    distiller = tfc.Distiller(student=unbuilt_student, teacher=engine.trained_cnn)
     distiller.compile()
     with pytest.raises(ValueError, match=r"teacher outputs 10 values per example but the student outputs 3"):
         distiller.fit(x[:32], y[:32], verbose=0)
 
 
-def test_unbuilt_teacher(trained_cnn):
+def test_unbuilt_teacher(engine):
+    keras = engine.keras
     teacher = keras.Sequential([keras.layers.Dense(10)])
     with pytest.raises(ValueError, match=r"`teacher` is not built"):
-        tfc.Distiller(student=small_cnn(), teacher=teacher)
+        tfc.Distiller(student=engine.small_cnn(), teacher=teacher)
 
 
-def test_same_model_twice(trained_cnn):
+def test_same_model_twice(engine):
     with pytest.raises(ValueError, match=r"are the same model"):
-        tfc.Distiller(student=trained_cnn, teacher=trained_cnn)
+        tfc.Distiller(student=engine.trained_cnn, teacher=engine.trained_cnn)
 
 
-def test_subclassed_teacher_and_sample_weights(trained_cnn, digits):
+def test_subclassed_teacher_and_sample_weights(engine, digits):
+    keras = engine.keras
     class SubclassedTeacher(keras.Model):
         def __init__(self, wrapped):
             super().__init__()
@@ -158,9 +165,9 @@ def test_subclassed_teacher_and_sample_weights(trained_cnn, digits):
             return self.wrapped(inputs)
 
     (x, y), _ = digits
-    teacher = SubclassedTeacher(trained_cnn)
+    teacher = SubclassedTeacher(engine.trained_cnn)
     teacher(x[:1])
-    distiller = _distiller(trained_cnn)
+    distiller = _distiller(engine)
     distiller = tfc.Distiller(student=distiller.student, teacher=teacher)
     distiller.compile(alpha=ALPHA, temperature=TEMPERATURE)
     weights = np.r_[np.ones(32), np.zeros(32)]
@@ -170,17 +177,18 @@ def test_subclassed_teacher_and_sample_weights(trained_cnn, digits):
     assert weighted["loss"] == pytest.approx(first_half["loss"] / 2, rel=1e-4)
 
 
-def test_multi_output_teacher(trained_cnn):
+def test_multi_output_teacher(engine):
+    keras = engine.keras
     inputs = keras.Input((8, 8, 1))
     flat = keras.layers.Flatten()(inputs)
     teacher = keras.Model(inputs, [keras.layers.Dense(10)(flat), keras.layers.Dense(10)(flat)])
     with pytest.raises(ValueError, match=r"`teacher` has 2 outputs; Distiller needs one output of logits"):
-        tfc.Distiller(student=small_cnn(), teacher=teacher)
+        tfc.Distiller(student=engine.small_cnn(), teacher=teacher)
 
 
-def test_schedule_sets_alpha_and_temperature_every_epoch_and_logs_them(trained_cnn, digits):
+def test_schedule_sets_alpha_and_temperature_every_epoch_and_logs_them(engine, digits):
     (x, y), _ = digits
-    distiller = _distiller(trained_cnn)
+    distiller = _distiller(engine)
     schedule = tfc.distill.DistillationSchedule(
         alpha=tfc.distill.linear(0.1, 0.5, epochs=3), temperature=lambda epoch: 4.0 / (epoch + 1)
     )
@@ -190,27 +198,28 @@ def test_schedule_sets_alpha_and_temperature_every_epoch_and_logs_them(trained_c
     assert (distiller.alpha, distiller.temperature) == pytest.approx((0.5, 4.0 / 3.0))
 
 
-def test_new_temperature_reaches_the_already_traced_train_step(trained_cnn, digits):
+def test_new_temperature_reaches_the_already_traced_train_step(engine, digits):
     (x, y), _ = digits
     x, y = x[:64], y[:64]
-    distiller = _distiller(trained_cnn)
+    distiller = _distiller(engine)
     distiller.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
     distiller.temperature, distiller.alpha = 1.5, 0.8
-    _, expected_kl, expected_loss = _hand_computed_loss(trained_cnn, distiller.student, x, y, 0.8, 1.5)
+    _, expected_kl, expected_loss = _hand_computed_loss(engine.trained_cnn, distiller.student, x, y, 0.8, 1.5)
     logs = distiller.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0).history
     assert logs["distillation_loss"][0] == pytest.approx(expected_kl, rel=1e-4)
     assert logs["loss"][0] == pytest.approx(expected_loss, rel=1e-4)
 
 
-def test_schedule_bad_values_and_bad_model(trained_cnn, digits):
+def test_schedule_bad_values_and_bad_model(engine, digits):
+    keras = engine.keras
     (x, y), _ = digits
     with pytest.raises(ValueError, match=r"needs `alpha`, `temperature` or both"):
         tfc.distill.DistillationSchedule()
-    distiller = _distiller(trained_cnn)
+    distiller = _distiller(engine)
     negative = tfc.distill.DistillationSchedule(temperature=lambda epoch: 2.0 - epoch)
     with pytest.raises(ValueError, match=r"temperature schedule gave a bad value at epoch 2: `temperature` must be"):
         distiller.fit(x[:64], y[:64], epochs=3, callbacks=[negative], verbose=0)
-    plain = keras.models.clone_model(trained_cnn)
+    plain = keras.models.clone_model(engine.trained_cnn)
     plain.compile(loss="mse")
     schedule = tfc.distill.DistillationSchedule(alpha=lambda epoch: 0.5)
     with pytest.raises(TypeError, match=r"the model being fit is a Sequential"):

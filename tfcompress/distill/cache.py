@@ -13,9 +13,10 @@ import shutil
 import tempfile
 
 import numpy as np
+import tensorflow as tf
 
 from tfcompress._checks import check_positive_integer
-from tfcompress._keras import keras, tf
+from tfcompress._models import all_layers
 
 INPUTS = "tfcompress_inputs"
 LOGITS = "tfcompress_teacher_logits"
@@ -86,7 +87,7 @@ def _check_deterministic(dataset):
 
 def check_student_does_not_augment(student):
     """Raises ValueError if the student has random-augmentation layers, which a cached teacher cannot follow."""
-    augmenting = [layer.name for layer in student.submodules if type(layer).__name__.startswith("Random")]
+    augmenting = [layer.name for layer in all_layers(student) if type(layer).__name__.startswith("Random")]
     if augmenting:
         raise ValueError(
             f"The student augments its inputs at random in training (layers {augmenting}), but a cached "
@@ -99,7 +100,7 @@ def check_student_does_not_augment(student):
 def _compute(teacher_forward, batches):
     columns = {}
     for batch in batches:
-        inputs, labels, weights = keras.utils.unpack_x_y_sample_weight(batch)
+        inputs, labels, weights = _unpacked(batch)
         if labels is None:
             raise ValueError("The dataset yields inputs only; cache_teacher needs (inputs, labels) batches.")
         logits, features = teacher_forward(inputs)
@@ -112,6 +113,12 @@ def _compute(teacher_forward, batches):
     columns = {key: np.concatenate(parts) for key, parts in columns.items()}
     labels, weights = columns.pop("labels"), columns.pop("sample_weight", None)
     return tf.data.Dataset.from_tensor_slices((columns, labels) if weights is None else (columns, labels, weights))
+
+
+def _unpacked(batch):
+    """`(x, y, sample_weight)` of a dataset's element, as Keras reads one (either Keras)."""
+    parts = tuple(batch) if isinstance(batch, (list, tuple)) else (batch,)
+    return parts + (None,) * (3 - len(parts))
 
 
 def _fingerprint(teachers, batches):

@@ -1,13 +1,22 @@
-"""`Distiller`: knowledge distillation as a Keras model, trained with compile() and fit()."""
+"""`Distiller`: knowledge distillation as a Keras model, trained with compile() and fit(), in the student's Keras.
+
+What distillation computes is written once here, in TensorFlow; each engine module makes it a
+model of its Keras (`keras2_distiller`: tf_keras, `keras3_distiller`: Keras 3) and supplies the
+few steps the two Kerases take differently (the optimizer's step, the compiled metrics).
+`Distiller(student=..., teacher=...)` builds the engine of the student's Keras.
+"""
 
 import collections
 import dataclasses
+import importlib
+
+import tensorflow as tf
 
 from tfcompress import _tasks
 from tfcompress._checks import check_number, check_one_of
 from tfcompress._choices import TASKS
-from tfcompress._keras import keras, tf
-from tfcompress._model_guards import ensure_keras2_model
+from tfcompress._keras3 import is_keras3_model, is_keras3_object, keras_of
+from tfcompress._models import graph_outputs, inbound_nodes, is_graph_model
 from tfcompress.distill import cache, losses
 from tfcompress.distill.features import FeatureLoss
 
@@ -28,7 +37,40 @@ Fields:
 """
 
 
-class Distiller(keras.Model):
+class _ByStudentsKeras(type):
+    """Makes `Distiller(...)` an instance of the engine of the student's Keras."""
+
+    def __call__(cls, *args, **kwargs):
+        if cls is Distiller:
+            student = kwargs["student"] if "student" in kwargs else (args[0] if args else None)
+            teacher = kwargs["teacher"] if "teacher" in kwargs else (args[1] if len(args) > 1 else None)
+            _check_one_keras(student, teacher)
+            # The engine loads on first use, so only the user's Keras is imported.
+            engine = "keras3_distiller" if is_keras3_model(student) else "keras2_distiller"
+            cls = importlib.import_module(f"tfcompress.distill.{engine}").ENGINE
+        return super().__call__(*args, **kwargs)
+
+
+def _check_one_keras(student, teacher):
+    """A Distiller trains in one Keras: a teacher of the other Keras than the student's is refused with the fix."""
+    teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+    models = [model for model in [student, *teachers] if hasattr(model, "layers")]  # the rest: TypeError later
+    if len({is_keras3_model(model) for model in models}) < 2:
+        return
+    if is_keras3_model(student):
+        raise TypeError(
+            "The student is a Keras 3 model and a teacher a Keras 2 (tf_keras) one; a Distiller trains in one "
+            "Keras. Save the teacher as .keras and load it with Keras 3 (keras.models.load_model), or build the "
+            "student with tf_keras."
+        )
+    raise TypeError(
+        "The student is a Keras 2 (tf_keras) model and a teacher a Keras 3 one; a Distiller trains in one Keras. "
+        "Build the student with Keras 3 (import keras), or rebuild the teacher as Keras 2: teacher = "
+        "tfc.from_keras3(teacher)."
+    )
+
+
+class Distiller(metaclass=_ByStudentsKeras):
     """Trains a student to match a frozen teacher's softened outputs and the true labels: `compile()`, then `fit()`.
 
     The loss is `alpha * student_loss + (1 - alpha) * distillation_loss` (by default `KL(softmax(teacher / T) ||
@@ -36,15 +78,19 @@ class Distiller(keras.Model):
     multi-label and regression students train too. The distillation guide explains the methods and the pitfalls of
     the keras.io example that this class fixes.
 
+    It is a model of the student's Keras: a Keras 3 student (`import keras`, or `tf.keras`) gets a Keras 3 model
+    that takes Keras 3 optimizers, losses, metrics and callbacks; a tf_keras student a tf_keras model.
+
     Args:
-      student: the Keras model to train, in place; `distiller.student` after (a Keras 3 one is rebuilt first).
-      teacher: a built Keras model with outputs of the student's shape, or a list of them (averaged); not changed.
+      student: the Keras model to train, in place: after `fit`, `student` (and `distiller.student`) is trained.
+      teacher: a built model of the student's Keras, with outputs of the student's shape, or a list of them
+        (averaged); not changed.
       teacher_weights: for several teachers, one non-negative weight each; equal by default.
       task: "multiclass", "binary", "multilabel" or "regression"; None infers it from the loss or the output.
       **kwargs: passed to `keras.Model` (for example `name`).
 
     Raises:
-      TypeError: a model is not a Keras model.
+      TypeError: a model is not a Keras model, or the teacher's Keras is not the student's.
       ValueError: a teacher is not built or is the student, output shapes differ,
         `teacher_weights` does not match the teachers, or `task` is unknown.
 
@@ -62,6 +108,9 @@ class Distiller(keras.Model):
       >>> distiller.student.save("student.keras")
     """
 
+    # Set by each engine: its Keras module.
+    keras = None
+
     def __init__(self, student, teacher, teacher_weights=None, task=None, **kwargs):
         super().__init__(**kwargs)
         teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
@@ -73,10 +122,10 @@ class Distiller(keras.Model):
             if model is student:
                 name = "teacher" if len(teachers) == 1 else f"teacher[{index}]"
                 raise ValueError(f"`student` and `{name}` are the same model; distillation needs two models.")
-        student = ensure_keras2_model(student, "student")
+        student = self._model_of_this_keras(student, "student")
         for index, model in enumerate(teachers):
             name = "teacher" if len(teachers) == 1 else f"teacher[{index}]"
-            model = teachers[index] = ensure_keras2_model(model, name)
+            model = teachers[index] = self._model_of_this_keras(model, name)
             if not model.built:
                 raise ValueError(
                     f"`{name}` is not built: it has no weights, so it cannot have been trained. "
@@ -103,9 +152,10 @@ class Distiller(keras.Model):
         self._temperature = tf.Variable(3.0, trainable=False, dtype=tf.float32, name="temperature")
         self.student_loss_fn = None
         self.distillation_loss_fn = None
-        self._loss_tracker = keras.metrics.Mean(name="loss")
-        self._student_loss_tracker = keras.metrics.Mean(name="student_loss")
-        self._distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
+        # Not `_loss_tracker`: Keras 3's compile sets its own under that name.
+        self._total_loss_tracker = self.keras.metrics.Mean(name="loss")
+        self._student_loss_tracker = self.keras.metrics.Mean(name="student_loss")
+        self._distillation_loss_tracker = self.keras.metrics.Mean(name="distillation_loss")
 
     def compile(
         self,
@@ -122,8 +172,8 @@ class Distiller(keras.Model):
         """Configures the distillation.
 
         Args:
-          optimizer: a Keras optimizer or its name.
-          metrics: metrics of the student's predictions against the labels.
+          optimizer: an optimizer of the student's Keras, or its name.
+          metrics: metrics of the student's predictions against the labels (of the student's Keras, or names).
           student_loss_fn: loss between labels and student outputs; defaults to the task's (cross-entropy, or
             mean squared error for regression). It also tells the task.
           distillation_loss_fn: loss between softened teacher and student outputs, times T²; defaults to
@@ -137,6 +187,7 @@ class Distiller(keras.Model):
           **kwargs: passed to `keras.Model.compile` (for example `jit_compile`).
 
         Raises:
+          TypeError: the optimizer or a metric comes from the other Keras than the student's.
           ValueError: `alpha` is outside [0, 1], `temperature` is not > 0, `loss` is
             passed (the losses are `student_loss_fn` and `distillation_loss_fn`), a layer a
             feature loss names does not exist, two terms share a name, the student's task
@@ -155,6 +206,8 @@ class Distiller(keras.Model):
         # Everything is checked before anything changes, so a rejected compile leaves the Distiller as it was.
         check_number("alpha", alpha, low=0, high=1)
         check_number("temperature", temperature, low=0, low_open=True)
+        self._check_same_keras("optimizer", [optimizer])
+        self._check_same_keras("metrics", metrics if isinstance(metrics, (list, tuple)) else [metrics])
         feature_losses = _checked_feature_losses(feature_losses, len(self.teachers))
         extra_losses = _checked_extra_losses(extra_losses)
         term_names = [term.name for term in feature_losses] + list(extra_losses)
@@ -170,8 +223,9 @@ class Distiller(keras.Model):
         self.alpha = alpha
         self.temperature = temperature
         self._task, self._teacher_probabilities = task, teachers_probabilities
-        self.student_loss_fn = student_loss_fn or task.loss()
-        default = keras.losses.MeanSquaredError() if task.kind == "regression" else keras.losses.KLDivergence()
+        self.student_loss_fn = student_loss_fn or task.loss(self.keras)
+        losses_of_keras = self.keras.losses
+        default = losses_of_keras.MeanSquaredError() if task.kind == "regression" else losses_of_keras.KLDivergence()
         self.distillation_loss_fn = distillation_loss_fn or default
         self._feature_losses = tuple(feature_losses)
         (
@@ -182,7 +236,29 @@ class Distiller(keras.Model):
             self._adapters,
         ) = features
         self._extra_losses = extra_losses
-        self._term_trackers = {name: keras.metrics.Mean(name=name) for name in term_names}
+        self._term_trackers = {name: self.keras.metrics.Mean(name=name) for name in term_names}
+        self._keep_compile_arguments(
+            dict(optimizer=optimizer, metrics=metrics, student_loss_fn=student_loss_fn,
+                 distillation_loss_fn=distillation_loss_fn, alpha=alpha, temperature=temperature)
+        )  # fmt: skip
+
+    def _keep_compile_arguments(self, arguments):
+        """Keeps `compile`'s arguments where the engine's Keras saves them with the model."""
+
+    def _model_of_this_keras(self, model, argument):
+        """`model`, checked to be a model of this engine's Keras (the Keras 2 engine rebuilds a Keras 3 one)."""
+        raise NotImplementedError
+
+    def _check_same_keras(self, argument, values):
+        for value in values:
+            if value is None or isinstance(value, str) or keras_of(value) is self.keras:
+                continue
+            theirs, ours = ("Keras 3", "tf_keras") if is_keras3_object(value) else ("tf_keras", "Keras 3")
+            raise TypeError(
+                f"`{argument}` holds a {theirs} object ({type(value).__name__}), but this Distiller's student is a "
+                f"{ours} model, which trains only with {ours} objects. Build it with the student's Keras, or pass "
+                f"its name as a string. Received: {argument}={value!r}"
+            )
 
     def _tasks(self, student_loss_fn):
         """The student's `Task`, and whether each teacher outputs probabilities."""
@@ -222,13 +298,14 @@ class Distiller(keras.Model):
             return None, [], None, [], {}
         student_layers = _unique(term.student_layer for term in feature_losses)
         teacher_layers = _unique(term.teacher_layer for term in feature_losses)
-        student_forward = _with_layer_outputs(self.student, "student", student_layers)
-        teacher_forward = _with_layer_outputs(self.teachers[0], "teacher", teacher_layers)
+        student_forward = _with_layer_outputs(self.student, "student", student_layers, self.keras)
+        teacher_forward = _with_layer_outputs(self.teachers[0], "teacher", teacher_layers, self.keras)
         adapters = {}
         for term in feature_losses:
             adapter = term.make_adapter(
                 self.student.get_layer(term.student_layer).output.shape,
                 self.teachers[0].get_layer(term.teacher_layer).output.shape,
+                keras=self.keras,
             )
             if adapter is not None:
                 adapters[term.name] = adapter
@@ -292,9 +369,28 @@ class Distiller(keras.Model):
     @property
     def metrics(self):
         # Listed here so Keras resets them at the start of every epoch and evaluate().
-        trackers = [self._loss_tracker, self._student_loss_tracker, self._distillation_loss_tracker]
+        trackers = [self._total_loss_tracker, self._student_loss_tracker, self._distillation_loss_tracker]
         trackers += list(self._term_trackers.values())
-        return trackers + (self.compiled_metrics.metrics if self.compiled_metrics is not None else [])
+        return trackers + self._compiled_metrics()
+
+    def _compiled_metrics(self) -> list:
+        """The metrics `compile(metrics=...)` made, as this engine's Keras keeps them."""
+        raise NotImplementedError
+
+    def _update_compiled_metrics(self, y, y_pred, sample_weight):
+        raise NotImplementedError
+
+    def _metric_results(self) -> dict:
+        """Every metric's result by name, what a step returns."""
+        raise NotImplementedError
+
+    def _scaled_loss(self, loss):
+        """The loss the gradient is taken of (a mixed-precision optimizer scales it), inside the tape."""
+        return loss
+
+    def _apply_gradients(self, tape, loss):
+        """One optimizer step on the trainable weights, from `loss` as `_scaled_loss` returned it."""
+        raise NotImplementedError
 
     @property
     def trainable_weights(self):
@@ -309,7 +405,7 @@ class Distiller(keras.Model):
         return self.student(inputs, training=training)
 
     def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = self.keras.utils.unpack_x_y_sample_weight(data)
         # Outside the tape: no gradient reaches the teacher and none is recorded for it.
         x, teacher = self._teacher_outputs(x)
         with tf.GradientTape() as tape:
@@ -317,12 +413,12 @@ class Distiller(keras.Model):
             terms, loss = self._compute_losses(batch)
             # Gradients are summed across replicas, so each replica contributes its share.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            loss_to_minimize = loss / replicas
-        self.optimizer.minimize(loss_to_minimize, self.trainable_weights, tape=tape)
+            loss_to_minimize = self._scaled_loss(loss / replicas)
+        self._apply_gradients(tape, loss_to_minimize)
         return self._update_metrics(batch, terms, loss)
 
     def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = self.keras.utils.unpack_x_y_sample_weight(data)
         x, teacher = self._teacher_outputs(x)
         batch = self._batch_with_student(x, y, sample_weight, teacher, training=False)
         terms, loss = self._compute_losses(batch)
@@ -410,16 +506,13 @@ class Distiller(keras.Model):
         return terms, loss
 
     def _update_metrics(self, batch, terms, loss):
-        self._loss_tracker.update_state(loss)
+        self._total_loss_tracker.update_state(loss)
         self._student_loss_tracker.update_state(terms["student_loss"])
         self._distillation_loss_tracker.update_state(terms["distillation_loss"])
         for name, tracker in self._term_trackers.items():
             tracker.update_state(terms[name])
-        self.compiled_metrics.update_state(batch.y, batch.student_logits, batch.sample_weight)
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    def get_config(self):
-        raise NotImplementedError("A Distiller is not saved as a whole: save `distiller.student`, the model you ship.")
+        self._update_compiled_metrics(batch.y, batch.student_logits, batch.sample_weight)
+        return self._metric_results()
 
 
 def _weighted_mean(values, sample_weight):
@@ -433,11 +526,11 @@ def _weighted_mean(values, sample_weight):
 def _check_output_shapes(student, teacher, teacher_name):
     # Subclassed models have no static outputs; their shapes are checked at the first step.
     for name, model in ((teacher_name, teacher), ("student", student)):
-        if model.outputs and len(model.outputs) != 1:
+        if len(graph_outputs(model)) > 1:
             raise ValueError(f"`{name}` has {len(model.outputs)} outputs; Distiller needs one output of logits.")
-    if not (teacher.outputs and student.outputs):
+    if not (graph_outputs(teacher) and graph_outputs(student)):
         return
-    teacher_shape, student_shape = tuple(teacher.output_shape[1:]), tuple(student.output_shape[1:])
+    teacher_shape, student_shape = tuple(teacher.outputs[0].shape[1:]), tuple(student.outputs[0].shape[1:])
     if teacher_shape != student_shape:
         raise ValueError(
             f"The {teacher_name}'s outputs have shape {teacher_shape} but the student's have shape "
@@ -502,9 +595,9 @@ def _unique(names):
     return list(dict.fromkeys(names))
 
 
-def _with_layer_outputs(model, role, layer_names):
+def _with_layer_outputs(model, role, layer_names, keras):
     """A model sharing `model`'s layers that outputs its logits followed by the named layers' outputs."""
-    if not getattr(model, "_is_graph_network", False):
+    if not is_graph_model(model) or not graph_outputs(model):
         raise ValueError(
             f"Feature losses read layers inside the {role}, which needs a functional or Sequential model "
             f"built with an Input; {model.name!r} is a subclassed or unbuilt model."
@@ -516,9 +609,9 @@ def _with_layer_outputs(model, role, layer_names):
         except ValueError:
             names = [layer.name for layer in model.layers]
             raise ValueError(f"The {role} has no layer named {name!r}. Its layers: {names}") from None
-        if len(layer.inbound_nodes) != 1:
+        if len(inbound_nodes(layer)) != 1:
             raise ValueError(
-                f"The {role}'s layer {name!r} is used {len(layer.inbound_nodes)} times, so its output is ambiguous; "
+                f"The {role}'s layer {name!r} is used {len(inbound_nodes(layer))} times, so its output is ambiguous; "
                 "name a layer that is called once."
             )
         outputs.append(layer.output)

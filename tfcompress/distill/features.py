@@ -1,7 +1,9 @@
 """Feature distillation: losses between a student layer's output and a teacher layer's output."""
 
+import tensorflow as tf
+
 from tfcompress._checks import check_number
-from tfcompress._keras import keras, tf
+from tfcompress._keras3 import keras_of
 
 
 class FeatureLoss:
@@ -47,12 +49,13 @@ class FeatureLoss:
     def __repr__(self):
         return f"{type(self).__name__}({self.student_layer!r}, {self.teacher_layer!r}, weight={self.weight})"
 
-    def make_adapter(self, student_shape, teacher_shape):
+    def make_adapter(self, student_shape, teacher_shape, keras=None):
         """Returns a trainable layer that maps the student feature to the teacher's shape, or None.
 
         Args:
           student_shape: the student layer's output shape, batch included.
           teacher_shape: the teacher layer's output shape, batch included.
+          keras: the Keras module to build the layer with (the student's); tf_keras by default.
 
         Returns:
           None here: a custom `fn` receives the features as they are.
@@ -61,7 +64,7 @@ class FeatureLoss:
           >>> FeatureLoss("a", "b", fn=my_fn).make_adapter((None, 8), (None, 16)) is None
           True
         """
-        del student_shape, teacher_shape
+        del student_shape, teacher_shape, keras
         return None
 
     def per_example(self, student_feature, teacher_feature):
@@ -113,12 +116,13 @@ class Hint(FeatureLoss):
             raise ValueError(f'`adapter` must be "auto", True or False. Received: adapter={adapter!r}')
         self.adapter = adapter
 
-    def make_adapter(self, student_shape, teacher_shape):
+    def make_adapter(self, student_shape, teacher_shape, keras=None):
         """A 1x1 Conv2D (feature maps) or Dense (vectors) to the teacher's channels, or None.
 
         Args:
           student_shape: the student layer's output shape, batch included.
           teacher_shape: the teacher layer's output shape, batch included.
+          keras: the Keras module to build the layer with (the student's); tf_keras by default.
 
         Returns:
           A built, trainable Keras layer, or None when no adapter is needed.
@@ -141,6 +145,7 @@ class Hint(FeatureLoss):
                 raise ValueError(f"{self!r}: adapter=False needs equal shapes; got {student_shape}, {teacher_shape}.")
             return None
         channels = teacher_shape[-1]
+        keras = keras or keras_of(None)
         if len(teacher_shape) == 4:
             layer = keras.layers.Conv2D(channels, 1, name=f"{self.name}_adapter")
         elif len(teacher_shape) == 2:
@@ -193,12 +198,13 @@ class AttentionTransfer(FeatureLoss):
     def __init__(self, student_layer: str, teacher_layer: str, weight: float = 500.0, name=None):
         super().__init__(student_layer, teacher_layer, weight=weight, name=name or f"{student_layer}_attention")
 
-    def make_adapter(self, student_shape, teacher_shape):
+    def make_adapter(self, student_shape, teacher_shape, keras=None):
         """Checks that both are feature maps of the same spatial size; attention needs no adapter.
 
         Args:
           student_shape: the student layer's output shape, batch included.
           teacher_shape: the teacher layer's output shape, batch included.
+          keras: unused: attention transfer has no adapter.
 
         Returns:
           None.
@@ -210,6 +216,7 @@ class AttentionTransfer(FeatureLoss):
           >>> AttentionTransfer("s", "t").make_adapter((None, 4, 4, 8), (None, 4, 4, 32)) is None
           True
         """
+        del keras
         student_shape, teacher_shape = tuple(student_shape), tuple(teacher_shape)
         if len(student_shape) != 4 or len(teacher_shape) != 4 or student_shape[1:3] != teacher_shape[1:3]:
             raise ValueError(

@@ -9,7 +9,7 @@ with that teacher.
 
 from tfcompress import _tasks
 from tfcompress._checks import check_number
-from tfcompress._keras import keras
+from tfcompress._keras3 import keras_of
 from tfcompress.distill.distiller import Distiller
 from tfcompress.distill.features import Hint
 
@@ -29,9 +29,10 @@ def trainer(model, learning_rate, *, teacher=None, task=None, alpha: float = ALP
     check_number("alpha", alpha, low=0, high=1)
     check_number("temperature", temperature, low=0, low_open=True)
     distiller = Distiller(student=model, teacher=teacher, task=task.kind)
+    keras = keras_of(model)
     distiller.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        metrics=task.metrics(),
+        metrics=task.metrics(keras),
         alpha=alpha,
         temperature=temperature,
         feature_losses=[Hint(name, name) for name in hints] or None,

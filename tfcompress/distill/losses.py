@@ -1,7 +1,9 @@
 """Soft-target losses for knowledge distillation, computed in float32 from logits."""
 
+import tensorflow as tf
+
 from tfcompress._checks import check_number
-from tfcompress._keras import keras, tf
+from tfcompress._keras3 import keras_of
 
 # Losses recognised as "KL divergence between softened distributions": for these the
 # stable log-softmax form below replaces softmax-then-log.
@@ -11,10 +13,10 @@ _SMALLEST = 1e-7
 
 
 def is_kl_divergence(loss_fn) -> bool:
-    """Whether `loss_fn` is Keras's KL divergence (as a class, instance, function or name)."""
+    """Whether `loss_fn` is Keras's KL divergence (either Keras's; as a class, instance, function or name)."""
     if isinstance(loss_fn, str):
         return loss_fn in _KL_NAMES
-    if isinstance(loss_fn, keras.losses.KLDivergence):
+    if type(loss_fn).__name__ == "KLDivergence":  # either Keras's
         return True
     return getattr(loss_fn, "__name__", None) in _KL_NAMES
 
@@ -46,9 +48,10 @@ def soft_target_kl(teacher_logits, student_logits, temperature):
 def per_example(loss_fn, y_true, y_pred):
     """Calls a Keras loss without reduction, returning one value per example."""
     if isinstance(loss_fn, str):
-        loss_fn = keras.losses.get(loss_fn)
-    # Loss.call skips the reduction that Loss.__call__ would apply.
-    values = loss_fn.call(y_true, y_pred) if isinstance(loss_fn, keras.losses.Loss) else loss_fn(y_true, y_pred)
+        loss_fn = keras_of(None).losses.get(loss_fn)  # a name: the same function in either Keras
+    # Loss.call skips the reduction that Loss.__call__ would apply (in either Keras).
+    is_loss = isinstance(loss_fn, keras_of(loss_fn).losses.Loss)
+    values = loss_fn.call(y_true, y_pred) if is_loss else loss_fn(y_true, y_pred)
     values = tf.cast(values, tf.float32)
     if values.shape.rank and values.shape.rank > 1:
         values = tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
