@@ -92,9 +92,7 @@ ENTRY_POINTS = {
 
 # Each returns a model, or figures, that hold the Keras 3 model's weights, now in Keras 2.
 KERAS3_ENTRY_POINTS = {
-    "prune.magnitude": lambda model, other, tmp: tfc.prune.strip(tfc.prune.magnitude(model, 0.5, end_step=10)),
     "prune.channels": lambda model, other, tmp: tfc.prune.channels(model, 0.0),
-    "prune.sparsity": lambda model, other, tmp: tfc.prune.sparsity(model)["parameters"],
     "quantize.qat": lambda model, other, tmp: tfc.quantize.qat(model).count_params(),
     "quantize.cluster": lambda model, other, tmp: tfc.quantize.strip_clustering(tfc.quantize.cluster(model, 4)),
     "export.to_tflite": lambda model, other, tmp: tfc.export.to_tflite(model, tmp / "m.tflite", mode="float32"),

@@ -38,7 +38,7 @@ def inbound_nodes(layer) -> list:
 
 def is_graph_model(model) -> bool:
     """Whether `model` is a Sequential or functional model, whose layers and wiring can be read."""
-    if type(model).__name__ in ("Sequential", "Functional"):
+    if any(cls.__name__ in ("Sequential", "Functional") for cls in type(model).__mro__):
         return True
     return bool(getattr(model, "_is_graph_network", False))  # a Keras 2 subclass of a functional model
 

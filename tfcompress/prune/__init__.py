@@ -16,7 +16,8 @@ from tfcompress.prune.channel_pruning import ChannelPlan, channels, plan_channel
 from tfcompress.prune.compute_cost import cost
 from tfcompress.prune.criteria import Group
 from tfcompress.prune.finetuning import finetune, iterative
-from tfcompress.prune.magnitude_pruning import PruningModel, callbacks, is_pruned, magnitude, strip
+from tfcompress.prune.keras2_pruning import PruningModel
+from tfcompress.prune.magnitude_pruning import callbacks, is_pruned, magnitude, strip
 from tfcompress.prune.sensitivity_analysis import sensitivity
 from tfcompress.prune.slimming import gamma_penalty
 from tfcompress.prune.sparsity_report import report, sparsity

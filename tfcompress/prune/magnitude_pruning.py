@@ -1,67 +1,19 @@
-"""Magnitude pruning: a thin, safe layer over TF-MOT's `prune_low_magnitude`.
+"""Magnitude pruning in the model's Keras: `magnitude`, `callbacks`, `strip`, checked here once for both engines.
 
-TF-MOT wraps a whole model or fails: one layer it does not know (a `Rescaling`, a
-`Normalization`, a nested base model) stops the call. Here the model is flattened first
-(see `tfcompress._graph`) and each layer is wrapped alone, so the layers TF-MOT can prune
-are pruned and the others are left dense, each with its reason.
+A tf_keras model goes through TF-MOT (`keras2_pruning`); a Keras 3 model, which TF-MOT cannot
+take, through tfcompress's own masks (`keras3_pruning`). Both follow TF-MOT's schedules and
+leave the same zeros; what comes back is a model of the Keras that came in.
 """
 
-import inspect
+import importlib
 
 from tfcompress._checks import check_number, check_positive_integer
-from tfcompress._graph import flat_copy
-from tfcompress._keras import keras, tfmot
+from tfcompress._keras3 import is_keras3_model
 from tfcompress._model_guards import ensure_graph_model
-from tfcompress.prune import prunable
-from tfcompress.prune.prunable import PruneLowMagnitude
+from tfcompress._models import is_graph_model
+from tfcompress.prune.sparsity_schedule import SparsitySchedule
 
-_sparsity = tfmot.sparsity.keras
 _SCHEDULES = ("polynomial", "constant")
-
-
-@keras.utils.register_keras_serializable(package="tfcompress")
-class PruningModel(keras.Model):
-    """The model `magnitude` returns: TF-MOT's pruned model, with a `fit` that checks callbacks.
-
-    Without TF-MOT's `UpdatePruningStep` callback, training fails deep inside TensorFlow
-    with an assertion; this `fit` says what is missing before training starts.
-    `dense_layers` names the layers with weights that are not pruned, and why.
-
-    Examples:
-      >>> pruned = tfc.prune.magnitude(model, target_sparsity=0.8, epochs=2, steps_per_epoch=45)
-      >>> pruned.compile(...)
-      >>> pruned.fit(x, y, epochs=2, callbacks=tfc.prune.callbacks())
-    """
-
-    def fit(self, *args, **kwargs):
-        """Trains like `keras.Model.fit`; `callbacks` must include `tfc.prune.callbacks()`.
-
-        Args:
-          *args: as for `keras.Model.fit`.
-          **kwargs: as for `keras.Model.fit`.
-
-        Returns:
-          The `History` of `keras.Model.fit`.
-
-        Raises:
-          ValueError: the pruning-step callback is missing.
-
-        Examples:
-          >>> pruned.fit(x, y, epochs=2, callbacks=tfc.prune.callbacks())
-        """
-        bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
-        callbacks = bound.arguments.get("callbacks") or []
-        if not any(map(is_pruning_step, callbacks)):
-            raise ValueError(
-                "Training a pruned model needs the pruning-step callback, which was not in "
-                "`callbacks`. Pass callbacks=tfc.prune.callbacks() (or add its items to your list)."
-            )
-        return super().fit(*args, **kwargs)
-
-    @property
-    def dense_layers(self) -> dict:
-        """The layers with weights that `magnitude` left dense: `{layer name: why}`."""
-        return dict(self.__dict__.get("_dense_layers", {}))
 
 
 def magnitude(
@@ -75,13 +27,14 @@ def magnitude(
     m_by_n: tuple = None,
     **schedule_options,
 ):
-    """Wraps a copy of `model` for magnitude pruning with TF-MOT's `prune_low_magnitude`.
+    """A copy of `model` that prunes its smallest weights to `target_sparsity` while it trains, in `model`'s Keras.
 
-    Sparsity reaches `target_sparsity` after `epochs * steps_per_epoch` steps (or at `end_step`). Nested bases are
-    flattened; frozen layers and layers TF-MOT cannot prune stay dense (`PruningModel.dense_layers` says why).
+    Sparsity reaches `target_sparsity` after `epochs * steps_per_epoch` steps (or at `end_step`). A tf_keras model
+    is wrapped with TF-MOT's `prune_low_magnitude` (nested bases flattened); a Keras 3 model keeps its layers and gets
+    masks of its own. Frozen layers and layers that cannot be pruned stay dense (`dense_layers` says why).
 
     Args:
-      model: a built Sequential or functional Keras 2 model.
+      model: a built Sequential or functional model, tf_keras or Keras 3.
       target_sparsity: the share of each prunable kernel set to zero, in [0, 1).
       epochs: epochs over which sparsity rises to the target (with `steps_per_epoch`).
       steps_per_epoch: batches per epoch, e.g. `math.ceil(len(x_train) / batch_size)`.
@@ -93,11 +46,12 @@ def magnitude(
         default 0) and `frequency` (prune every this many steps; default a tenth of the span, at most 100).
 
     Returns:
-      A new `PruningModel` with TF-MOT pruning wrappers. Compile and fit it with
-      `callbacks=tfc.prune.callbacks()`, then `tfc.prune.strip` it.
+      A new pruning model of `model`'s Keras: a `PruningModel` of TF-MOT wrappers (tf_keras), or a Keras 3 one that
+      masks its own weights. Compile and fit it with `callbacks=tfc.prune.callbacks()` (a Keras 3 one does without),
+      then `tfc.prune.strip` it.
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
+      TypeError: `model` is not a Keras model.
       ValueError: an argument is out of range, the step arguments are missing or given
         twice, `schedule` is unknown, `model` is subclassed, unbuilt or already pruned, or
         it has no layer that can be pruned (every layer named with its reason).
@@ -109,7 +63,7 @@ def magnitude(
       >>> pruned.fit(x, y, batch_size=32, epochs=3, callbacks=tfc.prune.callbacks())
       >>> small = tfc.prune.strip(pruned)
     """
-    model = ensure_graph_model(model)
+    model = _checked_model(model)
     if is_pruned(model):
         raise ValueError("`model` already has pruning wrappers. Strip them first with tfc.prune.strip(model).")
     check_number("target_sparsity", target_sparsity, low=0, high=1, high_open=True)
@@ -121,17 +75,34 @@ def magnitude(
         )
     pruning_schedule = _pruning_schedule(target_sparsity, schedule, m_by_n, epochs, steps_per_epoch, end_step,
                                          **schedule_options)  # fmt: skip
-    wrapped, dense = prunable.wrap(
-        flat_copy(model), pruning_schedule=pruning_schedule, sparsity_m_by_n=m_by_n and tuple(m_by_n)
-    )
-    pruned = PruningModel(inputs=wrapped.inputs, outputs=wrapped.outputs, name=f"{model.name}_pruned")
-    pruned.__dict__["_dense_layers"] = dense  # set past Keras's attribute tracking: plain data
-    return pruned
+    return _engine(model).magnitude(model, pruning_schedule, m_by_n and tuple(m_by_n))
+
+
+def _engine(model):
+    # The engine loads on first use, so only the model's own Keras is imported.
+    return importlib.import_module(f"tfcompress.prune.{'keras3' if is_keras3_model(model) else 'keras2'}_pruning")
+
+
+def _checked_model(model, argument="model"):
+    """`model` if it is a built Sequential or functional model of either Keras."""
+    if not is_keras3_model(model):
+        return ensure_graph_model(model, argument)
+    if not is_graph_model(model):
+        raise ValueError(
+            f"`{argument}` is a subclassed model ({type(model).__name__}); this step needs a Sequential or functional "
+            "model, whose layers it can see. Rebuild it with keras.Sequential or keras.Model(inputs, outputs)."
+        )
+    if not model.built:
+        raise ValueError(
+            f"`{argument}` is not built: it has no weights yet. Start it with an input, e.g. "
+            "keras.Sequential([keras.Input(shape=(28, 28, 1)), ...])."
+        )
+    return model
 
 
 def _pruning_schedule(target_sparsity, schedule, m_by_n, epochs, steps_per_epoch, end_step, *, begin_step=0,
                       initial_sparsity=0.0, frequency=None):  # fmt: skip
-    """TF-MOT's schedule for `magnitude`'s arguments, each checked."""
+    """The schedule of `magnitude`'s arguments, each checked."""
     check_number("initial_sparsity", initial_sparsity, low=0, high=1, high_open=True)
     if m_by_n is not None:
         _check_m_by_n(m_by_n, target_sparsity, schedule)
@@ -153,29 +124,20 @@ def _pruning_schedule(target_sparsity, schedule, m_by_n, epochs, steps_per_epoch
         frequency = max(1, min(100, span // 10))
     else:
         check_positive_integer("frequency", frequency)
-    # TF-MOT prunes at begin_step + k * frequency; end there so the target is reached.
+    # Pruning happens at begin_step + k * frequency; end there so the target is reached.
     end_step = begin_step + frequency * max(1, span // frequency)
-
-    if schedule == "polynomial":
-        pruning_schedule = _sparsity.PolynomialDecay(
-            initial_sparsity=initial_sparsity,
-            final_sparsity=target_sparsity,
-            begin_step=begin_step,
-            end_step=end_step,
-            frequency=frequency,
-        )
-    else:
-        pruning_schedule = _sparsity.ConstantSparsity(
-            target_sparsity, begin_step=begin_step, end_step=end_step, frequency=frequency
-        )
-    return pruning_schedule
+    return SparsitySchedule(schedule, initial_sparsity if schedule == "polynomial" else 0.0, target_sparsity,
+                            begin_step, end_step, frequency)  # fmt: skip
 
 
 def callbacks(log_dir: str = None) -> list:
-    """The callbacks a pruned model's `fit` needs.
+    """The callbacks a pruned model's `fit` takes.
+
+    A tf_keras pruning model needs them (TF-MOT counts its steps in one); a Keras 3 one counts its own steps and
+    takes them as well, writing the summaries with Keras's TensorBoard.
 
     Args:
-      log_dir: if given, also write TF-MOT's per-layer sparsity summaries for TensorBoard.
+      log_dir: if given, also write the per-layer sparsity summaries for TensorBoard.
 
     Returns:
       A list with TF-MOT's `UpdatePruningStep` (and `PruningSummaries` with `log_dir`).
@@ -183,19 +145,18 @@ def callbacks(log_dir: str = None) -> list:
     Examples:
       >>> pruned.fit(x, y, callbacks=tfc.prune.callbacks())
     """
-    found = [_sparsity.UpdatePruningStep()]
-    if log_dir is not None:
-        found.append(_sparsity.PruningSummaries(log_dir=log_dir))
-    return found
+    return importlib.import_module("tfcompress.prune.keras2_pruning").callbacks(log_dir)
 
 
 def is_pruning_step(callback) -> bool:
-    """Whether `callback` is TF-MOT's pruning-step callback, which training a pruned model needs."""
-    return isinstance(callback, _sparsity.UpdatePruningStep)
+    """Whether `callback` is TF-MOT's pruning-step callback, which training a pruned tf_keras model needs."""
+    return type(callback).__name__ == "UpdatePruningStep" and type(callback).__module__.startswith(
+        "tensorflow_model_optimization"
+    )
 
 
 def strip(model):
-    """Removes the pruning wrappers: a plain Keras model with the zeros in its kernels.
+    """Removes the pruning machinery: a plain model of `model`'s Keras with the zeros in its kernels.
 
     Args:
       model: a model returned by `magnitude` (and trained).
@@ -205,36 +166,33 @@ def strip(model):
       change the other.
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
+      TypeError: `model` is not a Keras model.
       ValueError: `model` has no pruning wrappers.
 
     Examples:
       >>> small = tfc.prune.strip(pruned)
       >>> small.save("pruned.keras")
     """
-    model = ensure_graph_model(model)
+    model = _checked_model(model)
     if not is_pruned(model):
         raise ValueError("`model` has no pruning wrappers to strip; it is already a plain model.")
-    stripped = _sparsity.strip_pruning(model)
-    # strip_pruning hands back the wrapped layers themselves; copy them to cut the link,
-    # and give back the user's own layer classes where a prunable subclass stood in.
-    return flat_copy(stripped, substitute=prunable.restore)
+    return _engine(model).strip(model)
 
 
 def is_pruned(model) -> bool:
-    """Whether `model` holds TF-MOT pruning wrappers.
+    """Whether `model` is being pruned: it holds TF-MOT pruning wrappers, or is a Keras 3 pruning model.
 
     Args:
-      model: a Keras 2 model.
+      model: a Keras model.
 
     Returns:
-      True if any layer is a `PruneLowMagnitude` wrapper.
+      True for what `magnitude` returns.
 
     Examples:
       >>> is_pruned(tfc.prune.magnitude(model, end_step=100))
       True
     """
-    return any(isinstance(layer, PruneLowMagnitude) for layer in model.submodules)
+    return _engine(model).is_pruned(model)
 
 
 def _check_m_by_n(m_by_n, target_sparsity, schedule):

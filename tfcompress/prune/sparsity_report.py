@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from tfcompress._keras import keras
+from tfcompress._keras3 import is_keras3_model
 from tfcompress._model_guards import ensure_keras2_model
 
 _TFMOT = "tensorflow_model_optimization"
@@ -13,7 +13,7 @@ _TFMOT = "tensorflow_model_optimization"
 def _innermost(layer):
     # TF-MOT's pruning and quantization wrappers hold the real layer in `.layer`; Keras's
     # own wrappers (Bidirectional, TimeDistributed) are the layer the user named.
-    while isinstance(layer, keras.layers.Wrapper) and type(layer).__module__.startswith(_TFMOT):
+    while type(layer).__module__.startswith(_TFMOT) and hasattr(layer, "layer"):
         layer = layer.layer
     return layer
 
@@ -21,24 +21,24 @@ def _innermost(layer):
 def sparsity(model) -> dict:
     """Per-layer parameter counts and sparsity of a plain, pruned or quantization-aware model.
 
-    Counts the trainable weights of each layer (kernels, biases, ...); TF-MOT wrappers'
-    masks and quantizer ranges are not trainable, so they are not counted as parameters.
+    Counts the trainable weights of each layer (kernels, biases, ...); pruning masks and
+    quantizer ranges are not trainable, so they are not counted as parameters.
 
     Args:
-      model: a Keras 2 model.
+      model: a Keras model, tf_keras or Keras 3.
 
     Returns:
       A dict: `layers`, a list of `{"layer", "parameters", "zeros", "sparsity"}` for each
       layer with weights; and the totals `parameters`, `nonzero_parameters`, `sparsity`.
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
+      TypeError: `model` is not a Keras model.
 
     Examples:
       >>> tfc.prune.sparsity(small)["sparsity"]
       0.798  # the demo's student at 80%: biases are not pruned
     """
-    model = ensure_keras2_model(model)
+    model = model if is_keras3_model(model) else ensure_keras2_model(model)
     rows = []
     for layer in model.layers:
         # A wrapper's trainable weights are its layer's; its masks and ranges are not trainable.
