@@ -27,8 +27,10 @@ SPATIAL = (keras.layers.RandomCrop, keras.layers.Resizing, keras.layers.CenterCr
 
 
 def left_out_at_inference(model) -> list:
-    """The names of `model`'s augmentation layers that are identities at inference (nested models included)."""
-    return [layer.name for layer in _walk(model) if isinstance(layer, IDENTITIES_AT_INFERENCE)]
+    """The names of `model`'s augmentation layers that are identities at inference (nested models included; either
+    Keras)."""
+    names = {layer.__name__ for layer in IDENTITIES_AT_INFERENCE}
+    return [layer.name for layer in _walk(model) if type(layer).__name__ in names]
 
 
 def _walk(model):

@@ -10,6 +10,7 @@ import weakref
 from tfcompress._keras import keras
 from tfcompress._keras3 import is_keras3_model
 from tfcompress._keras3_bridge import from_keras3
+from tfcompress._models import is_graph_model
 
 # The Keras 3 models a warning has named already.
 _ANNOUNCED = weakref.WeakSet()
@@ -42,6 +43,28 @@ def _announce(model, argument):
         f"as it is. What tfcompress returns is Keras 2. To convert once: {argument} = tfc.from_keras3({argument}).",
         stacklevel=3,
     )
+
+
+def any_keras_model(model, argument: str = "model"):
+    """`model` if it is a Keras 3 model; else the Keras 2 model `ensure_keras2_model` gives."""
+    return model if is_keras3_model(model) else ensure_keras2_model(model, argument)
+
+
+def graph_model(model, argument: str = "model"):
+    """`model` if it is a built Sequential or functional model of either Keras (a Keras 3 one stays Keras 3)."""
+    if not is_keras3_model(model):
+        return ensure_graph_model(model, argument)
+    if not is_graph_model(model):
+        raise ValueError(
+            f"`{argument}` is a subclassed model ({type(model).__name__}); this step needs a Sequential or functional "
+            "model, whose layers it can see. Rebuild it with keras.Sequential or keras.Model(inputs, outputs)."
+        )
+    if not model.built:
+        raise ValueError(
+            f"`{argument}` is not built: it has no weights yet. Start it with an input, e.g. "
+            "keras.Sequential([keras.Input(shape=(28, 28, 1)), ...])."
+        )
+    return model
 
 
 def ensure_graph_model(model, argument: str = "model", *, in_place: bool = False):

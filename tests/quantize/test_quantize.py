@@ -1,22 +1,25 @@
-"""Quantization-aware training over TF-MOT, keeping a pruned model's zeros."""
+"""Quantization-aware training in both engines (TF-MOT for tf_keras, fake quantization for Keras 3), keeping a pruned
+model's zeros, and exporting integer-only int8 files that agree with their model."""
 
 import numpy as np
 import pytest
 
 import tfcompress as tfc
 from tests import zoo
-from tests.conftest import compile_classifier, weights_of
+from tests.conftest import ENGINES, compile_classifier, weights_of
 from tfcompress import keras
+from tfcompress._keras3 import keras_of
 
 
 def _zero_masks(model):
     return [np.asarray(weight) == 0 for weight in model.trainable_weights if "kernel" in weight.name]
 
 
-@pytest.fixture(scope="module")
-def sparse_model(trained_cnn):
-    """The trained CNN with 80% of each kernel's smallest weights set to zero."""
-    model = keras.models.clone_model(trained_cnn)
+@pytest.fixture(scope="module", params=ENGINES)
+def sparse_model(request):
+    """The trained CNN with 80% of each kernel's smallest weights set to zero, once per engine."""
+    trained_cnn = request.getfixturevalue("trained_cnn" if request.param == "keras2" else "trained_cnn3")
+    model = keras_of(trained_cnn).models.clone_model(trained_cnn)
     weights = []
     for weight in trained_cnn.get_weights():
         if weight.ndim > 1:
@@ -32,7 +35,7 @@ def test_pruned_zeros_survive_training_only_with_the_prune_preserving_scheme(
 ):
     (x_train, y_train), _ = digits
     before = weights_of(sparse_model)
-    keras.utils.set_random_seed(0)
+    keras_of(sparse_model).utils.set_random_seed(0)
     quantization_aware = tfc.quantize.qat(sparse_model, preserve_sparsity=preserve_sparsity)
     masks = _zero_masks(quantization_aware)
     assert [mask.mean() for mask in masks] == pytest.approx([0.8] * 3, abs=0.01)
@@ -46,7 +49,8 @@ def test_pruned_zeros_survive_training_only_with_the_prune_preserving_scheme(
         np.testing.assert_array_equal(kept, now)
 
 
-def test_dense_model_gets_plain_qat_and_stays_accurate(trained_cnn, digits):
+def test_dense_model_gets_plain_qat_and_stays_accurate(engine, digits):
+    trained_cnn = engine.trained_cnn
     (x_train, y_train), (x_test, y_test) = digits
     quantization_aware = compile_classifier(tfc.quantize.qat(trained_cnn), learning_rate=1e-4)
     assert tfc.quantize.is_quantization_aware(quantization_aware)
@@ -55,14 +59,14 @@ def test_dense_model_gets_plain_qat_and_stays_accurate(trained_cnn, digits):
     assert quantization_aware.evaluate(x_test, y_test, verbose=0)[1] > 0.85
 
 
-def test_pruning_wrappers_must_be_stripped_first(trained_cnn):
-    with pytest.raises(ValueError, match=r"still has pruning wrappers\. Strip them first"):
-        tfc.quantize.qat(tfc.prune.magnitude(trained_cnn, 0.5, end_step=10))
+def test_pruning_wrappers_must_be_stripped_first(engine):
+    with pytest.raises(ValueError, match=r"Strip them first: tfc\.quantize\.qat\(tfc\.prune\.strip\(model\)\)"):
+        tfc.quantize.qat(tfc.prune.magnitude(engine.trained_cnn, 0.5, end_step=10))
 
 
-def test_already_quantization_aware(trained_cnn):
+def test_already_quantization_aware(engine):
     with pytest.raises(ValueError, match=r"already quantization-aware"):
-        tfc.quantize.qat(tfc.quantize.qat(trained_cnn))
+        tfc.quantize.qat(tfc.quantize.qat(engine.trained_cnn))
 
 
 @pytest.mark.slow
@@ -101,9 +105,9 @@ def test_representative_data_sets_the_ranges_qat_starts_from(trained_cnn, digits
             np.testing.assert_array_equal(kept.numpy(), weight.numpy())
 
 
-def test_representative_data_must_fit_the_model(trained_cnn):
+def test_representative_data_must_fit_the_model(engine):
     with pytest.raises(ValueError, match=r"representative_data"):
-        tfc.quantize.qat(trained_cnn, representative_data=np.zeros((4, 28, 28, 1), np.float32))
+        tfc.quantize.qat(engine.trained_cnn, representative_data=np.zeros((4, 28, 28, 1), np.float32))
 
 
 def test_float_layers_stay_float_in_training_and_in_the_int8_file(trained_cnn, digits, tmp_path):
@@ -208,3 +212,52 @@ def test_two_step_preprocessing_and_unfoldable_batchnorm_train_and_export_intege
     assert not tfc.litert.inspect(result.path)["float_ops"]
     outputs = tfc.litert.LiteRTModel(result.path).predict(pixels)
     assert np.max(np.abs(outputs - actual)) < 0.05 * np.ptp(actual)
+
+
+def test_a_keras3_qat_model_trains_saves_and_exports_an_integer_only_file_that_agrees_with_it(
+    trained_cnn3, digits, tmp_path
+):
+    import keras as keras3
+
+    (x_train, y_train), (x_test, y_test) = digits
+    quantization_aware = tfc.quantize.qat(trained_cnn3, representative_data=x_train[:256])
+    assert isinstance(quantization_aware, keras3.Model) and tfc.quantize.is_quantization_aware(quantization_aware)
+    compile_classifier(quantization_aware, learning_rate=1e-4)
+    quantization_aware.fit(x_train, y_train, batch_size=64, epochs=1, verbose=0)
+    quantization_aware.save(tmp_path / "qat.keras")
+    reloaded = keras3.models.load_model(tmp_path / "qat.keras")
+    np.testing.assert_allclose(reloaded.predict(x_test, verbose=0), quantization_aware.predict(x_test, verbose=0))
+    result = tfc.export.to_tflite(quantization_aware, tmp_path / "qat.tflite")  # the ranges it learned: no data
+    report = tfc.litert.inspect(result.path)
+    assert not report["float_ops"] and result.input_dtype == "uint8" and "FULLY_CONNECTED" in report["op_counts"]
+    check = tfc.litert.verify(result.path, quantization_aware, x_test, y_test)
+    assert check["top1_agreement"] >= 0.99 and check["tflite_accuracy"] > 0.85
+
+
+def test_keras3_qat_folds_each_batchnorm_into_its_convolution_and_starts_where_the_float_model_is(digits):
+    import keras as keras3
+
+    (x_train, y_train), (x_test, _) = digits
+    keras3.utils.set_random_seed(0)
+    inputs = keras3.Input((8, 8, 1))
+    x = keras3.layers.ReLU()(keras3.layers.BatchNormalization()(keras3.layers.Conv2D(8, 3, use_bias=False)(inputs)))
+    x = keras3.layers.DepthwiseConv2D(3, padding="same")(x)
+    x = keras3.layers.Activation("hard_silu")(keras3.layers.BatchNormalization()(x))
+    model = keras3.Model(inputs, keras3.layers.Dense(10)(keras3.layers.GlobalAveragePooling2D()(x)))
+    compile_classifier(model).fit(x_train, y_train, epochs=3, verbose=0)
+    quantization_aware = tfc.quantize.qat(model, representative_data=x_train[:256])
+    names = [type(layer).__name__ for layer in quantization_aware.layers]
+    assert "BatchNormalization" not in names and "BatchNormalization" not in str(quantization_aware.get_config())
+    float_answers = model.predict(x_test, verbose=0).argmax(-1)
+    assert np.mean(quantization_aware.predict(x_test, verbose=0).argmax(-1) == float_answers) > 0.95
+
+
+def test_keras3_qat_refuses_in_words_what_it_cannot_quantize_and_the_tf_keras_only_options(trained_cnn3):
+    import keras as keras3
+
+    inputs = keras3.Input((5, 4))
+    recurrent = keras3.Model(inputs, keras3.layers.Dense(2)(keras3.layers.LSTM(3, name="memory")(inputs)))
+    with pytest.raises(ValueError, match=r"no int8 form for 1 layers .*'memory' \(LSTM\).*tfc\.from_keras3"):
+        tfc.quantize.qat(recurrent)
+    with pytest.raises(ValueError, match=r"\['float_layers'\] work in TF-MOT.*tfc\.from_keras3\(model\)"):
+        tfc.quantize.qat(trained_cnn3, float_layers=["first"])

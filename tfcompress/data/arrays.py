@@ -3,8 +3,9 @@
 import dataclasses
 
 import numpy as np
+import tensorflow as tf
 
-from tfcompress._keras import tf
+from tfcompress._models import input_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,10 +28,10 @@ class InputSpec:
 
 
 def input_specs(model) -> list:
-    """The `InputSpec` of each input of a Keras model, in `model.inputs` order."""
+    """The `InputSpec` of each input of a Keras model (either Keras), in `model.inputs` order."""
     return [
         InputSpec(name, tuple(tensor.shape[1:]), tf.as_dtype(tensor.dtype).name)
-        for name, tensor in zip(model.input_names, model.inputs)
+        for name, tensor in zip(input_names(model), model.inputs)
     ]
 
 

@@ -15,7 +15,13 @@ from tfcompress._choices import (
     WEIGHT_CALIBRATION_METHODS,
 )
 from tfcompress._keras import tf
-from tfcompress._model_guards import ensure_graph_model
+from tfcompress._keras3 import is_keras3_model
+from tfcompress._keras3_bridge import from_keras3
+from tfcompress._keras3_layers import for_conversion as keras3_for_conversion
+from tfcompress._model_guards import graph_model
+from tfcompress._models import all_layers
+from tfcompress._models import input_names as input_names_of
+from tfcompress._models import output_names as output_names_of
 from tfcompress._results import Result
 from tfcompress.data.arrays import input_specs
 from tfcompress.export import (
@@ -29,13 +35,15 @@ from tfcompress.export import (
 from tfcompress.export.calibration import calibration_examples
 from tfcompress.litert.inspection import costly_undelegated_ops, float_compute_ops, integer_weights_of
 from tfcompress.litert.interpreter import XNNPackRefusedError, load_interpreter
-from tfcompress.quantize import is_quantization_aware, ranges
+from tfcompress.quantize import is_quantization_aware
 from tfcompress.quantize.learned_rounding import adaround
-from tfcompress.quantize.quantization_aware import requested_float_layers
+from tfcompress.quantize.quantization_aware import not_finite_ranges, requested_float_layers
 from tfcompress.quantize.weight_clipping import clip_weights
 
 _IO_DTYPES = {name: tf.as_dtype(name) for name in IO_DTYPES}
 _SPARSE_MODES = ("float32", "dynamic", "int8")
+# Keras 3's recurrent layers, which the export prepares in tf_keras (a fixed batch, loops unrolled).
+_RECURRENT = ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "RNN")
 # TF-MOT names the wrapper of layer "scores" "quant_scores"; the file keeps the layer's name.
 _QAT_PREFIX = "quant_"
 
@@ -225,7 +233,11 @@ def export(model, path, *, mode="int8", representative_data=None, io_dtype=None,
            rounding="nearest", allow_float=True, budget=None, int16_layers=None,
            int4_layers=None, weight_calibration="minmax") -> ExportResult:  # fmt: skip
     """`to_tflite` and `with_accuracy_control`, with every option the two share and the deprecated ones."""
-    model = ensure_graph_model(model)
+    model = graph_model(model)
+    keras2_only = (calibration != "minmax" or weight_calibration != "minmax" or rounding != "nearest"
+                   or float_layers is not None or int16_layers is not None or int4_layers is not None
+                   or max_accuracy_drop is not None or min_agreement is not None)  # fmt: skip
+    model, rebuilt = _for_the_route(model, keras2_only)
     if mode not in EXPORT_MODES:
         raise ValueError(f"`mode` must be one of {tuple(EXPORT_MODES)}. Received: mode={mode!r}")
     _check_int8_methods(model, mode, (calibration, weight_calibration, rounding), representative_data, sparse)
@@ -275,7 +287,7 @@ def export(model, path, *, mode="int8", representative_data=None, io_dtype=None,
     if sparse and mode not in _SPARSE_MODES:
         raise ValueError(f"`sparse=True` works in modes {_SPARSE_MODES}, not {mode!r}.")
     path = _files.check_writable(path, overwrite)
-    broken = ranges.not_finite(model) if is_quantization_aware(model) else []
+    broken = not_finite_ranges(model) if is_quantization_aware(model) else []
     if broken:
         raise ValueError(
             f"The quantization ranges of {model.name!r} hold NaN or infinity at "
@@ -302,6 +314,7 @@ def export(model, path, *, mode="int8", representative_data=None, io_dtype=None,
         )
 
     model, batch_size, notes = recurrent.prepare(model, mode in CALIBRATED_MODES, batch_size)
+    notes = rebuilt + notes
     augmentation = _augmentation.left_out_at_inference(model)
     if augmentation:
         notes.append((f"The augmentation layers {augmentation} act in training only; at inference they pass the "
@@ -444,6 +457,21 @@ def _check_deprecated_options(options: dict, float_layers) -> None:
             DeprecationWarning,
             stacklevel=3,
         )
+
+
+def _for_the_route(model, keras2_only: bool):
+    """`(model, notes)`: a Keras 3 model as it is, or rebuilt in tf_keras for the routes that work on TF-MOT's Keras.
+
+    Range searches, AdaRound, weight clipping, float and per-layer precision and accuracy control read tf_keras
+    models, as do the recurrent layers' preparations; the file is the same model's either way.
+    """
+    if not is_keras3_model(model) or is_quantization_aware(model):
+        return model, []
+    if not keras2_only and not any(type(layer).__name__ in _RECURRENT for layer in all_layers(model)):
+        return model, []
+    rebuilt = from_keras3(model)
+    return rebuilt, [(f"Exported from {model.name!r} rebuilt in tf_keras (tfc.from_keras3: the same layers and "
+                      "weights, its outputs checked equal), which this export's options work on.", False)]  # fmt: skip
 
 
 def _default_io_dtype(mode, specs) -> str:
@@ -598,25 +626,28 @@ def _converted(model, mode, io_dtype, samples, sparse, batch_size, calibration, 
     converter = _converter(model, batch_size, variables_only)
     # The LiteRT quantizer starts from the float32 file.
     quantizer_mode = mode in weight_quantization.RECIPES
-    _configure(converter, "float32" if quantizer_mode else mode, io_dtype, samples, sparse, model.input_names)
+    names = input_names_of(model)
+    _configure(converter, "float32" if quantizer_mode else mode, io_dtype, samples, sparse, names)
     if calibration == "minmax":
         return converter.convert()
-    return range_search.quantized(converter, calibration, samples, model.input_names, io_dtype)
+    return range_search.quantized(converter, calibration, samples, names, io_dtype)
 
 
 def _converter(model, batch_size, variables_only=True):
-    """A converter for `model`'s inference graph, with its input and output names and batch size."""
-    output_names = list(model.output_names)
-    if is_quantization_aware(model):
+    """A converter for `model`'s inference graph (either Keras), with its input and output names and batch size."""
+    output_names = output_names_of(model)
+    if is_quantization_aware(model) and not is_keras3_model(model):
         output_names = [name.removeprefix(_QAT_PREFIX) for name in output_names]
     input_specs_ = [
         tf.TensorSpec((batch_size,) + tuple(tensor.shape[1:]), tensor.dtype, name=name)
-        for name, tensor in zip(model.input_names, model.inputs)
+        for name, tensor in zip(input_names_of(model), model.inputs)
     ]
+
+    traced = keras3_for_conversion(model) if is_keras3_model(model) else model
 
     @tf.function
     def serve(*inputs):
-        outputs = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+        outputs = traced(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
         return dict(zip(output_names, outputs if isinstance(outputs, (list, tuple)) else [outputs]))
 
     # The converter saves what it is handed as a SavedModel first. Handed the Keras model, it serializes every
@@ -624,7 +655,9 @@ def _converter(model, batch_size, variables_only=True):
     holder = model
     if variables_only:
         holder = tf.Module()
-        holder.variables_read = list(model.variables)
+        variables = list(model.variables)
+        # A Keras 3 variable holds its TensorFlow variable in `value`.
+        holder.variables_read = [variable.value for variable in variables] if is_keras3_model(model) else variables
     return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function(*input_specs_)], holder)
 
 

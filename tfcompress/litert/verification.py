@@ -3,7 +3,8 @@
 import numpy as np
 
 from tfcompress._keras import tf
-from tfcompress._model_guards import ensure_keras2_model
+from tfcompress._model_guards import any_keras_model
+from tfcompress._models import output_names
 from tfcompress._tasks import infer_all
 from tfcompress.data.arrays import collect, input_arrays, input_specs
 from tfcompress.litert.interpreter import LiteRTModel
@@ -17,7 +18,7 @@ def verify(path, model, x, y=None, *, task=None, limit: int = None) -> dict:
 
     Args:
       path: the `.tflite` file.
-      model: the Keras model it was exported from (a Keras 3 model is rebuilt as Keras 2).
+      model: the Keras model it was exported from, tf_keras or Keras 3.
       x: held-out inputs: an array (a list or dict for several inputs), or a batched `tf.data.Dataset` of `(x, y)`.
       y: labels of the first output as you hold them (classes, one-hot, 0/1, multi-hot, values).
       task: the first output's task, or a dict of them by output name; None infers each.
@@ -45,7 +46,7 @@ def verify(path, model, x, y=None, *, task=None, limit: int = None) -> dict:
       >>> tfc.litert.verify("model.tflite", model, x_test, y_test)["agreement"]
       1.0  # the demo's int8 student on 360 held-out digits
     """
-    model = ensure_keras2_model(model)
+    model = any_keras_model(model)
     specs = input_specs(model)
     if isinstance(x, tf.data.Dataset):
         if y is not None:
@@ -72,9 +73,9 @@ def verify(path, model, x, y=None, *, task=None, limit: int = None) -> dict:
     keras_outputs = keras_outputs if isinstance(keras_outputs, list) else [keras_outputs]
     outputs = {
         name: task_.compare(tflite_outputs[index], keras_output)
-        for index, (name, task_, keras_output) in enumerate(zip(model.output_names, tasks, keras_outputs))
+        for index, (name, task_, keras_output) in enumerate(zip(output_names(model), tasks, keras_outputs))
     }
-    first = dict(outputs[model.output_names[0]], task_source=tasks[0].source)
+    first = dict(outputs[output_names(model)[0]], task_source=tasks[0].source)
     scores = {"keras_accuracy": None, "tflite_accuracy": None}
     if labels is not None:
         for side, values in (("keras", keras_outputs[0]), ("tflite", tflite_outputs[0])):
@@ -94,11 +95,11 @@ def _by_model_output(path, tflite_model, tflite_outputs, model) -> list:
     if len(tflite_outputs) == 1:
         return list(tflite_outputs.values())
     # A quantization-aware model's outputs are TF-MOT's "quant_" wrappers; the file keeps the layers' names.
-    names = [name if name in tflite_outputs else name.removeprefix("quant_") for name in model.output_names]
+    names = [name if name in tflite_outputs else name.removeprefix("quant_") for name in output_names(model)]
     missing = [name for name in names if name not in tflite_outputs]
     if missing:
         raise ValueError(
-            f"{path} has the outputs {sorted(tflite_outputs)}, but {model.name!r} has {model.output_names}; "
+            f"{path} has the outputs {sorted(tflite_outputs)}, but {model.name!r} has {output_names(model)}; "
             "verify a file against the model it was exported from (tfc.export.to_tflite names them after it)."
         )
     return [tflite_outputs[name] for name in names]

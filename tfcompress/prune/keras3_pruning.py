@@ -14,6 +14,7 @@ import math
 import tensorflow as tf
 
 from tfcompress._keras3 import keras
+from tfcompress._keras3_graph import one_or_all
 from tfcompress._models import is_graph_model
 from tfcompress.prune.sparsity_schedule import SparsitySchedule
 
@@ -125,7 +126,7 @@ class PruningModel(keras.Model):
 
     def get_config(self):
         # Keras 3's Functional writes only its name for a subclass with an __init__ of its own: the graph's here.
-        config = keras.Model(self.inputs, self.outputs, name=self.name).get_config()
+        config = keras.Model(one_or_all(self.inputs), one_or_all(self.outputs), name=self.name).get_config()
         config.update(schedule=self.__dict__["_schedule"], m_by_n=self.__dict__["_m_by_n"],
                       dense_layers=self.dense_layers)  # fmt: skip
         return config
@@ -135,21 +136,22 @@ class PruningModel(keras.Model):
         config = dict(config)
         extra = {key: config.pop(key) for key in ("schedule", "m_by_n", "dense_layers")}
         functional = keras.Model.from_config(config, custom_objects=custom_objects)
-        return cls(functional.inputs, functional.outputs, name=functional.name, **extra)
+        return cls(one_or_all(functional.inputs), one_or_all(functional.outputs), name=functional.name, **extra)
 
 
 def magnitude(model, schedule: SparsitySchedule, m_by_n):
     """A `PruningModel` over a copy of `model` (its weights copied; `model` is not changed)."""
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    return PruningModel(copy.inputs, copy.outputs, schedule=dataclasses.asdict(schedule), m_by_n=m_by_n,
+    schedule = dataclasses.asdict(schedule)
+    return PruningModel(one_or_all(copy.inputs), one_or_all(copy.outputs), schedule=schedule, m_by_n=m_by_n,
                         name=f"{model.name}_pruned")  # fmt: skip
 
 
 def strip(model):
     """A plain Keras 3 functional model of `model`'s layers, with their (masked) weights, independent of `model`."""
     model.apply_masks()
-    plain = keras.Model(model.inputs, model.outputs, name=model.name.removesuffix("_pruned"))
+    plain = keras.Model(one_or_all(model.inputs), one_or_all(model.outputs), name=model.name.removesuffix("_pruned"))
     copy = keras.models.clone_model(plain)
     copy.set_weights(plain.get_weights())
     return copy

@@ -9,8 +9,7 @@ import importlib
 
 from tfcompress._checks import check_number, check_positive_integer
 from tfcompress._keras3 import is_keras3_model
-from tfcompress._model_guards import ensure_graph_model
-from tfcompress._models import is_graph_model
+from tfcompress._model_guards import graph_model
 from tfcompress.prune.sparsity_schedule import SparsitySchedule
 
 _SCHEDULES = ("polynomial", "constant")
@@ -63,7 +62,7 @@ def magnitude(
       >>> pruned.fit(x, y, batch_size=32, epochs=3, callbacks=tfc.prune.callbacks())
       >>> small = tfc.prune.strip(pruned)
     """
-    model = _checked_model(model)
+    model = graph_model(model)
     if is_pruned(model):
         raise ValueError("`model` already has pruning wrappers. Strip them first with tfc.prune.strip(model).")
     check_number("target_sparsity", target_sparsity, low=0, high=1, high_open=True)
@@ -81,23 +80,6 @@ def magnitude(
 def _engine(model):
     # The engine loads on first use, so only the model's own Keras is imported.
     return importlib.import_module(f"tfcompress.prune.{'keras3' if is_keras3_model(model) else 'keras2'}_pruning")
-
-
-def _checked_model(model, argument="model"):
-    """`model` if it is a built Sequential or functional model of either Keras."""
-    if not is_keras3_model(model):
-        return ensure_graph_model(model, argument)
-    if not is_graph_model(model):
-        raise ValueError(
-            f"`{argument}` is a subclassed model ({type(model).__name__}); this step needs a Sequential or functional "
-            "model, whose layers it can see. Rebuild it with keras.Sequential or keras.Model(inputs, outputs)."
-        )
-    if not model.built:
-        raise ValueError(
-            f"`{argument}` is not built: it has no weights yet. Start it with an input, e.g. "
-            "keras.Sequential([keras.Input(shape=(28, 28, 1)), ...])."
-        )
-    return model
 
 
 def _pruning_schedule(target_sparsity, schedule, m_by_n, epochs, steps_per_epoch, end_step, *, begin_step=0,
@@ -173,7 +155,7 @@ def strip(model):
       >>> small = tfc.prune.strip(pruned)
       >>> small.save("pruned.keras")
     """
-    model = _checked_model(model)
+    model = graph_model(model)
     if not is_pruned(model):
         raise ValueError("`model` has no pruning wrappers to strip; it is already a plain model.")
     return _engine(model).strip(model)

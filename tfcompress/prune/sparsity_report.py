@@ -4,8 +4,7 @@ import warnings
 
 import numpy as np
 
-from tfcompress._keras3 import is_keras3_model
-from tfcompress._model_guards import ensure_keras2_model
+from tfcompress._model_guards import any_keras_model
 
 _TFMOT = "tensorflow_model_optimization"
 
@@ -38,7 +37,7 @@ def sparsity(model) -> dict:
       >>> tfc.prune.sparsity(small)["sparsity"]
       0.798  # the demo's student at 80%: biases are not pruned
     """
-    model = model if is_keras3_model(model) else ensure_keras2_model(model)
+    model = any_keras_model(model)
     rows = []
     for layer in model.layers:
         # A wrapper's trainable weights are its layer's; its masks and ranges are not trainable.

@@ -7,6 +7,7 @@ tfcompress's (see `configs`), and the layers neither has stay in float, named in
 """
 
 import collections
+import importlib
 import warnings
 
 import numpy as np
@@ -14,7 +15,8 @@ import numpy as np
 from tfcompress import _errors
 from tfcompress._graph import calls, flat_copy
 from tfcompress._keras import keras, tfmot
-from tfcompress._model_guards import ensure_graph_model
+from tfcompress._keras3 import is_keras3_model
+from tfcompress._model_guards import graph_model
 from tfcompress.prune import is_pruned
 from tfcompress.quantize import configs, ops, ranges
 from tfcompress.quantize.clustering import is_clustered
@@ -31,40 +33,45 @@ BEFORE_FLOAT = "kept in float: it only carries the input to a float layer"
 
 def qat(model, *, representative_data=None, preserve_sparsity: bool = None, preserve_clusters: bool = False,
         float_layers=None):  # fmt: skip
-    """Returns a quantization-aware copy of `model`, ready to compile and fine-tune.
+    """Returns a quantization-aware copy of `model`, in `model`'s Keras, ready to compile and fine-tune.
 
-    The int8 export uses the ranges it learns; on a pruned model the zeros stay zero. Nested bases, TensorFlow
-    arithmetic and the layers TF-MOT lacks are handled; what has no quantization-aware form (LSTM, GRU, custom
-    layers) stays float, named in a warning. The quantization guide lists what each layer gets.
+    The int8 export uses the ranges it learns; on a pruned model the zeros stay zero. A tf_keras model goes through
+    TF-MOT: nested bases, TensorFlow arithmetic and the layers TF-MOT lacks are handled, and what has no
+    quantization-aware form (LSTM, GRU, custom layers) stays float, named in a warning. A Keras 3 model gets
+    tfcompress's own fake quantization (BatchNormalization folded, every layer quantized), or a refusal that names
+    the layers it has no int8 form for. The quantization guide lists what each layer gets.
 
     Args:
-      model: a built Sequential or functional Keras 2 model, pruning wrappers stripped.
+      model: a built Sequential or functional model (tf_keras or Keras 3), pruning wrappers stripped.
       representative_data: typical inputs (the first 512 are used): activation ranges start from theirs instead of
         TF-MOT's [-6, 6]. Recommended for short fine-tunes.
       preserve_sparsity: keep zeros in the kernels at zero; None turns it on when any kernel holds zeros.
-      preserve_clusters: keep the weight sharing of a clustered, stripped model (cluster-preserving QAT).
+      preserve_clusters: keep the weight sharing of a clustered, stripped model (cluster-preserving QAT); tf_keras.
       float_layers: names of layers at the model's input or output to keep float ("first", "last" allowed);
-        export the result without `representative_data`.
+        export the result without `representative_data`; tf_keras.
 
     Returns:
-      A new `QuantizationAwareModel` (TF-MOT quantize wrappers). It is not compiled:
-      compile it, then fit for an epoch or a few at a small learning rate. `model` is
-      not modified. Its `float_layers` maps each layer left in float to the reason.
+      A new quantization-aware model of `model`'s Keras: a `QuantizationAwareModel` of TF-MOT wrappers, or a Keras 3
+      one of quantized layers. It is not compiled: compile it, then fit for an epoch or a few at a small learning
+      rate. `model` is not modified. Its `float_layers` maps each layer left in float to the reason.
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
+      TypeError: `model` is not a Keras model.
       ValueError: `model` still has pruning or clustering wrappers, is already
         quantization-aware, or is subclassed or unbuilt; `representative_data` does not
         fit its inputs, or measuring ranges on it gave NaN (activations that vanish, as
         in an untrained keras.applications model); `float_layers` names a layer the
-        model does not have.
+        model does not have; a Keras 3 model has a layer without an int8 form here, or is
+        given a tf_keras-only option.
 
     Examples:
       >>> q = tfc.quantize.qat(tfc.prune.strip(pruned), representative_data=x_train)
       >>> q.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss, metrics=["accuracy"])
       >>> q.fit(x, y, epochs=2)
     """
-    model = ensure_graph_model(model)
+    model = graph_model(model)
+    if is_keras3_model(model):
+        return _keras3_qat(model, representative_data, preserve_sparsity, preserve_clusters, float_layers)
     if is_pruned(model):
         raise ValueError(
             "`model` still has pruning wrappers. Strip them first: tfc.quantize.qat(tfc.prune.strip(model))."
@@ -99,6 +106,31 @@ def qat(model, *, representative_data=None, preserve_sparsity: bool = None, pres
     if representative_data is not None:
         ranges.initialize_ranges(quantized, representative_data)
     return quantized
+
+
+def _keras3_qat(model, representative_data, preserve_sparsity, preserve_clusters, float_layers):
+    """The Keras 3 engine's `qat`, after the checks both engines share."""
+    given = {name: value for name, value in (("preserve_clusters", preserve_clusters),
+                                             ("float_layers", float_layers)) if value}  # fmt: skip
+    if given:
+        raise ValueError(
+            f"{sorted(given)} work in TF-MOT's quantization-aware training, which takes tf_keras models; "
+            f"{model.name!r} is a Keras 3 model, whose quantization-aware copy quantizes every layer. Leave them out, "
+            "or train through TF-MOT: tfc.quantize.qat(tfc.from_keras3(model), ...)."
+        )
+    if is_pruned(model):
+        raise ValueError(
+            "`model` is still being pruned: its masks come off with tfc.prune.strip. Strip them first: "
+            "tfc.quantize.qat(tfc.prune.strip(model))."
+        )
+    if is_quantization_aware(model):
+        raise ValueError("`model` is already quantization-aware; fine-tune it as it is, or export it.")
+    return _keras3_engine().qat(model, representative_data, preserve_sparsity)
+
+
+def _keras3_engine():
+    # The Keras 3 engine loads on first use, so a tf_keras user's process never imports it.
+    return importlib.import_module("tfcompress.quantize.keras3_qat")
 
 
 def _checked_float_layers(flat, float_layers) -> set:
@@ -199,19 +231,26 @@ def _between_input_and(keep_float, inbound) -> set:
 
 
 def is_quantization_aware(model) -> bool:
-    """Whether `model` holds TF-MOT quantization wrappers.
+    """Whether `model` is quantization-aware: it holds TF-MOT quantization wrappers, or is a Keras 3 one of `qat`.
 
     Args:
-      model: a Keras 2 model.
+      model: a Keras model.
 
     Returns:
-      True if any layer is a TF-MOT `QuantizeWrapper`.
+      True for what `qat` returns.
 
     Examples:
       >>> is_quantization_aware(tfc.quantize.qat(model))
       True
     """
+    if is_keras3_model(model):
+        return _keras3_engine().is_quantization_aware(model)
     return any(isinstance(layer, _quantization.QuantizeWrapper) for layer in model.submodules)
+
+
+def not_finite_ranges(model) -> list:
+    """The layers of a quantization-aware model (either Keras) whose ranges hold NaN or infinity."""
+    return _keras3_engine().not_finite(model) if is_keras3_model(model) else ranges.not_finite(model)
 
 
 def _has_zero_weights(model) -> bool:

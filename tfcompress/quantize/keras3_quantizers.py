@@ -1,0 +1,144 @@
+"""Keras 3 layers that train through int8's rounding, with fake quantization the TFLite converter makes int8 kernels of.
+
+`keras.quantizers.fake_quant_with_min_max_vars` lowers to TensorFlow's FakeQuant ops, from
+which the converter reads every int8 scale: weights symmetric in [-127, 127] (per output channel
+for convolutions, per tensor for Dense, as the converter takes them), activations asymmetric in
+[-128, 127] over a range learned as TF-MOT learns it, a moving average of each batch's min and max.
+"""
+
+import inspect
+
+import tensorflow as tf
+
+from tfcompress._keras3 import keras
+
+# TF-MOT's MovingAverageQuantizer: the decay of its ranges' moving average, and the range it starts from.
+EMA_DECAY = 0.999
+INITIAL_RANGE = (-6.0, 6.0)
+# Layers whose weights are fake-quantized, how the converter quantizes them, and how the layer computes with them.
+PER_CHANNEL = ("Conv1D", "Conv2D", "DepthwiseConv2D")
+PER_TENSOR = ("Dense",)
+# Activations the converter fuses into the op before them, so only their output needs a range.
+FUSED_ACTIVATIONS = ("linear", "relu", "relu6")
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class ActivationQuantizer(keras.layers.Layer):
+    """Fake-quantizes its input to int8 over a range it learns: a moving average of each training batch's min and max.
+
+    Args:
+      initial_range: the range it starts from, before calibration or training.
+      **kwargs: passed to `keras.layers.Layer`.
+    """
+
+    def __init__(self, initial_range=INITIAL_RANGE, **kwargs):
+        super().__init__(**kwargs)
+        self.initial_range = tuple(float(bound) for bound in initial_range)
+        self.observed = None  # set to [min, max] while calibration observes float values
+
+    def build(self, input_shape):
+        low, high = self.initial_range
+        self.range_min = self.add_weight(shape=(), initializer=keras.initializers.Constant(low), trainable=False,
+                                         name="range_min")  # fmt: skip
+        self.range_max = self.add_weight(shape=(), initializer=keras.initializers.Constant(high), trainable=False,
+                                         name="range_max")  # fmt: skip
+
+    def call(self, inputs, training=None):
+        if self.observed is not None:  # calibration: the float values pass, their range is kept
+            low, high = float(tf.reduce_min(inputs)), float(tf.reduce_max(inputs))
+            self.observed = [min(self.observed[0], low), max(self.observed[1], high)]
+            return inputs
+        if training:
+            values = tf.cast(inputs, tf.float32)
+            for variable, batch in ((self.range_min, tf.reduce_min(values)), (self.range_max, tf.reduce_max(values))):
+                variable.assign(variable * EMA_DECAY + batch * (1.0 - EMA_DECAY))
+        low, high = tf.minimum(self.range_min, 0.0), tf.maximum(self.range_max, 0.0)
+        quantized = keras.quantizers.fake_quant_with_min_max_vars(tf.cast(inputs, tf.float32), low, high, num_bits=8)
+        return tf.cast(quantized, inputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "initial_range": list(self.initial_range)}
+
+
+def fake_quant_weights(kind: str, kernel):
+    """`kernel` through int8's symmetric grid, as the converter stores it: per output channel, or per tensor."""
+    values = tf.cast(kernel, tf.float32)
+    if kind in PER_TENSOR:
+        largest = tf.maximum(tf.reduce_max(tf.abs(values)), 1e-12)
+        return keras.quantizers.fake_quant_with_min_max_vars(values, -largest, largest, num_bits=8, narrow_range=True)
+    # A depthwise kernel (h, w, in, multiplier) has one channel per input channel and multiplier.
+    channels = tf.reshape(values, list(values.shape[:-2]) + [-1]) if kind == "DepthwiseConv2D" else values
+    largest = tf.maximum(tf.reduce_max(tf.abs(channels), axis=list(range(channels.shape.rank - 1))), 1e-12)
+    quantized = keras.quantizers.fake_quant_with_min_max_vars(
+        channels, -largest, largest, num_bits=8, narrow_range=True, axis=-1
+    )
+    return tf.reshape(quantized, values.shape)
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class QuantizedLayer(keras.layers.Wrapper):
+    """A layer of a Keras 3 quantization-aware model: its weights and output fake-quantized as int8 will hold them.
+
+    Args:
+      layer: the layer, which keeps its name, weights and trainability.
+      quantize_output: learn a range for the output (False where the converter fuses the next op into this one,
+        or where the op keeps its input's scale).
+      quantize_before_activation: learn a range for the output before an activation the converter does not fuse.
+      **kwargs: passed to `keras.layers.Wrapper`.
+    """
+
+    def __init__(self, layer, quantize_output=True, quantize_before_activation=False, **kwargs):
+        super().__init__(layer, name=kwargs.pop("name", layer.name), **kwargs)
+        self.quantize_output = quantize_output
+        self.quantize_before_activation = quantize_before_activation
+        self.output_quantizer = ActivationQuantizer(name="output_quantizer") if quantize_output else None
+        self.activation_input_quantizer = (
+            ActivationQuantizer(name="activation_input_quantizer") if quantize_before_activation else None
+        )
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        kind = type(self.layer).__name__
+        if kind in PER_CHANNEL + PER_TENSOR:
+            outputs = _linear(self.layer, kind, inputs)
+            if self.activation_input_quantizer is not None:
+                outputs = self.activation_input_quantizer(outputs, training=training)
+            outputs = self.layer.activation(outputs)
+        elif "training" in _call_arguments(self.layer):
+            outputs = self.layer(inputs, training=training)
+        else:
+            outputs = self.layer(inputs)
+        if self.output_quantizer is not None:
+            outputs = self.output_quantizer(outputs, training=training)
+        return outputs
+
+    def quantizers(self) -> list:
+        """Its activation quantizers."""
+        return [quantizer for quantizer in (self.activation_input_quantizer, self.output_quantizer) if quantizer]
+
+    def get_config(self):
+        return {**super().get_config(), "quantize_output": self.quantize_output,
+                "quantize_before_activation": self.quantize_before_activation}  # fmt: skip
+
+
+def _linear(layer, kind, inputs):
+    """What `layer` computes before its activation, with its kernel fake-quantized."""
+    kernel = fake_quant_weights(kind, layer.kernel)
+    if kind == "Dense":
+        outputs = keras.ops.matmul(inputs, kernel)
+    elif kind == "DepthwiseConv2D":
+        outputs = keras.ops.depthwise_conv(
+            inputs, kernel, strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate,
+            data_format=layer.data_format,
+        )  # fmt: skip
+    else:
+        outputs = layer.convolution_op(inputs, kernel)
+    return keras.ops.add(outputs, layer.bias) if layer.use_bias else outputs
+
+
+def _call_arguments(layer):
+    return inspect.signature(layer.call).parameters
