@@ -6,7 +6,6 @@ import gc
 import signal
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -142,35 +141,39 @@ def engine(request):
 
 @pytest.fixture(scope="session")
 def zoo_model(tmp_path_factory):
-    """`get(name)`: a zoo model, built once while its tests run, `(model, x, y, calibration, path)`.
+    """`get(name, engine="keras2")`: a zoo model, built once while its tests run, `(model, x, y, calibration, path)`.
 
     The image models trained on digits for their task, with 200 held-out digits and their
     labels and 128 more to calibrate on; the others with random inputs (y None). A Keras 3
     user's file (`zoo.KERAS3_FILES`) is saved by Keras 3 and loaded by its path (`path`);
-    for the rest `path` is None. Tests must not change the model.
+    for the rest `path` is None. With engine="keras3", its Keras 3 twin of the same weights. Tests must not
+    change the model.
     """
     from tests import zoo
     from tfcompress import _model_files
 
     cache = {}
 
-    def get(name):
+    def get(name, engine="keras2"):
+        if engine == "keras3":  # the same trained weights in Keras 3's build of the model
+            if (name, engine) not in cache:
+                model, x, y, calibration, path = get(name)
+                cache[(name, engine)] = (zoo.keras3_twin(name, model), x, y, calibration, path)
+            return cache[(name, engine)]
         if name not in cache:
             path = None
             if name in zoo.KERAS3_FILES:
                 path = zoo.keras3_file(name, tmp_path_factory.mktemp(name))
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # "saved by Keras 3 ... rebuilt": test_tasks checks it
-                    model = _model_files.load(path)
+                model = _model_files.load(path)  # a Keras 3 model, as the user saved it
             else:
                 model = zoo.build(name, trained=True)
             if name in zoo.IMAGE_CLASSIFIERS or name in zoo.KERAS3_FILES:
                 (x, y), calibration = zoo.digit_images(name, 200, offset=1200), zoo.digit_images(name, 128, 1400)[0]
             else:
                 x, y, calibration = zoo.inputs_for(name, model, 200, seed=1), None, zoo.inputs_for(name, model, 128, 2)
-            if len(cache) == 2:  # a group's tests run together; keeping every model exhausts a worker's memory
-                cache.pop(next(iter(cache)))
-                gc.collect()
+            for key in list(cache)[:-1]:  # a group's tests run together; keeping every model exhausts memory
+                cache.pop(key)
+            gc.collect()
             cache[name] = (model, x, y, calibration, path)
         return cache[name]
 

@@ -367,6 +367,24 @@ def build(name, k=keras2, seed=0, trained=False):
     return model
 
 
+def keras3_twin(name, model):
+    """`model` (a tf_keras zoo model, trained or not) built again with Keras 3, holding the same weights.
+
+    keras.applications builds the same layers in both Kerases, so a twin costs a build, not a
+    training run, and both engines work on one function: their results can be compared model for model.
+    """
+    import keras as keras3
+
+    twin = BUILDERS[name](keras3)
+    twin.set_weights(model.get_weights())
+    if getattr(model, "loss", None) is not None:  # what the model was compiled to train says its task
+        twin.compile(loss=_loss(name, twin, keras3))
+    x = inputs_for(name, model, 8, seed=3)
+    for expected, actual in zip(_listed(model.predict(x, verbose=0)), _listed(twin.predict(x, verbose=0))):
+        np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=1e-4)
+    return twin
+
+
 def digit_images(name, count, offset=0):
     """`(images, labels)`: scikit-learn's 8x8 digits upsampled to the zoo's RGB input, in `name`'s pixel range.
 

@@ -26,6 +26,16 @@ def check_writable(path, overwrite: bool) -> str:
     return path
 
 
+def save_model_atomically(model, path, overwrite: bool = False) -> str:
+    """Saves a Keras model (either Keras) as `.keras` at `path`, through a temporary file and a rename."""
+    path = check_writable(path, overwrite)
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(path), prefix=".tfcompress-") as folder:
+        staged = os.path.join(folder, os.path.basename(path))
+        model.save(staged)
+        with open(staged, "rb") as file:
+            return write_atomically(path, file.read(), overwrite=overwrite)
+
+
 def write_atomically(path, content: bytes, overwrite: bool = False) -> str:
     """Writes `content` to `path` through a temporary file and a rename."""
     path = check_writable(path, overwrite)

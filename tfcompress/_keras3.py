@@ -50,3 +50,9 @@ def keras_of(obj):
     if is_keras3_object(obj):
         return __getattr__("keras")
     return importlib.import_module("tfcompress._keras").keras
+
+
+def seed_every_keras(seed: int) -> None:
+    """Seeds Python, NumPy, TensorFlow and both Kerases' generators (Keras 3 draws dropout masks from its own)."""
+    importlib.import_module("keras").utils.set_random_seed(seed)
+    importlib.import_module("tfcompress._keras").keras.utils.set_random_seed(seed)

@@ -1,9 +1,9 @@
 """Keras 3 layers tfcompress puts in the models it converts: Keras's own, computed the way the converter keeps simple.
 
-Keras 3's `Flatten` reshapes to `(batch, features)` with the batch read from the input's
-shape at run time, which the converter keeps as shape arithmetic (SHAPE, STRIDED_SLICE,
-PACK) that XNNPACK does not run; tf_keras's reshapes to `(-1, features)`. `StaticFlatten`
-computes the same in one reshape.
+Keras 3's `Flatten` and `Reshape` reshape to `(batch, ...)` with the batch read from the
+input's shape at run time, which the converter keeps as shape arithmetic (SHAPE,
+STRIDED_SLICE, PACK) that XNNPACK does not run; tf_keras's reshape to `(-1, ...)`.
+`StaticFlatten` and `StaticReshape` compute the same in one reshape.
 """
 
 import math
@@ -22,23 +22,36 @@ class StaticFlatten(keras.layers.Flatten):
         return keras.ops.reshape(inputs, (-1, math.prod(inputs.shape[1:])))
 
 
-def static_flatten(layer):
-    """`layer` as a `StaticFlatten` if it is Keras's `Flatten`, else itself."""
-    if type(layer) is keras.layers.Flatten:
-        return StaticFlatten.from_config(layer.get_config())
-    return layer
+@keras.saving.register_keras_serializable(package="tfcompress")
+class StaticReshape(keras.layers.Reshape):
+    """Keras's `Reshape` for a known target shape: one reshape to `(-1, *target_shape)`."""
+
+    def call(self, inputs):
+        if -1 in tuple(self.target_shape) or None in tuple(self.target_shape):
+            return super().call(inputs)
+        return keras.ops.reshape(inputs, (-1, *self.target_shape))
+
+
+# Keras's layers, and the static ones that compute the same.
+_STATIC = {keras.layers.Flatten: StaticFlatten, keras.layers.Reshape: StaticReshape}
+
+
+def static_twin(layer):
+    """`layer` as its static twin if it is Keras's `Flatten` or `Reshape`, else itself."""
+    twin = _STATIC.get(type(layer))
+    return twin.from_config(layer.get_config()) if twin else layer
 
 
 def for_conversion(model):
-    """`model` (Keras 3), or a model of its layers with each `Flatten` a `StaticFlatten`, which converts to less."""
-    if not any(type(call_layer) is keras.layers.Flatten for call_layer in _all(model)):
+    """`model` (Keras 3), or a model of its layers with each `Flatten` and `Reshape` static, which converts to less."""
+    if not any(type(layer) in _STATIC for layer in _all(model)):
         return model
     swapped = {}
 
     def call_copy(call, args, kwargs):
         operation = call.operation
-        if type(operation) is keras.layers.Flatten:
-            operation = swapped.setdefault(id(operation), static_flatten(operation))
+        if type(operation) in _STATIC:
+            operation = swapped.setdefault(id(operation), static_twin(operation))
         return operation(*args, **kwargs)
 
     return rebuild(model, call_copy)

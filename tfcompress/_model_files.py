@@ -5,19 +5,17 @@ folders, source in `.keras`), and Keras runs it while it rebuilds the model, bef
 any of our code sees a layer. So the file's Keras configuration is read and checked
 first, as plain JSON, and a file with such a layer is only handed to Keras when the
 user says they trust it. A file saved by Keras 3 (what `tf.keras` is for TensorFlow >=
-2.16 users) is loaded by Keras 3 in its safe mode and rebuilt as Keras 2 (`from_keras3`);
-a layer that is not Keras's own is refused by name before anything is deserialized.
+2.16 users) is loaded by Keras 3 in its safe mode and stays a Keras 3 model, for the Keras 3
+engine; a layer that is not Keras's own is refused by name before anything is deserialized.
 """
 
 import json
 import os
-import warnings
 import zipfile
 
 import h5py
 
 from tfcompress._keras import keras
-from tfcompress._keras3_bridge import from_keras3
 
 SUFFIXES = (".keras", ".h5", ".hdf5")
 # Layer classes whose configuration carries Python code that deserializing runs.
@@ -26,7 +24,7 @@ TRUST_OPT_IN = "set `trust_model_code: true` in the recipe (--trust_model_code o
 
 
 def load(path, *, trust_code: bool = False, argument: str = "model"):
-    """Loads a `.keras`, `.h5` or SavedModel model file as a Keras 2 model, refusing code it carries."""
+    """Loads a `.keras`, `.h5` or SavedModel model file in the Keras that saved it, refusing code it carries."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"`{argument}`: no model file or folder at {path}.")
@@ -97,9 +95,8 @@ def _load_with_keras3(path, version, trust_code, argument):
     if foreign:
         raise ValueError(
             f"`{argument}`: {path} (saved by Keras {version}) holds layers that are not Keras's own: "
-            f"{', '.join(foreign[:3])}. Such a layer has no Keras 2 (tf_keras) counterpart for TF-MOT to work on, and "
-            "tfcompress does not import code to load it. Replace it with built-in Keras layers, save the model "
-            "again, and rerun."
+            f"{', '.join(foreign[:3])}, and tfcompress does not import code to load them. Replace them with "
+            "built-in Keras layers, save the model again, and rerun."
         )
     import keras as keras3  # Keras 3, as the user who saved the file has it
 
@@ -110,17 +107,7 @@ def _load_with_keras3(path, version, trust_code, argument):
             f"`{argument}`: {path} was saved by Keras {version} and could not be loaded by Keras "
             f"{keras3.__version__}: {_first_line(error)}."
         ) from error
-    try:
-        model = from_keras3(loaded)
-    except ValueError as error:
-        raise ValueError(f"`{argument}`: {path} (saved by Keras {version}): {error}") from None
-    warnings.warn(
-        f"`{argument}`: {path} was saved by Keras {version}; tfcompress loaded it with Keras 3 (safe mode) and "
-        "rebuilt it as Keras 2 (tf_keras), which TF-MOT works in: the same layers, names and weights, its outputs "
-        "checked equal.",
-        stacklevel=3,
-    )
-    return model
+    return loaded
 
 
 def _foreign_layers(path):

@@ -120,7 +120,7 @@ def _run() -> int:
 
 @contextlib.contextmanager
 def _as_tflite(paths):
-    """The paths as `.tflite` files: a Keras model file is loaded (Keras 3's rebuilt) and exported as float32."""
+    """The paths as `.tflite` files: a Keras model file, loaded by the Keras that saved it, exported as float32."""
     with tempfile.TemporaryDirectory(prefix="tfcompress_") as folder:
         converted = []
         for path in paths:

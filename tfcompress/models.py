@@ -1,7 +1,8 @@
 """The built-in models: the CNN teacher and student of the demo, and a small ResNet.
 
 Recipes name them `builtin:teacher`, `builtin:student` and `builtin:resnet`; they are
-plain Keras 2 models, sized for the built-in 8x8 digits and larger images alike.
+plain models of the Keras asked for (tf_keras by default, or Keras 3's `keras`), sized for the
+built-in 8x8 digits and larger images alike.
 
 Examples:
   >>> teacher = tfc.models.conv_net((32, 64), 384, "teacher")
@@ -9,12 +10,13 @@ Examples:
 """
 
 from tfcompress._choices import BUILTIN_MODELS
-from tfcompress._keras import keras
+from tfcompress._keras3 import keras_of
 
 __all__ = ["builtin", "conv_net", "residual_net"]
 
 
-def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (8, 8, 1), classes: int = 10):
+def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (8, 8, 1), classes: int = 10,
+             keras=None):  # fmt: skip
     """The demo's CNN: two 3x3 convolutions, max-pooling, two dense layers.
 
     Inputs larger than 8x8 (such as MNIST's 28x28) are pooled after the first
@@ -26,6 +28,7 @@ def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (
       name: model name.
       input_shape: shape of one image, `(height, width, channels)`.
       classes: how many logits it outputs.
+      keras: the Keras module to build it with: tf_keras by default, or `import keras` for Keras 3.
 
     Returns:
       An uncompiled Sequential model that outputs `classes` logits.
@@ -34,6 +37,7 @@ def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (
       >>> conv_net((32, 64), 384, "teacher").count_params()
       416266
     """
+    keras = keras or keras_of(None)
     first = [keras.layers.Conv2D(filters[0], 3, padding="same", activation="relu")]
     if input_shape[0] > 8:
         first.append(keras.layers.MaxPooling2D())
@@ -51,7 +55,8 @@ def conv_net(filters: tuple, dense_units: int, name: str, input_shape: tuple = (
     )
 
 
-def residual_net(width: int, blocks: int, name: str, input_shape: tuple = (8, 8, 1), classes: int = 10):
+def residual_net(width: int, blocks: int, name: str, input_shape: tuple = (8, 8, 1), classes: int = 10,
+                 keras=None):  # fmt: skip
     """A small ResNet: a stem, basic residual blocks, global average pooling, a dense head.
 
     Each block is conv-BN-ReLU-conv-BN added to its input, then a ReLU (He et al., 2016).
@@ -61,7 +66,8 @@ def residual_net(width: int, blocks: int, name: str, input_shape: tuple = (8, 8,
 
     Args:
       width: channels of every convolution.
-      blocks: how many residual blocks; `name`, `input_shape` and `classes` are as `conv_net` takes them.
+      blocks: how many residual blocks; `name`, `input_shape`, `classes` and `keras` are as `conv_net` takes
+        them.
 
     Returns:
       An uncompiled functional model that outputs `classes` logits.
@@ -70,6 +76,7 @@ def residual_net(width: int, blocks: int, name: str, input_shape: tuple = (8, 8,
       >>> residual_net(16, 3, "resnet").count_params()
       14698
     """
+    keras = keras or keras_of(None)
     inputs = keras.Input(shape=input_shape)
     x = keras.layers.Conv2D(width, 3, padding="same", name="stem")(inputs)
     x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="stem_bn")(x))
@@ -85,7 +92,7 @@ def residual_net(width: int, blocks: int, name: str, input_shape: tuple = (8, 8,
     return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(x), name=name)
 
 
-def builtin(name: str, input_shape: tuple = (8, 8, 1), classes: int = 10):
+def builtin(name: str, input_shape: tuple = (8, 8, 1), classes: int = 10, keras=None):
     """Builds one of the built-in models, untrained.
 
     Args:
@@ -94,9 +101,10 @@ def builtin(name: str, input_shape: tuple = (8, 8, 1), classes: int = 10):
         blocks of width 16).
       input_shape: shape of one image, `(height, width, channels)`.
       classes: how many logits it outputs.
+      keras: the Keras module to build it with: tf_keras by default, or `import keras` for Keras 3.
 
     Returns:
-      An uncompiled Keras 2 model, named after the part after "builtin:".
+      An uncompiled model of that Keras, named after the part after "builtin:".
 
     Raises:
       ValueError: `name` is not a built-in model.
@@ -109,6 +117,6 @@ def builtin(name: str, input_shape: tuple = (8, 8, 1), classes: int = 10):
         raise ValueError(f"`{name}` is not a built-in model; those are {list(BUILTIN_MODELS)}.")
     short, input_shape = name.split(":", 1)[1], tuple(input_shape)
     if short == "resnet":
-        return residual_net(16, 3, short, input_shape, classes=classes)
+        return residual_net(16, 3, short, input_shape, classes=classes, keras=keras)
     filters, units = {"teacher": ((32, 64), 384), "student": ((16, 32), 192)}[short]
-    return conv_net(filters, units, short, input_shape, classes=classes)
+    return conv_net(filters, units, short, input_shape, classes=classes, keras=keras)

@@ -150,6 +150,34 @@ def test_a_keras_object_is_copied_not_trained(digits, tmp_path, seeded):
     assert report["cpu"] and report["cpu"] in lines[-1] and "interleaved rounds" in lines[-1]
 
 
+def test_a_keras3_file_runs_every_stage_in_keras3_and_each_stage_is_kept_as_a_keras3_file(
+    trained_cnn3, digits, tmp_path, monkeypatch
+):
+    import keras as keras3
+
+    def no_rebuild(model, *args, **kwargs):
+        raise AssertionError(f"{model.name!r} went through from_keras3")
+
+    for module in (tfc._keras3_bridge, tfc._model_guards, tfc.export.tflite):
+        monkeypatch.setattr(module, "from_keras3", no_rebuild)
+    trained_cnn3.save(tmp_path / "user.keras")
+    report = tfc.pipeline.run({
+        "model": str(tmp_path / "user.keras"), "output_dir": str(tmp_path / "out"), "stage_files": True,
+        "stages": {"distill": {"teacher": "builtin:student", "teacher_epochs": 1, "epochs": 1},
+                   "prune": {"sparsity": 0.5, "epochs": 1, "finetune_epochs": 0, "distill_recovery": True},
+                   "qat": {"epochs": 1, "distill_recovery": True}, "export": {}},
+    }, progress=lambda line: None)  # fmt: skip
+    stages = ["input model", "teacher", "distill", "prune", "qat", "export (int8)"]
+    assert [row["stage"] for row in report["rows"]] == stages
+    for stage in stages[:-1]:
+        kept = keras3.models.load_model(report["files"][f"{stage} (Keras)"])
+        assert isinstance(kept, keras3.Model), stage
+    # The masks held through distillation-aided pruning and QAT, and the file agrees with its QAT model.
+    assert report["rows"][4]["nonzero_parameters"] < 0.6 * report["rows"][0]["nonzero_parameters"]
+    assert report["final"]["top1_agreement"] >= 0.97 and not tfc.litert.inspect(report["files"]["model"])["float_ops"]
+    assert (tmp_path / "user.keras").stat().st_size > 0  # the user's file stays
+
+
 @pytest.mark.slow
 def test_the_pipeline_takes_a_keras3_model(tmp_path, seeded):
     sequential, _ = keras3_models()

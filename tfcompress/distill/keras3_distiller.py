@@ -60,6 +60,13 @@ class Keras3Distiller(Distiller, keras.Model):
     def _metric_results(self) -> dict:
         return self.get_metrics_result()
 
+    def train_step(self, data):
+        # A student that keeps masks through training (tfcompress's Keras 3 pruning and QAT models) does so in its
+        # own train_step, which distillation replaces: its hooks run around this one instead.
+        getattr(self.student, "before_train_step", lambda: None)()
+        logs = super().train_step(data)
+        return {**logs, **(getattr(self.student, "after_train_step", dict)())}
+
     def _scaled_loss(self, loss):
         return self.optimizer.scale_loss(loss)
 

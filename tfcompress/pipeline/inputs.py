@@ -5,8 +5,9 @@ import numpy as np
 from tfcompress import _model_files, _tasks, models
 from tfcompress._checks import check_that
 from tfcompress._choices import BUILTIN_MODELS
-from tfcompress._graph import clone_with_weights
-from tfcompress._model_guards import ensure_graph_model
+from tfcompress._keras3 import keras_of
+from tfcompress._model_guards import graph_model
+from tfcompress._models import output_names
 
 REFERENCE = f"a model file or folder (.keras, .h5, SavedModel), a Keras model, or one of {list(BUILTIN_MODELS)}"
 
@@ -23,31 +24,40 @@ def is_builtin(reference) -> bool:
 
 
 def load_model(context, reference, key: str):
-    """A Keras 2 model the pipeline may train: a built-in CNN, a loaded file, or a copy of an object."""
+    """A model the pipeline may train, in its own Keras: a built-in CNN, a loaded file, or a copy of an object.
+
+    A built-in teacher is built in the Keras of the model it teaches.
+    """
     input_shape = tuple(context.x_train.shape[1:])
     if is_builtin(reference):
-        return models.builtin(reference, input_shape, _builtin_outputs(context))
+        keras = keras_of(context.model) if context.model is not None else None
+        return models.builtin(reference, input_shape, _builtin_outputs(context), keras=keras)
     if isinstance(reference, str):
         model = _model_files.load(reference, trust_code=context.recipe["trust_model_code"], argument=key)
     else:
-        model = ensure_graph_model(reference, key)  # a Keras 3 model: rebuilt, so already a copy
-        if model is reference:
-            model = clone_with_weights(reference)
-            if getattr(reference, "loss", None):  # what it was compiled to train says its task
-                model.__dict__["_task_loss"] = reference.loss
-    model = ensure_graph_model(model, key)
-    if tuple(model.input_shape[1:]) != input_shape:
-        raise ValueError(
-            f"`{key}` takes inputs of shape {model.input_shape[1:]}, but the data's images are {input_shape}."
-        )
+        model = _copy(graph_model(reference, key))
+    model = graph_model(model, key)
+    shape = tuple(model.inputs[0].shape[1:])
+    if shape != input_shape:
+        raise ValueError(f"`{key}` takes inputs of shape {shape}, but the data's images are {input_shape}.")
     return model
+
+
+def _copy(model):
+    """An independent copy of a model object handed in a recipe, with what it was compiled to train."""
+    keras = keras_of(model)
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    if getattr(model, "loss", None):  # what it was compiled to train says its task
+        copy.__dict__["_task_loss"] = model.loss
+    return copy
 
 
 def task_of(context, model, key: str):
     """The task of `model`'s output on the recipe's data, with the labels checked for it."""
     if len(model.outputs) != 1:
         raise ValueError(
-            f"`{key}` has {len(model.outputs)} outputs {model.output_names}; the pipeline trains and measures "
+            f"`{key}` has {len(model.outputs)} outputs {output_names(model)}; the pipeline trains and measures "
             "models of one output. Compress it with the Python API (tfc.prune, tfc.quantize, tfc.export)."
         )
     try:

@@ -7,7 +7,7 @@ import time
 
 from tfcompress import data
 from tfcompress import report as reports
-from tfcompress._keras import keras
+from tfcompress._keras3 import seed_every_keras
 from tfcompress._progress import StageTimer
 from tfcompress.pipeline import distribution, inputs, outputs
 from tfcompress.pipeline import recipe as recipes
@@ -61,10 +61,12 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
     stages = [(stage, checked["stages"][stage.name]) for stage in REGISTERED if stage.name in checked["stages"]]
     user_model = not inputs.is_builtin(checked["model"])
     labels = ["input model"] if user_model else []
+    trained = list(labels)  # the rows whose Keras model is kept: a quantization-aware one has no float32 file
     for stage, settings in stages:
         labels += [*stage.extra_rows, *([stage.row_label(settings)] if stage.measured == "float32" else [])]
-    paths = outputs.plan(checked, labels)
-    keras.utils.set_random_seed(checked["seed"])
+        trained += [*stage.extra_rows, *([stage.row_label(settings)] if stage.measured != "exported" else [])]
+    paths = outputs.plan(checked, labels, trained)
+    seed_every_keras(checked["seed"])
     (x_train, y_train), (x_test, y_test), class_names = data.load_source(checked["data"], checked["seed"])
     rows, aside, measure = [], [], None
 
@@ -81,7 +83,8 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
             if stage.prepare:
                 stage.prepare(context, settings)
 
-    measure = Measure(x_test, context.y_test, context.task, paths["stage_files"], overwrite=checked["overwrite"])
+    measure = Measure(x_test, context.y_test, context.task, paths["stage_files"], overwrite=checked["overwrite"],
+                      stage_models=paths["stage_models"])  # fmt: skip
     os.makedirs(paths["folder"], exist_ok=True)
     timer = StageTimer(progress, len(stages))
     if user_model:
@@ -96,6 +99,7 @@ def run(recipe, *, overrides=(), progress=print, verbose: int = 0) -> dict:
 
     files = {"model": paths["model"], **({"android": context.notes["android"]} if "android" in context.notes else {})}
     files.update({f"{label} (float32)": path for label, path in paths["stage_files"].items()})
+    files.update({f"{label} (Keras)": path for label, path in paths["stage_models"].items() if os.path.exists(path)})
     report = {
         "task": {"kind": context.task.kind, "measure": context.task.measure, "described": context.task.describe(),
                  "source": context.task.source},  # fmt: skip

@@ -10,7 +10,7 @@ import os
 import tempfile
 import warnings
 
-from tfcompress import _tasks, export, litert, prune
+from tfcompress import _files, _tasks, export, litert, prune
 
 # Timing every stage's file together stops starting rounds after this long (ResNet-sized files).
 _MAX_SECONDS = 30.0
@@ -26,15 +26,17 @@ class Measure:
       stage_files: row label -> path, where a measured float32 `.tflite` is kept; a row
         without a path is measured on a temporary file.
       overwrite: replace an existing kept file.
+      stage_models: row label -> path, where the row's Keras model is saved as `.keras`.
 
     Examples:
       >>> measure = Measure(x_test, y_test, task)
       >>> measure("distill", student, seconds=12.5)["tflite_accuracy"]
     """
 
-    def __init__(self, x_test, y_test, task, stage_files=None, overwrite: bool = False):
+    def __init__(self, x_test, y_test, task, stage_files=None, overwrite: bool = False, stage_models=None):
         self._x, self._y, self._task = x_test, y_test, task
         self._stage_files, self._overwrite = stage_files or {}, overwrite
+        self._stage_models = stage_models or {}
         self._folder = tempfile.TemporaryDirectory(prefix="tfcompress_stages_")  # files kept until `time_rows`
         self._files = {}  # row label -> the .tflite timed for it
 
@@ -81,6 +83,8 @@ class Measure:
             "layers": counts["layers"],
         }
         row[f"keras_{self._task.measure}"] = _tasks.evaluate(model, self._x, self._y, self._task)
+        if label in self._stage_models:
+            _files.save_model_atomically(model, self._stage_models[label], overwrite=self._overwrite)
         if file == "exported":
             return self._with_file(row, model, exported)
         if file == "keras":

@@ -5,8 +5,17 @@ import os
 from tfcompress import report as reports
 
 
-def plan(recipe: dict, labels) -> dict:
-    """The paths a run of a checked recipe writes, after checking that it may write them."""
+def plan(recipe: dict, labels, trained=()) -> dict:
+    """The paths a run of a checked recipe writes, after checking that it may write them.
+
+    Args:
+      recipe: the checked recipe.
+      labels: the rows whose float32 `.tflite` is kept with `stage_files`.
+      trained: the rows whose Keras model is kept as `.keras` with `stage_files`.
+
+    Returns:
+      `{name: path}`, with `stage_files` and `stage_models` as `{row label: path}`.
+    """
     folder = os.path.abspath(recipe["output_dir"])
     export_settings = recipe["stages"]["export"]
     paths = {
@@ -20,12 +29,16 @@ def plan(recipe: dict, labels) -> dict:
         label: os.path.join(folder, f"{label.replace(' ', '_')}_float32.tflite")
         for label in (labels if recipe["stage_files"] else ())
     }
+    # Each stage's Keras model too, in the Keras it was trained in (a Keras 3 run's as Keras 3 `.keras` files).
+    paths["stage_models"] = {label: os.path.join(folder, f"{label.replace(' ', '_')}.keras")
+                             for label in (trained if recipe["stage_files"] else ())}  # fmt: skip
     if not os.path.isdir(os.path.dirname(folder)):
         raise FileNotFoundError(
             f"The folder {os.path.dirname(folder)} does not exist; create it, or change output_dir."
         )
     overwrite = recipe["overwrite"]
-    files = [paths["model"], *(paths[key] for key in reports.REPORT_FILES), *paths["stage_files"].values()]
+    files = [paths["model"], *(paths[key] for key in reports.REPORT_FILES), *paths["stage_files"].values(),
+             *paths["stage_models"].values()]  # fmt: skip
     for path in files:
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(

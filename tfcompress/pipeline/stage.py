@@ -11,7 +11,7 @@ import os
 from typing import Callable, Optional
 
 from tfcompress import _tasks
-from tfcompress._keras import keras
+from tfcompress._keras3 import keras_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,9 +103,10 @@ class Context:
             _tasks.compile_for(model, learning_rate, self.task)
         return model.fit(
             self.x_train, self.y_train, epochs=epochs, batch_size=self.batch_size, verbose=self.verbose,
-            callbacks=[*callbacks, self.board(name)],
+            callbacks=[*callbacks, self.board(name, keras_of(model))],
         )  # fmt: skip
 
-    def board(self, name: str):
-        """A TensorBoard callback writing under the run's `tensorboard/name`."""
+    def board(self, name: str, keras=None):
+        """A TensorBoard callback of `keras` (the model's; tf_keras by default) writing under `tensorboard/name`."""
+        keras = keras or keras_of(None)
         return keras.callbacks.TensorBoard(log_dir=os.path.join(self.paths["tensorboard"], name))

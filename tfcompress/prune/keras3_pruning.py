@@ -99,15 +99,22 @@ class PruningModel(keras.Model):
         return int(self.__dict__["_step"].numpy())
 
     def train_step(self, data):
-        step = self.__dict__["_step"]
+        self.before_train_step()
+        logs = super().train_step(data)
+        return {**logs, **self.after_train_step()}
+
+    def before_train_step(self):
+        """Recomputes the masks where the schedule prunes. A `Distiller` training this model calls it too."""
         steps, sparsities = self.__dict__["_points"]
-        due = tf.equal(tf.constant(steps, tf.int64), step)
+        due = tf.equal(tf.constant(steps, tf.int64), self.__dict__["_step"])
         tf.cond(tf.reduce_any(due), lambda: self._recompute_masks(tf.boolean_mask(sparsities, due)[0]),
                 lambda: tf.constant(False))  # fmt: skip
-        logs = super().train_step(data)
+
+    def after_train_step(self) -> dict:
+        """Zeroes the pruned weights again and counts the step; returns what to log. A `Distiller` calls it too."""
         self.apply_masks()
-        step.assign_add(1)
-        return {**logs, "sparsity": self._current_sparsity()}
+        self.__dict__["_step"].assign_add(1)
+        return {"sparsity": self._current_sparsity()}
 
     def _recompute_masks(self, sparsity):
         for weight, mask in zip(self.pruned_weights, self.__dict__["_masks"]):

@@ -15,7 +15,7 @@ import tensorflow as tf
 from tfcompress import _keras3_graph
 from tfcompress._keras3 import keras
 from tfcompress._keras3_graph import one_or_all
-from tfcompress._keras3_layers import static_flatten
+from tfcompress._keras3_layers import static_twin
 from tfcompress.data.arrays import input_arrays, input_specs
 from tfcompress.quantize.keras3_quantizers import (
     FUSED_ACTIVATIONS,
@@ -23,6 +23,7 @@ from tfcompress.quantize.keras3_quantizers import (
     PER_TENSOR,
     ActivationQuantizer,
     QuantizedLayer,
+    two_step,
 )
 
 WEIGHTED = PER_CHANNEL + PER_TENSOR
@@ -85,9 +86,13 @@ class QuantizationAwareModel(keras.Model):
 
     def train_step(self, data):
         logs = super().train_step(data)
+        return {**logs, **self.after_train_step()}
+
+    def after_train_step(self) -> dict:
+        """Zeroes the pruned weights again. A `Distiller` training this model calls it too."""
         for kernel, mask in zip(self.__dict__["_kernels"], self.__dict__["_masks"]):
             kernel.assign(kernel * tf.cast(mask, kernel.dtype))
-        return logs
+        return {}
 
     def get_config(self):
         # Keras 3's Functional writes only its name for a subclass with an __init__ of its own: the graph's here.
@@ -254,15 +259,15 @@ def _quantized(layer, folded, fused, weights):
     if id(layer) in folded:
         config["use_bias"] = True
         values = _fold(name, layer, folded[id(layer)])
-    copy = static_flatten(type(layer).from_config(config))
+    copy = static_twin(type(layer).from_config(config))
     copy.trainable = layer.trainable
     if values:
         weights.append((copy, values))
     if name in SAME_SCALE or name.startswith("Random"):
         return copy
     activation = _activation_name(layer) if name in WEIGHTED else "linear"
-    return QuantizedLayer(copy, quantize_output=id(layer) not in fused,
-                          quantize_before_activation=activation not in FUSED_ACTIVATIONS)  # fmt: skip
+    in_between = activation not in FUSED_ACTIVATIONS or two_step(layer)  # a range before the activation or offset
+    return QuantizedLayer(copy, quantize_output=id(layer) not in fused, quantize_before_activation=in_between)
 
 
 def _fold(kind, layer, batchnorm):

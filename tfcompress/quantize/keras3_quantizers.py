@@ -8,6 +8,7 @@ for convolutions, per tensor for Dense, as the converter takes them), activation
 
 import inspect
 
+import numpy as np
 import tensorflow as tf
 
 from tfcompress._keras3 import keras
@@ -15,9 +16,10 @@ from tfcompress._keras3 import keras
 # TF-MOT's MovingAverageQuantizer: the decay of its ranges' moving average, and the range it starts from.
 EMA_DECAY = 0.999
 INITIAL_RANGE = (-6.0, 6.0)
-# Layers whose weights are fake-quantized, how the converter quantizes them, and how the layer computes with them.
-PER_CHANNEL = ("Conv1D", "Conv2D", "DepthwiseConv2D")
-PER_TENSOR = ("Dense",)
+# Layers whose weights are fake-quantized, and how the converter quantizes them: per output channel, or per tensor
+# (Dense; and Conv1D, whose per-channel kernel the converter fails to reshape into its CONV_2D).
+PER_CHANNEL = ("Conv2D", "DepthwiseConv2D")
+PER_TENSOR = ("Dense", "Conv1D")
 # Activations the converter fuses into the op before them, so only their output needs a range.
 FUSED_ACTIVATIONS = ("linear", "relu", "relu6")
 
@@ -55,6 +57,10 @@ class ActivationQuantizer(keras.layers.Layer):
         low, high = tf.minimum(self.range_min, 0.0), tf.maximum(self.range_max, 0.0)
         quantized = keras.quantizers.fake_quant_with_min_max_vars(tf.cast(inputs, tf.float32), low, high, num_bits=8)
         return tf.cast(quantized, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        # Said, not traced: Keras 3 marks `x * 0.5`'s output sparse, and tracing would hand call a SparseTensor.
+        return input_shape
 
     def get_config(self):
         return {**super().get_config(), "initial_range": list(self.initial_range)}
@@ -101,17 +107,21 @@ class QuantizedLayer(keras.layers.Wrapper):
             self.layer.build(input_shape)
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         kind = type(self.layer).__name__
+        given = {"mask": mask} if mask is not None and "mask" in _call_arguments(self.layer) else {}
         if kind in PER_CHANNEL + PER_TENSOR:
             outputs = _linear(self.layer, kind, inputs)
             if self.activation_input_quantizer is not None:
                 outputs = self.activation_input_quantizer(outputs, training=training)
             outputs = self.layer.activation(outputs)
+        elif self.activation_input_quantizer is not None:  # preprocessing in two steps: each gets a range
+            outputs = _two_steps(self.layer, kind, inputs, lambda values: self.activation_input_quantizer(
+                values, training=training))  # fmt: skip
         elif "training" in _call_arguments(self.layer):
-            outputs = self.layer(inputs, training=training)
+            outputs = self.layer(inputs, training=training, **given)
         else:
-            outputs = self.layer(inputs)
+            outputs = self.layer(inputs, **given)
         if self.output_quantizer is not None:
             outputs = self.output_quantizer(outputs, training=training)
         return outputs
@@ -138,6 +148,24 @@ def _linear(layer, kind, inputs):
     else:
         outputs = layer.convolution_op(inputs, kernel)
     return keras.ops.add(outputs, layer.bias) if layer.use_bias else outputs
+
+
+def two_step(layer) -> bool:
+    """Whether `layer` computes in two arithmetic steps whose intermediate the converter needs a range for."""
+    kind = type(layer).__name__
+    if kind == "Rescaling":
+        return bool(np.any(np.asarray(layer.offset) != 0))
+    return kind == "Normalization" and not layer.invert
+
+
+def _two_steps(layer, kind, inputs, quantize):
+    """A `Rescaling` with an offset (x * scale + offset) or a `Normalization` ((x - mean) / std), the first step's
+    result through `quantize`."""
+    values = keras.ops.cast(inputs, layer.compute_dtype)
+    if kind == "Rescaling":
+        return quantize(values * keras.ops.cast(layer.scale, values.dtype)) + keras.ops.cast(layer.offset, values.dtype)
+    centred = quantize(values - layer.mean)
+    return centred / keras.ops.maximum(keras.ops.sqrt(layer.variance), keras.config.epsilon())
 
 
 def _call_arguments(layer):

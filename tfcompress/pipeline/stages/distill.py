@@ -4,7 +4,7 @@ import time
 
 from tfcompress import _tasks, distill
 from tfcompress._choices import BUILTIN_MODELS
-from tfcompress._keras import keras
+from tfcompress._keras3 import keras_of
 from tfcompress.pipeline import inputs
 from tfcompress.pipeline.schema import Key, RecipeError, count, number, positive, positive_integer
 from tfcompress.pipeline.stage import Stage
@@ -29,10 +29,17 @@ def _load_teacher(context, settings):
         _tasks.infer(teacher, task=context.task.kind)
     except ValueError as error:
         raise ValueError(f"`{key}` cannot teach the model's {context.task.describe()} output: {error}") from None
-    if teacher.output_shape != context.model.output_shape:
+    shapes = [tuple(model.outputs[0].shape[1:]) for model in (teacher, context.model)]
+    if shapes[0] != shapes[1]:
         raise ValueError(
-            f"`{key}` outputs shape {teacher.output_shape[1:]}, but the model outputs "
-            f"{context.model.output_shape[1:]}; a teacher and its student answer the same task in the same shape."
+            f"`{key}` outputs shape {shapes[0]}, but the model outputs {shapes[1]}; a teacher and its student answer "
+            "the same task in the same shape."
+        )
+    if keras_of(teacher) is not keras_of(context.model):
+        raise ValueError(
+            f"`{key}` is a model of {keras_of(teacher).__name__} and the model a model of "
+            f"{keras_of(context.model).__name__}; a teacher teaches a student of its own Keras. Save both with one "
+            "Keras (a tf_keras file loads in Keras 3 with keras.models.load_model), or name a built-in teacher."
         )
     context.models["teacher"] = teacher
 
@@ -44,9 +51,10 @@ def _distill(context, settings):
         context.fit(teacher, "teacher", settings["teacher_epochs"], learning_rate=settings["learning_rate"])
     context.record(TEACHER_ROW, teacher, round(time.perf_counter() - start, 2))
     distiller = distill.Distiller(student=context.model, teacher=teacher, task=context.task.kind)
+    keras = keras_of(context.model)
     distiller.compile(
         optimizer=keras.optimizers.Adam(settings["learning_rate"]),
-        metrics=context.task.metrics(),
+        metrics=context.task.metrics(keras),
         alpha=settings["alpha"],
         temperature=settings["temperature"],
     )

@@ -103,7 +103,7 @@ def _check_labels(context, settings):
     labels, task = settings["android_labels"], context.task
     if not labels:
         return
-    wanted = {"regression": 0, "binary": 2}.get(task.kind, context.model.output_shape[-1])
+    wanted = {"regression": 0, "binary": 2}.get(task.kind, context.model.outputs[0].shape[-1])
     if len(labels) != wanted:
         needs = "no labels (remove them)" if not wanted else f"{wanted} labels"
         raise ValueError(
