@@ -27,11 +27,12 @@ def test_the_keras2_engine_names_tf_keras_and_leaves_tf_keras_to_the_user():
 
 
 # A notebook's cells in three orders: tf.keras used before tfcompress, after it, and with Keras 2 asked for.
+# TF-MOT's import is where tf.keras could switch: pruning loads it, and the export converts the tf_keras model.
 _PRUNE_AND_EXPORT = (
     "import os, tensorflow as tf, tfcompress as tfc; from tfcompress import keras;"
-    "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(2)]);"
-    "p = tfc.prune.magnitude(m, 0.5, end_step=2); q = tfc.quantize.qat(tfc.prune.strip(p));"
-    "tfc.export.to_tflite(q, os.path.join({folder!r}, 'm.tflite'));"
+    "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]);"
+    "p = tfc.prune.magnitude(m, 0.5, end_step=2);"
+    "tfc.export.to_tflite(tfc.prune.strip(p), os.path.join({folder!r}, 'm.tflite'), mode='float32');"
     "print(tf.keras.__name__, os.environ.get('TF_USE_LEGACY_KERAS'))"
 )
 

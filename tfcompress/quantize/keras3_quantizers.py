@@ -114,7 +114,9 @@ class QuantizedLayer(keras.layers.Wrapper):
             outputs = _linear(self.layer, kind, inputs)
             if self.activation_input_quantizer is not None:
                 outputs = self.activation_input_quantizer(outputs, training=training)
-            outputs = self.layer.activation(outputs)
+            outputs = activate(self.layer.activation, outputs)
+        elif kind == "Activation":
+            outputs = activate(self.layer.activation, inputs)
         elif self.activation_input_quantizer is not None:  # preprocessing in two steps: each gets a range
             outputs = _two_steps(self.layer, kind, inputs, lambda values: self.activation_input_quantizer(
                 values, training=training))  # fmt: skip
@@ -148,6 +150,20 @@ def _linear(layer, kind, inputs):
     else:
         outputs = layer.convolution_op(inputs, kernel)
     return keras.ops.add(outputs, layer.bias) if layer.use_bias else outputs
+
+
+# TFLite's int8 LOGISTIC writes its output on a fixed grid, 1/256 from 0 (zero point -128): the sigmoid of swish
+# too, so a model of many swishes (EfficientNet) drifts from its float twin unless training sees that grid.
+_LOGISTIC_GRID = (0.0, 255.0 / 256.0)
+
+
+def activate(activation, values):
+    """`activation(values)`, with a sigmoid's output (alone, or inside swish) on the grid int8 LOGISTIC writes."""
+    name = getattr(activation, "__name__", "")
+    if name not in ("sigmoid", "silu", "swish"):
+        return activation(values)
+    gate = keras.quantizers.fake_quant_with_min_max_vars(keras.ops.sigmoid(values), *_LOGISTIC_GRID, num_bits=8)
+    return gate if name == "sigmoid" else values * gate
 
 
 def two_step(layer) -> bool:
