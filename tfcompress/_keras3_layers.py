@@ -9,7 +9,6 @@ STRIDED_SLICE, PACK) that XNNPACK does not run; tf_keras's reshape to `(-1, ...)
 import math
 
 from tfcompress._keras3 import keras
-from tfcompress._keras3_graph import rebuild
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -43,18 +42,20 @@ def static_twin(layer):
 
 
 def for_conversion(model):
-    """`model` (Keras 3), or a model of its layers with each `Flatten` and `Reshape` static, which converts to less."""
+    """`model` (Keras 3), or a copy of it with each `Flatten` and `Reshape` static, which converts to less.
+
+    A copy, weights included, not a model of the same layers: calling the user's layers on new inputs would add
+    calls to their model's layers (`layer.output` then refuses to answer).
+    """
     if not any(type(layer) in _STATIC for layer in _all(model)):
         return model
-    swapped = {}
 
-    def call_copy(call, args, kwargs):
-        operation = call.operation
-        if type(operation) in _STATIC:
-            operation = swapped.setdefault(id(operation), static_twin(operation))
-        return operation(*args, **kwargs)
+    def clone(layer):
+        return static_twin(layer) if type(layer) in _STATIC else layer.__class__.from_config(layer.get_config())
 
-    return rebuild(model, call_copy)
+    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _all(model):
