@@ -18,6 +18,11 @@ import h5py
 from tfcompress._keras import keras
 
 SUFFIXES = (".keras", ".h5", ".hdf5")
+# The models of a pruning or quantization-aware fit, tfcompress's or TF-MOT's, by the class names a file records.
+IN_TRAINING = {
+    **dict.fromkeys(("PruningModel", "PruneLowMagnitude"), "pruning"),
+    **dict.fromkeys(("QuantizationAwareModel", "QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer"), "qat"),
+}
 # Layer classes whose configuration carries Python code that deserializing runs.
 CODE_CARRYING_LAYERS = ("Lambda",)
 TRUST_OPT_IN = "set `trust_model_code: true` in the recipe (--trust_model_code on the command line)"
@@ -38,6 +43,7 @@ def load(path, *, trust_code: bool = False, argument: str = "model"):
                 f"loaded; tfcompress runs no code from a model file unless told to. If you trust the file, "
                 f"{TRUST_OPT_IN}. Otherwise rebuild the model with ordinary Keras layers in place of the Lambdas."
             )
+    _check_not_in_training(path, argument)
     version = keras_version(path)
     if version.startswith("3"):
         model = _load_with_keras3(path, version, trust_code, argument)
@@ -108,6 +114,36 @@ def _load_with_keras3(path, version, trust_code, argument):
             f"{keras3.__version__}: {_first_line(error)}."
         ) from error
     return loaded
+
+
+def _check_not_in_training(path, argument):
+    """A file of a model mid-pruning or mid-QAT (either Keras's) is refused with what to save instead."""
+    found = set()
+
+    def walk(config):
+        if isinstance(config, dict):
+            if config.get("class_name") in IN_TRAINING:
+                found.add(IN_TRAINING[config["class_name"]])
+            for key, value in config.items():
+                if key != "compile_config":
+                    walk(value)
+        elif isinstance(config, list):
+            for item in config:
+                walk(item)
+
+    for config in _configs(path):
+        walk(config)
+    if "pruning" in found:
+        raise ValueError(
+            f"`{argument}`: {path} holds a model that is still being pruned (its masks or TF-MOT's pruning wrappers), "
+            "which is saved to resume its own fit, not to be compressed further. Strip it and save what you ship: "
+            "tfc.prune.strip(model).save('pruned.keras')."
+        )
+    if "qat" in found:
+        raise ValueError(
+            f"`{argument}`: {path} holds a quantization-aware model, whose fake quantization is for its int8 export: "
+            "tfc.export.to_tflite(model, 'model.tflite'). To compress further, save the float model it came from."
+        )
 
 
 def _foreign_layers(path):

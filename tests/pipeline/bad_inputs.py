@@ -4,7 +4,34 @@ import tfcompress as tfc
 from tests.bad_inputs_support import earlier_run, file, keras3_custom_file, lambda_file, nan_npz, npz, recipe
 from tfcompress import keras
 
+
+def _saved_mid_pruning(tmp, keras):
+    """A file of a model being pruned, saved by `keras` (tf_keras or Keras 3) as `model.save` writes it."""
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    staged = tmp / f"staged_{keras.__name__}.keras"
+    tfc.prune.magnitude(model, 0.5, end_step=2).save(staged)
+    content = staged.read_bytes()
+    staged.unlink()
+    return str(file(tmp, f"pruning_{keras.__name__}.keras", content))  # planted: it must come out unchanged
+
+
+def _keras3():
+    import keras as keras3
+
+    return keras3
+
+
 CASES = {
+    "pipeline: a tf_keras model saved mid-pruning (TF-MOT's wrappers)": (
+        lambda t, m, x: tfc.pipeline.run(recipe(t, model=_saved_mid_pruning(t, keras))),
+        ValueError,
+        r"still being pruned .*tfc\.prune\.strip\(model\)\.save",
+    ),
+    "pipeline: a Keras 3 model saved mid-pruning (its masks)": (
+        lambda t, m, x: tfc.pipeline.run(recipe(t, model=_saved_mid_pruning(t, _keras3()))),
+        ValueError,
+        r"still being pruned .*tfc\.prune\.strip\(model\)\.save",
+    ),
     "recipe: unknown key": (
         lambda t, m, x: tfc.pipeline.run(recipe(t, epochs=3)),
         tfc.pipeline.recipe.RecipeError,

@@ -3,7 +3,20 @@
 import tfcompress as tfc
 from tests.bad_inputs_support import keras3_lambda
 
+
+def _keras3_with_an_lstm():
+    import keras as keras3
+
+    inputs = keras3.Input((5, 4))
+    return keras3.Model(inputs, keras3.layers.Dense(2)(keras3.layers.LSTM(3, name="memory")(inputs)))
+
+
 CASES = {
+    "qat: a Keras 3 layer without an int8 form": (
+        lambda t, m, x: tfc.quantize.qat(_keras3_with_an_lstm()),
+        ValueError,
+        r"no int8 form for 1 layers .*'memory' \(LSTM\).*tfc\.from_keras3",
+    ),
     "qat: pruning wrappers left on": (
         lambda t, m, x: tfc.quantize.qat(tfc.prune.magnitude(m, 0.5, end_step=10)),
         ValueError,
