@@ -4,8 +4,9 @@ Table 1, the zoo's models (tests/zoo.py), each trained once in tf_keras on digit
 to the Keras 3 engine as its Keras 3 twin (keras.applications builds the same layers in both
 Kerases; the same weights): `tfc.quantize.qat` with representative data, one epoch of QAT,
 the int8 export (TF-MOT's calibrated on the representative data, for the layers it keeps in float during
-QAT; the Keras 3 engine's from its learned ranges alone). For each engine: the file's agreement with its QAT model over 200 held-out
-digits (top-1, and over the decided answers of `tests/zoo.decided`), the accuracy drop from the
+QAT; the Keras 3 engine's from its learned ranges alone). For each engine: the file's agreement
+with its QAT model over 200 held-out digits (top-1, and over the decided answers of
+`tests/zoo.decided`), the accuracy drop from the
 float model to the file, the file's bytes, its 1-thread latency over the float32 file's
 (timed side by side), and the QAT epoch's time over the float model's epoch on the same data
 (the second epoch of each: the first also traces).
