@@ -93,9 +93,14 @@ def test_a_small_student_distils_from_it(name, built):
     distiller.compile(optimizer=keras.optimizers.Adam(2e-3), alpha=0.5, temperature=2.0)
     assert distiller.task.kind == zoo.TASKS.get(name, "multiclass")
     before = _tasks.evaluate(student, x, y, distiller.task)
-    history = distiller.fit(x_train, y_train, epochs=4, batch_size=32, verbose=0)
+    # How far the student is from the teacher's soft targets on held-out inputs, before and after: not the first
+    # epoch's mean, which counts a quick start (a weak teacher's soft targets are then further from a student
+    # that has learnt the labels).
+    start = distiller.evaluate(x, y, verbose=0, return_dict=True)["distillation_loss"]
+    distiller.fit(x_train, y_train, epochs=4, batch_size=32, verbose=0)
     after = _tasks.evaluate(student, x, y, distiller.task)
-    assert history.history["distillation_loss"][-1] < history.history["distillation_loss"][0]
+    end = distiller.evaluate(x, y, verbose=0, return_dict=True)["distillation_loss"]
+    assert end < start, (start, end)
     assert (after < 0.8 * before) if name == "regression" else (after > before + 0.1), (before, after)
 
 

@@ -651,11 +651,12 @@ def _converter(model, batch_size, variables_only=True):
         return dict(zip(output_names, outputs if isinstance(outputs, (list, tuple)) else [outputs]))
 
     # The converter saves what it is handed as a SavedModel first. Handed the Keras model, it serializes every
-    # layer (over a minute for a large QAT model); the variables are all most graphs read.
-    holder = model
+    # layer (over a minute for a large QAT model); the variables are all most graphs read. They are the traced
+    # copy's: held by nothing else, they would be deleted before the converter reads them.
+    holder = traced
     if variables_only:
         holder = tf.Module()
-        variables = list(model.variables)
+        variables = list(traced.variables)
         # A Keras 3 variable holds its TensorFlow variable in `value`.
         holder.variables_read = [variable.value for variable in variables] if is_keras3_model(model) else variables
     return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function(*input_specs_)], holder)
