@@ -118,21 +118,7 @@ def _load_with_keras3(path, version, trust_code, argument):
 
 def _check_not_in_training(path, argument):
     """A file of a model mid-pruning or mid-QAT (either Keras's) is refused with what to save instead."""
-    found = set()
-
-    def walk(config):
-        if isinstance(config, dict):
-            if config.get("class_name") in IN_TRAINING:
-                found.add(IN_TRAINING[config["class_name"]])
-            for key, value in config.items():
-                if key != "compile_config":
-                    walk(value)
-        elif isinstance(config, list):
-            for item in config:
-                walk(item)
-
-    for config in _configs(path):
-        walk(config)
+    found = {IN_TRAINING.get(str(entry["class_name"])) for entry in _objects(path)}
     if "pruning" in found:
         raise ValueError(
             f"`{argument}`: {path} holds a model that is still being pruned (its masks or TF-MOT's pruning wrappers), "
@@ -149,24 +135,34 @@ def _check_not_in_training(path, argument):
 def _foreign_layers(path):
     """`(name, module.class)` of every object in a Keras 3 file's configuration whose class is not Keras's own."""
     found = []
+    for entry in _objects(path):
+        module = entry.get("module")
+        if isinstance(module, str) and not module.startswith("keras"):
+            inner = entry.get("config")
+            name = inner.get("name") if isinstance(inner, dict) else None
+            found.append((name or entry["class_name"], f"{module}.{entry['class_name']}"))
+    return found
+
+
+def _objects(path):
+    """Every object (a dict with a `class_name`) in a file's configurations, its compile configuration left out.
+
+    The file is loaded uncompiled: its losses and metrics stay unread.
+    """
 
     def walk(config):
         if isinstance(config, dict):
-            module = config.get("module")
-            if "class_name" in config and isinstance(module, str) and not module.startswith("keras"):
-                inner = config.get("config")
-                name = inner.get("name") if isinstance(inner, dict) else None
-                found.append((name or config["class_name"], f"{module}.{config['class_name']}"))
+            if "class_name" in config:
+                yield config
             for key, value in config.items():
-                if key != "compile_config":  # the file is loaded uncompiled: its losses and metrics stay unread
-                    walk(value)
+                if key != "compile_config":
+                    yield from walk(value)
         elif isinstance(config, list):
             for item in config:
-                walk(item)
+                yield from walk(item)
 
     for config in _configs(path):
-        walk(config)
-    return found
+        yield from walk(config)
 
 
 def _first_line(error) -> str:
