@@ -185,7 +185,7 @@ def test_mobilenet_v2_with_its_stem_in_float_exports_and_runs(name, tmp_path):
     assert np.all(np.isfinite(tfc.litert.LiteRTModel(result.path).predict(images)))
 
 
-def _first_layer_model(kind):
+def _first_layer_model(kind, keras):
     """A small image model whose first layer is `kind`: keras.applications' preprocessing, or a residual."""
     inputs = keras.Input((16, 16, 3))
     if kind == "rescaling with an offset":  # MobileNetV3's include_preprocessing, x / 127.5 - 1
@@ -194,15 +194,21 @@ def _first_layer_model(kind):
         x = keras.layers.Normalization(mean=[120.0, 110.0, 100.0], variance=[900.0, 800.0, 700.0])(inputs)
     else:  # a BatchNormalization after Conv2D(activation="relu"), whose output also feeds a residual Add
         x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
-        branch = keras.layers.Conv2D(8, 1)(keras.layers.BatchNormalization()(x))
+        batchnorm = keras.layers.BatchNormalization()
+        branch = keras.layers.Conv2D(8, 3, padding="same")(batchnorm(x))
         x = keras.layers.ReLU()(keras.layers.Add()([x, branch]))
     x = keras.layers.Conv2D(8, 3, activation="relu")(x)
-    return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+    if kind == "residual batchnorm":  # statistics of a trained model: an identity the converter would drop
+        batchnorm.set_weights([np.linspace(0.5, 2.0, 8), np.linspace(-0.5, 0.5, 8), np.linspace(0.1, 1.0, 8),
+                               np.linspace(0.5, 3.0, 8)])  # fmt: skip
+    return model
 
 
 @pytest.mark.parametrize("kind", ["rescaling with an offset", "normalization", "residual batchnorm"])
-def test_two_step_preprocessing_and_unfoldable_batchnorm_train_and_export_integer_only(kind, tmp_path, seeded):
-    model = _first_layer_model(kind)
+def test_two_step_preprocessing_and_unfoldable_batchnorm_train_and_export_integer_only(kind, engine, tmp_path):
+    engine.keras.utils.set_random_seed(0)
+    model = _first_layer_model(kind, engine.keras)
     pixels = np.random.default_rng(0).uniform(0, 255, (128, 16, 16, 3)).astype(np.float32)
     quantization_aware = tfc.quantize.qat(model, representative_data=pixels)
     assert not quantization_aware.float_layers

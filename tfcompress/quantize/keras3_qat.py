@@ -23,6 +23,7 @@ from tfcompress.quantize.keras3_quantizers import (
     PER_TENSOR,
     ActivationQuantizer,
     QuantizedLayer,
+    batchnorm_affine,
     two_step,
 )
 
@@ -275,16 +276,12 @@ def _fold(kind, layer, batchnorm):
     kernel = np.asarray(layer.kernel, np.float64)
     bias = np.asarray(layer.bias, np.float64) if layer.use_bias else np.zeros(kernel.shape[-1] * (
         kernel.shape[-2] if kind == "DepthwiseConv2D" else 1))  # fmt: skip
-    mean = np.asarray(batchnorm.moving_mean, np.float64)
-    variance = np.asarray(batchnorm.moving_variance, np.float64)
-    gamma = np.asarray(batchnorm.gamma, np.float64) if batchnorm.scale else np.ones_like(mean)
-    beta = np.asarray(batchnorm.beta, np.float64) if batchnorm.center else np.zeros_like(mean)
-    scale = gamma / np.sqrt(variance + batchnorm.epsilon)
+    scale, shift = (np.asarray(values, np.float64) for values in batchnorm_affine(batchnorm))
     if kind == "DepthwiseConv2D":
         kernel = kernel * scale.reshape(kernel.shape[-2], kernel.shape[-1])
     else:
         kernel = kernel * scale
-    return [kernel.astype(np.float32), ((bias - mean) * scale + beta).astype(np.float32)]
+    return [kernel.astype(np.float32), (bias * scale + shift).astype(np.float32)]
 
 
 def _input_quantized(tensor):

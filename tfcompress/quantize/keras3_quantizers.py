@@ -171,17 +171,36 @@ def two_step(layer) -> bool:
     kind = type(layer).__name__
     if kind == "Rescaling":
         return bool(np.any(np.asarray(layer.offset) != 0))
-    return kind == "Normalization" and not layer.invert
+    return kind == "BatchNormalization" or (kind == "Normalization" and not layer.invert)
 
 
 def _two_steps(layer, kind, inputs, quantize):
-    """A `Rescaling` with an offset (x * scale + offset) or a `Normalization` ((x - mean) / std), the first step's
-    result through `quantize`."""
+    """A `Rescaling` with an offset (x * scale + offset), a `Normalization` ((x - mean) / std) or a
+    `BatchNormalization` not folded into a layer before it (x * multiplier + shift, as the converter writes it), the
+    first step's result through `quantize`."""
     values = keras.ops.cast(inputs, layer.compute_dtype)
     if kind == "Rescaling":
         return quantize(values * keras.ops.cast(layer.scale, values.dtype)) + keras.ops.cast(layer.offset, values.dtype)
+    if kind == "BatchNormalization":
+        # Its moving statistics in training too: the int8 file computes with them, and QAT fine-tunes a trained model.
+        multiplier, shift = batchnorm_affine(layer)
+        shape = [1] * len(values.shape)
+        shape[layer.axis] = -1
+        multiplier, shift = keras.ops.reshape(multiplier, shape), keras.ops.reshape(shift, shape)
+        return quantize(values * keras.ops.cast(multiplier, values.dtype)) + keras.ops.cast(shift, values.dtype)
     centred = quantize(values - layer.mean)
     return centred / keras.ops.maximum(keras.ops.sqrt(layer.variance), keras.config.epsilon())
+
+
+def batchnorm_affine(batchnorm):
+    """`(multiplier, shift)` of a Keras 3 BatchNormalization at inference: x * multiplier + shift, per channel."""
+    multiplier = keras.ops.rsqrt(batchnorm.moving_variance + batchnorm.epsilon)
+    if batchnorm.gamma is not None:
+        multiplier = multiplier * batchnorm.gamma
+    shift = -batchnorm.moving_mean * multiplier
+    if batchnorm.beta is not None:
+        shift = shift + batchnorm.beta
+    return multiplier, shift
 
 
 def _call_arguments(layer):
