@@ -2,9 +2,10 @@
 
 Keras 3 has no QAT. The copy is rebuilt call by call (`tfcompress._keras3_graph`, nested bases
 inlined): each BatchNormalization after a convolution or Dense is folded into it, as the int8
-file holds it; each layer becomes a `QuantizedLayer` whose weights and output pass through
-fake quantization (`keras3_quantizers`), except where the converter fuses the next op (a ReLU
-after a convolution) or the op keeps its input's scale (pooling by max, reshapes). The TFLite
+file holds it (any other computes from its moving statistics in two steps, as the file does);
+each layer becomes a `QuantizedLayer` whose weights and output pass through fake quantization
+(`keras3_quantizers`), except where the converter fuses the next op (a ReLU after a
+convolution) or the op keeps its input's scale (pooling by max, reshapes). The TFLite
 converter reads every scale from those ops, so the int8 file needs no calibration data. Zeros of
 a pruned model stay zero: the model multiplies its kernels by their masks after every step.
 """
