@@ -172,8 +172,10 @@ def _first_line(error) -> str:
 def code_carrying_layers(path) -> list:
     """Names of the layers in a model file whose configuration carries Python code."""
     names = []
-    for config in _configs(os.fspath(path)):
-        _collect(config, names)
+    for entry in _objects(os.fspath(path)):
+        if entry["class_name"] in CODE_CARRYING_LAYERS:
+            inner = entry.get("config")
+            names.append((inner if isinstance(inner, dict) else entry).get("name") or entry.get("name", "?"))
     return list(dict.fromkeys(names))
 
 
@@ -202,15 +204,3 @@ def _saved_model_configs(folder):
     with open(metadata_path, "rb") as file:
         metadata.ParseFromString(file.read())
     return [json.loads(node.metadata) for node in metadata.nodes if node.metadata]
-
-
-def _collect(config, names):
-    if isinstance(config, dict):
-        if config.get("class_name") in CODE_CARRYING_LAYERS:
-            inner = config.get("config")
-            names.append((inner if isinstance(inner, dict) else config).get("name") or config.get("name", "?"))
-        for value in config.values():
-            _collect(value, names)
-    elif isinstance(config, list):
-        for item in config:
-            _collect(item, names)
