@@ -90,10 +90,9 @@ ENTRY_POINTS = {
 }
 
 
-# The entry points that work in tf_keras alone (TF-MOT's clustering, channel pruning): each returns a model that
-# holds the Keras 3 model's weights, now in Keras 2.
+# The entry points that work in tf_keras alone (TF-MOT's clustering): each returns a model that holds the Keras 3
+# model's weights, now in Keras 2.
 KERAS3_REBUILT = {
-    "prune.channels": lambda model, tmp: tfc.prune.channels(model, 0.0),
     "quantize.cluster": lambda model, tmp: tfc.quantize.strip_clustering(tfc.quantize.cluster(model, 4)),
 }
 
@@ -119,6 +118,8 @@ KERAS3_NATIVE = {
     "prune.magnitude": lambda model, tmp: tfc.prune.magnitude(model, 0.5, end_step=10),
     "prune.strip": lambda model, tmp: tfc.prune.strip(tfc.prune.magnitude(model, 0.5, end_step=10)),
     "prune.sparsity": lambda model, tmp: tfc.prune.sparsity(model),
+    "prune.channels": lambda model, tmp: tfc.prune.channels(model, 0.0),
+    "prune.cost": lambda model, tmp: tfc.prune.cost(model),
     "quantize.qat": lambda model, tmp: tfc.quantize.qat(model),
     "export.to_tflite": lambda model, tmp: tfc.export.to_tflite(model, tmp / "m.tflite", mode="float32"),
     "export.verify": lambda model, tmp: tfc.litert.verify(
@@ -143,12 +144,6 @@ def test_a_keras3_model_stays_keras3_through_the_keras3_engine_and_is_kept(entry
         assert result["agreement"] == 1.0 and result["max_abs_error"] < 1e-5
     for before, after in zip(weights, model.get_weights()):
         np.testing.assert_array_equal(before, np.array(after))
-
-
-def test_a_step_that_trains_in_place_refuses_a_keras3_model_with_the_fix(digits):
-    (x_train, y_train), _ = digits
-    with pytest.raises(ValueError, match=r"changes its model in place.*model = tfc\.from_keras3\(model\)"):
-        tfc.prune.finetune(keras3_model(), (x_train, y_train))
 
 
 @pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))

@@ -107,7 +107,7 @@ def from_keras3(model):
     config = json.loads(model.to_json())["config"]
     rebuilt = _sequential(config) if kind == "Sequential" else _functional(config)
     _copy_weights(model, rebuilt)
-    _check_same_outputs(model, rebuilt)
+    check_same_outputs(model, rebuilt, what=f"The Keras 2 rebuild of {model.name!r}")
     if getattr(model, "loss", None) is not None:  # what it was compiled to train says its task (tfcompress._tasks)
         rebuilt.__dict__["_task_loss"] = model.loss
     return rebuilt
@@ -147,6 +147,8 @@ def _functional(config):
             keywords = _resolve(node.get("kwargs", {}), tensors)
             if keywords.get("mask", 0) is None:  # Keras 3 records "no mask" for BatchNormalization; Keras 2 need not
                 del keywords["mask"]
+            if keywords.get("training") is True:  # Keras 3's fit and predict pass their own flag over a recorded
+                del keywords["training"]  # True (a nested Sequential's); Keras 2 would keep augmenting in predict
             outputs = layer(*arguments, **keywords)
             for tensor_index, output in enumerate(outputs if isinstance(outputs, (list, tuple)) else [outputs]):
                 tensors[(name, node_index, tensor_index)] = output
@@ -267,7 +269,8 @@ def _copy_weights(source, target):
         twin.set_weights(weights)
 
 
-def _check_same_outputs(source, target):
+def check_same_outputs(source, target, what: str):
+    """Raises ValueError unless `target` computes `source`'s outputs on random inputs; `what` names `target`."""
     rng = np.random.default_rng(0)
     shapes = [tuple(2 if size is None else size for size in tensor.shape) for tensor in source.inputs]
     inputs = [rng.random(shape).astype(np.float32) for shape in shapes]
@@ -277,9 +280,8 @@ def _check_same_outputs(source, target):
     except Exception as error:  # the user's own model: Keras raises many types
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
-            f"The Keras 3 model {source.name!r} itself fails on inputs of its input shape {shapes}, so its Keras 2 "
-            f"rebuild cannot be checked against it: {first}. Check that it predicts (model.predict) before "
-            "converting it."
+            f"The model {source.name!r} itself fails on inputs of its input shape {shapes}, so {what} cannot be "
+            f"checked against it: {first}. Check that it predicts (model.predict) before converting it."
         ) from error
     actual = target.predict(inputs, verbose=0)
     for want, got in zip(
@@ -288,6 +290,6 @@ def _check_same_outputs(source, target):
         difference = float(np.max(np.abs(np.asarray(want) - np.asarray(got))))
         if difference > 1e-4 * max(1.0, float(np.max(np.abs(want)))):
             raise ValueError(
-                f"The Keras 2 rebuild of {source.name!r} computes different outputs (max difference {difference:.3g}); "
-                "a layer behaves differently in the two Keras versions. Build the model with tfcompress.keras."
+                f"{what} computes different outputs (max difference {difference:.3g}); a layer behaves differently "
+                "in the two Keras versions. Build the model with tfcompress.keras."
             )

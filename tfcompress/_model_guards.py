@@ -45,6 +45,16 @@ def _announce(model, argument):
     )
 
 
+def keras2_to_read(model, argument: str = "model"):
+    """A built graph Keras 2 model to read (measure, plan) `model` through: itself, or a Keras 3 model's rebuild.
+
+    Nothing built from the rebuild goes back to the user, so no warning says what `ensure_keras2_model` says.
+    """
+    if is_keras3_model(model):
+        model = from_keras3(graph_model(model, argument))
+    return ensure_graph_model(model, argument)
+
+
 def any_keras_model(model, argument: str = "model"):
     """`model` if it is a Keras 3 model; else the Keras 2 model `ensure_keras2_model` gives."""
     return model if is_keras3_model(model) else ensure_keras2_model(model, argument)
@@ -67,14 +77,8 @@ def graph_model(model, argument: str = "model"):
     return model
 
 
-def ensure_graph_model(model, argument: str = "model", *, in_place: bool = False):
+def ensure_graph_model(model, argument: str = "model"):
     """Returns `model` if it is a built Sequential or functional Keras 2 model."""
-    if in_place and is_keras3_model(model):
-        raise ValueError(
-            f"`{argument}` is a Keras 3 model, and this step changes its model in place, which tfcompress does in "
-            f"Keras 2 (tf_keras) only. Rebuild it as Keras 2 first and keep using that: {argument} = "
-            f"tfc.from_keras3({argument})."
-        )
     model = ensure_keras2_model(model, argument)
     if not getattr(model, "_is_graph_network", False) and not isinstance(model, keras.Sequential):
         raise ValueError(

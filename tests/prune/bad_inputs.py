@@ -4,17 +4,11 @@ import numpy as np
 
 import tfcompress as tfc
 from tests.bad_inputs_support import Subclassed
-from tests.conftest import keras3_model
 from tfcompress import keras
 
 CASES = {
     "prune: sparsity 1": (lambda t, m, x: tfc.prune.magnitude(m, 1.0, end_step=10), ValueError, r"in \[0, 1\)"),
     "prune: negative sparsity": (lambda t, m, x: tfc.prune.magnitude(m, -0.1, end_step=10), ValueError, r"in \[0, 1\)"),
-    "prune: Keras 3 model fine-tuned in place": (
-        lambda t, m, x: tfc.prune.finetune(keras3_model(), (x, np.arange(len(x)) % 10)),
-        ValueError,
-        r"changes its model in place.*tfc\.from_keras3",
-    ),
     "prune: subclassed model": (
         lambda t, m, x: tfc.prune.magnitude(Subclassed(), 0.5, end_step=10),
         ValueError,

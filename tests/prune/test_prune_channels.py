@@ -25,7 +25,7 @@ def _zero_batchnorm(model, layer_name, channels):
     layer.set_weights([gamma, beta, mean, variance])
 
 
-def _sequential():
+def _sequential(keras=keras):
     return keras.Sequential(
         [
             keras.Input((8, 8, 1)),
@@ -41,8 +41,8 @@ def _sequential():
     )
 
 
-def _residual():
-    """A small ResNet-style block with a depthwise branch, an Add and a Concatenate."""
+def _residual(keras=keras):
+    """A small ResNet-style block with a depthwise branch, an Add and a Concatenate, in the Keras module `keras`."""
     inputs = keras.Input((8, 8, 3))
     stem = keras.layers.Conv2D(8, 1, name="stem")(inputs)
     branch = keras.layers.ReLU()(keras.layers.BatchNormalization(name="bn")(stem))
@@ -55,22 +55,27 @@ def _residual():
     return keras.Model(inputs, keras.layers.Dense(5, name="head")(pooled))
 
 
-def test_zeroed_channels_are_removed_and_outputs_stay_the_same(seeded):
-    model = _sequential()
+def _width(model, name):
+    return model.get_layer(name).output.shape[-1]
+
+
+def test_zeroed_channels_are_removed_and_outputs_stay_the_same(engine, seeded):
+    model = _sequential(engine.keras)
     _zero_channels(model, "conv_a", [0, 2, 4, 6])
     _zero_batchnorm(model, "bn_a", [0, 2, 4, 6])
     _zero_channels(model, "conv_b", list(range(8)))
     _zero_channels(model, "dense_a", list(range(16)))
     x = np.random.default_rng(0).random((16, 8, 8, 1)).astype(np.float32)
     smaller = tfc.prune.channels(model, ratio=0.5)
-    shapes = {layer.name: layer.output_shape[-1] for layer in smaller.layers}
-    assert shapes["conv_a"] == 4 and shapes["conv_b"] == 8 and shapes["dense_a"] == 16 and shapes["logits"] == 10
+    assert isinstance(smaller, engine.keras.Model)  # in the model's own Keras
+    shapes = {name: _width(smaller, name) for name in ("conv_a", "conv_b", "dense_a", "logits")}
+    assert shapes == {"conv_a": 4, "conv_b": 8, "dense_a": 16, "logits": 10}
     np.testing.assert_allclose(smaller.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     assert smaller.count_params() < 0.35 * model.count_params()
 
 
-def test_add_couples_both_sides_and_concatenate_keeps_its_slices(seeded):
-    model = _residual()
+def test_add_couples_both_sides_and_concatenate_keeps_its_slices(engine, seeded):
+    model = _residual(engine.keras)
     plan = plan_channels(model, ratio=0.5)
     coupled = [group for group in plan.groups if group["layers"] == ["project", "stem"]]
     assert len(coupled) == 1 and coupled[0]["prunable"] and len(coupled[0]["kept"]) == 4
@@ -80,8 +85,9 @@ def test_add_couples_both_sides_and_concatenate_keeps_its_slices(seeded):
     _zero_channels(model, "side", [0, 1])
     x = np.random.default_rng(1).random((8, 8, 8, 3)).astype(np.float32)
     smaller = tfc.prune.channels(model, ratio=0.5)
-    assert smaller.get_layer("depthwise").output_shape[-1] == 4 and smaller.get_layer("side").output_shape[-1] == 2
-    assert smaller.get_layer("concatenate").output_shape[-1] == 6 and smaller.get_layer("head").output_shape[-1] == 5
+    assert isinstance(smaller, engine.keras.Model)
+    assert _width(smaller, "depthwise") == 4 and _width(smaller, "side") == 2
+    assert _width(smaller, "concatenate") == 6 and _width(smaller, "head") == 5
     np.testing.assert_allclose(smaller.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
 
 

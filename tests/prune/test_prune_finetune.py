@@ -7,6 +7,7 @@ import tfcompress as tfc
 from tests.conftest import accuracy, compile_classifier, weights_of
 from tests.prune.test_prune_blocks import small_resnet
 from tfcompress import keras
+from tfcompress._keras3 import keras_of
 
 
 @pytest.mark.slow
@@ -85,23 +86,24 @@ def test_gamma_penalty_drives_batchnorm_scales_down_on_a_copy(digits, seeded):
 
 
 def _batchnorm_input_statistics(model, x):
+    k = keras_of(model)
     statistics = {}
     for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            values = keras.Model(model.inputs, layer.input).predict(x, verbose=0).astype(np.float64)
+        if isinstance(layer, k.layers.BatchNormalization):
+            values = k.Model(model.inputs[0], layer.input).predict(x, verbose=0).astype(np.float64)
             values = values.reshape(-1, values.shape[-1])
             statistics[layer.name] = (values.mean(axis=0), values.var(axis=0))
     return statistics
 
 
-def test_recalibrate_batchnorm_measures_each_layer_on_the_model_as_it_now_is(digits, seeded):
+def test_recalibrate_batchnorm_measures_each_layer_on_the_model_as_it_now_is(engine, digits, seeded):
     (x_train, _), _ = digits
-    smaller = tfc.prune.channels(small_resnet(width=8, blocks=1), 0.5)
+    smaller = tfc.prune.channels(tfc.models.residual_net(8, 1, "small_resnet", keras=engine.keras), 0.5)
     assert tfc.prune.recalibrate_batchnorm(smaller, (x_train, None), examples=300) == 3
     for name, (mean, variance) in _batchnorm_input_statistics(smaller, x_train[:300]).items():
         layer = smaller.get_layer(name)
-        np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(layer.moving_variance.numpy(), variance, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(layer.moving_mean), mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(layer.moving_variance), variance, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="`examples` must be a positive integer"):
         tfc.prune.recalibrate_batchnorm(smaller, x_train, examples=0)
 
@@ -141,11 +143,13 @@ def test_sensitivity_can_recalibrate_batchnorm_after_each_cut(digits, seeded):
         tfc.prune.sensitivity(model, (x_test, y_test), calibration=np.full((4, 8, 8, 1), np.nan))
 
 
-def test_finetune_with_the_unpruned_model_as_teacher_distills_from_it(trained_cnn, digits, seeded):
+def test_finetune_with_the_unpruned_model_as_teacher_distills_from_it(engine, digits, seeded):
+    trained_cnn = engine.trained_cnn
     (x_train, y_train), (x_test, y_test) = digits
     before = weights_of(trained_cnn)
     smaller = tfc.prune.channels(trained_cnn, 0.75)
     pruned = accuracy(smaller, x_test, y_test)
+    assert isinstance(smaller, engine.keras.Model)
     history = tfc.prune.finetune(smaller, (x_train, y_train), epochs=2, teacher=trained_cnn, temperature=4.0)
     assert history.history["distillation_loss"][-1] < history.history["distillation_loss"][0]
     assert accuracy(smaller, x_test, y_test) > pruned + 0.05

@@ -103,10 +103,9 @@ class Context:
             _tasks.compile_for(model, learning_rate, self.task)
         return model.fit(
             self.x_train, self.y_train, epochs=epochs, batch_size=self.batch_size, verbose=self.verbose,
-            callbacks=[*callbacks, self.board(name, keras_of(model))],
+            callbacks=[*callbacks, self.board(name, model)],
         )  # fmt: skip
 
-    def board(self, name: str, keras=None):
-        """A TensorBoard callback of `keras` (the model's; tf_keras by default) writing under `tensorboard/name`."""
-        keras = keras or keras_of(None)
-        return keras.callbacks.TensorBoard(log_dir=os.path.join(self.paths["tensorboard"], name))
+    def board(self, name: str, model):
+        """A TensorBoard callback of `model`'s Keras (what its `fit` takes) writing under `tensorboard/name`."""
+        return keras_of(model).callbacks.TensorBoard(log_dir=os.path.join(self.paths["tensorboard"], name))

@@ -9,8 +9,9 @@ pruned model's accuracy honest again, before and after fine-tuning.
 import numpy as np
 
 from tfcompress._checks import check_positive_integer
-from tfcompress._keras import keras
-from tfcompress._model_guards import ensure_graph_model
+from tfcompress._keras3 import keras_of
+from tfcompress._keras3_graph import one_or_all
+from tfcompress._model_guards import graph_model
 from tfcompress.data.arrays import arrays_from
 
 _BATCH = 128
@@ -24,7 +25,7 @@ def recalibrate_batchnorm(model, data, *, examples: int = 1024) -> int:
     `fit`, it changes `model` in place (only the moving statistics).
 
     Args:
-      model: a built Sequential or functional Keras 2 model.
+      model: a built Sequential or functional model of either Keras.
       data: training inputs: an array, `(x, y)` (labels unused) or a batched `tf.data.Dataset`.
       examples: how many examples to measure on (the first ones).
 
@@ -32,7 +33,7 @@ def recalibrate_batchnorm(model, data, *, examples: int = 1024) -> int:
       How many BatchNormalization layers were recalibrated.
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
+      TypeError: `model` is not a Keras model.
       ValueError: `examples` is not a positive integer, or the data is empty or NaN.
 
     Examples:
@@ -40,17 +41,18 @@ def recalibrate_batchnorm(model, data, *, examples: int = 1024) -> int:
       >>> tfc.prune.recalibrate_batchnorm(smaller, x_train)
       7
     """
-    model = ensure_graph_model(model, in_place=True)
+    model = graph_model(model)
+    keras = keras_of(model)
     check_positive_integer("examples", examples)
     x, _ = arrays_from(data, limit=examples, argument="data")
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in layers:
-        if layer.axis not in ([-1], [len(layer.input_shape) - 1]):
+        if layer.axis not in (-1, [-1], len(layer.input.shape) - 1, [len(layer.input.shape) - 1]):
             raise ValueError(f"Layer {layer.name!r} normalizes an axis other than the last; it cannot be recalibrated.")
-        probe = keras.Model(model.inputs, layer.input)
+        probe = keras.Model(one_or_all(model.inputs), layer.input)
         total, squares, count = 0.0, 0.0, 0
         for start in range(0, len(x), _BATCH):
-            values = probe(x[start : start + _BATCH], training=False).numpy().astype(np.float64)
+            values = np.asarray(probe(x[start : start + _BATCH], training=False), dtype=np.float64)
             values = values.reshape(-1, values.shape[-1])
             total, squares = total + values.sum(axis=0), squares + np.square(values).sum(axis=0)
             count += len(values)

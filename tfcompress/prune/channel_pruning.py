@@ -16,9 +16,10 @@ from tfcompress._checks import check_number
 from tfcompress._choices import DATA_DRIVEN_CRITERIA
 from tfcompress._graph import flat_copy, nested_models
 from tfcompress._keras import keras
-from tfcompress._model_guards import ensure_graph_model
+from tfcompress._keras3 import is_keras3_model
+from tfcompress._model_guards import ensure_graph_model, graph_model
 from tfcompress.data.arrays import arrays_from
-from tfcompress.prune import criteria
+from tfcompress.prune import criteria, keras3_channels
 from tfcompress.prune import layer_kinds as kinds
 from tfcompress.prune.compute_cost import cost, total
 from tfcompress.prune.coupling import PRODUCERS, Graph, nodes
@@ -44,7 +45,7 @@ def channels(
     pruning guide lists the layers it handles and how each criterion scores.
 
     Args:
-      model: a built Sequential or functional Keras 2 model.
+      model: a built Sequential or functional model of either Keras.
       ratio: share of each group's channels to remove, in [0, 1), or a dict of layer name -> ratio; default 0.5.
       criterion: "l1", "l2", "bn_gamma", with `data` "taylor", "mean_activation" or "apoz", or a function
         `(tfc.prune.Group) -> scores` (one per channel, lowest pruned first).
@@ -55,10 +56,10 @@ def channels(
       budget: instead of `ratio`, `{"parameters": n}` or `{"macs": n}`: a share in (0, 1) or a count.
 
     Returns:
-      A new, smaller Keras model with the surviving weights copied; fine-tune it (`tfc.prune.finetune`).
+      A new, smaller model in `model`'s Keras with the surviving weights copied; fine-tune it (`tfc.prune.finetune`).
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
+      TypeError: `model` is not a Keras model.
       ValueError: an argument is out of range, or both `ratio` and `budget` are given;
         the budget cannot be met; a criterion needs `data` that is missing; a layer is
         not supported (named) and `unsupported` is "error"; or the model is subclassed,
@@ -70,20 +71,17 @@ def channels(
       True
       >>> fits = tfc.prune.channels(model, budget={"macs": 0.5}, allocation="global")
     """
+    options = {"criterion": criterion, "data": data, "protect": protect, "unsupported": unsupported,
+               "allocation": allocation, "budget": budget}  # fmt: skip
+    if is_keras3_model(model):
+        flat, twin = keras3_channels.planning_twin(graph_model(model))
+        plan = plan_channels(twin, ratio, **options)
+        weights = {layer.name: values for layer, values in _sliced(twin, plan)}
+        return keras3_channels.resized(flat, twin, _sizes(twin, plan), weights, expected=rebuild(twin, plan))
     model = ensure_graph_model(model)
     if nested_models(model):
         model = flat_copy(model)
-    plan = plan_channels(
-        model,
-        ratio,
-        criterion=criterion,
-        data=data,
-        protect=protect,
-        unsupported=unsupported,
-        allocation=allocation,
-        budget=budget,
-    )
-    return rebuild(model, plan)
+    return rebuild(model, plan_channels(model, ratio, **options))
 
 
 @dataclasses.dataclass
@@ -152,7 +150,8 @@ def plan_channels(
     """Finds the coupled channel groups of `model` and which channels each keeps (see `channels`).
 
     Args:
-      model: a built Sequential or functional Keras 2 model.
+      model: a built Sequential or functional Keras 2 model, or a Keras 3 one (planned on its flat Keras 2 twin:
+        the same layer names).
       ratio: as for `channels`.
       criterion: as for `channels`.
       data: as for `channels`.
@@ -165,12 +164,14 @@ def plan_channels(
       A `ChannelPlan`.
 
     Raises:
-      ValueError: as for `channels`, or `model` holds a nested model (`channels`
+      ValueError: as for `channels`, or a Keras 2 `model` holds a nested model (`channels`
         flattens it first; plan `tfcompress._graph.flat_copy(model)`).
 
     Examples:
       >>> [group["layers"] for group in plan_channels(model).groups if group["prunable"]]
     """
+    if is_keras3_model(model):
+        model = keras3_channels.planning_twin(graph_model(model))[1]
     model = ensure_graph_model(model)
     if nested_models(model):
         raise ValueError(
@@ -393,12 +394,7 @@ def rebuild(model, plan):
     Examples:
       >>> smaller = rebuild(model, plan_channels(model, {"conv2d_1": 0.5}))
     """
-    sizes = {}
-    for name, group in plan.group_of.items():
-        sizes[name] = len(plan.groups[group]["kept"])
-    for layer in model.layers:  # a reshape that adds unit axes names its channel count
-        if isinstance(layer, keras.layers.Reshape) and layer.name in plan.layouts:
-            sizes[layer.name] = len(plan.kept(plan.layouts[layer.name]))
+    sizes = _sizes(model, plan)
 
     def resize(layer):
         if layer.name in sizes:
@@ -409,6 +405,15 @@ def rebuild(model, plan):
     for layer, weights in _sliced(model, plan):
         smaller.get_layer(layer.name).set_weights(weights)
     return smaller
+
+
+def _sizes(model, plan) -> dict:
+    """`{layer name: output channels}` of the producers, and of the reshapes that add unit axes, under `plan`."""
+    sizes = {name: len(plan.groups[group]["kept"]) for name, group in plan.group_of.items()}
+    for layer in model.layers:  # a reshape that adds unit axes names its channel count
+        if isinstance(layer, keras.layers.Reshape) and layer.name in plan.layouts:
+            sizes[layer.name] = len(plan.kept(plan.layouts[layer.name]))
+    return sizes
 
 
 def _sliced(model, plan):

@@ -4,7 +4,7 @@ import numpy as np
 
 from tfcompress._graph import flat_copy, nested_models
 from tfcompress._keras import keras
-from tfcompress._model_guards import ensure_graph_model
+from tfcompress._model_guards import keras2_to_read
 
 
 def cost(model) -> dict:
@@ -17,21 +17,21 @@ def cost(model) -> dict:
     its projections and its score and weighted-sum products (assuming self-attention).
 
     Args:
-      model: a built Sequential or functional Keras 2 model.
+      model: a built Sequential or functional model of either Keras.
 
     Returns:
       A dict: `parameters`, `macs`, and `layers`, one `{"layer", "parameters", "macs"}`
       per layer with weights.
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
+      TypeError: `model` is not a Keras model.
       ValueError: `model` is subclassed or not built.
 
     Examples:
       >>> tfc.prune.cost(model)["macs"]
       4241152  # the MNIST benchmark's CNN
     """
-    model = ensure_graph_model(model)
+    model = keras2_to_read(model)
     if nested_models(model):  # count the base model's layers, as they run
         model = flat_copy(model)
     return total((layer, [w.shape for w in layer.get_weights()]) for layer in model.layers)

@@ -7,8 +7,8 @@ import warnings
 from tfcompress import _tasks
 from tfcompress._checks import check_number, check_positive_integer
 from tfcompress._choices import DATA_DRIVEN_CRITERIA, SCORE_EXAMPLES
-from tfcompress._keras import keras
-from tfcompress._model_guards import ensure_graph_model
+from tfcompress._keras3 import keras_of
+from tfcompress._model_guards import graph_model
 from tfcompress.data.arrays import labelled_arrays
 from tfcompress.distill import guided
 from tfcompress.prune import magnitude_pruning
@@ -27,7 +27,7 @@ def finetune(model, data, *, epochs: int = 2, learning_rate: float = 5e-4, teach
     """Fine-tunes a pruned model in place: Adam at a low, cosine-decaying learning rate, distilled with `teacher`.
 
     Args:
-      model: a built Keras 2 model, e.g. from `tfc.prune.channels` or `tfc.prune.magnitude`; trained in place.
+      model: a built model of either Keras, e.g. from `tfc.prune.channels` or `tfc.prune.magnitude`; trained in place.
       data: training `(x, y)` arrays (labels as you hold them), or a batched `tf.data.Dataset`.
       epochs: passes over the data.
       learning_rate: Adam's starting learning rate, or a Keras `LearningRateSchedule` used as it is.
@@ -44,13 +44,13 @@ def finetune(model, data, *, epochs: int = 2, learning_rate: float = 5e-4, teach
     Raises:
       TypeError: `model` or `teacher` is not a Keras model, or an option neither the distillation nor `fit` takes.
       ValueError: `epochs` is not a positive integer, the data is empty, NaN or unlabelled, the labels do not
-        fit the task, the teacher's outputs do not match the model's, or `model` is a Keras 3 model.
+        fit the task, or the teacher's outputs do not match the model's.
 
     Examples:
       >>> smaller = tfc.prune.channels(model, 0.5)
       >>> tfc.prune.finetune(smaller, (x_train, y_train), epochs=2, teacher=model, batch_size=64)
     """
-    model = ensure_graph_model(model, in_place=True)
+    model = graph_model(model)
     check_positive_integer("epochs", epochs)
     distillation = {name: options.pop(name) for name in _DISTILLATION_OPTIONS if name in options}
     fit_kwargs = {"batch_size": 32, "verbose": 0, **options}
@@ -58,10 +58,11 @@ def finetune(model, data, *, epochs: int = 2, learning_rate: float = 5e-4, teach
     x, y = labelled_arrays(data, "data")
     task = _tasks.infer(model, task=task, labels=y)
     y = task.labels(y, model.outputs[0].shape[1:], argument="data")
-    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+    schedules = keras_of(model).optimizers.schedules
+    if not isinstance(learning_rate, schedules.LearningRateSchedule):
         check_number("learning_rate", learning_rate, low=0, low_open=True)
         steps = epochs * math.ceil(len(x) / fit_kwargs["batch_size"])
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+        learning_rate = schedules.CosineDecay(learning_rate, steps)
     training = guided.trainer(model, learning_rate, teacher=teacher, task=task, hints=hints, **distillation)
     callbacks = list(fit_kwargs.pop("callbacks", None) or [])
     if magnitude_pruning.is_pruned(model) and not any(map(magnitude_pruning.is_pruning_step, callbacks)):
@@ -77,7 +78,7 @@ def iterative(model, data, ratio=None, *, steps: int = 3, epochs_per_step: int =
     """Prunes channels a little at a time, fine-tuning after each step, to the widths `channels` would give at once.
 
     Args:
-      model: a built Sequential or functional Keras 2 model. Not modified.
+      model: a built Sequential or functional model of either Keras. Not modified.
       data: training `(x, y)` arrays or a batched `tf.data.Dataset`; data-driven criteria score its first 512.
       ratio: share of channels to remove in the end, as for `channels` (default 0.5).
       steps: how many prune-and-fine-tune steps.
@@ -93,14 +94,14 @@ def iterative(model, data, ratio=None, *, steps: int = 3, epochs_per_step: int =
       `accuracy`, or `mae_pruned` and `mae`; None without `validation_data`).
 
     Raises:
-      TypeError: `model` is not a Keras 2 model, or an option `channels` or `finetune` does not take.
+      TypeError: `model` is not a Keras model, or an option `channels` or `finetune` does not take.
       ValueError: as for `channels` and `finetune`, or `steps` is not a positive integer.
 
     Examples:
       >>> smaller, log = tfc.prune.iterative(model, (x_train, y_train), 0.5, steps=3, criterion="l2",
       ...                                    finetune_options={"teacher": model, "hints": ["conv2d"]})
     """
-    model = ensure_graph_model(model)
+    model = graph_model(model)
     check_positive_integer("steps", steps)
     check_positive_integer("epochs_per_step", epochs_per_step)
     finetune_options = dict(finetune_options or {})

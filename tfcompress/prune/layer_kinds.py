@@ -198,11 +198,16 @@ def channel_matrix(value, axis, channels) -> np.ndarray:
 
 def resized(layer, width: int):
     """A new, unbuilt layer like `layer` with `width` output channels (a producer's, or a unit-axis Reshape's)."""
-    config = layer.get_config()
+    return layer.__class__.from_config(resized_config(layer, layer.get_config(), width))
+
+
+def resized_config(layer, config: dict, width: int) -> dict:
+    """`config` (of `layer`, or of its Keras 3 twin: the keys are the same) with `width` output channels."""
+    config = dict(config)
     if isinstance(layer, _L.Bidirectional):
         for part in ("layer", "backward_layer"):
             if config.get(part):
-                config[part]["config"]["units"] = width
+                config[part] = {**config[part], "config": {**config[part]["config"], "units": width}}
     elif isinstance(layer, _L.MultiHeadAttention):
         config["output_shape"] = width
     elif isinstance(layer, _L.Reshape):
@@ -210,7 +215,7 @@ def resized(layer, width: int):
     else:
         key = {_L.Dense: "units", _L.Embedding: "output_dim"}.get(type(layer))
         config[key or ("units" if isinstance(layer, _RECURRENT) else "filters")] = width
-    return layer.__class__.from_config(config)
+    return config
 
 
 def cut_weights(layer, weights, kept_in, kept_out) -> list:

@@ -88,7 +88,7 @@ def _channels(context, settings):
         "budget": budget,
     }
     training = {"learning_rate": settings["learning_rate"], "batch_size": context.batch_size,
-                "callbacks": [context.board("channels")], "verbose": context.verbose, "task": context.task.kind,
+                "callbacks": [context.board("channels", model)], "verbose": context.verbose, "task": context.task.kind,
                 "teacher": before if settings["distill_recovery"] else None}  # fmt: skip
     data = (context.x_train, context.y_train)
     if settings["steps"] > 1:
