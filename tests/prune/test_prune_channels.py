@@ -68,6 +68,8 @@ def test_zeroed_channels_are_removed_and_outputs_stay_the_same(engine, seeded):
     x = np.random.default_rng(0).random((16, 8, 8, 1)).astype(np.float32)
     smaller = tfc.prune.channels(model, ratio=0.5)
     assert isinstance(smaller, engine.keras.Model)  # in the model's own Keras
+    by_plan = tfc.prune.rebuild(model, plan_channels(model, 0.5))
+    assert isinstance(by_plan, engine.keras.Model) and by_plan.count_params() == smaller.count_params()
     shapes = {name: _width(smaller, name) for name in ("conv_a", "conv_b", "dense_a", "logits")}
     assert shapes == {"conv_a": 4, "conv_b": 8, "dense_a": 16, "logits": 10}
     np.testing.assert_allclose(smaller.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)

@@ -75,9 +75,7 @@ def channels(
                "allocation": allocation, "budget": budget}  # fmt: skip
     if is_keras3_model(model):
         flat, twin = keras3_channels.planning_twin(graph_model(model))
-        plan = plan_channels(twin, ratio, **options)
-        weights = {layer.name: values for layer, values in _sliced(twin, plan)}
-        return keras3_channels.resized(flat, twin, _sizes(twin, plan), weights, expected=rebuild(twin, plan))
+        return _in_keras3(flat, twin, plan_channels(twin, ratio, **options))
     model = ensure_graph_model(model)
     if nested_models(model):
         model = flat_copy(model)
@@ -385,15 +383,17 @@ def rebuild(model, plan):
     """A new model with the widths of `plan` and the surviving weights of `model` (see `channels`).
 
     Args:
-      model: the model `plan` was made for.
+      model: the model `plan` was made for, of either Keras.
       plan: a `ChannelPlan` from `plan_channels(model, ...)`.
 
     Returns:
-      A new, smaller Keras model; `model` is not modified.
+      A new, smaller model in `model`'s Keras; `model` is not modified.
 
     Examples:
       >>> smaller = rebuild(model, plan_channels(model, {"conv2d_1": 0.5}))
     """
+    if is_keras3_model(model):  # the plan names the layers of its flat Keras 2 twin, which are the flat copy's
+        return _in_keras3(*keras3_channels.planning_twin(graph_model(model)), plan)
     sizes = _sizes(model, plan)
 
     def resize(layer):
@@ -405,6 +405,12 @@ def rebuild(model, plan):
     for layer, weights in _sliced(model, plan):
         smaller.get_layer(layer.name).set_weights(weights)
     return smaller
+
+
+def _in_keras3(flat, twin, plan):
+    """`flat` (a flat Keras 3 model) at the widths of `plan`, made for its Keras 2 `twin`, with the cut weights."""
+    weights = {layer.name: values for layer, values in _sliced(twin, plan)}
+    return keras3_channels.resized(flat, twin, _sizes(twin, plan), weights, expected=rebuild(twin, plan))
 
 
 def _sizes(model, plan) -> dict:
