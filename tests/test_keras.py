@@ -55,6 +55,39 @@ def test_any_import_order_works_and_tf_keras_stays_as_it_was(first, environment,
     assert (tmp_path / "m.tflite").stat().st_size > 0
 
 
+# The models a Keras 3 user trains (a QAT model, a pruning model, a Distiller), loaded in a new notebook.
+_LOAD_AND_COMPARE = (
+    "import numpy as np, os; os.chdir({folder!r}); x = np.load('x.npy');"
+    "print(max(float(np.max(np.abs(load(f'{{name}}.keras').predict(x, verbose=0) - np.load(f'{{name}}.npy'))))"
+    "          for name in ('qat', 'pruned', 'distiller')))"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "first",
+    [
+        "import keras, tfcompress; load = keras.models.load_model;",
+        "import tfcompress as tfc, keras; tfc.quantize.quantize_scope().__enter__(); load = keras.models.load_model;",
+    ],
+    ids=["Keras imported first", "tfcompress imported first, in quantize_scope"],
+)
+def test_keras3_models_in_training_load_in_a_new_process_to_the_same_outputs(first, tmp_path):
+    x = np.random.default_rng(0).random((16, 8, 8, 1)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    models = {
+        "qat": tfc.quantize.qat(keras3_model(), representative_data=x),
+        "pruned": tfc.prune.magnitude(keras3_model(), 0.5, end_step=2),
+        "distiller": tfc.Distiller(student=keras3_model(), teacher=keras3_model()),
+    }
+    for name, model in models.items():
+        model.save(tmp_path / f"{name}.keras")
+        np.save(tmp_path / f"{name}.npy", model.predict(x, verbose=0))
+    result = _python(first + _LOAD_AND_COMPARE.format(folder=str(tmp_path)))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.split()[-1]) < 1e-6
+
+
 @pytest.mark.parametrize(
     "tensorflow_version, tf_keras_version, message",
     [

@@ -11,6 +11,7 @@ Examples:
 """
 
 import importlib
+import sys
 
 from tfcompress._version import __version__
 
@@ -52,3 +53,11 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+if "tensorflow" in sys.modules:
+    # TensorFlow is loaded already, so the engines cost little now, and their classes register with Keras 3:
+    # a pruning or QAT model saved as .keras loads with keras.models.load_model right after `import tfcompress`.
+    # Imported before TensorFlow (as the CLI is), tfcompress loads them on first use instead.
+    for _subpackage in ("distill", "prune", "quantize"):
+        importlib.import_module(f"tfcompress.{_subpackage}")

@@ -6,6 +6,7 @@ Examples:
   >>> distiller.fit(x_train, y_train, epochs=3)
 """
 
+from tfcompress.distill import keras3_distiller  # noqa: F401  its classes register with Keras 3, so its files load
 from tfcompress.distill.distiller import DistillationBatch, Distiller
 from tfcompress.distill.features import AttentionTransfer, FeatureLoss, Hint
 from tfcompress.distill.losses import DecoupledKD, soft_target_kl

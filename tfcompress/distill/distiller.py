@@ -45,7 +45,7 @@ class _ByStudentsKeras(type):
             student = kwargs["student"] if "student" in kwargs else (args[0] if args else None)
             teacher = kwargs["teacher"] if "teacher" in kwargs else (args[1] if len(args) > 1 else None)
             _check_one_keras(student, teacher)
-            # The engine loads on first use, so only the user's Keras is imported.
+            # Looked up by name: each engine's module subclasses this one.
             engine = "keras3_distiller" if is_keras3_model(student) else "keras2_distiller"
             cls = importlib.import_module(f"tfcompress.distill.{engine}").ENGINE
         return super().__call__(*args, **kwargs)

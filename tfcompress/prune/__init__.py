@@ -10,6 +10,7 @@ Examples:
   >>> tfc.prune.finetune(faster, (x, y), epochs=2)
 """
 
+from tfcompress.prune import keras3_pruning  # noqa: F401  its classes register with Keras 3, so its files load
 from tfcompress.prune.batchnorm import recalibrate_batchnorm
 from tfcompress.prune.blocks import drop_blocks, residual_blocks
 from tfcompress.prune.channel_pruning import ChannelPlan, channels, plan_channels, plan_cost, rebuild

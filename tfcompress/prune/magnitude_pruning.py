@@ -78,7 +78,6 @@ def magnitude(
 
 
 def _engine(model):
-    # The engine loads on first use, so only the model's own Keras is imported.
     return importlib.import_module(f"tfcompress.prune.{'keras3' if is_keras3_model(model) else 'keras2'}_pruning")
 
 

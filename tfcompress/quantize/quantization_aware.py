@@ -7,7 +7,6 @@ tfcompress's (see `configs`), and the layers neither has stay in float, named in
 """
 
 import collections
-import importlib
 import warnings
 
 import numpy as np
@@ -18,7 +17,7 @@ from tfcompress._keras import keras, tfmot
 from tfcompress._keras3 import is_keras3_model
 from tfcompress._model_guards import graph_model
 from tfcompress.prune import is_pruned
-from tfcompress.quantize import configs, ops, ranges
+from tfcompress.quantize import configs, keras3_qat, ops, ranges
 from tfcompress.quantize.clustering import is_clustered
 
 _quantization = tfmot.quantization.keras
@@ -125,12 +124,7 @@ def _keras3_qat(model, representative_data, preserve_sparsity, preserve_clusters
         )
     if is_quantization_aware(model):
         raise ValueError("`model` is already quantization-aware; fine-tune it as it is, or export it.")
-    return _keras3_engine().qat(model, representative_data, preserve_sparsity)
-
-
-def _keras3_engine():
-    # The Keras 3 engine loads on first use, so a tf_keras user's process never imports it.
-    return importlib.import_module("tfcompress.quantize.keras3_qat")
+    return keras3_qat.qat(model, representative_data, preserve_sparsity)
 
 
 def _checked_float_layers(flat, float_layers) -> set:
@@ -244,13 +238,13 @@ def is_quantization_aware(model) -> bool:
       True
     """
     if is_keras3_model(model):
-        return _keras3_engine().is_quantization_aware(model)
+        return keras3_qat.is_quantization_aware(model)
     return any(isinstance(layer, _quantization.QuantizeWrapper) for layer in model.submodules)
 
 
 def not_finite_ranges(model) -> list:
     """The layers of a quantization-aware model (either Keras) whose ranges hold NaN or infinity."""
-    return _keras3_engine().not_finite(model) if is_keras3_model(model) else ranges.not_finite(model)
+    return keras3_qat.not_finite(model) if is_keras3_model(model) else ranges.not_finite(model)
 
 
 def _has_zero_weights(model) -> bool:
@@ -259,7 +253,9 @@ def _has_zero_weights(model) -> bool:
 
 
 def quantize_scope(*args):
-    """A scope in which a saved quantization-aware model loads: TF-MOT's objects and tfcompress's.
+    """A scope in which a saved quantization-aware `tf_keras` model loads: TF-MOT's objects and tfcompress's.
+
+    A Keras 3 one needs no scope: its classes register with Keras 3 when `tfc.quantize` is imported.
 
     Args:
       *args: dicts of further custom objects, as for TF-MOT's `quantize_scope`.
