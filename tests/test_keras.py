@@ -153,6 +153,9 @@ KERAS3_NATIVE = {
     "prune.sparsity": lambda model, tmp: tfc.prune.sparsity(model),
     "prune.channels": lambda model, tmp: tfc.prune.channels(model, 0.0),
     "prune.cost": lambda model, tmp: tfc.prune.cost(model),
+    "prune.sensitivity": lambda model, tmp: tfc.prune.sensitivity(
+        model, (np.random.default_rng(0).random((20, 8, 8, 1)), np.arange(20) % 10), ratios=(0.5,)
+    ),
     "quantize.qat": lambda model, tmp: tfc.quantize.qat(model),
     "export.to_tflite": lambda model, tmp: tfc.export.to_tflite(model, tmp / "m.tflite", mode="float32"),
     "export.verify": lambda model, tmp: tfc.litert.verify(

@@ -12,6 +12,7 @@ import inspect
 import tensorflow as tf
 
 from tfcompress._keras import keras
+from tfcompress._keras3 import keras_of
 
 
 @dataclasses.dataclass
@@ -177,7 +178,7 @@ def _takes_training(layer) -> bool:
 
 
 def clone_with_weights(model):
-    """Returns an independent copy of a Sequential or functional model, weights included."""
-    copy = keras.models.clone_model(model)
+    """Returns an independent copy of a Sequential or functional model of either Keras, weights included."""
+    copy = keras_of(model).models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy

@@ -207,8 +207,9 @@ def test_models_it_cannot_prune_get_clear_errors():
         tfc.prune.channels(twice)
 
 
-def test_sensitivity_prunes_each_group_alone_and_plots_it(trained_cnn, digits, tmp_path):
+def test_sensitivity_prunes_each_group_alone_and_plots_it(engine, digits, tmp_path):
     _, (x_test, y_test) = digits
+    trained_cnn = engine.trained_cnn
     before = weights_of(trained_cnn)
     result = tfc.prune.sensitivity(trained_cnn, (x_test, y_test), ratios=(0.25, 0.75), plot_path=tmp_path / "s.png")
     assert result["baseline"] == pytest.approx(trained_cnn.evaluate(x_test, y_test, verbose=0)[1])

@@ -85,6 +85,17 @@ def test_gamma_penalty_drives_batchnorm_scales_down_on_a_copy(digits, seeded):
         tfc.prune.gamma_penalty(model, -1.0)
 
 
+def test_gamma_penalty_of_a_keras3_model_is_a_keras3_copy_that_adds_it(seeded):
+    import keras as keras3
+
+    model = small_resnet(width=8, blocks=1, k=keras3)
+    penalized = tfc.prune.gamma_penalty(model, 0.1)
+    assert isinstance(penalized, keras3.Model) and len(penalized.losses) == 3 and not model.losses
+    gammas = sum(np.abs(np.asarray(layer.gamma)).sum() for layer in model.layers if hasattr(layer, "gamma"))
+    assert float(sum(penalized.losses)) == pytest.approx(0.1 * gammas, rel=1e-5)
+    assert not tfc.prune.gamma_penalty(penalized, 0).losses
+
+
 def _batchnorm_input_statistics(model, x):
     k = keras_of(model)
     statistics = {}

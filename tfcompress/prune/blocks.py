@@ -7,8 +7,10 @@ block becomes the identity and every layer of the branch is gone.
 
 from tfcompress import _tasks
 from tfcompress._keras import keras
-from tfcompress._model_guards import ensure_graph_model
+from tfcompress._keras3 import is_keras3_model
+from tfcompress._model_guards import graph_model
 from tfcompress.data.arrays import labelled_arrays
+from tfcompress.prune import keras3_channels
 from tfcompress.prune.coupling import nodes
 
 
@@ -16,7 +18,7 @@ def residual_blocks(model, data=None, *, task=None) -> list:
     """The residual blocks of `model` whose branch can be dropped safely.
 
     Args:
-      model: a built Sequential or functional Keras 2 model.
+      model: a built Sequential or functional model of either Keras.
       data: optional held-out `(x, y)` (labels as for `tfc.litert.verify`): each block is
         then dropped alone and the accuracy left (a regression's error) is measured, with
         no fine-tuning.
@@ -30,14 +32,28 @@ def residual_blocks(model, data=None, *, task=None) -> list:
       from the full model's accuracy); for regression `mae` and `drop` (its rise, in percent).
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
+      TypeError: `model` is not a Keras model.
       ValueError: `model` is subclassed or unbuilt, or the data is unusable.
 
     Examples:
       >>> [block["add"] for block in tfc.prune.residual_blocks(mobilenet)][:2]
       ['block_2_add', 'block_4_add']
     """
-    model = ensure_graph_model(model)
+    model = graph_model(model)
+    blocks = _blocks(keras3_channels.planning_twin(model)[1] if is_keras3_model(model) else model)
+    if data is not None:
+        x, y = labelled_arrays(data, "data")
+        task = _tasks.infer(model, task=task, labels=y)
+        y = task.labels(y, model.outputs[0].shape[1:], argument="data")
+        baseline = _tasks.evaluate(model, x, y, task)
+        for block in blocks:
+            block[task.measure] = _tasks.evaluate(drop_blocks(model, [block["add"]]), x, y, task)
+            block["drop"] = 100 * task.drop(baseline, block[task.measure])
+    return blocks
+
+
+def _blocks(model) -> list:
+    """The droppable blocks of a Keras 2 graph model, as `residual_blocks` lists them (without measures)."""
     graph = nodes(model)
     inputs_of = {layer.name: names for layer, names in graph}
     readers = {}
@@ -54,14 +70,6 @@ def residual_blocks(model, data=None, *, task=None) -> list:
                 parameters = sum(model.get_layer(name).count_params() for name in branch)
                 blocks.append({"add": layer.name, "skip": skip, "branch": branch, "parameters": parameters})
                 break
-    if data is not None:
-        x, y = labelled_arrays(data, "data")
-        task = _tasks.infer(model, task=task, labels=y)
-        y = task.labels(y, model.outputs[0].shape[1:], argument="data")
-        baseline = _tasks.evaluate(model, x, y, task)
-        for block in blocks:
-            block[task.measure] = _tasks.evaluate(drop_blocks(model, [block["add"]]), x, y, task)
-            block["drop"] = 100 * task.drop(baseline, block[task.measure])
     return blocks
 
 
@@ -69,25 +77,26 @@ def drop_blocks(model, blocks):
     """A new model without the named residual blocks' branches (see `residual_blocks`).
 
     Args:
-      model: a built Sequential or functional Keras 2 model.
+      model: a built Sequential or functional model of either Keras.
       blocks: names of the blocks' Add layers, as `residual_blocks` lists them.
 
     Returns:
-      A new Keras model in which each named block passes its skip tensor on; every other
-      layer is a copy with the same weights. `model` is not modified. Fine-tune it.
+      A new model of `model`'s Keras in which each named block passes its skip tensor on;
+      every other layer is a copy with the same weights. `model` is not modified. Fine-tune it.
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
+      TypeError: `model` is not a Keras model.
       ValueError: a name is not a block whose branch can be dropped, or a layer cannot
         be copied (a layer called with extra arguments).
 
     Examples:
       >>> shallower = tfc.prune.drop_blocks(mobilenet, ["block_5_add", "block_9_add"])
     """
-    model = ensure_graph_model(model)
+    model = graph_model(model)
     if isinstance(blocks, str):
         raise ValueError(f"`blocks` must be a list of Add layer names, e.g. [{blocks!r}].")
-    droppable = {block["add"]: block for block in residual_blocks(model)}
+    flat, twin = keras3_channels.planning_twin(model) if is_keras3_model(model) else (None, model)
+    droppable = {block["add"]: block for block in _blocks(twin)}
     unknown = [name for name in blocks if name not in droppable]
     if unknown:
         raise ValueError(
@@ -98,7 +107,8 @@ def drop_blocks(model, blocks):
         raise ValueError("`blocks` is empty; name at least one block (see tfc.prune.residual_blocks).")
     skip_of = {name: droppable[name]["skip"] for name in blocks}
     removed = {layer for name in blocks for layer in droppable[name]["branch"]}
-    return _rewire(model, skip_of, removed)
+    shallower = _rewire(twin, skip_of, removed)
+    return shallower if flat is None else keras3_channels.without_branches(flat, skip_of, shallower)
 
 
 def _branch(skip, end, inputs_of, readers, add, outputs):

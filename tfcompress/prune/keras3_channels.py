@@ -1,11 +1,12 @@
-"""Channel pruning of a Keras 3 model: planned on its Keras 2 twin, built again from its own Keras 3 layers.
+"""Structured pruning of a Keras 3 model: planned on its Keras 2 twin, built again from its own Keras 3 layers.
 
 The coupling analysis and the criteria read Keras 2 (tf_keras) graphs. A Keras 3 model is
 first flattened in Keras 3 (nested models inlined, names made unique), then rebuilt as its
 Keras 2 twin (`from_keras3`: the same layer names and weights) to plan on. The result is
 the flat Keras 3 model again, each of its layers recreated from its own Keras 3 config at
 the planned width and given the twin's cut weights, and checked to compute what the Keras 2
-rebuild of the plan computes.
+rebuild of the plan computes. Residual blocks are dropped the same way: found on the twin, and
+left out of the flat Keras 3 model.
 """
 
 from tfcompress._keras3 import keras
@@ -57,6 +58,53 @@ def resized(flat, twin, sizes: dict, weights: dict, expected):
         smaller.__dict__["_task_loss"] = flat.__dict__["_task_loss"]
     check_same_outputs(expected, smaller, what=f"The Keras 3 model of the channels kept in {flat.name!r}")
     return smaller
+
+
+def without_branches(flat, skip_of: dict, expected):
+    """`flat` with each Add that `skip_of` names passing its skip input on: a new Keras 3 model computing `expected`.
+
+    Args:
+      flat: a flat Keras 3 model (from `planning_twin`).
+      skip_of: `{Add layer name: the name of the layer whose output it passes on}`.
+      expected: the Keras 2 twin without the same branches.
+
+    Returns:
+      A new functional Keras 3 model of `flat`'s layers; the branches' layers are not in it.
+    """
+    producer, copies = {}, {}
+
+    def call(node, args, kwargs):
+        operation = node.operation
+        if operation.name in skip_of:
+            skip = skip_of[operation.name]
+            kept = [tensor for tensor in keras.tree.flatten(args) if producer.get(id(tensor)) == skip]
+            if len(kept) != 1:
+                raise ValueError(
+                    f"Block {operation.name!r} reads {skip!r} in Keras 2 but not as one input in "
+                    "Keras 3, so it cannot be dropped there. Drop it in tf_keras: "
+                    "tfc.prune.drop_blocks(tfc.from_keras3(model), blocks)."
+                )
+            return kept[0]
+        if isinstance(operation, keras.layers.Layer):
+            if id(operation) not in copies:
+                copies[id(operation)] = type(operation).from_config(operation.get_config())
+            operation = copies[id(operation)]
+        outputs = operation(*args, **kwargs)
+        producer.update((id(tensor), node.operation.name) for tensor in keras.tree.flatten(outputs))
+        return outputs
+
+    def on_input(tensor):
+        producer[id(tensor)] = tensor.name
+        return tensor
+
+    shallower = rebuild(flat, call, on_input=on_input)
+    for layer in shallower.layers:
+        if layer.weights:
+            layer.set_weights(flat.get_layer(layer.name).get_weights())
+    if "_task_loss" in flat.__dict__:
+        shallower.__dict__["_task_loss"] = flat.__dict__["_task_loss"]
+    check_same_outputs(expected, shallower, what=f"The Keras 3 model of {flat.name!r} without the blocks")
+    return shallower
 
 
 def _flat_copy(model):

@@ -4,7 +4,7 @@
 from tfcompress import _files, _tasks
 from tfcompress._checks import check_number
 from tfcompress._graph import clone_with_weights
-from tfcompress._model_guards import ensure_graph_model
+from tfcompress._model_guards import graph_model
 from tfcompress.data.arrays import arrays_from, labelled_arrays
 from tfcompress.prune.batchnorm import recalibrate_batchnorm
 from tfcompress.prune.channel_pruning import plan_channels, rebuild
@@ -23,7 +23,7 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
     Without fine-tuning, the drop shows what each layer's channels carry: cut harder where it is small.
 
     Args:
-      model: a built Sequential or functional Keras 2 model.
+      model: a built Sequential or functional model of either Keras.
       data: held-out `(x, y)` arrays, or a batched `tf.data.Dataset` of them.
       ratios: shares of each group's channels to remove, each in [0, 1).
       criterion: as for `channels`.
@@ -40,7 +40,7 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
       `table` (the rows as text) and `plot` (the PNG's path, or None).
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
+      TypeError: `model` is not a Keras model.
       ValueError: a ratio is out of range, the data is empty, NaN or unlabelled, or the
         model cannot be channel-pruned (see `channels`).
       FileExistsError: `plot_path` exists and `overwrite` is False.
@@ -49,7 +49,7 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
       >>> result = tfc.prune.sensitivity(model, (x_test, y_test), plot_path="sensitivity.png")
       >>> print(result["table"])
     """
-    model = ensure_graph_model(model)
+    model = graph_model(model)
     x, y = labelled_arrays(data, "data")
     task = _tasks.infer(model, task=task, labels=y)
     y = task.labels(y, model.outputs[0].shape[1:], argument="data")

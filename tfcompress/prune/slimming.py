@@ -1,8 +1,8 @@
 """Network slimming's training half: an L1 penalty on BatchNormalization γ makes channels prunable."""
 
 from tfcompress._checks import check_number
-from tfcompress._keras import keras
-from tfcompress._model_guards import ensure_graph_model
+from tfcompress._keras3 import keras_of
+from tfcompress._model_guards import graph_model
 
 
 def gamma_penalty(model, strength: float = 1e-4):
@@ -13,17 +13,17 @@ def gamma_penalty(model, strength: float = 1e-4):
     cost. Call it again with `strength=0` to drop the penalty (e.g. before fine-tuning).
 
     Args:
-      model: a built Sequential or functional Keras 2 model with BatchNormalization
-        layers that learn a scale.
+      model: a built Sequential or functional model of either Keras with
+        BatchNormalization layers that learn a scale.
       strength: the L1 factor added to the loss per unit of Σ|γ|; 1e-5 to 1e-4 is
         typical; 0 removes the penalty.
 
     Returns:
-      A new model with the same weights and the penalty set; compile and train it.
-      `model` is not modified.
+      A new model of `model`'s Keras with the same weights and the penalty set;
+      compile and train it. `model` is not modified.
 
     Raises:
-      TypeError: `model` is not a Keras 2 model.
+      TypeError: `model` is not a Keras model.
       ValueError: `strength` is negative, or no BatchNormalization layer learns a scale.
 
     Examples:
@@ -32,8 +32,9 @@ def gamma_penalty(model, strength: float = 1e-4):
       >>> slim.fit(x, y, epochs=3)
       >>> smaller = tfc.prune.channels(slim, 0.5, criterion="bn_gamma")
     """
-    model = ensure_graph_model(model)
+    model = graph_model(model)
     check_number("strength", strength, low=0)
+    keras = keras_of(model)
     scaled = [
         layer.name for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization) and layer.scale
     ]
