@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -208,9 +209,14 @@ def test_the_channels_stage_hands_a_smaller_model_on(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_channels_stage_on_a_resnet_with_every_option(tmp_path):
+@pytest.mark.parametrize("model_file", [False, True], ids=["builtin tf_keras model", "Keras 3 .keras file"])
+def test_the_channels_stage_on_a_resnet_with_every_option(model_file, tmp_path):
+    if model_file:  # every option in Keras 3: the penalty, dropped blocks, distilled recovery
+        import keras as keras3
+
+        tfc.models.residual_net(16, 3, "resnet", keras=keras3).save(tmp_path / "resnet.keras")
     recipe = {
-        "model": "builtin:resnet",
+        "model": str(tmp_path / "resnet.keras") if model_file else "builtin:resnet",
         "output_dir": str(tmp_path / "out"),
         "stages": {
             "train": {"epochs": 2},
@@ -223,11 +229,14 @@ def test_the_channels_stage_on_a_resnet_with_every_option(tmp_path):
                 "penalty_epochs": 1,
                 "drop_blocks": 1,
                 "protect": ["first"],
+                "distill_recovery": model_file,
             },
             "export": {"mode": "float32"},
         },
     }
-    report = tfc.pipeline.run(recipe, progress=lambda line: None)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", ".*rebuilt with tfc.from_keras3")  # a Keras 3 model stays Keras 3
+        report = tfc.pipeline.run(recipe, progress=lambda line: None)
     widths = report["widths"]
     assert widths["stem"] == [16, 16]  # protected
     assert sorted(width for name, (_, width) in widths.items() if name.endswith("_conv1")).count(0) == 1
