@@ -5,7 +5,6 @@ import pytest
 
 import tfcompress as tfc
 from tests.conftest import accuracy, compile_classifier, weights_of
-from tfcompress import keras
 
 
 def small_resnet(width=8, blocks=2, k=None):
