@@ -69,7 +69,7 @@ def without_branches(flat, skip_of: dict, expected):
       expected: the Keras 2 twin without the same branches.
 
     Returns:
-      A new functional Keras 3 model of `flat`'s layers; the branches' layers are not in it.
+      A new functional Keras 3 model of copies of `flat`'s layers, the branches' layers left out.
     """
     producer, copies = {}, {}
 
