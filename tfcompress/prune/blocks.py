@@ -40,7 +40,9 @@ def residual_blocks(model, data=None, *, task=None) -> list:
       ['block_2_add', 'block_4_add']
     """
     model = graph_model(model)
-    blocks = _blocks(keras3_channels.planning_twin(model)[1] if is_keras3_model(model) else model)
+    if is_keras3_model(model):  # found and measured on its Keras 2 twin (the same function and layer names)
+        model = keras3_channels.planning_twin(model)[1]
+    blocks = _blocks(model)
     if data is not None:
         x, y = labelled_arrays(data, "data")
         task = _tasks.infer(model, task=task, labels=y)

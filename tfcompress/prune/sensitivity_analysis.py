@@ -4,8 +4,10 @@
 from tfcompress import _files, _tasks
 from tfcompress._checks import check_number
 from tfcompress._graph import clone_with_weights
+from tfcompress._keras3 import is_keras3_model
 from tfcompress._model_guards import graph_model
 from tfcompress.data.arrays import arrays_from, labelled_arrays
+from tfcompress.prune import keras3_channels
 from tfcompress.prune.batchnorm import recalibrate_batchnorm
 from tfcompress.prune.channel_pruning import plan_channels, rebuild
 from tfcompress.report import format_table, new_figure, write_figure
@@ -50,6 +52,8 @@ def sensitivity(model, data, *, ratios=(0.25, 0.5, 0.75), criterion="l1", calibr
       >>> print(result["table"])
     """
     model = graph_model(model)
+    if is_keras3_model(model):  # measured on its Keras 2 twin (the same function and layer names): one for every cut
+        model = keras3_channels.planning_twin(model)[1]
     x, y = labelled_arrays(data, "data")
     task = _tasks.infer(model, task=task, labels=y)
     y = task.labels(y, model.outputs[0].shape[1:], argument="data")
